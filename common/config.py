@@ -1,0 +1,153 @@
+"""Frozen dataclass configs, named presets and `--key=value` command-line overrides.
+
+Each paper defines one frozen dataclass whose fields are declared with `param(default, "comment")`;
+the comment cites the paper and is what `--help` prints. Presets are named sets of overrides:
+`paper` (the default, the paper's recipe) is always the dataclass defaults; others live in the
+paper's `PRESETS` dict. A command line is `[--preset=NAME] [--key=value ...]`, applied in that order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import typing
+from dataclasses import dataclass, field
+
+PAPER_PRESET = "paper"
+
+
+def param(default, help: str):
+    """A config field with its one-line comment (shown by `--help`)."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("config defaults must be immutable; use a tuple")
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Fields every paper's config shares: where things go and how a run is made reproducible."""
+
+    seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.repro.seed_everything)")
+    data_dir: str = param("", "data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
+    download: bool = param(True, "download missing data from the canonical source (verified by checksum)")
+    results_dir: str = param("results", "where the finished run's JSON is written (results/<paper>/)")
+    runs_dir: str = param("runs", "working files: checkpoints for resume, CSV history, TensorBoard")
+    tensorboard: bool = param(False, "also write TensorBoard logs to the run directory")
+    jit_compile: str = param("auto", "XLA compilation of the train step: auto, true or false")
+
+
+class ConfigError(ValueError):
+    """A bad preset, key or value on the command line; the message says what is valid."""
+
+
+def _field_types(cls) -> dict[str, type]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _convert(name: str, raw: str, typ) -> object:
+    if typ not in (bool, int, float, str) and typing.get_origin(typ) is not tuple:
+        raise ConfigError(f"--{name}: unsupported field type {typ}")
+    try:
+        if typ is bool:
+            low = raw.strip().lower()
+            if low not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(raw)
+            return low in ("1", "true", "yes", "on")
+        if typ in (int, float, str):
+            return typ(raw)
+        (item_type, *_rest) = typing.get_args(typ)
+        parts = [p.strip() for p in raw.strip("()").split(",") if p.strip()]
+        return tuple(item_type(p) for p in parts)
+    except ValueError:
+        kind = getattr(typ, "__name__", str(typ))
+        raise ConfigError(f"--{name}={raw!r} is not a valid {kind}") from None
+
+
+def _check_keys(cls, keys, where: str) -> None:
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in keys if k not in valid]
+    if unknown:
+        raise ConfigError(f"unknown {where} {', '.join(unknown)}; valid keys are: {', '.join(valid)}")
+
+
+def make_config(cls, presets: dict[str, dict], preset: str = PAPER_PRESET, **overrides):
+    """The config for `preset` with `overrides` applied; raises ConfigError on unknown names."""
+    if preset != PAPER_PRESET and preset not in presets:
+        raise ConfigError(f"unknown preset {preset!r}; choose from: {', '.join([PAPER_PRESET, *presets])}")
+    values = dict(presets.get(preset, {}))
+    _check_keys(cls, values, f"key in preset {preset!r}:")
+    _check_keys(cls, overrides, "config key(s)")
+    values.update(overrides)
+    config = cls(**values)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def parse_args(cls, presets: dict[str, dict], argv: list[str] | None = None, description: str = ""):
+    """Parse `[--preset=NAME] [--key=value ...]` into `(preset, config)`; `--help` prints the fields."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(help_text(cls, presets, description))
+        raise SystemExit(0)
+    preset, raw = PAPER_PRESET, {}
+    for arg in argv:
+        if not arg.startswith("--") or "=" not in arg:
+            raise ConfigError(f"expected --key=value, got {arg!r} (see --help)")
+        key, value = arg[2:].split("=", 1)
+        if key == "preset":
+            preset = value
+        else:
+            raw[key] = value
+    _check_keys(cls, raw, "config key(s)")
+    types = _field_types(cls)
+    overrides = {k: _convert(k, v, types[k]) for k, v in raw.items()}
+    return preset, make_config(cls, presets, preset, **overrides)
+
+
+def help_text(cls, presets: dict[str, dict], description: str = "") -> str:
+    types = _field_types(cls)
+    lines = [description.strip(), "", "usage: [--preset=NAME] [--key=value ...]", ""]
+    lines.append("presets: " + ", ".join([f"{PAPER_PRESET} (default)", *presets]))
+    for name, values in presets.items():
+        lines.append(f"  {name}: " + " ".join(f"--{k}={_fmt(v)}" for k, v in values.items()))
+    lines += ["", "fields (default; comment):"]
+    for f in dataclasses.fields(cls):
+        typ = getattr(types[f.name], "__name__", str(types[f.name]))
+        lines.append(f"  --{f.name}={_fmt(f.default)}  [{typ}]  {f.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def to_dict(config) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+# Fields that decide where files go, not what is computed; left out of the config hash so that a
+# run resumes (or is compared) whatever directory it was pointed at.
+_LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard"}
+
+
+def config_hash(config) -> str:
+    """A short stable hash of the fields that change the computation."""
+    relevant = {k: v for k, v in to_dict(config).items() if k not in _LOCATION_FIELDS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def cli_main(cls, presets, run, argv=None, description: str = "") -> int:
+    """Entry point for a paper's train.py: parse, run, and turn a ConfigError into a clean exit."""
+    try:
+        preset, config = parse_args(cls, presets, argv, description)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return run(config, preset=preset)

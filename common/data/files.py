@@ -1,0 +1,85 @@
+"""Where datasets live, how their files are checked, and how a missing one is fetched.
+
+The data directory is, in order: the `data_dir` argument (`--data_dir`), `$KPB_DATA_DIR`, or Keras'
+standard cache `~/.keras/datasets`. Files are read in their publishers' formats. A file that is
+present but does not match its checksum is reported and left alone (never silently re-downloaded
+over); a missing file is downloaded from the canonical URL only when `download=True`, into a
+temporary name that is renamed once its checksum is verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "KPB_DATA_DIR"
+
+
+class DataError(RuntimeError):
+    """Missing, corrupt or unexpected data; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str  # file name under the data directory (may include a sub-folder)
+    url: str
+    md5: str  # the publisher's checksum of the file as downloaded
+
+
+def data_dir(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    return Path.home() / ".keras" / "datasets"
+
+
+def md5sum(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, md5: str, what: str) -> None:
+    actual = md5sum(path)
+    if actual != md5:
+        raise DataError(
+            f"{path} is corrupt or not the {what}: md5 {actual}, expected {md5}. "
+            f"It was left as it is; delete or replace it and run again."
+        )
+
+
+def fetch(spec: RemoteFile, root: Path, download: bool, what: str) -> Path:
+    """The path of `spec` under `root`, downloading it first if it is missing and allowed."""
+    path = root / spec.name
+    if path.exists():
+        return path
+    if not download:
+        raise DataError(missing_message(spec, root, what))
+    import keras  # deferred: only a download needs it
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    print(f"Downloading {what} from {spec.url} to {path}")
+    try:
+        # get_file shows a progress bar; the checksum is verified by us, below, so that a bad
+        # download is reported instead of quietly retried.
+        keras.utils.get_file(fname=partial.name, origin=spec.url, cache_dir=str(partial.parent),
+                             cache_subdir=".")
+    except Exception as e:  # URLError, HTTPError, timeouts: all mean "could not download"
+        partial.unlink(missing_ok=True)
+        raise DataError(f"could not download {spec.url} ({e}). " + missing_message(spec, root, what)) from e
+    verify(partial, spec.md5, what)
+    partial.rename(path)
+    return path
+
+
+def missing_message(spec: RemoteFile, root: Path, what: str) -> str:
+    return (
+        f"{what}: {root / spec.name} not found. Download {spec.url} (md5 {spec.md5}) and put it "
+        f"there, or point --data_dir / ${ENV_VAR} at a directory that has it."
+    )

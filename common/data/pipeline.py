@@ -1,0 +1,67 @@
+"""Batches from in-memory NumPy arrays for `Model.fit`, on any Keras backend.
+
+Each epoch's shuffle and each batch's augmentation are drawn from a generator seeded by
+(seed, epoch, batch index), so a batch is a pure function of those three: worker threads can build
+batches in any order, and a run resumed at an epoch boundary sees exactly the batches an
+uninterrupted run would have seen. `common.training.EpochSync` tells the pipeline the epoch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = True,
+                 drop_remainder: bool = True, augment=None, seed: int = 0, workers: int = 2):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+        if drop_remainder and len(x) < batch_size:
+            raise ValueError(f"{len(x)} examples cannot fill one batch of {batch_size}")
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.shuffle, self.drop_remainder, self.augment, self.seed = shuffle, drop_remainder, augment, seed
+        self.epoch = 0
+        self._order = self._make_order(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self._order = self._make_order(epoch)
+
+    def _make_order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.x))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+
+    def __len__(self) -> int:
+        n = len(self.x) / self.batch_size
+        return math.floor(n) if self.drop_remainder else math.ceil(n)
+
+    def __getitem__(self, index: int):
+        idx = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
+        x = self.x[idx]
+        if self.augment is not None:
+            x = self.augment(x, np.random.default_rng([self.seed, self.epoch, index, 1]))
+        return x, self.y[idx]
+
+
+def pad_crop_flip(pad: int):
+    """Zero-pad by `pad` pixels, take a random crop of the original size, flip half of the images
+    horizontally: the CIFAR augmentation of Lee et al. 2015 used by He et al. 2016 (§4.2).
+    Each image gets its own crop offset and flip."""
+
+    def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n, h, w = x.shape[:3]
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        dy = rng.integers(0, 2 * pad + 1, n)
+        dx = rng.integers(0, 2 * pad + 1, n)
+        flip = rng.random(n) < 0.5
+        rows = dy[:, None] + np.arange(h)[None, :]
+        cols = dx[:, None] + np.arange(w)[None, :]
+        cols = np.where(flip[:, None], cols[:, ::-1], cols)
+        return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+    return augment

@@ -1,0 +1,115 @@
+"""One JSON per finished run under results/<paper>/: the only source of reported numbers.
+
+A record says what was run (paper, variant, preset, full config, seed), on what code (git commit and
+whether the tree was dirty), with what (library versions, backend, device), when and for how long,
+what happened each epoch, the final metrics, and whether the run completed or failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from common import repro
+from common.config import config_hash, to_dict
+
+SCHEMA_VERSION = 1
+REQUIRED_KEYS = ("schema", "paper", "variant", "preset", "config", "config_hash", "seed", "git", "versions",
+                 "device", "started", "finished", "wall_time_s", "history", "final", "status")
+STATUSES = ("completed", "failed")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def make_record(*, paper: str, variant: str, preset: str, config, started: str, wall_time_s: float,
+                history: list[dict], final: dict, status: str, extra: dict | None = None) -> dict:
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    record = {
+        "schema": SCHEMA_VERSION,
+        "paper": paper,
+        "variant": variant,
+        "preset": preset,
+        "config": to_dict(config),
+        "config_hash": config_hash(config),
+        "seed": config.seed,
+        "git": repro.git_state(),
+        "versions": repro.library_versions(),
+        "device": repro.device_info(),
+        "started": started,
+        "finished": utc_now(),
+        "wall_time_s": round(float(wall_time_s), 1),
+        "history": history,
+        "final": final,
+        "status": status,
+    }
+    record.update(extra or {})
+    return record
+
+
+def _json_safe(value):
+    """NaN/inf are not JSON; a failed run's NaN loss is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write(record: dict, results_dir: str | os.PathLike) -> Path:
+    """Write `record` to results_dir/<paper>/ atomically, never replacing an existing file.
+
+    The JSON is written to a temporary file in the same folder and then hard-linked to its final
+    name, which fails if that name exists (a rename would silently replace it); a clash gets a
+    numeric suffix instead.
+    """
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise ValueError(f"results record lacks {missing}")
+    folder = Path(results_dir) / record["paper"]
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = record["finished"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    stem = f"{record['variant']}_{record['preset']}_seed{record['seed']}_{stamp}"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_json_safe(record), f, indent=1, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        for n in range(1000):
+            final = folder / (f"{stem}.json" if n == 0 else f"{stem}-{n}.json")
+            try:
+                os.link(tmp, final)
+                return final
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"could not find a free name for {stem} in {folder}")
+    finally:
+        os.unlink(tmp)
+
+
+def load_all(results_dir: str | os.PathLike, paper: str | None = None) -> list[dict]:
+    """Every results record under results_dir (optionally one paper's), with its path."""
+    root = Path(results_dir)
+    pattern = f"{paper}/*.json" if paper else "*/*.json"
+    records = []
+    for path in sorted(root.glob(pattern)):
+        if path.name.startswith("."):
+            continue
+        with open(path) as f:
+            record = json.load(f)
+        missing = [k for k in REQUIRED_KEYS if k not in record]
+        if missing:
+            raise ValueError(f"{path} is not a results record: it lacks {missing}")
+        record["_path"] = str(path)
+        records.append(record)
+    return records

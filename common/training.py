@@ -1,0 +1,169 @@
+"""Training plumbing shared by every paper: the run directory and the Keras callbacks around `fit`.
+
+A run directory `runs/<paper>/<run_id>/` holds the `BackupAndRestore` checkpoint, the CSV history
+and (optionally) TensorBoard logs. The run id is derived from the config, so running the same
+command again after an interruption resumes where the last finished epoch left off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+
+import keras
+import pandas as pd
+
+from common.config import config_hash
+
+
+def run_dir(config, paper: str, variant: str, preset: str) -> Path:
+    path = Path(config.runs_dir) / paper / f"{variant}-{preset}-seed{config.seed}-{config_hash(config)}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class EpochSync(keras.callbacks.Callback):
+    """Tells a data pipeline which epoch is starting, so that its shuffle and augmentation are a
+    function of (seed, epoch) and a resumed run sees the same batches as an uninterrupted one."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.set_epoch(epoch)
+
+
+class StopAtIteration(keras.callbacks.Callback):
+    """Stops after `max_iterations` optimizer steps (papers that count iterations, not epochs).
+
+    The count comes from epoch and batch indices, not from the optimizer's variable, so it costs no
+    device synchronisation (on JAX the variable is only synced at epoch ends)."""
+
+    def __init__(self, max_iterations: int, steps_per_epoch: int):
+        super().__init__()
+        self.max_iterations, self.steps_per_epoch = max_iterations, steps_per_epoch
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch * self.steps_per_epoch + batch + 1 >= self.max_iterations:
+            self.model.stop_training = True
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at a NaN or infinite loss and remembers that the run failed.
+
+    Checks every `every` batches (reading the loss synchronises the device) and at each epoch end."""
+
+    def __init__(self, every: int = 50):
+        super().__init__()
+        self.every = every
+        self.failed_at: dict | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _check(self, logs, batch=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and self.failed_at is None:
+            self.failed_at = {"epoch": self._epoch, "batch": batch, "loss": float(loss)}
+            print(f"\nLoss became {float(loss)} in epoch {self._epoch + 1}; stopping, the run is marked failed.")
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0:
+            self._check(logs, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs)
+
+
+class Timer(keras.callbacks.Callback):
+    """Adds `epoch_time_s` and `train_images_per_s` to each epoch's logs and keeps the run's wall time
+    across resumed sessions in `state.json` (time after the last checkpoint of an interrupted
+    session is not counted, since that work is redone)."""
+
+    def __init__(self, path: Path, batch_size: int):
+        super().__init__()
+        self.path, self.batch_size = path, batch_size
+        state = json.loads(path.read_text()) if path.exists() else {}
+        self.previous_s = float(state.get("wall_time_s", 0.0))
+        self.sessions = int(state.get("sessions", 0)) + 1
+        self.throughputs: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        self.session_start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+        self.last_batch_end, self.batches = self.epoch_start, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.last_batch_end = time.perf_counter()
+        self.batches += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        train_s = max(self.last_batch_end - self.epoch_start, 1e-9)
+        logs["epoch_time_s"] = now - self.epoch_start
+        logs["train_images_per_s"] = self.batches * self.batch_size / train_s
+        self.throughputs.append(logs["train_images_per_s"])
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"wall_time_s": self.wall_time_s, "sessions": self.sessions}))
+        os.replace(tmp, self.path)
+
+    @property
+    def wall_time_s(self) -> float:
+        return self.previous_s + time.perf_counter() - self.session_start
+
+    def steady_throughput(self) -> float | None:
+        """Median images/s over this session's epochs, leaving out the first (it compiles)."""
+        values = self.throughputs[1:] or self.throughputs
+        return statistics.median(values) if values else None
+
+
+def callbacks(run: Path, batch_size: int, tensorboard: bool = False, extra=()) -> dict:
+    """The standard callbacks, by name; pass `list(result.values())` to `fit`.
+
+    Order matters: the timer writes its keys into the logs before the CSV logger reads them, and
+    the NaN check runs before the checkpoint is taken."""
+    cbs = {
+        "timer": Timer(run / "state.json", batch_size),
+        "nan": StopOnNaN(),
+        "backup": keras.callbacks.BackupAndRestore(str(run / "backup"), save_freq="epoch", delete_checkpoint=False),
+        "csv": keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+    }
+    if tensorboard:
+        cbs["tensorboard"] = keras.callbacks.TensorBoard(str(run / "tensorboard"))
+    for i, cb in enumerate(extra):
+        cbs[f"extra{i}"] = cb
+    return cbs
+
+
+def read_history(run: Path) -> list[dict]:
+    """The per-epoch history from the CSV log; after a resume, the last row for each epoch wins."""
+    path = run / "history.csv"
+    if not path.exists():
+        return []
+    frame = pd.read_csv(path).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    frame["epoch"] = frame["epoch"].astype(int) + 1  # CSVLogger counts from 0; people count from 1
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def finish(run: Path) -> None:
+    """A completed run needs no checkpoint; its history and state stay for inspection. Running the
+    same command again starts a new run (and writes a new results file)."""
+    import shutil
+
+    shutil.rmtree(run / "backup", ignore_errors=True)
+    for name in ("state.json", "history.csv"):
+        if (run / name).exists():
+            os.replace(run / name, run / f"{name}.done-{int(time.time())}")

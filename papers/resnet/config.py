@@ -1,0 +1,73 @@
+"""Configuration of the CIFAR-10 ResNets (He et al. 2016, §4.2). The defaults are the paper's recipe.
+
+Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; GPU: one H100, JAX):
+
+  paper   python papers/resnet/train.py --depth=20 --seed=0
+          64k iterations of batch 128 (182 epochs of 45k). ~6 h for ResNet-20 on the 2-core CPU,
+          ~20 min on an H100. Paper, Table 6: 8.75 % test error (ResNet-20).
+  quick   python papers/resnet/train.py --preset=quick
+          The same recipe with the schedule compressed to 1,500 iterations (4.3 epochs), lr / 10
+          at 50 % and 75 % of it, as in the paper. 15-25 min for ResNet-20 on the 2-core CPU.
+          Far from the paper's number (see REPORT.md for what it reaches), but it shows that model,
+          data and schedule work together.
+  smoke   python papers/resnet/train.py --preset=smoke
+          ResNet-8 on 96 images for 6 iterations (2 epochs): seconds. Checks the plumbing; the number means nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import ConfigError, RunConfig, param
+from papers.resnet.model import blocks_per_stage
+
+
+@dataclass(frozen=True)
+class ResNetConfig(RunConfig):
+    depth: int = param(20, "6n+2 layers; the paper's are 20, 32, 44, 56, 110 (§4.2, Table 6)")
+    batch_size: int = param(128, "minibatch size (§4.2)")
+    learning_rate: float = param(0.1, "initial learning rate (§4.2)")
+    lr_boundaries: tuple[int, ...] = param((32000, 48000), "iterations at which lr is divided by 10 (§4.2)")
+    max_iterations: int = param(64000, "training stops after this many iterations (§4.2)")
+    warmup_iterations: int = param(-1, "lr 0.01 for this many iterations first; -1: 400 for ResNet-110, "
+                                       "else 0 (§4.2: 'until the training error is below 80%, about 400 iterations')")
+    warmup_lr: float = param(0.01, "learning rate during warm-up (§4.2)")
+    momentum: float = param(0.9, "SGD momentum (§4.2)")
+    weight_decay: float = param(1e-4, "weight decay, added to the gradient as wd * w (§4.2); see model.py")
+    val_size: int = param(5000, "images held out of the 50k training set for validation (§4.2: 45k/5k split)")
+    augment: bool = param(True, "4-pixel zero padding, random 32x32 crop, random horizontal flip (§4.2)")
+    pad: int = param(4, "padding in pixels for the random crop (§4.2)")
+    train_subset: int = param(0, "use only the first N training images (0: all); for smoke tests")
+    test_subset: int = param(0, "evaluate on the first N test images (0: all 10,000); for smoke tests")
+    eval_batch_size: int = param(500, "batch size for validation and test (no effect on results)")
+    deterministic: bool = param(True, "deterministic kernels on TensorFlow, so that a resumed run matches")
+    data_workers: int = param(2, "threads that build augmented batches ahead of the train step")
+
+    def validate(self) -> None:
+        try:
+            blocks_per_stage(self.depth)
+        except ValueError as e:
+            raise ConfigError(f"--depth: {e}") from None
+        if list(self.lr_boundaries) != sorted(self.lr_boundaries):
+            raise ConfigError(f"lr_boundaries must be increasing, got {self.lr_boundaries}")
+        if self.batch_size < 1 or self.max_iterations < 1:
+            raise ConfigError("batch_size and max_iterations must be positive")
+        if self.jit_compile not in ("auto", "true", "false"):
+            raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
+
+    @property
+    def variant(self) -> str:
+        return f"resnet{self.depth}"
+
+    @property
+    def resolved_warmup_iterations(self) -> int:
+        if self.warmup_iterations >= 0:
+            return self.warmup_iterations
+        return 400 if self.depth >= 110 else 0
+
+
+PRESETS = {
+    "quick": {"max_iterations": 1500, "lr_boundaries": (750, 1125)},
+    "smoke": {"depth": 8, "batch_size": 32, "max_iterations": 6, "lr_boundaries": (3, 5), "val_size": 50,
+              "train_subset": 96, "test_subset": 100, "eval_batch_size": 50},
+}

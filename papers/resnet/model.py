@@ -1,0 +1,87 @@
+"""The CIFAR-10 residual networks of He et al. 2016, "Deep Residual Learning for Image Recognition", §4.2.
+
+    conv3x3(16) - BN - ReLU
+    3 stages of n residual blocks on 32x32 / 16x16 / 8x8 maps with 16 / 32 / 64 filters
+        block: conv3x3 - BN - ReLU - conv3x3 - BN - (+ shortcut) - ReLU
+    global average pooling - 10-way fully connected - softmax
+
+that is 6n+2 weighted layers (n = 3, 5, 7, 9, 18: ResNet-20/32/44/56/110). The first block of stages
+2 and 3 subsamples with stride 2; its shortcut is option A (§3.3): identity on every other pixel,
+with the extra channels zero-padded, so that all shortcuts are parameter-free (§4.2).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+DEPTHS = (20, 32, 44, 56, 110)
+FILTERS = (16, 32, 64)
+
+
+@keras.saving.register_keras_serializable(package="resnet")
+class ZeroPadShortcut(layers.Layer):
+    """Option A shortcut (§3.3): subsample by `stride` and zero-pad the channel axis to `filters`."""
+
+    def __init__(self, filters: int, stride: int, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.stride = filters, stride
+
+    def call(self, x):
+        x = x[:, :: self.stride, :: self.stride, :]
+        extra = self.filters - x.shape[-1]
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        return (n, None if h is None else -(-h // self.stride), None if w is None else -(-w // self.stride),
+                self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "stride": self.stride}
+
+
+def blocks_per_stage(depth: int) -> int:
+    if depth not in DEPTHS and (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n+2 (the paper's are {DEPTHS}), got {depth}")
+    return (depth - 2) // 6
+
+
+def build_model(depth: int = 20, num_classes: int = 10, weight_decay: float = 1e-4,
+                input_shape=(32, 32, 3)) -> keras.Model:
+    """ResNet-`depth` for CIFAR-10.
+
+    `weight_decay` is the paper's (Caffe-style) decay: the update adds `weight_decay * w` to each
+    gradient. Keras' L2 regulariser `l2` adds `l2 * sum(w**2)` to the loss, whose gradient is
+    `2 * l2 * w`, so the regulariser gets `weight_decay / 2`. It is applied to every parameter
+    (convolution and dense kernels, dense bias, BN scale and shift), as in Caffe and fb.resnet.torch.
+    """
+    n = blocks_per_stage(depth)
+    reg = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+    # "We initialize the weights as in [13]": zero-mean Gaussian, std sqrt(2 / fan_in).
+    init = keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
+
+    def conv(x, filters, stride, name):
+        return layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
+                             kernel_initializer=init, kernel_regularizer=reg, name=name)(x)
+
+    def bn(x, name):
+        # Keras' BN defaults (momentum 0.99, epsilon 1e-3); the paper follows [16] without stating them.
+        return layers.BatchNormalization(gamma_regularizer=reg, beta_regularizer=reg, name=name)(x)
+
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.ReLU(name="stem_relu")(bn(conv(inputs, FILTERS[0], 1, "stem_conv"), "stem_bn"))
+    for stage, filters in enumerate(FILTERS, start=1):
+        for block in range(1, n + 1):
+            stride = 2 if stage > 1 and block == 1 else 1
+            name = f"stage{stage}_block{block}"
+            shortcut = x
+            if stride != 1 or x.shape[-1] != filters:
+                shortcut = ZeroPadShortcut(filters, stride, name=f"{name}_shortcut")(x)
+            y = layers.ReLU(name=f"{name}_relu1")(bn(conv(x, filters, stride, f"{name}_conv1"), f"{name}_bn1"))
+            y = bn(conv(y, filters, 1, f"{name}_conv2"), f"{name}_bn2")
+            x = layers.ReLU(name=f"{name}_relu2")(layers.Add(name=f"{name}_add")([y, shortcut]))
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, bias_regularizer=reg,
+                           name="fc")(x)
+    return keras.Model(inputs, outputs, name=f"resnet{depth}")

@@ -1,0 +1,137 @@
+"""Train a CIFAR-10 ResNet as in He et al. 2016, §4.2, and write its results JSON and report.
+
+    python papers/resnet/train.py --depth=20 --seed=0        # the paper's recipe
+    python papers/resnet/train.py --preset=quick             # 15-25 min on a 2-core CPU
+    python papers/resnet/train.py --help                     # every field, default and preset
+
+An interrupted run resumes from its last finished epoch when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import keras
+import numpy as np
+
+from common import config as cfg
+from common import report, results, training
+from common.data import cifar10
+from common.data.pipeline import ArrayBatches, pad_crop_flip
+from common.repro import seed_everything
+from papers.resnet.config import PRESETS, ResNetConfig
+from papers.resnet.model import build_model
+
+PAPER = "resnet"
+
+
+def lr_schedule(config: ResNetConfig):
+    """Step schedule over iterations (§4.2): lr / 10 at each boundary, after an optional warm-up at
+    `warmup_lr`. A pure function of the iteration count, so it compiles into the train step on
+    every backend and resumes exactly with the optimizer's state."""
+    values = [config.learning_rate * 0.1**i for i in range(len(config.lr_boundaries) + 1)]
+    boundaries = list(config.lr_boundaries)
+    warmup = config.resolved_warmup_iterations
+    if warmup:
+        boundaries, values = [warmup, *boundaries], [config.warmup_lr, *values]
+    if not boundaries:
+        return config.learning_rate
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def compile_model(model: keras.Model, config: ResNetConfig) -> keras.Model:
+    jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr_schedule(config), momentum=config.momentum),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit,
+    )
+    return model
+
+
+def prepare_data(config: ResNetConfig):
+    """Train / val / test arrays with the per-pixel training mean subtracted (§4.2), in [0, 1] units."""
+    data = cifar10.load(config.data_dir or None, download=config.download)
+    train, val = cifar10.train_val_split(data.train, config.val_size)
+    test = data.test
+    if config.train_subset:
+        train = train.take(np.arange(min(config.train_subset, len(train))))
+    if config.test_subset:
+        test = test.take(np.arange(min(config.test_subset, len(test))))
+    mean = train.x.mean(axis=0, dtype=np.float64) / 255.0
+
+    def prep(x):
+        return (x.astype(np.float32) / 255.0 - mean).astype(np.float32)
+
+    arrays = {"train": (prep(train.x), train.y), "val": (prep(val.x), val.y), "test": (prep(test.x), test.y)}
+    return arrays, data.source
+
+
+def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+    started, t0 = results.utc_now(), time.perf_counter()
+    seed_everything(config.seed, config.deterministic)
+    arrays, source = prepare_data(config)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = arrays["train"], arrays["val"], arrays["test"]
+    train_ds = ArrayBatches(x_train, y_train, config.batch_size, seed=config.seed, workers=config.data_workers,
+                            augment=pad_crop_flip(config.pad) if config.augment else None)
+    steps_per_epoch = len(train_ds)
+    epochs = math.ceil(config.max_iterations / steps_per_epoch)
+
+    model = compile_model(build_model(config.depth, weight_decay=config.weight_decay), config)
+    run_path = training.run_dir(config, PAPER, config.variant, preset)
+    print(f"{config.variant}, preset {preset}: {len(x_train)} train / {len(x_val)} val / {len(x_test)} test "
+          f"images from {source}; {config.max_iterations} iterations = {epochs} epochs of {steps_per_epoch} "
+          f"steps; working files in {run_path}")
+    std = training.callbacks(run_path, config.batch_size, config.tensorboard)
+    cbs = [training.EpochSync(train_ds), training.StopAtIteration(config.max_iterations, steps_per_epoch),
+           *std.values(), *extra_callbacks]
+    try:
+        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2,
+                  validation_data=(x_val, y_val) if len(x_val) else None,
+                  validation_batch_size=config.eval_batch_size)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
+              f"(checkpoint in {run_path / 'backup'}).")
+        raise
+
+    failed = std["nan"].failed_at
+    final = {"iterations": int(model.optimizer.iterations.numpy()), "epochs": epochs,
+             "train_images_per_s": std["timer"].steady_throughput()}
+    if failed is None:
+        test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=config.eval_batch_size, verbose=0)
+        final.update(test_error=1.0 - float(test_acc), test_loss=float(test_loss))
+    else:
+        final["failure"] = failed
+    history = training.read_history(run_path)
+    if history:
+        last = history[-1]
+        final["train_error"] = 1.0 - last["accuracy"] if last.get("accuracy") is not None else None
+        if last.get("val_accuracy") is not None:
+            final["val_error"] = 1.0 - last["val_accuracy"]
+    record = results.make_record(
+        paper=PAPER, variant=config.variant, preset=preset, config=config, started=started,
+        wall_time_s=std["timer"].wall_time_s, history=history, final=final,
+        status="failed" if failed else "completed",
+        extra={"data": {"source": source, "train": len(x_train), "val": len(x_val), "test": len(x_test)},
+               "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
+    )
+    path = results.write(record, config.results_dir)
+    training.finish(run_path)
+    report_path = report.update_after_run(config.results_dir, PAPER)
+    outcome = (f"test error {100 * final['test_error']:.2f} %" if failed is None
+               else f"FAILED: loss {failed['loss']} in epoch {failed['epoch'] + 1}")
+    print(f"\n{config.variant} ({preset}, seed {config.seed}): {outcome}; "
+          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
+    print(f"Results: {path}\nReport:  {report_path}")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(ResNetConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
