@@ -31,7 +31,9 @@ def git_state(root: Path = REPO_ROOT) -> dict:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return {"commit": None, "dirty": None}
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+        # Dirty means the code differs from the commit; generated reports and results do not count.
+        code = ["*.py", "requirements*.txt", "pyproject.toml", "papers/*/paper.json"]
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *code).stdout.strip() != ""
         return {"commit": head.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.TimeoutExpired):
         return {"commit": None, "dirty": None}
