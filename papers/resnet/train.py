@@ -38,7 +38,10 @@ def lr_schedule(config: ResNetConfig):
         boundaries, values = [warmup, *boundaries], [config.warmup_lr, *values]
     if not boundaries:
         return config.learning_rate
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    # The optimizer asks for the rate with the number of updates already made, and
+    # PiecewiseConstantDecay switches *after* a boundary (step > b): b - 1 makes update number b + 1
+    # the first at the new rate, i.e. "divide it by 10 at 32k iterations".
+    return keras.optimizers.schedules.PiecewiseConstantDecay([b - 1 for b in boundaries], values)
 
 
 def compile_model(model: keras.Model, config: ResNetConfig) -> keras.Model:
@@ -89,7 +92,9 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
     cbs = [training.EpochSync(train_ds), training.StopAtIteration(config.max_iterations, steps_per_epoch),
            *std.values(), *extra_callbacks]
     try:
-        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2,
+        # shuffle=False: the pipeline shuffles by (seed, epoch) itself; Keras' own shuffle of batch
+        # indices draws from Python's global `random` and would make a resumed run diverge.
+        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2, shuffle=False,
                   validation_data=(x_val, y_val) if len(x_val) else None,
                   validation_batch_size=config.eval_batch_size)
     except KeyboardInterrupt:

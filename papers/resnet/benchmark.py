@@ -1,0 +1,104 @@
+"""Training throughput of a CIFAR ResNet, and what the input pipeline costs, as a results JSON.
+
+    python papers/resnet/benchmark.py --depth=20
+    python papers/resnet/benchmark.py --depth=110 --steps=20
+
+Two measurements of the same compiled train step, same model and batch size:
+  pipeline   `fit` on the training pipeline (shuffled, padded-cropped-flipped CIFAR-10 batches built by
+             worker threads), as train.py runs it;
+  in memory  `fit` on the same number of batches already augmented and held in one array, fed by
+             Keras' array adapter (on TensorFlow a tf.data pipeline with no Python in the loop).
+Pipeline overhead = 1 - pipeline / in memory. The first `warmup_steps` steps (compilation) are not timed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from common import config as cfg
+from common import report, results
+from common.config import param
+from common.data.pipeline import ArrayBatches, pad_crop_flip
+from common.repro import seed_everything
+from papers.resnet.config import ResNetConfig
+from papers.resnet.model import build_model
+from papers.resnet.train import compile_model, prepare_data
+
+PAPER = "resnet"
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig(ResNetConfig):
+    steps: int = param(50, "timed train steps per measurement")
+    warmup_steps: int = param(5, "untimed steps first (compilation, caches)")
+    repeats: int = param(2, "measurements of each kind, alternating; the best of each is kept")
+
+
+class _BatchClock(keras.callbacks.Callback):
+    def __init__(self, warmup: int):
+        super().__init__()
+        self.warmup, self.start, self.end = warmup, None, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.warmup:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+def _timed_fit(model, steps, warmup, batch_size, **fit_kwargs) -> float:
+    clock = _BatchClock(warmup)
+    model.fit(epochs=1, verbose=0, callbacks=[clock], **fit_kwargs)
+    # The last step's result is read back so that an asynchronous backend has really finished it.
+    float(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    return steps * batch_size / (time.perf_counter() - clock.start)
+
+
+def run(config: BenchmarkConfig, preset: str = "") -> int:
+    """`preset` is ignored: a benchmark record is always labelled `benchmark`."""
+    started = results.utc_now()
+    t0 = time.perf_counter()
+    seed_everything(config.seed, config.deterministic)
+    arrays, source = prepare_data(config)
+    x_train, y_train = arrays["train"]
+    bs, total = config.batch_size, config.warmup_steps + config.steps
+    pipeline = ArrayBatches(x_train, y_train, bs, seed=config.seed, workers=config.data_workers,
+                            augment=pad_crop_flip(config.pad) if config.augment else None)
+    if total > len(pipeline):
+        raise cfg.ConfigError(f"warmup_steps + steps = {total} exceeds one epoch ({len(pipeline)} batches)")
+    # The in-memory feed: exactly the batches the pipeline would produce, built beforehand.
+    batches = [pipeline[i] for i in range(total)]
+    x_mem, y_mem = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    model = compile_model(build_model(config.depth, weight_decay=config.weight_decay), config)
+    measured = {"pipeline": [], "in_memory": []}
+    for _ in range(config.repeats):
+        measured["pipeline"].append(_timed_fit(model, config.steps, config.warmup_steps, bs, x=pipeline,
+                                               steps_per_epoch=total))
+        measured["in_memory"].append(_timed_fit(model, config.steps, config.warmup_steps, bs, x=x_mem, y=y_mem,
+                                                batch_size=bs, shuffle=False))
+    best_pipe, best_mem = max(measured["pipeline"]), max(measured["in_memory"])
+    final = {"pipeline_images_per_s": best_pipe, "in_memory_images_per_s": best_mem,
+             "pipeline_overhead": 1 - best_pipe / best_mem, "step_ms": 1000 * bs / best_pipe,
+             "all_measurements": measured}
+    record = results.make_record(paper=PAPER, variant=config.variant, preset="benchmark", config=config,
+                                 started=started, wall_time_s=time.perf_counter() - t0, history=[], final=final,
+                                 status="completed", extra={"kind": "benchmark", "data": {"source": source}})
+    path = results.write(record, config.results_dir)
+    report_path = report.update_after_run(config.results_dir, PAPER)
+    print(f"{config.variant}, batch {bs}, {record['device']['name']} / {record['device']['backend']}: "
+          f"pipeline {best_pipe:.0f} images/s, in memory {best_mem:.0f} images/s, "
+          f"overhead {100 * final['pipeline_overhead']:.1f} %")
+    print(f"Results: {path}\nReport:  {report_path}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(BenchmarkConfig, {}, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+from dataclasses import FrozenInstanceError, dataclass
+
+import pytest
+
+from common.config import ConfigError, RunConfig, cli_main, config_hash, help_text, make_config, param, parse_args
+
+
+@dataclass(frozen=True)
+class ToyConfig(RunConfig):
+    depth: int = param(20, "layers (§4.2)")
+    rate: float = param(0.1, "learning rate (§4.2)")
+    flag: bool = param(True, "a switch")
+    steps: tuple[int, ...] = param((32000, 48000), "boundaries (§4.2)")
+    name: str = param("a", "a name")
+
+
+PRESETS = {"quick": {"depth": 8, "steps": (10, 20)}}
+
+
+def test_defaults_are_the_paper_preset():
+    preset, config = parse_args(ToyConfig, PRESETS, [])
+    assert preset == "paper" and config == ToyConfig()
+
+
+def test_overrides_are_converted_to_field_types():
+    _, config = parse_args(ToyConfig, PRESETS, ["--depth=56", "--rate=1e-3", "--flag=false", "--steps=1,2,3",
+                                                "--name=b", "--seed=7"])
+    assert (config.depth, config.rate, config.flag, config.steps, config.name, config.seed) == \
+        (56, 1e-3, False, (1, 2, 3), "b", 7)
+
+
+def test_preset_then_overrides():
+    preset, config = parse_args(ToyConfig, PRESETS, ["--preset=quick", "--depth=14"])
+    assert preset == "quick" and config.depth == 14 and config.steps == (10, 20)
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as e:
+        parse_args(ToyConfig, PRESETS, ["--detph=3"])
+    assert "detph" in str(e.value) and "depth" in str(e.value) and "rate" in str(e.value)
+
+
+@pytest.mark.parametrize("arg", ["--depth=twenty", "--rate=fast", "--flag=maybe", "--steps=1,x"])
+def test_bad_value_is_refused(arg):
+    with pytest.raises(ConfigError, match="is not a valid"):
+        parse_args(ToyConfig, PRESETS, [arg])
+
+
+def test_unknown_preset_and_malformed_argument():
+    with pytest.raises(ConfigError, match="choose from: paper, quick"):
+        parse_args(ToyConfig, PRESETS, ["--preset=fast"])
+    with pytest.raises(ConfigError, match="expected --key=value"):
+        parse_args(ToyConfig, PRESETS, ["depth=3"])
+
+
+def test_config_is_frozen():
+    with pytest.raises(FrozenInstanceError):
+        ToyConfig().depth = 3
+
+
+def test_help_shows_fields_defaults_comments_and_presets(capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_args(ToyConfig, PRESETS, ["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--depth=20" in out and "layers (§4.2)" in out and "quick: --depth=8 --steps=10,20" in out
+    assert help_text(ToyConfig, PRESETS) in out
+
+
+def test_cli_main_turns_config_errors_into_exit_code_2(capsys):
+    assert cli_main(ToyConfig, PRESETS, lambda c, preset: 0, ["--nope=1"]) == 2
+    assert "valid keys are" in capsys.readouterr().err
+
+
+def test_hash_ignores_locations_but_not_computation():
+    base = make_config(ToyConfig, PRESETS)
+    assert config_hash(base) == config_hash(make_config(ToyConfig, PRESETS, results_dir="/elsewhere"))
+    assert config_hash(base) != config_hash(make_config(ToyConfig, PRESETS, depth=8))
+
+
+def test_mutable_default_is_refused():
+    with pytest.raises(TypeError):
+        param([1, 2], "lists are mutable")

@@ -1,0 +1,238 @@
+import gzip
+import hashlib
+import pickle
+import shutil
+import tarfile
+
+import keras
+import numpy as np
+import pytest
+
+from common.data import cifar10, files, mnist
+from common.data.pipeline import ArrayBatches, pad_crop_flip
+from tests.conftest import write_cifar_folder, write_idx_gz, write_mnist_folder
+
+# CIFAR-10 -------------------------------------------------------------------------------------------------
+
+def test_cifar_folder_loads_with_official_counts(cifar_root):
+    data = cifar10.load(cifar_root, download=False)
+    assert data.train.x.shape == (50_000, 32, 32, 3) and data.train.x.dtype == np.uint8
+    assert data.test.x.shape == (10_000, 32, 32, 3)
+    assert np.bincount(data.train.y).tolist() == [5000] * 10
+
+
+def test_cifar_pixels_are_read_channel_last(tmp_path):
+    folder = write_cifar_folder(tmp_path)
+    with open(folder / "test_batch", "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    # Image 0: red plane 1, green plane 2, blue plane 3 (the pickles store planes one after another).
+    batch[b"data"][0] = np.repeat(np.array([1, 2, 3], np.uint8), 1024)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(batch, f)
+    x = cifar10.load(tmp_path, download=False).test.x[0]
+    assert (x[..., 0] == 1).all() and (x[..., 1] == 2).all() and (x[..., 2] == 3).all()
+
+
+def test_cifar_missing_everything_names_file_checksum_and_place(tmp_path):
+    with pytest.raises(files.DataError) as e:
+        cifar10.load(tmp_path, download=False)
+    message = str(e.value)
+    assert "cifar-10-python.tar.gz" in message and cifar10.ARCHIVE.md5 in message and str(tmp_path) in message
+
+
+def test_cifar_missing_batch_in_folder(tmp_path):
+    folder = write_cifar_folder(tmp_path)
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(files.DataError, match="data_batch_3 is missing"):
+        cifar10.load(tmp_path, download=False)
+
+
+def test_cifar_corrupt_batch_is_reported_and_left_alone(tmp_path):
+    folder = write_cifar_folder(tmp_path)
+    blob = (folder / "data_batch_2").read_bytes()
+    (folder / "data_batch_2").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(files.DataError, match="data_batch_2 is corrupt"):
+        cifar10.load(tmp_path, download=True)
+    assert (folder / "data_batch_2").stat().st_size == len(blob) // 2
+
+
+def test_cifar_class_imbalance_is_refused(tmp_path):
+    folder = write_cifar_folder(tmp_path)
+    with open(folder / "test_batch", "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    batch[b"labels"][:10] = [0] * 10
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(batch, f)
+    with pytest.raises(files.DataError, match="class counts"):
+        cifar10.load(tmp_path, download=False)
+
+
+def _make_archive(src_root, dest_dir):
+    dest_dir.mkdir()
+    archive = dest_dir / cifar10.ARCHIVE.name
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        tar.add(src_root / cifar10.FOLDER, arcname=cifar10.FOLDER)
+    return archive
+
+
+def test_cifar_archive_read_in_place_after_md5_check(cifar_root, tmp_path, monkeypatch):
+    archive = _make_archive(cifar_root, tmp_path / "a")
+    monkeypatch.setattr(cifar10, "ARCHIVE", files.RemoteFile(archive.name, "https://example.invalid/x",
+                                                            files.md5sum(archive)))
+    data = cifar10.load(archive.parent, download=False)
+    reference = cifar10.load(cifar_root, download=False)
+    assert np.array_equal(data.train.x, reference.train.x) and np.array_equal(data.test.y, reference.test.y)
+
+
+def test_cifar_archive_with_wrong_md5_is_not_replaced(cifar_root, tmp_path):
+    archive = _make_archive(cifar_root, tmp_path / "a")
+    before = files.md5sum(archive)
+    with pytest.raises(files.DataError, match=f"expected {cifar10.ARCHIVE.md5}"):
+        cifar10.load(archive.parent, download=True)
+    assert files.md5sum(archive) == before
+
+
+def test_download_is_verified_then_renamed(cifar_root, tmp_path, monkeypatch):
+    archive = _make_archive(cifar_root, tmp_path / "server")
+    spec = files.RemoteFile(archive.name, "https://example.invalid/cifar.tgz", files.md5sum(archive))
+    monkeypatch.setattr(cifar10, "ARCHIVE", spec)
+    calls = []
+
+    def fake_get_file(fname, origin, cache_dir, cache_subdir):
+        calls.append(origin)
+        shutil.copyfile(archive, f"{cache_dir}/{fname}")
+
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    data = cifar10.load(tmp_path / "cache", download=True)
+    assert calls == [spec.url] and len(data.train) == 50_000
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [spec.name]
+
+
+def test_bad_download_is_reported_and_removed(tmp_path, monkeypatch):
+    spec = files.RemoteFile("f.bin", "https://example.invalid/f.bin", hashlib.md5(b"good").hexdigest())
+    monkeypatch.setattr(keras.utils, "get_file",
+                        lambda fname, origin, cache_dir, cache_subdir: open(f"{cache_dir}/{fname}", "wb").write(b"bad"))
+    with pytest.raises(files.DataError, match="corrupt"):
+        files.fetch(spec, tmp_path, download=True, what="test file")
+    assert not (tmp_path / "f.bin").exists()
+
+
+def test_failed_download_says_where_to_put_the_file(tmp_path, monkeypatch):
+    def offline(**kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(keras.utils, "get_file", lambda *a, **k: offline())
+    with pytest.raises(files.DataError) as e:
+        cifar10.load(tmp_path, download=True)
+    assert "could not download" in str(e.value) and cifar10.ARCHIVE.md5 in str(e.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_data_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv(files.ENV_VAR, str(tmp_path))
+    assert files.data_dir(None) == tmp_path and files.data_dir("/x") == files.Path("/x")
+    monkeypatch.delenv(files.ENV_VAR)
+    assert files.data_dir(None).parts[-2:] == (".keras", "datasets")
+
+
+def test_val_split_is_stratified_and_independent_of_file_order(cifar_root):
+    train = cifar10.load(cifar_root, download=False).train
+    rest, val = cifar10.train_val_split(train, 5000)
+    assert len(rest) == 45_000 and np.bincount(val.y).tolist() == [500] * 10
+    assert not set(val.filenames) & set(rest.filenames)
+    shuffled = train.take(np.random.default_rng(1).permutation(len(train)))
+    assert set(cifar10.train_val_split(shuffled, 5000)[1].filenames) == set(val.filenames)
+
+
+# MNIST ----------------------------------------------------------------------------------------------------
+
+def test_mnist_loads_with_official_counts(mnist_root):
+    data = mnist.load(mnist_root, download=False)
+    assert data.x_train.shape == (60_000, 28, 28) and data.x_test.shape == (10_000, 28, 28)
+    assert np.bincount(data.y_test).tolist() == mnist.CLASS_COUNTS["test"]
+
+
+def test_mnist_truncated_file_is_reported(tmp_path):
+    folder = write_mnist_folder(tmp_path)
+    path = folder / "t10k-images-idx3-ubyte.gz"
+    with gzip.open(path) as f:
+        raw = f.read()
+    with gzip.open(path, "wb") as f:
+        f.write(raw[:-100])
+    with pytest.raises(files.DataError, match="truncated"):
+        mnist.load(tmp_path, download=False)
+
+
+def test_mnist_not_gzip_is_reported(tmp_path):
+    folder = write_mnist_folder(tmp_path)
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"not a gzip file")
+    with pytest.raises(files.DataError, match="train-labels-idx1-ubyte.gz is corrupt"):
+        mnist.load(tmp_path, download=False)
+
+
+def test_mnist_missing_file(tmp_path):
+    folder = write_mnist_folder(tmp_path)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(files.DataError, match=mnist.FILES["test_labels"].md5):
+        mnist.load(tmp_path, download=False)
+
+
+def test_mnist_wrong_class_counts(tmp_path):
+    folder = write_mnist_folder(tmp_path)
+    write_idx_gz(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(10_000, np.uint8))
+    with pytest.raises(files.DataError, match="class counts"):
+        mnist.load(tmp_path, download=False)
+
+
+# The real files, where CI restored them ----------------------------------------------------------------------
+
+def test_real_cifar10(real_data_dir):
+    data = cifar10.load(real_data_dir, download=False)
+    mean = data.train.x.reshape(-1, 3).mean(0) / 255
+    assert np.allclose(mean, [0.4914, 0.4822, 0.4465], atol=1e-4)
+
+
+def test_real_mnist(real_data_dir):
+    data = mnist.load(real_data_dir, download=False)
+    assert np.bincount(data.y_train).tolist() == mnist.CLASS_COUNTS["train"]
+    assert hashlib.md5(data.y_test.astype(np.uint8).tobytes()).hexdigest()  # readable end to end
+
+
+# Pipeline -------------------------------------------------------------------------------------------------
+
+def _batches(**kw):
+    x = np.arange(100 * 4 * 4 * 1, dtype=np.float32).reshape(100, 4, 4, 1)
+    return ArrayBatches(x, np.arange(100), 16, seed=3, workers=1, **kw)
+
+
+def test_batches_are_a_function_of_seed_epoch_and_index():
+    a, b = _batches(augment=pad_crop_flip(1)), _batches(augment=pad_crop_flip(1))
+    b.set_epoch(4)
+    b.set_epoch(2)
+    a.set_epoch(2)
+    for i in (5, 0, 3):
+        assert np.array_equal(a[i][0], b[i][0]) and np.array_equal(a[i][1], b[i][1])
+    a.set_epoch(3)
+    assert not np.array_equal(a[0][1], b[0][1])
+
+
+def test_epoch_covers_each_example_once_and_drops_the_remainder():
+    ds = _batches()
+    assert len(ds) == 6
+    seen = np.concatenate([ds[i][1] for i in range(len(ds))])
+    assert len(seen) == 96 and len(set(seen.tolist())) == 96
+
+
+def test_pad_crop_flip_gives_each_image_a_shifted_possibly_mirrored_crop():
+    x = np.random.default_rng(0).random((64, 8, 8, 3)).astype(np.float32)
+    out = pad_crop_flip(2)(x, np.random.default_rng(0))
+    assert out.shape == x.shape
+    found = []
+    for img, src in zip(out, x, strict=True):
+        padded = np.pad(src, ((2, 2), (2, 2), (0, 0)))
+        matches = [(flip, dy, dx) for dy in range(5) for dx in range(5) for flip in (False, True)
+                   if np.array_equal(img, padded[dy:dy + 8, dx:dx + 8][:, ::-1] if flip
+                                     else padded[dy:dy + 8, dx:dx + 8])]
+        assert matches, "an output image is not a crop of its padded source"
+        found.append(matches[0])
+    assert len(set(found)) > 10 and {flip for flip, _, _ in found} == {False, True}

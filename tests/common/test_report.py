@@ -1,0 +1,76 @@
+import json
+import shutil
+
+import pytest
+
+from common import report, results
+from tests.common.test_results import record
+
+META = {"title": "Toy paper", "citation": "A. Author. Toy. 2020", "source": "Table 1", "metric": "error",
+        "metric_label": "error (%)", "scale": 100, "lower_is_better": True,
+        "curves": [["accuracy", "train error", True]], "paper_values": {"v1": 10.0, "v2": 5.0},
+        "variant_order": ["v1", "v2"], "paper_preset": "paper"}
+
+
+@pytest.fixture
+def repo(tmp_path):
+    papers = tmp_path / "papers"
+    (papers / "toy").mkdir(parents=True)
+    (papers / "toy" / "paper.json").write_text(json.dumps(META))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Toy\n\n{report.README_START}\n{report.README_END}\n\nmore text\n")
+    return tmp_path, tmp_path / "results", papers, readme
+
+
+def _write(results_dir, seed, error, preset="paper", status="completed"):
+    r = record(preset=preset, final={"error": error}, status=status,
+               history=[{"epoch": 1, "accuracy": 0.5}, {"epoch": 2, "accuracy": 0.7}])
+    r["seed"] = seed
+    r["config"]["seed"] = seed
+    return results.write(r, results_dir)
+
+
+def test_summary_mean_std_over_seeds_and_missing_rows(repo):
+    _, res, papers, readme = repo
+    for seed, err in ((0, 0.10), (1, 0.12), (2, 0.14)):
+        _write(res, seed, err)
+    _write(res, 3, None, status="failed")
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| v1 | paper (paper's recipe) | 12.00 ± 2.00 | 10.0 | 3 (+1 failed) |" in text
+    assert "| v2 | paper (paper's recipe) | not run yet | 5.0 | 0 |" in text
+
+
+def test_shortened_runs_are_labelled(repo):
+    _, res, papers, readme = repo
+    _write(res, 0, 0.3, preset="quick")
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| v1 | quick (shortened) | 30.00 |" in text
+
+
+def test_write_then_check_then_stale(repo):
+    _, res, papers, readme = repo
+    _write(res, 0, 0.1)
+    for path, text in report.render(res, papers, readme, res, draw=True).items():
+        path.write_text(text)
+    assert report.check(res, papers, readme) == []
+    assert (res / "toy" / "figures" / "v1_paper.png").stat().st_size > 1000
+    assert "more text" in readme.read_text() and "[toy](papers/toy/REPORT.md)" in readme.read_text()
+    _write(res, 1, 0.2)
+    stale = report.check(res, papers, readme)
+    assert str(papers / "toy" / "REPORT.md") in stale and str(readme) in stale
+
+
+def test_check_notices_a_missing_figure(repo):
+    _, res, papers, readme = repo
+    _write(res, 0, 0.1)
+    for path, text in report.render(res, papers, readme, res, draw=True).items():
+        path.write_text(text)
+    shutil.rmtree(res / "toy" / "figures")
+    assert any("missing figure" in s for s in report.check(res, papers, readme))
+
+
+def test_readme_without_markers_is_an_error(repo):
+    _, res, papers, readme = repo
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        report.render(res, papers, readme, res, draw=False)

@@ -1,0 +1,58 @@
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from common import results
+from common.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Cfg(RunConfig):
+    pass
+
+
+def record(**kw):
+    base = dict(paper="toy", variant="v1", preset="quick", config=Cfg(seed=3), started=results.utc_now(),
+                wall_time_s=1.5, history=[{"epoch": 1, "loss": 1.0}], final={"error": 0.25}, status="completed")
+    base.update(kw)
+    return results.make_record(**base)
+
+
+def test_record_has_provenance():
+    r = record()
+    for key in results.REQUIRED_KEYS:
+        assert key in r
+    assert r["seed"] == 3 and r["config"]["seed"] == 3 and "keras" in r["versions"]
+    assert r["device"]["backend"] in ("tensorflow", "jax") and r["device"]["name"]
+
+
+def test_write_is_atomic_and_never_overwrites(tmp_path):
+    r = record()
+    first, second = results.write(r, tmp_path), results.write(r, tmp_path)
+    assert first != second and first.exists() and second.exists()
+    assert second.name.endswith("-1.json")
+    assert json.loads(first.read_text())["final"] == {"error": 0.25}
+    assert sorted(p.name for p in (tmp_path / "toy").iterdir()) == sorted([first.name, second.name])
+
+
+def test_nan_is_written_as_null(tmp_path):
+    path = results.write(record(final={"loss": float("nan")}, status="failed"), tmp_path)
+    assert json.loads(path.read_text())["final"]["loss"] is None
+
+
+def test_bad_records_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="status"):
+        record(status="finished")
+    with pytest.raises(ValueError, match="lacks"):
+        results.write({"paper": "toy"}, tmp_path)
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "x.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a results record"):
+        results.load_all(tmp_path)
+
+
+def test_load_all_skips_temporary_files(tmp_path):
+    results.write(record(), tmp_path)
+    (tmp_path / "toy" / ".tmp-abc.json").write_text("{")
+    assert len(results.load_all(tmp_path, "toy")) == 1

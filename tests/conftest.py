@@ -1,0 +1,94 @@
+"""Shared fixtures: small datasets written in the publishers' own formats, so that the real loaders
+are exercised without any download. Counts and class balance are the official ones (the loaders
+check them); pixel values are synthetic."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from common.data import cifar10, mnist  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_cifar_folder(root: Path, seed: int = 0) -> Path:
+    """cifar-10-batches-py/ with 5 x 10,000 train and 10,000 test images, 1,000 / 5,000 per class."""
+    rng = np.random.default_rng(seed)
+    folder = root / cifar10.FOLDER
+    folder.mkdir(parents=True)
+    for name, n, batch in [*((f, 10_000, i) for i, f in enumerate(cifar10.TRAIN_FILES)),
+                           ("test_batch", 10_000, 9)]:
+        labels = rng.permutation(np.repeat(np.arange(10), n // 10))
+        # Class-dependent mean brightness, so that a model can learn something in a smoke run.
+        data = rng.integers(0, 96, (n, 3072), dtype=np.uint8) + (16 * labels).astype(np.uint8)[:, None]
+        names = [f"img_{batch}_{i:05d}.png".encode() for i in range(n)]
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data,
+                         b"filenames": names}, f, protocol=4)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [c.encode() for c in cifar10.CLASSES], b"num_cases_per_batch": 10_000,
+                     b"num_vis": 3072}, f)
+    return folder
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> None:
+    header = b"\x00\x00\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_mnist_folder(root: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    folder = root / mnist.FOLDER
+    folder.mkdir(parents=True)
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        labels = rng.permutation(np.repeat(np.arange(10), mnist.CLASS_COUNTS[split]))
+        images = np.zeros((len(labels), 28, 28), np.uint8)
+        images[:, 4:24, 4:24] = (25 * labels)[:, None, None]
+        write_idx_gz(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cifar_data")
+    write_cifar_folder(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("mnist_data")
+    write_mnist_folder(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The real datasets, where CI restored them (KPB_DATA_DIR); tests that need them skip otherwise."""
+    path = os.environ.get("KPB_DATA_DIR")
+    if not path or not Path(path).is_dir():
+        pytest.skip("real datasets not available: set KPB_DATA_DIR to a directory restored by "
+                    "../shared/data/restore.py (.ci/run does this when ../shared exists)")
+    return Path(path)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """No test may reach a download: keras.utils.get_file fails loudly unless a test replaces it."""
+    import keras
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to download a file")
+
+    monkeypatch.setattr(keras.utils, "get_file", refuse)

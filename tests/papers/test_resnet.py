@@ -1,0 +1,169 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from common import report, results
+from common.config import ConfigError, make_config
+from papers.resnet import train
+from papers.resnet.config import PRESETS, ResNetConfig
+from papers.resnet.model import DEPTHS, ZeroPadShortcut, build_model
+
+# Table 6 of He et al. 2016: parameters of the CIFAR-10 ResNets (option A shortcuts).
+TABLE6_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
+
+
+def _millions(model, digits):
+    n = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    return f"{n / 1e6:.{digits}f}M"
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_build_parameter_count_and_shape(depth):
+    model = build_model(depth)
+    assert _millions(model, 1 if depth == 110 else 2) == TABLE6_PARAMS[depth]
+    weighted = [la for la in model.layers if isinstance(la, (keras.layers.Conv2D, keras.layers.Dense))]
+    assert len(weighted) == depth  # 6n+2 weighted layers
+    out = model(np.zeros((2, 32, 32, 3), np.float32))
+    assert tuple(out.shape) == (2, 10)
+    assert np.allclose(keras.ops.convert_to_numpy(keras.ops.sum(out, axis=1)), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_save_and_reload_give_identical_outputs(depth, tmp_path):
+    model = build_model(depth)
+    x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype(np.float32)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(again(x)))
+
+
+def _train_step_lowers_loss(depth):
+    keras.utils.set_random_seed(0)
+    model = train.compile_model(build_model(depth), ResNetConfig(depth=depth, learning_rate=0.01, jit_compile="false"))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 32, 32, 3)).astype(np.float32), rng.integers(0, 10, 16)
+    first = float(model.train_on_batch(x, y)[0])
+    second = float(model.train_on_batch(x, y)[0])  # the loss after one step, on the same batch
+    assert np.isfinite(first) and second < first
+
+
+@pytest.mark.jax
+def test_train_step_lowers_loss_resnet20():
+    _train_step_lowers_loss(20)
+
+
+@pytest.mark.parametrize("depth", [d for d in DEPTHS if d != 20])
+def test_train_step_lowers_loss_deeper(depth):
+    _train_step_lowers_loss(depth)
+
+
+def test_option_a_shortcut_subsamples_and_zero_pads():
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 16)).astype(np.float32)
+    y = keras.ops.convert_to_numpy(ZeroPadShortcut(32, 2)(x))
+    assert y.shape == (2, 4, 4, 32)
+    np.testing.assert_array_equal(y[..., 8:24], x[:, ::2, ::2, :])
+    assert not y[..., :8].any() and not y[..., 24:].any()
+
+
+def test_weight_decay_matches_the_papers_gradient_term():
+    # The paper's decay adds wd * w to the gradient; the L2 regulariser must have gradient wd * w.
+    model = build_model(20, weight_decay=1e-4)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
+    expected = sum(0.5 * 1e-4 * float(np.sum(keras.ops.convert_to_numpy(w) ** 2)) for w in model.trainable_weights)
+    assert penalty == pytest.approx(expected, rel=1e-4)
+
+
+def test_schedule_steps_and_resnet110_warmup():
+    lr = train.lr_schedule(ResNetConfig(depth=110))
+    at = {i: float(keras.ops.convert_to_numpy(lr(i))) for i in (0, 399, 400, 31999, 32000, 47999, 48000, 63999)}
+    assert at == pytest.approx({0: 0.01, 399: 0.01, 400: 0.1, 31999: 0.1, 32000: 0.01, 47999: 0.01,
+                                48000: 0.001, 63999: 0.001})
+    lr20 = train.lr_schedule(ResNetConfig(depth=20))
+    assert float(keras.ops.convert_to_numpy(lr20(0))) == pytest.approx(0.1)
+
+
+def test_config_rejects_bad_depth_and_presets_are_valid():
+    with pytest.raises(ConfigError, match="6n\\+2"):
+        make_config(ResNetConfig, PRESETS, depth=21)
+    for preset in ("paper", *PRESETS):
+        make_config(ResNetConfig, PRESETS, preset)
+    assert make_config(ResNetConfig, PRESETS).max_iterations == 64000
+
+
+def _smoke(cifar_root, tmp_path, name, **overrides):
+    return make_config(ResNetConfig, PRESETS, "smoke", data_dir=str(cifar_root), download=False,
+                       results_dir=str(tmp_path / name / "results"), runs_dir=str(tmp_path / name / "runs"),
+                       **overrides)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates Ctrl-C after the first epoch's checkpoint has been written."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def _final_result(config):
+    (record,) = results.load_all(config.results_dir, "resnet")
+    return record
+
+
+@pytest.mark.jax
+def test_smoke_run_writes_results_and_report(cifar_root, tmp_path):
+    config = _smoke(cifar_root, tmp_path, "a")
+    assert train.run(config, "smoke") == 0
+    record = _final_result(config)
+    assert record["status"] == "completed" and record["preset"] == "smoke" and record["variant"] == "resnet8"
+    assert record["final"]["iterations"] == 6 and len(record["history"]) == 2
+    assert 0.0 <= record["final"]["test_error"] <= 1.0 and record["data"]["train"] == 96
+    report_text = (tmp_path / "a" / "results" / "resnet" / "REPORT.md").read_text()
+    assert "| resnet8 | smoke (shortened) |" in report_text and "not run yet" in report_text
+
+
+def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
+    straight = _smoke(cifar_root, tmp_path, "straight")
+    assert train.run(straight, "smoke") == 0
+    resumed = _smoke(cifar_root, tmp_path, "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train.run(resumed, "smoke", extra_callbacks=[Interrupt()])
+    assert not results.load_all(resumed.results_dir, "resnet")  # nothing written for the interrupted run
+    assert train.run(resumed, "smoke") == 0
+    a, b = _final_result(straight), _final_result(resumed)
+    assert b["sessions"] == 2 and [h["epoch"] for h in b["history"]] == [1, 2]
+    assert a["final"]["test_loss"] == pytest.approx(b["final"]["test_loss"], rel=1e-6)
+    assert a["history"][-1]["loss"] == pytest.approx(b["history"][-1]["loss"], rel=1e-6)
+
+
+def test_nan_loss_stops_the_run_and_marks_it_failed(cifar_root, tmp_path):
+    config = _smoke(cifar_root, tmp_path, "nan", learning_rate=1e30, lr_boundaries=())
+    assert train.run(config, "smoke") == 1
+    record = _final_result(config)
+    assert record["status"] == "failed" and "test_error" not in record["final"]
+    assert record["final"]["failure"]["epoch"] == 0
+
+
+def test_cli_unknown_key_and_help(capsys):
+    assert train.main(["--dpeth=20"]) == 2
+    assert "valid keys are" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    assert "§4.2" in capsys.readouterr().out
+
+
+def test_train_script_runs_from_the_repo_root(cifar_root, tmp_path):
+    """`python papers/resnet/train.py` as a user types it, then the report generator's check."""
+    env = {**os.environ, "KPB_DATA_DIR": str(cifar_root), "PYTHONPATH": str(report.REPO)}
+    out = subprocess.run([sys.executable, "papers/resnet/train.py", "--preset=smoke", "--download=false",
+                          f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}"],
+                         cwd=report.REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "test error" in out.stdout and "Report:" in out.stdout
+    (path,) = (tmp_path / "results" / "resnet").glob("*.json")
+    assert json.loads(path.read_text())["status"] == "completed"
