@@ -246,7 +246,6 @@ def check(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "paper
     for path, text in render(results_dir, papers_dir, readme, results_dir, draw=False).items():
         if not path.exists() or path.read_text() != text:
             stale.append(str(path))
-    for path, text in render(results_dir, papers_dir, readme, results_dir, draw=False).items():
         for line in text.splitlines():
             if line.startswith("![") and not (path.parent / line.split("](", 1)[1].rstrip(")")).exists():
                 stale.append(f"{path}: missing figure {line}")

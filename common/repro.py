@@ -1,4 +1,6 @@
-"""Seeding and the facts about a run's environment that its results must record."""
+"""Seeding and the facts about a run's environment that its results must record.
+
+Keras is imported inside the functions, so that the report generator starts without it."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import platform
 import subprocess
 from pathlib import Path
 
-import keras
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and the Keras backend in one call; on TensorFlow also ask for
     deterministic kernels so that a resumed run matches an uninterrupted one."""
+    import keras
+
     keras.utils.set_random_seed(seed)
     if deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -40,6 +43,8 @@ def git_state(root: Path = REPO_ROOT) -> dict:
 
 
 def library_versions() -> dict:
+    import keras
+
     versions = {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__}
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -66,6 +71,8 @@ def cpu_model() -> str:
 
 def device_info() -> dict:
     """What the backend computes on: accelerator name(s) if any, else the CPU model."""
+    import keras
+
     backend = keras.backend.backend()
     accelerators = []
     if backend == "jax":
