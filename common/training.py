@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -130,6 +132,31 @@ class Timer(keras.callbacks.Callback):
         return statistics.median(values) if values else None
 
 
+class ProgressLog(keras.callbacks.Callback):
+    """A progress line at most every `every_s` seconds, for logs that are not a terminal (where
+    Keras' own progress bar only prints at the end of each epoch)."""
+
+    def __init__(self, batch_size: int, every_s: float = 60.0):
+        super().__init__()
+        self.batch_size, self.every_s = batch_size, every_s
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.start = epoch, time.perf_counter()
+        self.last = self.start
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if now - self.last < self.every_s:
+            return
+        self.last = now
+        steps = self.params.get("steps") or 0
+        rate = (batch + 1) * self.batch_size / (now - self.start)
+        eta = (steps - batch - 1) * self.batch_size / rate if steps else 0
+        metrics = "  ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items())
+        print(f"  epoch {self.epoch + 1} step {batch + 1}/{steps}  {metrics}  {rate:.0f} images/s  "
+              f"epoch ETA {eta / 60:.1f} min", flush=True)
+
+
 def callbacks(run: Path, batch_size: int, tensorboard: bool = False, extra=()) -> dict:
     """The standard callbacks, by name; pass `list(result.values())` to `fit`.
 
@@ -141,6 +168,8 @@ def callbacks(run: Path, batch_size: int, tensorboard: bool = False, extra=()) -
         "backup": keras.callbacks.BackupAndRestore(str(run / "backup"), save_freq="epoch", delete_checkpoint=False),
         "csv": keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
     }
+    if not sys.stdout.isatty():
+        cbs["progress"] = ProgressLog(batch_size)
     if tensorboard:
         cbs["tensorboard"] = keras.callbacks.TensorBoard(str(run / "tensorboard"))
     for i, cb in enumerate(extra):
@@ -161,8 +190,6 @@ def read_history(run: Path) -> list[dict]:
 def finish(run: Path) -> None:
     """A completed run needs no checkpoint; its history and state stay for inspection. Running the
     same command again starts a new run (and writes a new results file)."""
-    import shutil
-
     shutil.rmtree(run / "backup", ignore_errors=True)
     for name in ("state.json", "history.csv"):
         if (run / name).exists():
