@@ -51,6 +51,7 @@ def library_versions() -> dict:
         import tensorflow as tf
 
         versions["tensorflow"] = tf.__version__
+        versions["tf_onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     elif backend == "jax":
         import jax
 

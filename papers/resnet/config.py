@@ -3,11 +3,12 @@
 Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; GPU: one H100, JAX):
 
   paper   python papers/resnet/train.py --depth=20 --seed=0
-          64k iterations of batch 128 (182 epochs of 45k). ~6 h for ResNet-20 on the 2-core CPU,
-          ~20 min on an H100. Paper, Table 6: 8.75 % test error (ResNet-20).
+          64k iterations of batch 128 (182 epochs of 45k): about 6 h for ResNet-20 on the 2-core CPU
+          at the measured ~390 images/s (see REPORT.md, "Training throughput"); not yet run on a GPU.
+          Paper, Table 6: 8.75 % test error (ResNet-20).
   quick   python papers/resnet/train.py --preset=quick
-          The same recipe with the schedule compressed to 1,500 iterations (4.3 epochs), lr / 10
-          at 50 % and 75 % of it, as in the paper. 15-25 min for ResNet-20 on the 2-core CPU.
+          The same recipe with the schedule compressed to 3,000 iterations (8.5 epochs), lr / 10
+          at 50 % and 75 % of it, as in the paper. About 17 min for ResNet-20 on the 2-core CPU.
           Far from the paper's number (see REPORT.md for what it reaches), but it shows that model,
           data and schedule work together.
   smoke   python papers/resnet/train.py --preset=smoke
@@ -67,7 +68,7 @@ class ResNetConfig(RunConfig):
 
 
 PRESETS = {
-    "quick": {"max_iterations": 1500, "lr_boundaries": (750, 1125)},
+    "quick": {"max_iterations": 3000, "lr_boundaries": (1500, 2250)},
     "smoke": {"depth": 8, "batch_size": 32, "max_iterations": 6, "lr_boundaries": (3, 5), "val_size": 50,
               "train_subset": 96, "test_subset": 100, "eval_batch_size": 50},
 }

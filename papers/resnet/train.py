@@ -1,7 +1,7 @@
 """Train a CIFAR-10 ResNet as in He et al. 2016, §4.2, and write its results JSON and report.
 
     python papers/resnet/train.py --depth=20 --seed=0        # the paper's recipe
-    python papers/resnet/train.py --preset=quick             # 15-25 min on a 2-core CPU
+    python papers/resnet/train.py --preset=quick             # ~17 min on a 2-core CPU
     python papers/resnet/train.py --help                     # every field, default and preset
 
 An interrupted run resumes from its last finished epoch when the same command is run again.
