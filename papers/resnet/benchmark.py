@@ -50,12 +50,12 @@ class _BatchClock(keras.callbacks.Callback):
         self.end = time.perf_counter()
 
 
-def _timed_fit(model, steps, warmup, batch_size, **fit_kwargs) -> float:
+def _timed_fit(model, steps, warmup, images_per_step, **fit_kwargs) -> float:
     clock = _BatchClock(warmup)
     model.fit(epochs=1, verbose=0, callbacks=[clock], **fit_kwargs)
     # The last step's result is read back so that an asynchronous backend has really finished it.
     float(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    return steps * batch_size / (time.perf_counter() - clock.start)
+    return steps * images_per_step / (time.perf_counter() - clock.start)
 
 
 def run(config: BenchmarkConfig, preset: str = "") -> int:
@@ -77,7 +77,7 @@ def run(config: BenchmarkConfig, preset: str = "") -> int:
     measured = {"pipeline": [], "in_memory": []}
     for _ in range(config.repeats):
         measured["pipeline"].append(_timed_fit(model, config.steps, config.warmup_steps, bs, x=pipeline,
-                                               steps_per_epoch=total))
+                                               steps_per_epoch=total, shuffle=False))
         measured["in_memory"].append(_timed_fit(model, config.steps, config.warmup_steps, bs, x=x_mem, y=y_mem,
                                                 batch_size=bs, shuffle=False))
     best_pipe, best_mem = max(measured["pipeline"]), max(measured["in_memory"])

@@ -167,3 +167,18 @@ def test_train_script_runs_from_the_repo_root(cifar_root, tmp_path):
     assert "test error" in out.stdout and "Report:" in out.stdout
     (path,) = (tmp_path / "results" / "resnet").glob("*.json")
     assert json.loads(path.read_text())["status"] == "completed"
+
+
+def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
+    from papers.resnet import benchmark
+
+    config = make_config(benchmark.BenchmarkConfig, {}, depth=8, batch_size=16, steps=2, warmup_steps=1, repeats=1,
+                         data_dir=str(cifar_root), download=False, results_dir=str(tmp_path / "results"))
+    assert benchmark.run(config) == 0
+    (record,) = results.load_all(tmp_path / "results", "resnet")
+    final = record["final"]
+    assert record["kind"] == "benchmark" and record["preset"] == "benchmark"
+    assert final["pipeline_images_per_s"] > 0 and final["in_memory_images_per_s"] > 0
+    assert final["pipeline_overhead"] == pytest.approx(1 - final["pipeline_images_per_s"] /
+                                                       final["in_memory_images_per_s"])
+    assert "Training throughput" in (tmp_path / "results" / "resnet" / "REPORT.md").read_text()
