@@ -10,12 +10,12 @@ import pickle
 import struct
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import common.tf_env  # noqa: F401
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from common.data import cifar10, mnist  # noqa: E402
+from common.data import cifar10, mnist
 
 REPO = Path(__file__).resolve().parent.parent
 

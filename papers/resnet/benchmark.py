@@ -17,6 +17,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+import common.tf_env  # noqa: F401
+
 import keras
 import numpy as np
 

@@ -13,6 +13,8 @@ import math
 import sys
 import time
 
+import common.tf_env  # noqa: F401
+
 import keras
 import numpy as np
 
