@@ -42,13 +42,20 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "variant": r["variant"], "preset": r["preset"], "seed": r["seed"], "status": r["status"],
             "value": None if value is None else value * meta.get("scale", 1),
             "iterations": r["final"].get("iterations"), "epochs": len(r["history"]),
-            "device": r["device"]["name"], "backend": r["device"]["backend"],
+            "device": r["device"]["name"], "backend": _backend(r),
             "wall_min": r["wall_time_s"] / 60, "images_per_s": r["final"].get("train_images_per_s"),
             "commit": (r["git"]["commit"] or "unknown")[:7] + ("+dirty" if r["git"].get("dirty") else ""),
             "file": Path(r["_path"]).name,
         })
     return pd.DataFrame(rows, columns=["variant", "preset", "seed", "status", "value", "iterations", "epochs",
                                        "device", "backend", "wall_min", "images_per_s", "commit", "file"])
+
+
+def _backend(record: dict) -> str:
+    backend = record["device"]["backend"]
+    if backend == "tensorflow" and record["versions"].get("tf_onednn") == "1":
+        return "tensorflow + oneDNN"
+    return backend
 
 
 def _order(frame: pd.DataFrame, meta: dict) -> list[tuple[str, str]]:
@@ -162,16 +169,18 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
         rows = []
         for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
             f = r["final"]
-            rows.append({"variant": r["variant"], "device": r["device"]["name"], "backend": r["device"]["backend"],
+            rows.append({"variant": r["variant"], "device": r["device"]["name"], "backend": _backend(r),
                          "jit": r["config"].get("jit_compile"), "batch": r["config"].get("batch_size"),
                          "pipeline": f"{f['pipeline_images_per_s']:.0f}",
                          "memory": f"{f['in_memory_images_per_s']:.0f}",
                          "overhead": f"{100 * f['pipeline_overhead']:.1f} %",
                          "file": Path(r["_path"]).name})
         lines += ["", "## Training throughput", "",
-                  "Images per second of the full train step; *pipeline* feeds shuffled, augmented batches "
-                  "from the data pipeline, *in memory* repeats one batch already in memory. Overhead = "
-                  "1 − pipeline / in memory.", "",
+                  "Images per second of the full train step (forward, backward, SGD update), best of the "
+                  "repeats, compilation excluded. *Pipeline*: `fit` on the training pipeline (shuffled, "
+                  "padded, cropped and flipped batches built by worker threads), as `train.py` runs it. "
+                  "*In memory*: `fit` on the same batches, built beforehand and held in one array. "
+                  "Overhead = 1 − pipeline / in memory. XLA `auto` is off on a TensorFlow CPU.", "",
                   _table(rows, {"variant": "model", "device": "device", "backend": "backend", "jit": "XLA",
                                 "batch": "batch", "pipeline": "pipeline (img/s)", "memory": "in memory (img/s)",
                                 "overhead": "pipeline overhead", "file": "results file"})]
