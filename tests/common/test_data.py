@@ -194,8 +194,10 @@ def test_real_cifar10(real_data_dir):
 
 def test_real_mnist(real_data_dir):
     data = mnist.load(real_data_dir, download=False)
-    assert np.bincount(data.y_train).tolist() == mnist.CLASS_COUNTS["train"]
-    assert hashlib.md5(data.y_test.astype(np.uint8).tobytes()).hexdigest()  # readable end to end
+    assert np.bincount(data.y_test).tolist() == mnist.CLASS_COUNTS["test"]
+    # The canonical md5 of the decompressed label file (../shared/data/README.md), rebuilt from the arrays.
+    labels = b"\x00\x00\x08\x01" + (10_000).to_bytes(4, "big") + data.y_test.astype(np.uint8).tobytes()
+    assert hashlib.md5(labels).hexdigest() == "27ae3e4e09519cfbb04c329615203637"
 
 
 # Pipeline -------------------------------------------------------------------------------------------------
