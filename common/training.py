@@ -165,7 +165,9 @@ def callbacks(run: Path, batch_size: int, tensorboard: bool = False, extra=()) -
     cbs = {
         "timer": Timer(run / "state.json", batch_size),
         "nan": StopOnNaN(),
-        "backup": keras.callbacks.BackupAndRestore(str(run / "backup"), save_freq="epoch", delete_checkpoint=False),
+        # double_checkpoint: a process killed while writing the checkpoint resumes from the one before.
+        "backup": keras.callbacks.BackupAndRestore(str(run / "backup"), save_freq="epoch", double_checkpoint=True,
+                                                   delete_checkpoint=False),
         "csv": keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
     }
     if not sys.stdout.isatty():
