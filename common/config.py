@@ -29,6 +29,10 @@ def param(default, help: str):
 class RunConfig:
     """Fields every paper's config shares: where things go and how a run is made reproducible."""
 
+    # Overriding these does not change the recipe (see run_label); a paper adds its variant fields.
+    RECIPE_NEUTRAL: typing.ClassVar[frozenset] = frozenset(
+        {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile"})
+
     seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.repro.seed_everything)")
     data_dir: str = param("", "data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
     download: bool = param(True, "download missing data from the canonical source (verified by checksum)")
@@ -106,7 +110,18 @@ def parse_args(cls, presets: dict[str, dict], argv: list[str] | None = None, des
     _check_keys(cls, raw, "config key(s)")
     types = _field_types(cls)
     overrides = {k: _convert(k, v, types[k]) for k, v in raw.items()}
-    return preset, make_config(cls, presets, preset, **overrides)
+    config = make_config(cls, presets, preset, **overrides)
+    return run_label(cls, presets, preset, config), config
+
+
+def run_label(cls, presets: dict[str, dict], preset: str, config) -> str:
+    """`preset`, or `<preset>-custom` when an override changed the recipe itself, so that a shortened
+    or altered run is never reported as the paper's recipe. Fields in the config's `RECIPE_NEUTRAL`
+    (seed, variant choice, locations, speed settings) may be overridden freely."""
+    reference = make_config(cls, presets, preset)
+    changed = [f.name for f in dataclasses.fields(cls) if f.name not in cls.RECIPE_NEUTRAL
+               and getattr(config, f.name) != getattr(reference, f.name)]
+    return f"{preset}-custom" if changed else preset
 
 
 def help_text(cls, presets: dict[str, dict], description: str = "") -> str:

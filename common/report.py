@@ -88,7 +88,7 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
         done = group[group["status"] == "completed"]
         paper_value = meta.get("paper_values", {}).get(variant)
         row = {"variant": variant, "preset": preset + (" (paper's recipe)" if preset == paper_preset else
-                                                       " (shortened)"),
+                                                       " (not the paper's recipe)"),
                "ours": _mean_std(done["value"]) if len(done) else "not run yet",
                "paper": f"{paper_value}" if paper_value is not None else "–",
                "n": f"{len(done)}" + (f" (+{len(group) - len(done)} failed)" if len(group) > len(done) else ""),
@@ -147,8 +147,9 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
     lines = [GENERATED, f"# {meta['title']}: results", "", f"Paper: {meta['citation']}.",
              f"Paper numbers: {meta['source']}.", "",
              f"## Summary: {meta['metric_label']}, mean ± std over seeds", "",
-             "Only rows marked *paper's recipe* ran the paper's schedule; *shortened* rows are budgeted runs "
-             "and are not comparable with the paper's number.", "",
+             "Only rows marked *paper's recipe* ran the paper's recipe; the others (shortened presets, or "
+             "`-custom` runs whose command line changed the recipe) are not comparable with the paper's "
+             "number.", "",
              _table(summary_rows(frame, meta), {"variant": "model", "preset": "preset", "ours": "ours",
                                                 "paper": "paper", "n": "seeds", "iterations": "iterations",
                                                 "epochs": "epochs", "hardware": "hardware",

@@ -25,6 +25,8 @@ from papers.resnet.model import blocks_per_stage
 
 @dataclass(frozen=True)
 class ResNetConfig(RunConfig):
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"depth", "eval_batch_size", "deterministic", "data_workers"}
+
     depth: int = param(20, "6n+2 layers; the paper's are 20, 32, 44, 56, 110 (§4.2, Table 6)")
     batch_size: int = param(128, "minibatch size (§4.2)")
     learning_rate: float = param(0.1, "initial learning rate (§4.2)")

@@ -31,7 +31,14 @@ def test_overrides_are_converted_to_field_types():
 
 def test_preset_then_overrides():
     preset, config = parse_args(ToyConfig, PRESETS, ["--preset=quick", "--depth=14"])
-    assert preset == "quick" and config.depth == 14 and config.steps == (10, 20)
+    assert preset == "quick-custom" and config.depth == 14 and config.steps == (10, 20)
+
+
+def test_overrides_that_change_the_recipe_are_labelled_custom():
+    assert parse_args(ToyConfig, PRESETS, ["--seed=3", "--results_dir=/x"])[0] == "paper"
+    assert parse_args(ToyConfig, PRESETS, ["--rate=0.5"])[0] == "paper-custom"
+    assert parse_args(ToyConfig, PRESETS, ["--preset=quick", "--steps=1,2"])[0] == "quick-custom"
+    assert parse_args(ToyConfig, PRESETS, ["--preset=quick", "--steps=10,20"])[0] == "quick"
 
 
 def test_unknown_key_lists_the_valid_ones():

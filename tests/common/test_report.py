@@ -44,7 +44,7 @@ def test_shortened_runs_are_labelled(repo):
     _, res, papers, readme = repo
     _write(res, 0, 0.3, preset="quick")
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
-    assert "| v1 | quick (shortened) | 30.00 |" in text
+    assert "| v1 | quick (not the paper's recipe) | 30.00 |" in text
 
 
 def test_write_then_check_then_stale(repo):

@@ -124,7 +124,7 @@ def test_smoke_run_writes_results_and_report(cifar_root, tmp_path):
     assert record["final"]["iterations"] == 6 and len(record["history"]) == 2
     assert 0.0 <= record["final"]["test_error"] <= 1.0 and record["data"]["train"] == 96
     report_text = (tmp_path / "a" / "results" / "resnet" / "REPORT.md").read_text()
-    assert "| resnet8 | smoke (shortened) |" in report_text and "not run yet" in report_text
+    assert "| resnet8 | smoke (not the paper's recipe) |" in report_text and "not run yet" in report_text
 
 
 def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
@@ -147,6 +147,13 @@ def test_nan_loss_stops_the_run_and_marks_it_failed(cifar_root, tmp_path):
     record = _final_result(config)
     assert record["status"] == "failed" and "test_error" not in record["final"]
     assert record["final"]["failure"]["epoch"] == 0
+
+
+def test_depth_and_seed_keep_the_paper_label_but_a_shorter_run_does_not():
+    from common.config import parse_args
+
+    assert parse_args(ResNetConfig, PRESETS, ["--depth=110", "--seed=4", "--data_workers=1"])[0] == "paper"
+    assert parse_args(ResNetConfig, PRESETS, ["--max_iterations=1000"])[0] == "paper-custom"
 
 
 def test_cli_unknown_key_and_help(capsys):
