@@ -32,23 +32,32 @@ def papers(papers_dir: Path = REPO / "papers") -> list[str]:
     return sorted(p.parent.name for p in papers_dir.glob("*/paper.json"))
 
 
+def _extras(meta: dict) -> list[tuple[str, str, int]]:
+    """Further per-run numbers a paper reports beside its main metric: (final key, label, digits);
+    digits None: a setting, listed rather than averaged."""
+    return [tuple(e) for e in meta.get("extra_metrics", [])]
+
+
 def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
     rows = []
+    extras = [key for key, _, _ in _extras(meta)]
     for r in records:
         if r.get("kind", "training") != "training":
             continue
         value = r["final"].get(meta["metric"])
         rows.append({
+            **{key: r["final"].get(key) for key in extras},
             "variant": r["variant"], "preset": r["preset"], "seed": r["seed"], "status": r["status"],
             "value": None if value is None else value * meta.get("scale", 1),
             "iterations": r["final"].get("iterations"), "epochs": len(r["history"]),
             "device": r["device"]["name"], "backend": _backend(r),
-            "wall_min": r["wall_time_s"] / 60, "images_per_s": r["final"].get("train_images_per_s"),
+            "wall_min": r["wall_time_s"] / 60,
+            "images_per_s": r["final"].get(meta.get("throughput_key", "train_images_per_s")),
             "commit": (r["git"]["commit"] or "unknown")[:7] + ("+dirty" if r["git"].get("dirty") else ""),
             "file": Path(r["_path"]).name,
         })
     return pd.DataFrame(rows, columns=["variant", "preset", "seed", "status", "value", "iterations", "epochs",
-                                       "device", "backend", "wall_min", "images_per_s", "commit", "file"])
+                                       "device", "backend", "wall_min", "images_per_s", "commit", "file", *extras])
 
 
 def _backend(record: dict) -> str:
@@ -89,7 +98,9 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
         paper_value = meta.get("paper_values", {}).get(variant)
         row = {"variant": variant, "preset": preset + (" (paper's recipe)" if preset == paper_preset else
                                                        " (not the paper's recipe)"),
-               "ours": _mean_std(done["value"]) if len(done) else "not run yet",
+               "ours": _mean_std(done["value"], meta.get("digits", 2)) if len(done) else "not run yet",
+               **{key: ("–" if not len(done) else _join(done[key]) if digits is None
+                        else _mean_std(done[key].astype(float), digits)) for key, _, digits in _extras(meta)},
                "paper": f"{paper_value}" if paper_value is not None else "–",
                "n": f"{len(done)}" + (f" (+{len(group) - len(done)} failed)" if len(group) > len(done) else ""),
                "iterations": _join(done["iterations"].astype("Int64")) if len(done) else "–",
@@ -106,43 +117,66 @@ def _table(rows: list[dict], columns: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _curve_groups(records: list[dict], meta: dict) -> dict[tuple[str, str], list[dict]]:
+    """The runs drawn together in one figure: per (variant, preset), or, when paper.json names a
+    `curve_group` config field (e.g. the dataset), per (value of that field, preset)."""
+    group_field = meta.get("curve_group")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        if r.get("kind", "training") == "training" and r["status"] == "completed" and r["history"]:
+            name = str(r["config"][group_field]) if group_field else r["variant"]
+            groups.setdefault((name, r["preset"]), []).append(r)
+    return dict(sorted(groups.items()))
+
+
 def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[str, str, Path]]:
-    """One PNG per (variant, preset): per-epoch error curves, each seed a thin line."""
+    """One PNG per curve group: the history keys in paper.json's `curves` against `curve_x` (default:
+    epoch), each seed a thin line; accuracies are drawn as error (%)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in frame_records:
-        if r.get("kind", "training") == "training" and r["status"] == "completed" and r["history"]:
-            groups.setdefault((r["variant"], r["preset"]), []).append(r)
+    grouped = bool(meta.get("curve_group"))
+    x_key = meta.get("curve_x", "epoch")
+    order = {v: i for i, v in enumerate(meta.get("variant_order", []))}
     written = []
-    for (variant, preset), runs in sorted(groups.items()):
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-        for key, label, is_accuracy in meta["curves"]:
-            color = None
-            for i, r in enumerate(sorted(runs, key=lambda r: r["seed"])):
-                epochs = [h["epoch"] for h in r["history"] if h.get(key) is not None]
-                vals = [h[key] for h in r["history"] if h.get(key) is not None]
-                vals = [100 * (1 - v) if is_accuracy else v for v in vals]
-                (line,) = ax.plot(epochs, vals, color=color, lw=1, alpha=0.8, label=label if i == 0 else None)
-                color = line.get_color()
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("error (%)")
-        ax.set_title(f"{variant}, preset {preset}: {len(runs)} seed(s)")
+    for (name, preset), runs in _curve_groups(frame_records, meta).items():
+        fig, ax = plt.subplots(figsize=(7, 4.5) if grouped else (6, 4), dpi=100)
+        variants = sorted({r["variant"] for r in runs}, key=lambda v: (order.get(v, 99), v))
+        for v_index, variant in enumerate(variants):
+            for c_index, (key, label, is_accuracy) in enumerate(meta["curves"]):
+                color = f"C{v_index}" if grouped else None
+                style = ("-", "--", ":")[c_index % 3] if grouped else "-"
+                seeds = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["seed"])
+                for i, r in enumerate(seeds):
+                    points = [(h.get(x_key), h[key]) for h in r["history"]
+                              if h.get(key) is not None and h.get(x_key) is not None]
+                    xs = [x for x, _ in points]
+                    vals = [100 * (1 - v) if is_accuracy else v for _, v in points]
+                    legend = (f"{variant} {label}" if grouped else label) if i == 0 else None
+                    (line,) = ax.plot(xs, vals, color=color, ls=style, lw=1, alpha=0.8, label=legend)
+                    color = line.get_color()
+        ax.set_xscale(meta.get("curve_xscale", "linear"))
+        ax.set_xlabel(meta.get("curve_xlabel", "epoch"))
+        ax.set_ylabel(meta.get("curve_ylabel", "error (%)"))
+        if meta.get("curve_ylim"):
+            ax.set_ylim(*meta["curve_ylim"].get(name, (None, None)))
+        ax.set_title(f"{name}, preset {preset}: {len(runs)} run(s)" if grouped
+                     else f"{name}, preset {preset}: {len(runs)} seed(s)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small" if grouped else None, ncol=2 if grouped and len(variants) > 3 else 1)
         out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{variant}_{preset}.png"
+        path = out / f"{name}_{preset}.png"
         fig.tight_layout()
         fig.savefig(path, metadata={"Software": None})
         plt.close(fig)
-        written.append((variant, preset, path))
+        written.append((name, preset, path))
     return written
 
 
-def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tuple[str, str, str]]) -> str:
+def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tuple[str, str, str]],
+                 report_dir: Path | None = None) -> str:
     frame = _runs_frame(records, meta)
     lines = [GENERATED, f"# {meta['title']}: results", "", f"Paper: {meta['citation']}.",
              f"Paper numbers: {meta['source']}.", "",
@@ -151,20 +185,27 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
              "`-custom` runs whose command line changed the recipe) are not comparable with the paper's "
              "number.", "",
              _table(summary_rows(frame, meta), {"variant": "model", "preset": "preset", "ours": "ours",
+                                                **{key: label for key, label, _ in _extras(meta)},
                                                 "paper": "paper", "n": "seeds", "iterations": "iterations",
                                                 "epochs": "epochs", "hardware": "hardware",
                                                 "wall": "wall time (mean)"})]
+    for ref in meta.get("references", []):
+        lines += ["", f"- Reference: {ref['what']}: **{ref['value']}** ({ref['source']})."]
     if len(frame):
         runs = frame.sort_values(["variant", "preset", "seed", "file"]).to_dict("records")
+        digits = meta.get("digits", 2)
         for r in runs:
-            r["value"] = "–" if pd.isna(r["value"]) else f"{r['value']:.2f}"
+            r["value"] = "–" if pd.isna(r["value"]) else f"{r['value']:.{digits}f}"
+            for key, _, d in _extras(meta):
+                r[key] = "–" if r[key] is None or pd.isna(r[key]) else str(r[key]) if d is None else f"{r[key]:.{d}f}"
             r["wall_min"] = f"{r['wall_min']:.1f}"
             r["images_per_s"] = "–" if pd.isna(r["images_per_s"]) else f"{r['images_per_s']:.0f}"
         lines += ["", "## Every run", "",
                   _table(runs, {"variant": "model", "preset": "preset", "seed": "seed", "status": "status",
-                                "value": meta["metric_label"], "epochs": "epochs", "device": "device",
-                                "backend": "backend", "images_per_s": "train images/s", "wall_min": "wall (min)",
-                                "commit": "commit", "file": "results file"})]
+                                "value": meta["metric_label"], **{key: label for key, label, _ in _extras(meta)},
+                                "epochs": "epochs", "device": "device", "backend": "backend",
+                                "images_per_s": meta.get("throughput_label", "train images/s"),
+                                "wall_min": "wall (min)", "commit": "commit", "file": "results file"})]
     bench = [r for r in records if r.get("kind") == "benchmark"]
     if bench:
         rows = []
@@ -189,7 +230,29 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
         lines += ["", "## Learning curves", ""]
         for variant, preset, rel in figures:
             lines += [f"![{variant} {preset}]({rel})", ""]
+    lines += _run_figures(records, meta, report_dir)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _run_figures(records: list[dict], meta: dict, report_dir: Path | None) -> list[str]:
+    """Figures a run wrote itself (samples, reconstructions, ...; `figures` in its record, relative to
+    its results folder): for each (variant, preset), those of its lowest seed's latest run."""
+    chosen: dict[tuple[str, str], dict] = {}
+    for r in sorted(records, key=lambda r: (-r["seed"], r["_path"])):
+        if r.get("kind", "training") == "training" and r["status"] == "completed" and r.get("figures"):
+            chosen[(r["variant"], r["preset"])] = r
+    if not chosen or report_dir is None:
+        return []
+    order = {v: i for i, v in enumerate(meta.get("variant_order", []))}
+    lines = ["", "## Figures from the runs", ""]
+    for (variant, preset), r in sorted(chosen.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0])):
+        cells = []
+        for name, rel in r["figures"].items():
+            path = _relpath(Path(r["_path"]).parent / rel, report_dir)
+            cells.append(f"![{variant} {preset} {name}]({path})")
+        lines += [f"**{variant}**, preset {preset}, seed {r['seed']} ({', '.join(r['figures'])}):", "",
+                  *[c + "\n" for c in cells]]
+    return lines
 
 
 def readme_table(results_dir: Path, papers_dir: Path) -> str:
@@ -223,11 +286,9 @@ def render(results_dir: Path, papers_dir: Path, readme: Path, figures_root: Path
         if draw:
             drawn = plot_curves(records, meta, fig_dir)
         else:
-            drawn = [(v, p, fig_dir / f"{v}_{p}.png") for v, p in
-                     sorted({(r["variant"], r["preset"]) for r in records if r.get("kind", "training") == "training"
-                             and r["status"] == "completed" and r["history"]})]
+            drawn = [(v, p, fig_dir / f"{v}_{p}.png") for v, p in _curve_groups(records, meta)]
         figures = [(v, p, _relpath(path, report_path.parent)) for v, p, path in drawn]
-        out[report_path] = paper_report(paper, records, meta, figures)
+        out[report_path] = paper_report(paper, records, meta, figures, report_path.parent)
     if readme.exists():
         out[readme] = _replace_between(readme.read_text(), readme_table(results_dir, papers_dir))
     return out
@@ -274,7 +335,7 @@ def update_after_run(results_dir: str | Path, paper: str) -> Path:
     report_path = results_dir / paper / "REPORT.md"
     drawn = plot_curves(records, meta, results_dir / paper / "figures")
     figures = [(v, p, _relpath(path, report_path.parent)) for v, p, path in drawn]
-    report_path.write_text(paper_report(paper, records, meta, figures))
+    report_path.write_text(paper_report(paper, records, meta, figures, report_path.parent))
     return report_path
 
 

@@ -6,6 +6,9 @@ batches in any order, and a run resumed at an epoch boundary sees exactly the ba
 uninterrupted run would have seen. `common.training.EpochSync` tells the pipeline the epoch.
 Pass `shuffle=False` to `fit`: Keras would otherwise reorder the batch indices with Python's global
 `random` state, which a resumed process does not share.
+
+An "epoch" may span several shuffled passes over a small dataset (`passes`), so that a run on 1,600
+images is not evaluated and checkpointed after every 16 steps.
 """
 
 from __future__ import annotations
@@ -17,14 +20,19 @@ import numpy as np
 
 
 class ArrayBatches(keras.utils.PyDataset):
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = True,
-                 drop_remainder: bool = True, augment=None, seed: int = 0, workers: int = 2):
+    """Batches of `x` (and `y`, when given; without it a batch is `x` alone, for models such as a VAE
+    whose loss needs no target). `augment(x, rng)` transforms each batch (crops, flips, binarisation)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffle: bool = True,
+                 drop_remainder: bool = True, augment=None, seed: int = 0, workers: int = 2, passes: int = 1):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
-        if len(x) != len(y):
+        if y is not None and len(x) != len(y):
             raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
-        if drop_remainder and len(x) < batch_size:
+        if passes < 1:
+            raise ValueError(f"passes must be at least 1, got {passes}")
+        if drop_remainder and passes * len(x) < batch_size:
             raise ValueError(f"{len(x)} examples cannot fill one batch of {batch_size}")
-        self.x, self.y, self.batch_size = x, y, batch_size
+        self.x, self.y, self.batch_size, self.passes = x, y, batch_size, passes
         self.shuffle, self.drop_remainder, self.augment, self.seed = shuffle, drop_remainder, augment, seed
         self.epoch = 0
         self._order = self._make_order(0)
@@ -34,12 +42,15 @@ class ArrayBatches(keras.utils.PyDataset):
         self._order = self._make_order(epoch)
 
     def _make_order(self, epoch: int) -> np.ndarray:
+        n = len(self.x)
         if not self.shuffle:
-            return np.arange(len(self.x))
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+            return np.tile(np.arange(n), self.passes)
+        # Pass 0 keeps the (seed, epoch) stream of single-pass epochs, so that older runs resume identically.
+        return np.concatenate([np.random.default_rng([self.seed, epoch] + ([p] if p else [])).permutation(n)
+                               for p in range(self.passes)])
 
     def __len__(self) -> int:
-        n = len(self.x) / self.batch_size
+        n = self.passes * len(self.x) / self.batch_size
         return math.floor(n) if self.drop_remainder else math.ceil(n)
 
     def __getitem__(self, index: int):
@@ -47,7 +58,7 @@ class ArrayBatches(keras.utils.PyDataset):
         x = self.x[idx]
         if self.augment is not None:
             x = self.augment(x, np.random.default_rng([self.seed, self.epoch, index, 1]))
-        return x, self.y[idx]
+        return x if self.y is None else (x, self.y[idx])
 
 
 def pad_crop_flip(pad: int):

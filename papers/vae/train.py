@@ -1,0 +1,266 @@
+"""Train a VAE as in Kingma & Welling 2013, §5, then measure it and write its results JSON, figures and report.
+
+    python papers/vae/train.py --dataset=mnist --latent_dim=20 --seed=0     # the paper's recipe
+    python papers/vae/train.py --preset=quick --dataset=frey_face --latent_dim=2
+    python papers/vae/train.py --help                                       # every field, default and preset
+
+Measured after training: the lower bound per datapoint on the test set and on training images, the
+importance-sampled log p(x) (k = ll_samples) on the test set, a grid of samples, reconstructions,
+and for N_z = 2 the learned manifold (Fig. 4). An interrupted run resumes from its last finished
+epoch when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import common.tf_env  # noqa: F401
+
+import keras
+import numpy as np
+
+from common import config as cfg
+from common import images, report, results, training
+from common.data import frey_face, mnist
+from common.data.files import data_dir
+from common.data.pipeline import ArrayBatches
+from common.repro import seed_everything
+from papers.vae.config import PRESETS, VAEConfig
+from papers.vae.model import VAE, marginal_log_likelihood
+
+PAPER = "vae"
+# Seeds of the binary samples drawn once (the test set, the train-bound subset, "fixed" training data),
+# independent of the run's seed so that every run is measured on the same binary images.
+BINARIZE_SEEDS = {"test": 1, "train_eval": 2, "train": 3}
+
+
+def binarize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One Bernoulli sample per pixel with the grey value (0..255 as 0..1) as probability."""
+    return (rng.random(x.shape, dtype=np.float32) < x.astype(np.float32) / 255.0).astype(np.float32)
+
+
+def _dynamic(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return binarize(x, rng)
+
+
+def _scale(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return x.astype(np.float32) / 255.0
+
+
+def prepare_data(config: VAEConfig) -> dict:
+    """Training images (as stored; `transform` turns a batch into model input), and the test set and
+    train-bound subset as model input, flattened to vectors."""
+    if config.dataset == "mnist":
+        data = mnist.load(config.data_dir or None, download=config.download)
+        train, test = data.x_train, data.x_test
+        source, likelihood = str(data_dir(config.data_dir or None) / mnist.FOLDER), "bernoulli"
+    else:
+        data = frey_face.load(config.data_dir or None, download=config.download, n_train=config.frey_train_size)
+        train, test, source, likelihood = data.x_train, data.x_test, data.source, "gaussian"
+    image_shape = train.shape[1:]
+    train = train.reshape(len(train), -1)[:config.train_subset or None]
+    test = test.reshape(len(test), -1)[:config.test_subset or None]
+    eval_idx = np.arange(min(config.train_eval_size or len(train), len(train)))
+
+    mode = config.binarization if likelihood == "bernoulli" else "none"
+    if mode == "dynamic":
+        transform = _dynamic
+        once = {k: binarize(v, np.random.default_rng(BINARIZE_SEEDS[k])) for k, v in
+                (("test", test), ("train_eval", train[eval_idx]))}
+    else:
+        if mode == "fixed":
+            train = (binarize(train, np.random.default_rng(BINARIZE_SEEDS["train"])) * 255).astype(np.uint8)
+            test = binarize(test, np.random.default_rng(BINARIZE_SEEDS["test"])) * 255
+        elif mode == "threshold":
+            train, test = (train > 127) * np.uint8(255), (test > 127) * 255.0
+        transform = _scale
+        once = {"test": test.astype(np.float32) / 255.0, "train_eval": _scale(train[eval_idx], None)}
+    return {"train": train, "transform": transform, "test": once["test"], "train_eval": once["train_eval"],
+            "likelihood": likelihood, "image_shape": image_shape, "source": source, "binarization": mode}
+
+
+def build_model(config: VAEConfig, n_train: int, data_dim: int, likelihood: str) -> VAE:
+    l2 = 1.0 / (2.0 * n_train * config.prior_std**2) if config.prior_std else 0.0
+    model = VAE(data_dim, config.latent_dim, config.resolved_hidden_units, likelihood, init_std=config.init_std,
+                l2=l2, seed=config.seed, name="vae")
+    model.build((None, data_dim))
+    return model
+
+
+def compile_model(model: VAE, config: VAEConfig, learning_rate: float) -> VAE:
+    jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
+    model.compile(optimizer=keras.optimizers.Adagrad(learning_rate,
+                                                     initial_accumulator_value=config.adagrad_initial_accumulator),
+                  jit_compile=jit)
+    return model
+
+
+def choose_learning_rate(config: VAEConfig, data: dict, run_path: Path) -> tuple[float, dict | None]:
+    """§5: 'stepsizes were adapted with Adagrad; the Adagrad global stepsize parameters were chosen
+    from {0.01, 0.02, 0.1} based on performance on the training set in the first few iterations'.
+    Each candidate trains a fresh model (same seed) for `lr_search_samples`; the one with the highest
+    bound on the train-bound subset wins. The choice is kept in the run directory for resumes."""
+    if config.learning_rate:
+        return config.learning_rate, None
+    cache = run_path / "lr_search.json"
+    if cache.exists():
+        found = json.loads(cache.read_text())
+        return found["chosen"], found
+    train = data["train"]
+    steps = max(1, config.lr_search_samples // config.batch_size)
+    passes = math.ceil(steps * config.batch_size / len(train))
+    bounds = {}
+    for lr in config.lr_candidates:
+        keras.backend.clear_session()  # a fresh graph per candidate, instead of retracing into the old one
+        seed_everything(config.seed)
+        model = compile_model(build_model(config, len(train), train.shape[1], data["likelihood"]), config, lr)
+        ds = ArrayBatches(train, None, config.batch_size, seed=config.seed, augment=data["transform"],
+                          workers=config.data_workers, passes=passes)
+        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        bound = model.evaluate(data["train_eval"], batch_size=config.eval_batch_size, verbose=0,
+                               return_dict=True)["elbo"]
+        bounds[str(lr)] = float(bound) if math.isfinite(bound) else None
+        print(f"  step size {lr}: training bound {bound:.2f} nats after {steps * config.batch_size} samples",
+              flush=True)
+    finite = {float(k): v for k, v in bounds.items() if v is not None}
+    if not finite:
+        raise RuntimeError(f"every candidate step size diverged in the first {steps} iterations: {bounds}")
+    chosen = max(finite, key=finite.get)
+    found = {"chosen": chosen, "bounds": bounds, "samples": steps * config.batch_size}
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(found))
+    os.replace(tmp, cache)
+    return chosen, found
+
+
+class BoundOnTrainSet(keras.callbacks.Callback):
+    """After each epoch: the lower bound on a fixed set of training images (Fig. 2's train curve),
+    and the number of training samples seen so far (Fig. 2's horizontal axis)."""
+
+    def __init__(self, x: np.ndarray, batch_size: int, samples_per_epoch: int):
+        super().__init__()
+        self.x, self.batch_size, self.samples_per_epoch = x, batch_size, samples_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        result = self.model.evaluate(self.x, batch_size=self.batch_size, verbose=0, return_dict=True)
+        logs["train_elbo"] = result["elbo"]
+        logs["samples_seen"] = (epoch + 1) * self.samples_per_epoch
+
+
+def write_figures(model: VAE, config: VAEConfig, data: dict, folder: Path, stem: str) -> dict[str, str]:
+    """Samples from the prior, test reconstructions and (N_z = 2) the manifold of Fig. 4, as PNGs;
+    returns their paths relative to the paper's results folder."""
+    from scipy.special import ndtri
+
+    shape = data["image_shape"]
+    rng = np.random.default_rng(config.seed)
+    written = {}
+    z = rng.standard_normal((100, config.latent_dim)).astype(np.float32)
+    samples = keras.ops.convert_to_numpy(model.mean_image(z)).reshape(-1, *shape)
+    written["samples"] = images.save_grid(folder / f"{stem}_samples.png", samples, 10, 10)
+    x = data["test"][:20]
+    mean, _ = model.encode(x)
+    recon = keras.ops.convert_to_numpy(model.mean_image(mean)).reshape(-1, *shape)
+    pairs = np.concatenate([x.reshape(2, 10, *shape), recon.reshape(2, 10, *shape)], axis=1).reshape(-1, *shape)
+    written["reconstructions"] = images.save_grid(folder / f"{stem}_reconstructions.png", pairs, 4, 10)
+    if config.latent_dim == 2:
+        # Fig. 4: linearly spaced points of the unit square through the inverse Gaussian CDF.
+        n = 20
+        u = ndtri(np.linspace(0.5 / n, 1 - 0.5 / n, n))
+        grid_z = np.stack(np.meshgrid(u, u[::-1]), axis=-1).reshape(-1, 2).astype(np.float32)
+        manifold = keras.ops.convert_to_numpy(model.mean_image(grid_z)).reshape(-1, *shape)
+        written["manifold"] = images.save_grid(folder / f"{stem}_manifold.png", manifold, n, n)
+    return {k: Path(os.path.relpath(v, folder.parent)).as_posix() for k, v in written.items()}
+
+
+def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+    started, t0 = results.utc_now(), time.perf_counter()
+    seed_everything(config.seed)
+    data = prepare_data(config)
+    train, test = data["train"], data["test"]
+    run_path = training.run_dir(config, PAPER, config.variant, preset)
+    print(f"{config.variant}, preset {preset}: {len(train)} train / {len(test)} test images from {data['source']} "
+          f"(binarization: {data['binarization']}); working files in {run_path}")
+    learning_rate, lr_search = choose_learning_rate(config, data, run_path)
+    print(f"Adagrad step size {learning_rate}" + (" (chosen by the search above)" if lr_search else ""))
+
+    keras.backend.clear_session()
+    seed_everything(config.seed)
+    model = compile_model(build_model(config, len(train), train.shape[1], data["likelihood"]), config,
+                          learning_rate)
+    train_ds = ArrayBatches(train, None, config.batch_size, seed=config.seed, augment=data["transform"],
+                            workers=config.data_workers, passes=config.resolved_passes_per_epoch)
+    steps_per_epoch = len(train_ds)
+    max_iterations = math.ceil(config.resolved_max_samples / config.batch_size)
+    epochs = math.ceil(max_iterations / steps_per_epoch)
+    print(f"{max_iterations} iterations of {config.batch_size} = {max_iterations * config.batch_size:.3g} samples, "
+          f"{epochs} epochs of {steps_per_epoch} steps")
+    std = training.callbacks(run_path, config.batch_size, config.tensorboard)
+    cbs = [training.EpochSync(train_ds), training.StopAtIteration(max_iterations, steps_per_epoch),
+           BoundOnTrainSet(data["train_eval"], config.eval_batch_size, steps_per_epoch * config.batch_size),
+           *std.values(), *extra_callbacks]
+    try:
+        # shuffle=False: the pipeline shuffles by (seed, epoch) itself (see common.data.pipeline).
+        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2, shuffle=False,
+                  validation_data=(test,), validation_batch_size=config.eval_batch_size)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
+              f"(checkpoint in {run_path / 'backup'}).")
+        raise
+
+    failed = std["nan"].failed_at
+    iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    final = {"iterations": iterations, "samples_seen": iterations * config.batch_size, "epochs": epochs,
+             "learning_rate": learning_rate, "train_samples_per_s": std["timer"].steady_throughput()}
+    figures = {}
+    if failed is None:
+        evaluate = {"batch_size": config.eval_batch_size, "verbose": 0, "return_dict": True}
+        test_eval = model.evaluate(test, **evaluate)
+        train_eval = model.evaluate(data["train_eval"], **evaluate)
+        final.update(test_elbo=test_eval["elbo"], test_reconstruction=test_eval["reconstruction"],
+                     test_kl=test_eval["kl"], train_elbo=train_eval["elbo"], train_elbo_points=len(data["train_eval"]))
+        points = test[:config.ll_test_points or None]
+        print(f"Importance-sampled log p(x) on {len(points)} test images, k = {config.ll_samples}:", flush=True)
+        t_ll = time.perf_counter()
+        ll = marginal_log_likelihood(model, points, config.ll_samples, chunk=config.ll_chunk, seed=config.seed)
+        final.update(test_ll=float(ll.mean()), test_ll_sem=float(ll.std(ddof=1) / math.sqrt(len(ll))),
+                     ll_k=config.ll_samples, ll_test_points=len(points), ll_time_s=round(time.perf_counter() - t_ll, 1))
+        stem = f"{config.variant}_{preset}_seed{config.seed}_{started.replace(':', '').replace('-', '')[:15]}Z"
+        figures = write_figures(model, config, data, Path(config.results_dir) / PAPER / "figures", stem)
+    else:
+        final["failure"] = failed
+    record = results.make_record(
+        paper=PAPER, variant=config.variant, preset=preset, config=config, started=started,
+        wall_time_s=std["timer"].wall_time_s, history=training.read_history(run_path), final=final,
+        status="failed" if failed else "completed",
+        extra={"data": {"source": data["source"], "train": len(train), "test": len(test),
+                        "binarization": data["binarization"]},
+               "lr_search": lr_search, "figures": figures, "sessions": std["timer"].sessions,
+               "process_time_s": round(time.perf_counter() - t0, 1)},
+    )
+    path = results.write(record, config.results_dir)
+    training.finish(run_path)
+    (run_path / "lr_search.json").unlink(missing_ok=True)
+    report_path = report.update_after_run(config.results_dir, PAPER)
+    if failed is None:
+        outcome = (f"test bound {final['test_elbo']:.2f}, train bound {final['train_elbo']:.2f}, "
+                   f"log p(x) {final['test_ll']:.2f} ± {final['test_ll_sem']:.2f} nats (k = {config.ll_samples})")
+    else:
+        outcome = f"FAILED: loss {failed['loss']} in epoch {failed['epoch'] + 1}"
+    print(f"\n{config.variant} ({preset}, seed {config.seed}): {outcome}; "
+          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
+    print(f"Results: {path}\nReport:  {report_path}")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(VAEConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
