@@ -71,7 +71,8 @@ def _order(frame: pd.DataFrame, meta: dict) -> list[tuple[str, str]]:
     order = {v: i for i, v in enumerate(meta.get("variant_order", []))}
     presets = {meta.get("paper_preset", "paper"): 0, "quick": 1}
     keys = {(v, p) for v, p in zip(frame["variant"], frame["preset"], strict=True)}
-    keys |= {(v, meta.get("paper_preset", "paper")) for v in meta.get("paper_values", {})}
+    # The paper's own configurations always get a paper-recipe row, saying "not run yet" until one ran.
+    keys |= {(v, meta.get("paper_preset", "paper")) for v in meta.get("paper_rows", meta.get("paper_values", {}))}
     return sorted(keys, key=lambda k: (order.get(k[0], 99), k[0], presets.get(k[1], 9), k[1]))
 
 

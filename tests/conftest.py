@@ -15,7 +15,7 @@ import common.tf_env  # noqa: F401
 import numpy as np
 import pytest
 
-from common.data import cifar10, mnist
+from common.data import cifar10, frey_face, mnist
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,6 +57,25 @@ def write_mnist_folder(root: Path, seed: int = 0) -> Path:
         write_idx_gz(folder / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return folder
+
+
+def write_frey_face(root: Path, seed: int = 0) -> np.ndarray:
+    """frey_rawface.mat as the publisher's: variable ff, uint8 560 x 1965, one row-major 28x20 frame per column."""
+    import scipy.io
+
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(60, 230, (frey_face.N_IMAGES, 28, 20), dtype=np.uint8)
+    frames[:, 8:12, 4:16] = rng.integers(0, 60, (frey_face.N_IMAGES, 1, 1), dtype=np.uint8)  # a "mouth" that varies
+    root.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(root / frey_face.FILE.name, {"ff": frames.reshape(frey_face.N_IMAGES, -1).T})
+    return frames
+
+
+@pytest.fixture(scope="session")
+def frey_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("frey_data")
+    write_frey_face(root)
+    return root
 
 
 @pytest.fixture(scope="session")

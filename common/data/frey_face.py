@@ -38,7 +38,7 @@ def load_all(data_dir_: str | None = None, download: bool = True) -> np.ndarray:
     path = fetch(FILE, root, download, what="Frey Face")
     try:
         ff = scipy.io.loadmat(path)["ff"]
-    except (ValueError, OSError, KeyError, zlib.error, TypeError) as e:
+    except (ValueError, OSError, KeyError, IndexError, TypeError, zlib.error) as e:
         raise DataError(f"{path} is corrupt or not the Frey Face file ({type(e).__name__}: {e}); it was "
                         f"left as it is. Replace it with {FILE.url} (md5 {FILE.md5}).") from e
     if ff.shape != (HEIGHT * WIDTH, N_IMAGES) or ff.dtype != np.uint8:

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from common.data import cifar10, files, mnist
+from common.data import cifar10, files, frey_face, mnist
 from common.data.pipeline import ArrayBatches, pad_crop_flip
-from tests.conftest import write_cifar_folder, write_idx_gz, write_mnist_folder
+from tests.conftest import write_cifar_folder, write_frey_face, write_idx_gz, write_mnist_folder
 
 # CIFAR-10 -------------------------------------------------------------------------------------------------
 
@@ -238,3 +238,52 @@ def test_pad_crop_flip_gives_each_image_a_shifted_possibly_mirrored_crop():
         assert matches, "an output image is not a crop of its padded source"
         found.append(matches[0])
     assert len(set(found)) > 10 and {flip for flip, _, _ in found} == {False, True}
+
+
+def test_several_passes_per_epoch_and_batches_without_labels():
+    x = np.arange(30, dtype=np.float32)[:, None]
+    ds = ArrayBatches(x, None, 8, seed=1, workers=1, passes=3)
+    assert len(ds) == 11  # 90 examples, the last 2 dropped
+    batches = [ds[i] for i in range(len(ds))]
+    assert all(isinstance(b, np.ndarray) and b.shape == (8, 1) for b in batches)
+    counts = np.bincount(np.concatenate(batches)[:, 0].astype(int), minlength=30)
+    assert counts.sum() == 88 and counts.max() == 3 and (counts >= 2).all()
+    one = ArrayBatches(x, np.arange(30), 8, seed=1, workers=1)
+    assert np.array_equal(one[0][0], ds[0][:8])  # pass 0 is the single-pass shuffle, so old runs resume alike
+
+
+def test_frey_face_loads_in_file_order_and_splits_the_same_way_everywhere(tmp_path):
+    frames = write_frey_face(tmp_path)
+    assert np.array_equal(frey_face.load_all(str(tmp_path), download=False), frames)
+    a = frey_face.load(str(tmp_path), download=False)
+    b = frey_face.load(str(tmp_path), download=False)
+    assert a.x_train.shape == (1600, 28, 20) and a.x_test.shape == (365, 28, 20)
+    assert np.array_equal(a.x_test, b.x_test)
+    together = np.concatenate([a.x_train, a.x_test]).reshape(1965, -1)
+    assert sorted(map(bytes, together)) == sorted(map(bytes, frames.reshape(1965, -1)))
+
+
+def test_frey_face_missing_and_corrupt(tmp_path):
+    with pytest.raises(files.DataError, match=frey_face.FILE.md5) as err:
+        frey_face.load(str(tmp_path), download=False)
+    assert "frey_rawface.mat" in str(err.value) and frey_face.FILE.url in str(err.value)
+    (tmp_path / "frey_rawface.mat").write_bytes(b"MATLAB 5.0 MAT-file, truncated")
+    with pytest.raises(files.DataError, match="corrupt"):
+        frey_face.load(str(tmp_path), download=False)
+    assert (tmp_path / "frey_rawface.mat").read_bytes() == b"MATLAB 5.0 MAT-file, truncated"
+
+
+def test_frey_face_wrong_shape_is_refused(tmp_path):
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "frey_rawface.mat", {"ff": np.zeros((560, 100), np.uint8)})
+    with pytest.raises(files.DataError, match="560, 1965"):
+        frey_face.load(str(tmp_path), download=False)
+
+
+def test_real_frey_face(real_data_dir):
+    if not (real_data_dir / frey_face.FILE.name).exists():
+        pytest.skip("frey_rawface.mat not restored in KPB_DATA_DIR")
+    assert files.md5sum(real_data_dir / frey_face.FILE.name) == frey_face.FILE.md5
+    frames = frey_face.load_all(str(real_data_dir), download=False)
+    assert frames.shape == (1965, 28, 20) and 140 < frames.mean() < 170

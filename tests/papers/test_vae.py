@@ -1,0 +1,229 @@
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from common import results
+from common.config import ConfigError, make_config, parse_args
+from papers.vae import train
+from papers.vae.config import PAPER_HIDDEN, PAPER_LATENT, PRESETS, VAEConfig
+from papers.vae.model import (
+    VAE,
+    bernoulli_log_likelihood,
+    gaussian_kl,
+    gaussian_log_density,
+    marginal_log_likelihood,
+)
+
+DATA_DIM = {"mnist": 784, "frey_face": 560}
+LIKELIHOOD = {"mnist": "bernoulli", "frey_face": "gaussian"}
+VARIANTS = [(d, z) for d in PAPER_LATENT for z in PAPER_LATENT[d]]
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _model(dataset, latent_dim, hidden=None, **kw):
+    keras.utils.set_random_seed(0)
+    model = VAE(DATA_DIM[dataset], latent_dim, hidden or PAPER_HIDDEN[dataset], LIKELIHOOD[dataset], seed=0, **kw)
+    model.build((None, DATA_DIM[dataset]))
+    return model
+
+
+@pytest.mark.parametrize("dataset,latent_dim", VARIANTS)
+def test_build_parameter_count_and_shapes(dataset, latent_dim):
+    model = _model(dataset, latent_dim)
+    d, h, z = DATA_DIM[dataset], PAPER_HIDDEN[dataset], latent_dim
+    encoder = d * h + h + 2 * (h * z + z)
+    decoder = z * h + h + (h * d + d) * (2 if dataset == "frey_face" else 1)
+    assert model.count_params() == encoder + decoder
+    x = np.random.default_rng(0).random((3, d)).astype(np.float32)
+    out = model(x)
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"elbo": (3,), "reconstruction": (3,), "kl": (3,)}
+    assert np.allclose(_np(out["elbo"]), _np(out["reconstruction"] - out["kl"]), atol=1e-3)
+    assert (_np(out["kl"]) >= 0).all()
+
+
+@pytest.mark.parametrize("dataset", list(PAPER_LATENT))
+def test_save_and_reload_give_identical_outputs(dataset, tmp_path):
+    model = _model(dataset, 5)
+    x = np.random.default_rng(0).random((4, DATA_DIM[dataset])).astype(np.float32)
+    z = np.random.default_rng(1).normal(size=(4, 5)).astype(np.float32)
+    model.save_weights(tmp_path / "vae.weights.h5")
+    again = _model(dataset, 5)
+    again.load_weights(tmp_path / "vae.weights.h5")
+    for a, b in zip(model.encode(x), again.encode(x), strict=True):
+        np.testing.assert_array_equal(_np(a), _np(b))
+    np.testing.assert_array_equal(_np(model.mean_image(z)), _np(again.mean_image(z)))
+
+
+def _train_step_lowers_loss(dataset):
+    keras.utils.set_random_seed(0)
+    config = VAEConfig(dataset=dataset, hidden_units=32, latent_dim=2, jit_compile="false")
+    model = train.compile_model(train.build_model(config, 1000, DATA_DIM[dataset], LIKELIHOOD[dataset]), config, 0.02)
+    x = (np.random.default_rng(0).random((100, DATA_DIM[dataset])) < 0.3).astype(np.float32)
+    first = model.evaluate(x, verbose=0, return_dict=True)["loss"]
+    for _ in range(3):
+        model.train_on_batch(x)
+    second = model.evaluate(x, verbose=0, return_dict=True)["loss"]
+    assert np.isfinite(first) and second < first
+
+
+@pytest.mark.jax
+def test_train_step_lowers_loss_mnist():
+    _train_step_lowers_loss("mnist")
+
+
+def test_train_step_lowers_loss_frey_face():
+    _train_step_lowers_loss("frey_face")
+
+
+def test_analytic_kl_matches_a_monte_carlo_estimate():
+    """Eq. 10's closed form against E_q[log q(z|x) - log p(z)] from 200,000 samples, within 4 standard errors."""
+    rng = np.random.default_rng(0)
+    mean, logvar = rng.normal(size=(1, 4)), rng.normal(scale=0.7, size=(1, 4))
+    z = mean + np.exp(0.5 * logvar) * rng.standard_normal((200_000, 4))
+    log_q = (-0.5 * (np.log(2 * np.pi) + logvar + (z - mean) ** 2 / np.exp(logvar))).sum(1)
+    log_p = (-0.5 * (np.log(2 * np.pi) + z**2)).sum(1)
+    samples = log_q - log_p
+    analytic = float(_np(gaussian_kl(*(ops.convert_to_tensor(a, "float32") for a in (mean, logvar))))[0])
+    assert abs(analytic - samples.mean()) < 4 * samples.std() / math.sqrt(len(samples))
+    assert analytic > 0
+
+
+def test_bernoulli_log_likelihood_by_hand():
+    # p = sigmoid(logits) = 0.5, 0.75, 0.25; x = 1, 0, 1: log(0.5) + log(0.25) + log(0.25) = log(1/32)
+    x = np.array([[1.0, 0.0, 1.0]], np.float32)
+    logits = np.array([[0.0, math.log(3.0), -math.log(3.0)]], np.float32)
+    assert float(_np(bernoulli_log_likelihood(x, logits))[0]) == pytest.approx(math.log(1 / 32), rel=1e-5)
+
+
+def test_gaussian_log_density_matches_scipy():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    x, mean, logvar = rng.random((2, 5)), rng.random((2, 5)), rng.normal(size=(2, 5))
+    expected = norm.logpdf(x, mean, np.exp(0.5 * logvar)).sum(axis=1)
+    got = _np(gaussian_log_density(*(ops.convert_to_tensor(a, "float32") for a in (x, mean, logvar))))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+class _ReconstructionOnly(VAE):
+    """The loss without the KL term: the encoder can then only learn through the sampled z."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return -ops.mean(y_pred["reconstruction"])
+
+
+def test_gradient_flows_through_the_reparameterised_sample():
+    keras.utils.set_random_seed(0)
+    model = _ReconstructionOnly(20, 2, 8, seed=0, name="reconstruction_only")
+    model.build((None, 20))
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    before = {la: [_np(w).copy() for w in getattr(model, la).weights] for la in ("encoder_mean", "encoder_logvar")}
+    model.train_on_batch((np.random.default_rng(0).random((16, 20)) < 0.5).astype(np.float32))
+    for layer, weights in before.items():
+        after = [_np(w) for w in getattr(model, layer).weights]
+        assert all(not np.array_equal(a, b) for a, b in zip(weights, after, strict=True)), f"{layer} got no gradient"
+
+
+@pytest.fixture(scope="module")
+def poor_posterior_model():
+    """An untrained VAE with large initial weights: its decoder is sharply structured while its encoder
+    is arbitrary, so q(z|x) is a poor proposal and the gap between the bound and log p(x) is large."""
+    keras.utils.set_random_seed(0)
+    model = VAE(30, 2, 16, init_std=0.5, seed=0)
+    model.build((None, 30))
+    model.compile()
+    return model, (np.random.default_rng(0).random((100, 30)) < 0.5).astype(np.float32)
+
+
+def test_importance_sampled_log_likelihood_is_above_the_bound_and_rises_with_k(poor_posterior_model):
+    model, x = poor_posterior_model
+    elbo = float(np.mean([model.evaluate(x, verbose=0, return_dict=True)["elbo"] for _ in range(10)]))
+    estimates = {k: marginal_log_likelihood(model, x, k, chunk=250, seed=0, progress=False).mean()
+                 for k in (1, 10, 100, 1000)}
+    assert estimates[1] == pytest.approx(elbo, abs=1.0)  # k = 1 is the bound, with a one-sample KL term
+    assert estimates[1] < estimates[10] < estimates[100] < estimates[1000]
+    assert estimates[1000] > elbo + 5
+
+
+def test_importance_sampling_does_not_depend_on_the_chunking(poor_posterior_model):
+    model, x = poor_posterior_model
+    a = marginal_log_likelihood(model, x[:10], 300, chunk=300, seed=3, progress=False)
+    b = marginal_log_likelihood(model, x[:10], 300, chunk=300, points_per_call=3, seed=3, progress=False)
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_binarisation_samples_grey_values_and_the_test_set_is_fixed(mnist_root):
+    x = np.full((2000, 10), 64, np.uint8)
+    sample = train.binarize(x, np.random.default_rng(0))
+    assert set(np.unique(sample)) == {0.0, 1.0} and sample.mean() == pytest.approx(64 / 255, abs=0.01)
+    config = make_config(VAEConfig, PRESETS, "smoke", data_dir=str(mnist_root), download=False)
+    a, b = train.prepare_data(config), train.prepare_data(config)
+    np.testing.assert_array_equal(a["test"], b["test"])
+    assert a["train"].dtype == np.uint8 and a["binarization"] == "dynamic"
+    batch = a["transform"](a["train"][:20], np.random.default_rng(0))
+    assert set(np.unique(batch)) <= {0.0, 1.0}
+    grey = train.prepare_data(make_config(VAEConfig, PRESETS, "smoke", data_dir=str(mnist_root), download=False,
+                                          binarization="none"))
+    assert grey["test"].max() <= 1.0 and len(np.unique(grey["test"])) > 2
+
+
+def test_config_variants_labels_and_errors():
+    assert parse_args(VAEConfig, PRESETS, ["--dataset=frey_face", "--latent_dim=5", "--seed=2"])[0] == "paper"
+    label, config = parse_args(VAEConfig, PRESETS, ["--preset=quick", "--hidden_units=100"])
+    assert label == "quick-custom" and config.variant == "mnist-z20"
+    assert config.resolved_max_samples == 2_000_000
+    paper = VAEConfig(dataset="frey_face")
+    assert paper.resolved_hidden_units == 200 and paper.resolved_max_samples == 10**7
+    assert paper.resolved_passes_per_epoch == 10
+    with pytest.raises(ConfigError, match="mnist, frey_face"):
+        make_config(VAEConfig, PRESETS, dataset="cifar")
+    with pytest.raises(ConfigError, match="dynamic, fixed"):
+        make_config(VAEConfig, PRESETS, binarization="sometimes")
+
+
+def _smoke(root, tmp_path, name, **kw):
+    return make_config(VAEConfig, PRESETS, "smoke", data_dir=str(root), download=False,
+                       results_dir=str(tmp_path / name / "results"), runs_dir=str(tmp_path / name / "runs"), **kw)
+
+
+@pytest.mark.jax
+def test_smoke_run_writes_results_figures_and_report(mnist_root, tmp_path):
+    config = _smoke(mnist_root, tmp_path, "mnist")
+    assert train.run(config, "smoke") == 0
+    (record,) = results.load_all(config.results_dir, "vae")
+    final = record["final"]
+    assert record["status"] == "completed" and record["variant"] == "mnist-z20"
+    assert final["samples_seen"] == 400 and len(record["history"]) == 2
+    assert record["history"][-1]["samples_seen"] == 400 and "train_elbo" in record["history"][-1]
+    assert final["ll_k"] == 20 and final["ll_test_points"] == 100 and final["test_ll"] < 0
+    assert final["learning_rate"] in (0.01, 0.02, 0.1) and set(record["lr_search"]["bounds"]) == {"0.01", "0.02", "0.1"}
+    folder = tmp_path / "mnist" / "results" / "vae"
+    assert set(record["figures"]) == {"samples", "reconstructions"}
+    assert all((folder / rel).exists() for rel in record["figures"].values())
+    text = (folder / "REPORT.md").read_text()
+    assert "| mnist-z20 | smoke (not the paper's recipe) |" in text and "-86.76" in text
+    assert "figures/mnist_smoke.png" in text and "_samples.png" in text
+
+
+def test_frey_face_smoke_run_with_two_latents_draws_the_manifold(frey_root, tmp_path):
+    config = _smoke(frey_root, tmp_path, "frey", dataset="frey_face", latent_dim=2, learning_rate=0.02)
+    assert train.run(config, "smoke") == 0
+    (record,) = results.load_all(config.results_dir, "vae")
+    assert record["variant"] == "frey_face-z2" and record["lr_search"] is None
+    assert record["data"]["train"] == 200 and record["data"]["binarization"] == "none"
+    assert "manifold" in record["figures"] and math.isfinite(record["final"]["test_ll"])
+
+
+def test_step_size_choice_is_kept_for_a_resumed_run(mnist_root, tmp_path):
+    config = _smoke(mnist_root, tmp_path, "lr")
+    run_path = tmp_path / "lr" / "runs" / "vae" / "kept"
+    run_path.mkdir(parents=True)
+    (run_path / "lr_search.json").write_text(json.dumps({"chosen": 0.1, "bounds": {}, "samples": 0}))
+    assert train.choose_learning_rate(config, train.prepare_data(config), run_path)[0] == 0.1
