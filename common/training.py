@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
 from common.config import config_hash
@@ -38,6 +39,23 @@ class EpochSync(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.dataset.set_epoch(epoch)
+
+
+class ReseedEachEpoch(keras.callbacks.Callback):
+    """Sets each `keras.random.SeedGenerator` to a state that depends only on (seed, epoch) when an
+    epoch begins, so that the noise a model draws in its train step (a VAE's reparameterisation, a
+    GAN's latent vectors) is the same in a resumed run as in an uninterrupted one. Needed because
+    checkpoints hold weights and optimizer state but not seed-generator states. A generator's state
+    is (seed, counter) and each draw adds 1 to the counter, so epochs start 2^24 draws apart."""
+
+    def __init__(self, generators, seed: int):
+        super().__init__()
+        self.generators, self.seed = list(generators), seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for i, generator in enumerate(self.generators):
+            state = np.array([self.seed + 7919 * i, epoch * 2**24], dtype=generator.state.dtype)
+            generator.state.assign(state)
 
 
 class StopAtIteration(keras.callbacks.Callback):

@@ -201,7 +201,8 @@ def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -
     print(f"{max_iterations} iterations of {config.batch_size} = {max_iterations * config.batch_size:.3g} samples, "
           f"{epochs} epochs of {steps_per_epoch} steps")
     std = training.callbacks(run_path, config.batch_size, config.tensorboard)
-    cbs = [training.EpochSync(train_ds), training.StopAtIteration(max_iterations, steps_per_epoch),
+    cbs = [training.EpochSync(train_ds), training.ReseedEachEpoch([model.noise], config.seed),
+           training.StopAtIteration(max_iterations, steps_per_epoch),
            BoundOnTrainSet(data["train_eval"], config.eval_batch_size, steps_per_epoch * config.batch_size),
            *std.values(), *extra_callbacks]
     try:

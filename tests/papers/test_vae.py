@@ -227,3 +227,25 @@ def test_step_size_choice_is_kept_for_a_resumed_run(mnist_root, tmp_path):
     run_path.mkdir(parents=True)
     (run_path / "lr_search.json").write_text(json.dumps({"chosen": 0.1, "bounds": {}, "samples": 0}))
     assert train.choose_learning_rate(config, train.prepare_data(config), run_path)[0] == 0.1
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Ctrl-C after the first epoch's checkpoint (the callbacks before it, BackupAndRestore included, have run)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_to_the_same_result(mnist_root, tmp_path):
+    straight = _smoke(mnist_root, tmp_path, "straight")
+    assert train.run(straight, "smoke") == 0
+    resumed = _smoke(mnist_root, tmp_path, "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train.run(resumed, "smoke", extra_callbacks=[_Interrupt()])
+    assert not results.load_all(resumed.results_dir, "vae")
+    assert train.run(resumed, "smoke") == 0
+    (a,), (b,) = results.load_all(straight.results_dir, "vae"), results.load_all(resumed.results_dir, "vae")
+    assert b["sessions"] == 2 and [h["epoch"] for h in b["history"]] == [1, 2]
+    assert b["final"]["learning_rate"] == a["final"]["learning_rate"]
+    for key in ("elbo", "val_elbo", "train_elbo"):
+        assert a["history"][-1][key] == pytest.approx(b["history"][-1][key], rel=1e-5), key
