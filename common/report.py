@@ -192,6 +192,7 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                                                 "wall": "wall time (mean)"})]
     for ref in meta.get("references", []):
         lines += ["", f"- Reference: {ref['what']}: **{ref['value']}** ({ref['source']})."]
+    lines += _claims(records, meta)
     if len(frame):
         runs = frame.sort_values(["variant", "preset", "seed", "file"]).to_dict("records")
         digits = meta.get("digits", 2)
@@ -233,6 +234,49 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
             lines += [f"![{variant} {preset}]({rel})", ""]
     lines += _run_figures(records, meta, report_dir)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _claim_value(record: dict, spec: dict) -> float | None:
+    """One number a claim is judged on: `difference` of two final metrics, or the `gain` of a history
+    key between the epoch at `from_fraction` of the run and its last epoch."""
+    if "difference" in spec:
+        a, b = (record["final"].get(k) for k in spec["difference"])
+        return None if a is None or b is None else a - b
+    values = [h[spec["gain"]] for h in record["history"] if h.get(spec["gain"]) is not None]
+    if len(values) < 2:
+        return None
+    start = values[min(len(values) - 2, int(spec.get("from_fraction", 0.5) * len(values)) - 1)]
+    return values[-1] - start
+
+
+def _claims(records: list[dict], meta: dict) -> list[str]:
+    """paper.json's `claims`: for each claim, the number it is judged on per (variant, preset), mean
+    over seeds, and whether it meets the stated rule (`holds_if`: [">" or "<", threshold])."""
+    runs = [r for r in records if r.get("kind", "training") == "training" and r["status"] == "completed"]
+    if not meta.get("claims") or not runs:
+        return []
+    order = {v: i for i, v in enumerate(meta.get("variant_order", []))}
+    lines = ["", "## The paper's claims, checked on these runs", ""]
+    for claim in meta["claims"]:
+        op, threshold = claim["holds_if"]
+        lines += [f"**{claim['claim']}** Judged on: {claim['measure']}; a row supports the claim when it is "
+                  f"{'above' if op == '>' else 'below'} {threshold}.", ""]
+        rows, verdicts = [], []
+        keys = sorted({(r["variant"], r["preset"]) for r in runs}, key=lambda k: (order.get(k[0], 99), k))
+        for variant, preset in keys:
+            values = [v for r in runs if (r["variant"], r["preset"]) == (variant, preset)
+                      if (v := _claim_value(r, claim)) is not None]
+            if not values:
+                continue
+            mean = sum(values) / len(values)
+            holds = mean > threshold if op == ">" else mean < threshold
+            verdicts.append(holds)
+            rows.append({"variant": variant, "preset": preset, "value": f"{mean:.2f}", "n": len(values),
+                         "holds": "yes" if holds else "**no**"})
+        lines += [_table(rows, {"variant": "model", "preset": "preset", "value": claim["measure"], "n": "runs",
+                                "holds": "supports the claim"}), "",
+                  f"Supported by {sum(verdicts)} of {len(verdicts)} rows.", ""]
+    return lines
 
 
 def _run_figures(records: list[dict], meta: dict, report_dir: Path | None) -> list[str]:

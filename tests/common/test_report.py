@@ -74,3 +74,36 @@ def test_readme_without_markers_is_an_error(repo):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         report.render(res, papers, readme, res, draw=False)
+
+
+GROUPED = {**META, "lower_is_better": False, "scale": 1, "metric": "ll", "metric_label": "log p(x)",
+           "extra_metrics": [["gap_a", "a", 1], ["k", "k", None]], "paper_values": {}, "paper_rows": ["v1"],
+           "curves": [["bound", "train", False]], "curve_group": "dataset", "curve_x": "seen",
+           "claims": [{"claim": "Keeps improving.", "measure": "gain", "gain": "bound", "holds_if": [">", 0]},
+                      {"claim": "No overfitting.", "measure": "gap", "difference": ["gap_a", "gap_b"],
+                       "holds_if": ["<", 2]}]}
+
+
+def _write_grouped(results_dir, variant, seed, bounds, gap_a, figures=None):
+    r = record(preset="quick", final={"ll": -100.0 - seed, "gap_a": gap_a, "gap_b": 0.0, "k": 5000},
+               history=[{"epoch": i + 1, "bound": b, "seen": 100 * (i + 1)} for i, b in enumerate(bounds)])
+    r.update(variant=variant, seed=seed, figures=figures or {})
+    r["config"].update(seed=seed, dataset="ds")
+    return results.write(r, results_dir)
+
+
+def test_extra_metrics_grouped_curves_claims_and_run_figures(repo):
+    _, res, papers, readme = repo
+    (papers / "toy" / "paper.json").write_text(json.dumps(GROUPED))
+    _write_grouped(res, "v1", 0, [-120, -110, -105, -100], 1.0, {"samples": "figures/s.png"})
+    _write_grouped(res, "v1", 1, [-120, -110, -105, -104], 2.0)
+    _write_grouped(res, "v2", 0, [-120, -110, -112, -115], 5.0)
+    out = report.render(res, papers, readme, res, draw=True)
+    text = out[papers / "toy" / "REPORT.md"]
+    assert "| v1 | paper (paper's recipe) | not run yet |" in text
+    assert "| v1 | quick (not the paper's recipe) | -100.50 ± 0.71 | 1.5 ± 0.7 | 5000 |" in text
+    assert (res / "toy" / "figures" / "ds_quick.png").exists() and "figures/ds_quick.png" in text
+    assert "| v1 | quick | 8.00 | 2 | yes |" in text and "| v2 | quick | -5.00 | 1 | **no** |" in text
+    assert "| v2 | quick | 5.00 | 1 | **no** |" in text and "Supported by 1 of 2 rows." in text
+    assert "![v1 quick samples](../../results/toy/figures/s.png)" in text
+    assert "v2 quick samples" not in text
