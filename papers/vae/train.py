@@ -140,16 +140,18 @@ def choose_learning_rate(config: VAEConfig, data: dict, run_path: Path) -> tuple
 
 class BoundOnTrainSet(keras.callbacks.Callback):
     """After each epoch: the lower bound on a fixed set of training images (Fig. 2's train curve),
-    and the number of training samples seen so far (Fig. 2's horizontal axis)."""
+    and the number of training samples seen so far (Fig. 2's horizontal axis; a last epoch cut short
+    by max_samples counts only its iterations)."""
 
-    def __init__(self, x: np.ndarray, batch_size: int, samples_per_epoch: int):
+    def __init__(self, x: np.ndarray, eval_batch_size: int, train_batch_size: int):
         super().__init__()
-        self.x, self.batch_size, self.samples_per_epoch = x, batch_size, samples_per_epoch
+        self.x, self.eval_batch_size, self.train_batch_size = x, eval_batch_size, train_batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        result = self.model.evaluate(self.x, batch_size=self.batch_size, verbose=0, return_dict=True)
+        result = self.model.evaluate(self.x, batch_size=self.eval_batch_size, verbose=0, return_dict=True)
         logs["train_elbo"] = result["elbo"]
-        logs["samples_seen"] = (epoch + 1) * self.samples_per_epoch
+        iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        logs["samples_seen"] = iterations * self.train_batch_size
 
 
 def write_figures(model: VAE, config: VAEConfig, data: dict, folder: Path, stem: str) -> dict[str, str]:
@@ -203,7 +205,7 @@ def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -
     std = training.callbacks(run_path, config.batch_size, config.tensorboard)
     cbs = [training.EpochSync(train_ds), training.ReseedEachEpoch([model.noise], config.seed),
            training.StopAtIteration(max_iterations, steps_per_epoch),
-           BoundOnTrainSet(data["train_eval"], config.eval_batch_size, steps_per_epoch * config.batch_size),
+           BoundOnTrainSet(data["train_eval"], config.eval_batch_size, config.batch_size),
            *std.values(), *extra_callbacks]
     try:
         # shuffle=False: the pipeline shuffles by (seed, epoch) itself (see common.data.pipeline).

@@ -201,6 +201,7 @@ def test_smoke_run_writes_results_figures_and_report(mnist_root, tmp_path):
     final = record["final"]
     assert record["status"] == "completed" and record["variant"] == "mnist-z20"
     assert final["samples_seen"] == 400 and len(record["history"]) == 2
+    assert [h["samples_seen"] for h in record["history"]] == [200, 400]
     assert record["history"][-1]["samples_seen"] == 400 and "train_elbo" in record["history"][-1]
     assert final["ll_k"] == 20 and final["ll_test_points"] == 100 and final["test_ll"] < 0
     assert final["learning_rate"] in (0.01, 0.02, 0.1) and set(record["lr_search"]["bounds"]) == {"0.01", "0.02", "0.1"}
@@ -213,12 +214,14 @@ def test_smoke_run_writes_results_figures_and_report(mnist_root, tmp_path):
 
 
 def test_frey_face_smoke_run_with_two_latents_draws_the_manifold(frey_root, tmp_path):
-    config = _smoke(frey_root, tmp_path, "frey", dataset="frey_face", latent_dim=2, learning_rate=0.02)
+    config = _smoke(frey_root, tmp_path, "frey", dataset="frey_face", latent_dim=2, learning_rate=0.02,
+                    max_samples=300)
     assert train.run(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "vae")
     assert record["variant"] == "frey_face-z2" and record["lr_search"] is None
     assert record["data"]["train"] == 200 and record["data"]["binarization"] == "none"
     assert "manifold" in record["figures"] and math.isfinite(record["final"]["test_ll"])
+    assert [h["samples_seen"] for h in record["history"]] == [200, 300]  # the cut-short last epoch counts 5 steps
 
 
 def test_step_size_choice_is_kept_for_a_resumed_run(mnist_root, tmp_path):
