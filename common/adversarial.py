@@ -1,0 +1,156 @@
+"""Alternating updates of several players (a GAN's generator and discriminator) inside `Model.fit`,
+on TensorFlow and on JAX.
+
+Keras' own train step updates one set of variables with one optimizer; a GAN alternates players,
+each with its own optimizer, and the critic of a WGAN takes several steps per generator step. A
+paper's model subclasses `AdversarialModel`, builds its networks, calls
+`compile(players={"discriminator": (optimizer, variables), "generator": (optimizer, variables)})`,
+and writes its algorithm once, with `keras.ops` only, in `adversarial_step(data)`:
+
+    d_loss = self.minimize("discriminator", lambda: <the critic's loss>)
+    g_loss = self.minimize("generator", lambda: <the generator's loss>)
+
+`minimize` computes the gradient of the loss for that player's variables and applies its optimizer
+before returning, so the next call sees the updated weights (Algorithm 1 of Goodfellow et al. 2014,
+Arjovsky et al. 2017 and Gulrajani et al. 2017 alike). Only this module knows the backend: on
+TensorFlow it uses a gradient tape; on JAX, whose train step is a pure function of the state,
+`adversarial_step` runs in a `StatelessScope` and each `minimize` differentiates a pure function of
+the player's variable values. `input_gradient` gives d f(x) / dx for gradient penalties, itself
+differentiable with respect to the weights.
+"""
+
+from __future__ import annotations
+
+import types
+
+import keras
+
+
+class PlayerOptimizers(keras.optimizers.Optimizer):
+    """One optimizer per player, presented to Keras as the model's single optimizer, so that fit's
+    state handling (JAX) and checkpoints (`BackupAndRestore`) carry every player's optimizer state.
+    `iterations` is that of the player named `count`, e.g. generator iterations for a GAN."""
+
+    def __init__(self, players: dict[str, keras.optimizers.Optimizer], count: str, name: str = "player_optimizers"):
+        super().__init__(learning_rate=0.0, name=name)
+        if count not in players:
+            raise ValueError(f"count must name one of the players {list(players)}, got {count!r}")
+        self.players, self.count = dict(players), count
+
+    def build(self, variables):
+        # Each player's optimizer is built with its own variables by AdversarialModel.compile.
+        self.built = True
+
+    @property
+    def variables(self):
+        return [v for optimizer in self.players.values() for v in optimizer.variables]
+
+    @property
+    def iterations(self):
+        return self.players[self.count].iterations
+
+
+class AdversarialModel(keras.Model):
+    """Base class for models trained by alternating players; see the module docstring."""
+
+    def compile(self, players: dict[str, tuple], count: str | None = None, **kwargs):
+        """`players`: name -> (optimizer, list of variables it updates). `count`: the player whose
+        update count is `optimizer.iterations` (default: the last one)."""
+        optimizers, player_variables = {}, {}
+        for name, (optimizer, variables) in players.items():
+            variables = list(variables)
+            if not variables:
+                raise ValueError(f"player {name!r} has no variables; build the model before compile")
+            optimizer.build(variables)
+            optimizers[name], player_variables[name] = optimizer, variables
+        # A namespace, not a dict: Keras would otherwise track these variables as new state of a built model.
+        self._players = types.SimpleNamespace(variables=player_variables)
+        super().compile(optimizer=PlayerOptimizers(optimizers, count or list(players)[-1]), **kwargs)
+        # No compiled loss: the logs are what adversarial_step returns, with no extra "loss" entry.
+        self._loss_tracker = None
+
+    def adversarial_step(self, data) -> dict:
+        """One step of the paper's algorithm; returns the logs (metric results). Override."""
+        raise NotImplementedError
+
+    def minimize(self, player: str, loss_fn):
+        """Update `player`'s variables with its optimizer along the gradient of `loss_fn()`; returns the loss."""
+        optimizer, variables = self.optimizer.players[player], self._players.variables[player]
+        if keras.backend.backend() == "jax":
+            return self._minimize_jax(loss_fn, variables, optimizer)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                loss = loss_fn()
+            optimizer.apply(tape.gradient(loss, variables), variables)
+            return loss
+        raise NotImplementedError(f"AdversarialModel supports the tensorflow and jax backends, not "
+                                  f"{keras.backend.backend()}")
+
+    # --- TensorFlow: Keras calls train_step(data) inside its tf.function.
+    # --- JAX: Keras calls train_step(state, data) under jit and expects the new state back.
+    if keras.backend.backend() == "jax":
+
+        def train_step(self, state, data):
+            groups = (self.trainable_variables, self.non_trainable_variables, self.optimizer.variables,
+                      self.metrics_variables)
+            mapping = [pair for variables, values in zip(groups, state, strict=True)
+                       for pair in zip(variables, values, strict=True)]
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                logs = self.adversarial_step(data)
+            new_state = tuple([scope.get_current_value(v) for v in variables] for variables in groups)
+            return logs, new_state
+
+        def _minimize_jax(self, loss_fn, variables, optimizer):
+            import jax
+            from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+            outer = get_stateless_scope()
+            chosen = {id(v) for v in variables}
+            others = [v for v in (*self.variables, *self.optimizer.variables) if id(v) not in chosen]
+
+            def pure(values):
+                mapping = [(v, outer.get_current_value(v)) for v in others] + list(zip(variables, values, strict=True))
+                with keras.StatelessScope(state_mapping=mapping) as inner:
+                    loss = loss_fn()
+                # Non-differentiated state the loss changed: seed generators, normalisation statistics.
+                return loss, [inner.get_current_value(v) for v in others]
+
+            current = [outer.get_current_value(v) for v in variables]
+            (loss, updated), grads = jax.value_and_grad(pure, has_aux=True)(current)
+            for v, value in zip(others, updated, strict=True):
+                v.assign(value)
+            new_values, new_optimizer_values = optimizer.stateless_apply(
+                [outer.get_current_value(v) for v in optimizer.variables], grads, current)
+            for v, value in zip(variables, new_values, strict=True):
+                v.assign(value)
+            for v, value in zip(optimizer.variables, new_optimizer_values, strict=True):
+                v.assign(value)
+            return loss
+
+    else:
+
+        def train_step(self, data):
+            return self.adversarial_step(data)
+
+        def _minimize_jax(self, loss_fn, variables, optimizer):
+            raise RuntimeError("the JAX path of minimize needs KERAS_BACKEND=jax")
+
+
+def input_gradient(fn, x):
+    """d sum(fn(x)) / dx, e.g. a critic's gradient at interpolated images for the gradient penalty of
+    Gulrajani et al. 2017. The result stays differentiable with respect to the weights `fn` uses."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.grad(lambda inputs: keras.ops.sum(fn(inputs)))(x)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = keras.ops.sum(fn(x))
+        return tape.gradient(out, x)
+    raise NotImplementedError(f"input_gradient supports the tensorflow and jax backends, not {backend}")

@@ -1,0 +1,121 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from common.adversarial import AdversarialModel, input_gradient
+
+
+class Chase(AdversarialModel):
+    """Two players with their own optimizers: `a` moves to the data mean; `b` then chases 2a. The
+    second player must see the first one's update from the same step, as a GAN's generator sees the
+    critic it just trained, and `a` takes `n_a` steps per step of `b` (like n_critic)."""
+
+    def __init__(self, n_a=1, **kwargs):
+        super().__init__(**kwargs)
+        self.n_a = n_a
+        self.a = self.add_weight(shape=(), initializer="zeros", name="a")
+        self.b = self.add_weight(shape=(), initializer="zeros", name="b")
+        self.noise = keras.random.SeedGenerator(0)
+        self.a_loss = keras.metrics.Mean(name="a_loss")
+        self.b_loss = keras.metrics.Mean(name="b_loss")
+        self.seen_a = self.add_weight(shape=(), initializer="zeros", name="seen_a", trainable=False)
+        self.built = True
+
+    def adversarial_step(self, data):
+        for _ in range(self.n_a):
+            loss_a = self.minimize("a", lambda: ops.mean(ops.square(self.a - data)))
+        # The b player reads a after a's update; the noise checks that seed state survives the step.
+        self.seen_a.assign(ops.convert_to_tensor(self.a))
+        loss_b = self.minimize("b", lambda: ops.square(self.b - 2 * self.a)
+                               + 0.0 * keras.random.normal((), seed=self.noise))
+        self.a_loss.update_state(loss_a)
+        self.b_loss.update_state(loss_b)
+        return {m.name: m.result() for m in (self.a_loss, self.b_loss)}
+
+
+def _fit(n_a=1, epochs=1):
+    keras.utils.set_random_seed(0)
+    model = Chase(n_a=n_a)
+    model.compile(players={"a": (keras.optimizers.SGD(0.1), [model.a]), "b": (keras.optimizers.Adam(0.1), [model.b])})
+    x = np.full((64, 1), 3.0, np.float32)
+    history = model.fit(x, batch_size=8, epochs=epochs, verbose=0, shuffle=False)
+    return model, history
+
+
+@pytest.mark.jax
+def test_players_alternate_with_their_own_optimizers():
+    model, history = _fit()
+    a, b = float(ops.convert_to_numpy(model.a)), float(ops.convert_to_numpy(model.b))
+    # SGD on (a - 3)^2 with lr 0.1 for 8 steps: a_t = 3 (1 - 0.8^t).
+    assert a == pytest.approx(3 * (1 - 0.8**8), rel=1e-5)
+    assert float(ops.convert_to_numpy(model.seen_a)) == pytest.approx(a, rel=1e-6)
+    # Adam moves b by about lr per step towards 2a: 8 steps of ~0.1.
+    assert 0.6 < b < 0.9
+    assert int(ops.convert_to_numpy(model.optimizer.iterations)) == 8  # counts the last player, b
+    assert int(ops.convert_to_numpy(model.optimizer.players["a"].iterations)) == 8
+    assert set(history.history) == {"a_loss", "b_loss"}
+
+
+@pytest.mark.jax
+def test_inner_steps_and_optimizer_state_in_checkpoints(tmp_path):
+    model, _ = _fit(n_a=3)
+    assert int(ops.convert_to_numpy(model.optimizer.players["a"].iterations)) == 24
+    model.save_weights(tmp_path / "m.weights.h5")
+    again = Chase(n_a=3)
+    again.compile(players={"a": (keras.optimizers.SGD(0.1), [again.a]), "b": (keras.optimizers.Adam(0.1), [again.b])})
+    again.load_weights(tmp_path / "m.weights.h5")
+    for x, y in zip(model.optimizer.variables, again.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(ops.convert_to_numpy(x), ops.convert_to_numpy(y))
+    assert int(ops.convert_to_numpy(again.optimizer.players["b"].iterations)) == 8
+
+
+@pytest.mark.jax
+def test_input_gradient_is_exact_and_differentiable_in_the_weights():
+    w = keras.Variable(np.array([1.0, -2.0], np.float32))
+    x = ops.convert_to_tensor(np.array([[0.5, 3.0], [1.0, 1.0]], np.float32))
+    grad = input_gradient(lambda inputs: ops.sum(w * ops.square(inputs), axis=1), x)
+    np.testing.assert_allclose(ops.convert_to_numpy(grad), 2 * np.array([1.0, -2.0]) * ops.convert_to_numpy(x))
+
+    class Penalty(AdversarialModel):
+        def adversarial_step(self, data):
+            def loss():
+                g = input_gradient(lambda inputs: ops.sum(self.w * ops.square(inputs), axis=1), data)
+                return ops.mean(ops.square(ops.sqrt(ops.sum(ops.square(g), axis=1) + 1e-12) - 1.0))
+            return {"loss": self.minimize("critic", loss)}
+
+    model = Penalty()
+    model.w = model.add_weight(shape=(2,), initializer="ones", name="w")
+    model.built = True
+    model.compile(players={"critic": (keras.optimizers.SGD(0.01), [model.w])})
+    first = model.fit(np.ones((16, 2), np.float32), batch_size=16, epochs=1, verbose=0).history["loss"][0]
+    later = model.fit(np.ones((16, 2), np.float32), batch_size=16, epochs=20, verbose=0).history["loss"][-1]
+    assert later < first  # the penalty's gradient reached the weights through the input gradient
+
+
+@pytest.mark.jax
+def test_state_updated_inside_a_loss_is_kept():
+    """Batch-norm statistics change while a player's loss is computed; they must survive the update."""
+
+    class WithNorm(AdversarialModel):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(3)
+            self.norm = keras.layers.BatchNormalization(momentum=0.5)
+
+        def build(self, input_shape):
+            self.dense.build(input_shape)
+            self.norm.build((None, 3))
+
+        def adversarial_step(self, data):
+            loss = self.minimize("net", lambda: ops.mean(ops.square(self.norm(self.dense(data), training=True) - 1)))
+            return {"net_loss": loss}
+
+    keras.utils.set_random_seed(0)
+    model = WithNorm()
+    model.build((None, 2))
+    model.compile(players={"net": (keras.optimizers.SGD(0.01), model.dense.trainable_weights)})
+    x = np.random.default_rng(0).normal(3.0, 1.0, (32, 2)).astype(np.float32)
+    model.fit(x, batch_size=16, epochs=1, verbose=0)
+    moving_mean = ops.convert_to_numpy(model.norm.moving_mean)
+    assert np.abs(moving_mean).max() > 0.1  # two updates with momentum 0.5 from 0 towards the batch means
