@@ -5,7 +5,7 @@ Keras' own train step updates one set of variables with one optimizer; a GAN alt
 each with its own optimizer, and the critic of a WGAN takes several steps per generator step. A
 paper's model subclasses `AdversarialModel`, builds its networks, calls
 `compile(players={"discriminator": (optimizer, variables), "generator": (optimizer, variables)})`,
-and writes its algorithm once, with `keras.ops` only, in `adversarial_step(data)`:
+and writes its algorithm once, with `keras.ops` only, in `adversarial_step(x, y)`:
 
     d_loss = self.minimize("discriminator", lambda: <the critic's loss>)
     g_loss = self.minimize("generator", lambda: <the generator's loss>)
@@ -65,12 +65,15 @@ class AdversarialModel(keras.Model):
             optimizers[name], player_variables[name] = optimizer, variables
         # A namespace, not a dict: Keras would otherwise track these variables as new state of a built model.
         self._players = types.SimpleNamespace(variables=player_variables)
+        # Every player's variables exist, so the model's state is complete: fit need not trace `call`.
+        self.built = True
         super().compile(optimizer=PlayerOptimizers(optimizers, count or list(players)[-1]), **kwargs)
         # No compiled loss: the logs are what adversarial_step returns, with no extra "loss" entry.
         self._loss_tracker = None
 
-    def adversarial_step(self, data) -> dict:
-        """One step of the paper's algorithm; returns the logs (metric results). Override."""
+    def adversarial_step(self, x, y=None) -> dict:
+        """One step of the paper's algorithm on a batch of real data `x` (labels `y`, if the dataset has
+        them); returns the logs (metric results). Override."""
         raise NotImplementedError
 
     def minimize(self, player: str, loss_fn):
@@ -97,8 +100,9 @@ class AdversarialModel(keras.Model):
                       self.metrics_variables)
             mapping = [pair for variables, values in zip(groups, state, strict=True)
                        for pair in zip(variables, values, strict=True)]
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
             with keras.StatelessScope(state_mapping=mapping) as scope:
-                logs = self.adversarial_step(data)
+                logs = self.adversarial_step(x, y)
             new_state = tuple([scope.get_current_value(v) for v in variables] for variables in groups)
             return logs, new_state
 
@@ -132,7 +136,8 @@ class AdversarialModel(keras.Model):
     else:
 
         def train_step(self, data):
-            return self.adversarial_step(data)
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+            return self.adversarial_step(x, y)
 
         def _minimize_jax(self, loss_fn, variables, optimizer):
             raise RuntimeError("the JAX path of minimize needs KERAS_BACKEND=jax")

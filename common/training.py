@@ -78,7 +78,7 @@ class StopAtIteration(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stops training at a NaN or infinite loss and remembers that the run failed.
+    """Stops training at a NaN or infinite loss (any logged key ending in "loss") and remembers that the run failed.
 
     Checks every `every` batches (reading the loss synchronises the device) and at each epoch end."""
 
@@ -92,11 +92,13 @@ class StopOnNaN(keras.callbacks.Callback):
         self._epoch = epoch
 
     def _check(self, logs, batch=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)) and self.failed_at is None:
-            self.failed_at = {"epoch": self._epoch, "batch": batch, "loss": float(loss)}
-            print(f"\nLoss became {float(loss)} in epoch {self._epoch + 1}; stopping, the run is marked failed.")
-            self.model.stop_training = True
+        # Every loss in the logs: "loss", or a GAN's "d_loss" and "g_loss".
+        for key, value in (logs or {}).items():
+            if key.endswith("loss") and value is not None and self.failed_at is None \
+                    and not math.isfinite(float(value)):
+                self.failed_at = {"epoch": self._epoch, "batch": batch, "loss": float(value), "key": key}
+                print(f"\n{key} became {float(value)} in epoch {self._epoch + 1}; stopping, the run is marked failed.")
+                self.model.stop_training = True
 
     def on_train_batch_end(self, batch, logs=None):
         if (batch + 1) % self.every == 0:

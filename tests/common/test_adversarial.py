@@ -22,9 +22,9 @@ class Chase(AdversarialModel):
         self.seen_a = self.add_weight(shape=(), initializer="zeros", name="seen_a", trainable=False)
         self.built = True
 
-    def adversarial_step(self, data):
+    def adversarial_step(self, x, y=None):
         for _ in range(self.n_a):
-            loss_a = self.minimize("a", lambda: ops.mean(ops.square(self.a - data)))
+            loss_a = self.minimize("a", lambda: ops.mean(ops.square(self.a - x)))
         # The b player reads a after a's update; the noise checks that seed state survives the step.
         self.seen_a.assign(ops.convert_to_tensor(self.a))
         loss_b = self.minimize("b", lambda: ops.square(self.b - 2 * self.a)
@@ -78,9 +78,9 @@ def test_input_gradient_is_exact_and_differentiable_in_the_weights():
     np.testing.assert_allclose(ops.convert_to_numpy(grad), 2 * np.array([1.0, -2.0]) * ops.convert_to_numpy(x))
 
     class Penalty(AdversarialModel):
-        def adversarial_step(self, data):
+        def adversarial_step(self, x, y=None):
             def loss():
-                g = input_gradient(lambda inputs: ops.sum(self.w * ops.square(inputs), axis=1), data)
+                g = input_gradient(lambda inputs: ops.sum(self.w * ops.square(inputs), axis=1), x)
                 return ops.mean(ops.square(ops.sqrt(ops.sum(ops.square(g), axis=1) + 1e-12) - 1.0))
             return {"loss": self.minimize("critic", loss)}
 
@@ -107,8 +107,8 @@ def test_state_updated_inside_a_loss_is_kept():
             self.dense.build(input_shape)
             self.norm.build((None, 3))
 
-        def adversarial_step(self, data):
-            loss = self.minimize("net", lambda: ops.mean(ops.square(self.norm(self.dense(data), training=True) - 1)))
+        def adversarial_step(self, x, y=None):
+            loss = self.minimize("net", lambda: ops.mean(ops.square(self.norm(self.dense(x), training=True) - 1)))
             return {"net_loss": loss}
 
     keras.utils.set_random_seed(0)

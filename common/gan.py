@@ -1,0 +1,70 @@
+"""Plumbing shared by the GAN papers: fixed-noise sample grids written during training, latent-space
+interpolations, and a simple, checkable sample-quality signal (nearest-neighbour distance to real
+images). The adversarial losses live in each paper's folder; the alternating updates in
+`common.adversarial`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from common import images
+
+
+def generate(generator, z: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Generator outputs for the latent vectors `z`, in batches, as NumPy (inference mode)."""
+    return np.concatenate([keras.ops.convert_to_numpy(generator(z[i:i + batch_size], training=False))
+                           for i in range(0, len(z), batch_size)])
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """After every `every` epochs, the generator's images for one fixed set of latent vectors (so that
+    successive grids show the same samples evolving), written as `<folder>/epoch_NNNN.png`."""
+
+    def __init__(self, generator, z: np.ndarray, folder: str | Path, rows: int, every: int = 1,
+                 value_range: tuple[float, float] = (-1.0, 1.0)):
+        super().__init__()
+        self.generator, self.z, self.folder, self.rows = generator, z, Path(folder), rows
+        self.every, self.value_range = every, value_range
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.write(self.folder / f"epoch_{epoch + 1:04d}.png")
+
+    def write(self, path: Path) -> Path:
+        cols = int(np.ceil(len(self.z) / self.rows))
+        return images.save_grid(path, generate(self.generator, self.z), self.rows, cols, value_range=self.value_range)
+
+
+def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int) -> np.ndarray:
+    """`steps` latent vectors on the straight line from each row of z0 to the same row of z1
+    (Radford et al. 2015, §6.1 walk in the latent space): shape (len(z0) * steps, dim), row by row."""
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
+    return (z0[:, None, :] * (1 - t) + z1[:, None, :] * t).reshape(-1, z0.shape[1])
+
+
+def nearest_neighbour_distance(samples: np.ndarray, reference: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Euclidean distance from each sample to its nearest reference image (flattened pixels): small
+    for copies of training images, large for noise, and a collapse to few modes shows as many
+    samples sharing one neighbour (see `nearest_neighbour_index`). As in the DCGAN authors' code
+    (nnd_score), on held-out real images."""
+    return _nearest(samples, reference, chunk)[0]
+
+
+def nearest_neighbour_index(samples: np.ndarray, reference: np.ndarray, chunk: int = 256) -> np.ndarray:
+    return _nearest(samples, reference, chunk)[1]
+
+
+def _nearest(samples, reference, chunk):
+    a = np.asarray(samples, np.float32).reshape(len(samples), -1)
+    b = np.asarray(reference, np.float32).reshape(len(reference), -1)
+    b_sq = (b.astype(np.float64) ** 2).sum(1)
+    dist, index = np.empty(len(a)), np.empty(len(a), np.int64)
+    for lo in range(0, len(a), chunk):
+        part = a[lo:lo + chunk]
+        d2 = (part.astype(np.float64) ** 2).sum(1)[:, None] - 2.0 * (part @ b.T) + b_sq[None, :]
+        index[lo:lo + chunk] = d2.argmin(1)
+        dist[lo:lo + chunk] = np.sqrt(np.maximum(d2[np.arange(len(part)), index[lo:lo + chunk]], 0.0))
+    return dist, index

@@ -1,0 +1,61 @@
+"""Configuration of DCGAN on CIFAR-10 and MNIST (Radford, Metz & Chintala 2015, §3-§4). Defaults: the
+paper's recipe, completed from the authors' released code (Newmu/dcgan_code) where the paper is silent.
+
+Presets (reference hardware: the project's 2-core CPU, TensorFlow backend):
+
+  paper   python papers/dcgan/train.py --dataset=cifar10 --seed=0
+          25 epochs of batch 128 over the 50,000 CIFAR-10 training images, ngf = ndf = 128. On the
+          2-core CPU this model trains at roughly 30-50 images/s (measured while another job shared the
+          CPU), i.e. 7-12 hours: a GPU job. Not yet run.
+  quick   python papers/dcgan/train.py --preset=quick --dataset=cifar10
+          ngf = ndf = 64 for 2 epochs: ~100-150 images/s, well under an hour. Samples show colour
+          blobs and rough shapes; the preset checks the pipeline, it does not reproduce the paper.
+  smoke   python papers/dcgan/train.py --preset=smoke
+          ngf = ndf = 8 on 128 images: seconds. The numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import ConfigError, RunConfig, param
+
+DATASETS = ("cifar10", "mnist")
+
+
+@dataclass(frozen=True)
+class DCGANConfig(RunConfig):
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "data_workers", "sample_every", "nn_samples"}
+
+    dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)")
+    latent_dim: int = param(100, "dimension of z ~ U(-1, 1) (§4)")
+    ngf: int = param(128, "G's filters before the output layer (4 ngf, 2 ngf, ngf; Fig. 1 and the authors' code)")
+    ndf: int = param(128, "D's filters in its first layer (ndf, 2 ndf, 4 ndf)")
+    batch_size: int = param(128, "minibatch size (§4)")
+    learning_rate: float = param(2e-4, "Adam learning rate for G and D (§4)")
+    beta_1: float = param(0.5, "Adam's momentum term (§4: 0.5 instead of 0.9)")
+    init_std: float = param(0.02, "weights from N(0, 0.02) (§4)")
+    weight_decay: float = param(1e-5, "wd * w added to every gradient (the authors' code; the paper does not say)")
+    epochs: int = param(25, "passes over the training images (the authors' code: niter = 25)")
+    train_subset: int = param(0, "use only the first N training images (0: all); for smoke tests")
+    sample_every: int = param(1, "write the fixed-noise sample grid every N epochs (run directory)")
+    nn_samples: int = param(1000, "generated images whose nearest real neighbour is measured at the end")
+    data_workers: int = param(2, "threads that build batches ahead of the train step")
+
+    def validate(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if min(self.latent_dim, self.ngf, self.ndf, self.batch_size, self.epochs) < 1:
+            raise ConfigError("latent_dim, ngf, ndf, batch_size and epochs must be positive")
+        if self.jit_compile not in ("auto", "true", "false"):
+            raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
+
+    @property
+    def variant(self) -> str:
+        return f"dcgan-{self.dataset}"
+
+
+PRESETS = {
+    "quick": {"ngf": 64, "ndf": 64, "epochs": 2},
+    "smoke": {"ngf": 8, "ndf": 8, "batch_size": 32, "epochs": 2, "train_subset": 128, "nn_samples": 64},
+}

@@ -1,0 +1,141 @@
+"""Train a DCGAN as in Radford et al. 2015 on CIFAR-10 or MNIST, and write its results JSON, figures and report.
+
+    python papers/dcgan/train.py --dataset=cifar10 --seed=0      # the paper's recipe
+    python papers/dcgan/train.py --preset=quick                  # well under an hour on a 2-core CPU
+    python papers/dcgan/train.py --help                          # every field, default and preset
+
+Written during training: a grid of samples from one fixed set of z after every epoch (run directory).
+At the end: samples, a latent-space interpolation (§6.1), and the distance from each of `nn_samples`
+generated images to its nearest test image, beside the same distance for real training images, as a
+checkable quality and mode-collapse signal. An interrupted run resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import common.tf_env  # noqa: F401
+
+import keras
+import numpy as np
+
+from common import config as cfg
+from common import gan, images, report, results, training
+from common.data import cifar10, mnist
+from common.data.pipeline import ArrayBatches
+from common.repro import seed_everything
+from papers.dcgan.config import PRESETS, DCGANConfig
+from papers.dcgan.model import DCGAN, build_discriminator, build_generator
+
+PAPER = "dcgan"
+
+
+def prepare_data(config: DCGANConfig) -> dict:
+    """Training and test images scaled to [-1, 1] (§4: 'no pre-processing besides scaling to the range
+    of the tanh'); MNIST zero-padded from 28x28 to 32x32."""
+    if config.dataset == "cifar10":
+        data = cifar10.load(config.data_dir or None, download=config.download)
+        train, test, source = data.train.x, data.test.x, data.source
+    else:
+        data = mnist.load(config.data_dir or None, download=config.download)
+        pad = ((0, 0), (2, 2), (2, 2), (0, 0))
+        train, test = np.pad(data.x_train[..., None], pad), np.pad(data.x_test[..., None], pad)
+        source = "MNIST idx files"
+
+    def scale(x):
+        return (x.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
+
+    train = train[:config.train_subset or None]
+    return {"train": scale(train), "test": scale(test), "source": source}
+
+
+def build(config: DCGANConfig, image_shape) -> DCGAN:
+    generator = build_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
+    discriminator = build_discriminator(image_shape, config.ndf, config.init_std)
+    model = DCGAN(generator, discriminator, config.latent_dim, config.weight_decay, seed=config.seed, name="dcgan")
+    jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
+
+    def adam():
+        return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+
+    model.compile(adam(), adam(), jit_compile=jit)
+    return model
+
+
+def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+    started, t0 = results.utc_now(), time.perf_counter()
+    seed_everything(config.seed)
+    data = prepare_data(config)
+    train, test = data["train"], data["test"]
+    model = build(config, train.shape[1:])
+    run_path = training.run_dir(config, PAPER, config.variant, preset)
+    train_ds = ArrayBatches(train, None, config.batch_size, seed=config.seed, workers=config.data_workers)
+    print(f"{config.variant}, preset {preset}: {len(train)} training images from {data['source']}; "
+          f"{config.epochs} epochs of {len(train_ds)} steps; working files in {run_path}")
+    fixed_z = np.random.default_rng([config.seed, 1]).uniform(-1, 1, (100, config.latent_dim)).astype(np.float32)
+    std = training.callbacks(run_path, config.batch_size, config.tensorboard)
+    cbs = [training.EpochSync(train_ds), training.ReseedEachEpoch([model.noise], config.seed),
+           gan.SampleGrid(model.generator, fixed_z, run_path / "samples", rows=10, every=config.sample_every),
+           *std.values(), *extra_callbacks]
+    try:
+        model.fit(train_ds, epochs=config.epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2,
+                  shuffle=False)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
+              f"(checkpoint in {run_path / 'backup'}).")
+        raise
+
+    failed = std["nan"].failed_at
+    final = {"iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)), "epochs": config.epochs,
+             "train_images_per_s": std["timer"].steady_throughput()}
+    figures = {}
+    if failed is None:
+        rng = np.random.default_rng([config.seed, 2])
+        z = rng.uniform(-1, 1, (config.nn_samples, config.latent_dim)).astype(np.float32)
+        samples = gan.generate(model.generator, z)
+        real = train[rng.choice(len(train), min(config.nn_samples, len(train)), replace=False)]
+        fake_index = gan.nearest_neighbour_index(samples, test)
+        final.update(nn_distance=float(gan.nearest_neighbour_distance(samples, test).mean()),
+                     nn_distance_real=float(gan.nearest_neighbour_distance(real, test).mean()),
+                     nn_distinct_fraction=len(np.unique(fake_index)) / len(fake_index), nn_samples=len(samples))
+        folder = Path(config.results_dir) / PAPER / "figures"
+        stem = f"{config.variant}_{preset}_seed{config.seed}_{started.replace(':', '').replace('-', '')[:15]}Z"
+        written = {"samples": images.save_grid(folder / f"{stem}_samples.png", gan.generate(model.generator, fixed_z),
+                                               10, 10, value_range=(-1, 1)),
+                   "interpolation": images.save_grid(
+                       folder / f"{stem}_interpolation.png",
+                       gan.generate(model.generator, gan.interpolate(fixed_z[:10], fixed_z[10:20], 10)), 10, 10,
+                       value_range=(-1, 1))}
+        figures = {k: Path(v).relative_to(folder.parent).as_posix() for k, v in written.items()}
+    else:
+        final["failure"] = failed
+    record = results.make_record(
+        paper=PAPER, variant=config.variant, preset=preset, config=config, started=started,
+        wall_time_s=std["timer"].wall_time_s, history=training.read_history(run_path), final=final,
+        status="failed" if failed else "completed",
+        extra={"data": {"source": data["source"], "train": len(train), "test": len(test)}, "figures": figures,
+               "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
+    )
+    path = results.write(record, config.results_dir)
+    training.finish(run_path)
+    report_path = report.update_after_run(config.results_dir, PAPER)
+    if failed is None:
+        outcome = (f"nearest test image at {final['nn_distance']:.2f} on average for samples, "
+                   f"{final['nn_distance_real']:.2f} for real training images; "
+                   f"{100 * final['nn_distinct_fraction']:.0f} % distinct neighbours")
+    else:
+        outcome = f"FAILED: loss {failed['loss']} in epoch {failed['epoch'] + 1}"
+    print(f"\n{config.variant} ({preset}, seed {config.seed}): {outcome}; "
+          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
+    print(f"Results: {path}\nReport:  {report_path}")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(DCGANConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
