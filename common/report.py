@@ -34,19 +34,26 @@ def papers(papers_dir: Path = REPO / "papers") -> list[str]:
 
 def _extras(meta: dict) -> list[tuple[str, str, int]]:
     """Further per-run numbers a paper reports beside its main metric: (final key, label, digits);
-    digits None: a setting, listed rather than averaged."""
-    return [tuple(e) for e in meta.get("extra_metrics", [])]
+    digits None: a setting, listed rather than averaged. An optional fourth element scales the value
+    (100 for a fraction shown as a percentage)."""
+    return [tuple(e[:3]) for e in meta.get("extra_metrics", [])]
+
+
+def _extra_value(final: dict, entry) -> object:
+    value = final.get(entry[0])
+    scale = entry[3] if len(entry) > 3 else 1
+    return value * scale if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
     rows = []
-    extras = [key for key, _, _ in _extras(meta)]
+    extras = meta.get("extra_metrics", [])
     for r in records:
         if r.get("kind", "training") != "training":
             continue
         value = r["final"].get(meta["metric"])
         rows.append({
-            **{key: r["final"].get(key) for key in extras},
+            **{e[0]: _extra_value(r["final"], e) for e in extras},
             "variant": r["variant"], "preset": r["preset"], "seed": r["seed"], "status": r["status"],
             "value": None if value is None else value * meta.get("scale", 1),
             "iterations": r["final"].get("iterations"), "epochs": len(r["history"]),
@@ -57,7 +64,7 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "file": Path(r["_path"]).name,
         })
     return pd.DataFrame(rows, columns=["variant", "preset", "seed", "status", "value", "iterations", "epochs",
-                                       "device", "backend", "wall_min", "images_per_s", "commit", "file", *extras])
+                                       "device", "backend", "wall_min", "images_per_s", "commit", "file", *(e[0] for e in extras)])
 
 
 def _backend(record: dict) -> str:
@@ -238,15 +245,15 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
 
 def _claim_value(record: dict, spec: dict) -> float | None:
     """One number a claim is judged on: `difference` of two final metrics, or the `gain` of a history
-    key between the epoch at `from_fraction` of the run and its last epoch."""
+    key between the epoch at `from_fraction` of the run and its last epoch; times `scale` if given."""
     if "difference" in spec:
         a, b = (record["final"].get(k) for k in spec["difference"])
-        return None if a is None or b is None else a - b
+        return None if a is None or b is None else (a - b) * spec.get("scale", 1)
     values = [h[spec["gain"]] for h in record["history"] if h.get(spec["gain"]) is not None]
     if len(values) < 2:
         return None
     start = values[min(len(values) - 2, int(spec.get("from_fraction", 0.5) * len(values)) - 1)]
-    return values[-1] - start
+    return (values[-1] - start) * spec.get("scale", 1)
 
 
 def _claims(records: list[dict], meta: dict) -> list[str]:

@@ -41,12 +41,21 @@ class DCGANConfig(RunConfig):
     sample_every: int = param(1, "write the fixed-noise sample grid every N epochs (run directory)")
     nn_samples: int = param(1000, "generated images whose nearest real neighbour is measured at the end")
     data_workers: int = param(2, "threads that build batches ahead of the train step")
+    svm_eval: bool = param(True, "§5.1: L2-SVM on max-pooled D features, trained and tested on the dataset's "
+                                 "labels, for the trained D and an untrained D of the same seed")
+    svm_alphas: tuple[float, ...] = param((1e-4, 1e-3, 1e-2), "L2 penalties the SVM chooses from on held-out "
+                                                             "training images")
+    svm_epochs: int = param(20, "SGD epochs of each SVM fit")
+    svm_val_size: int = param(5000, "training images held out to choose the SVM's penalty")
+    svm_train_subset: int = param(0, "train the SVM on the first N labelled training images (0: all)")
 
     def validate(self) -> None:
         if self.dataset not in DATASETS:
             raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if min(self.latent_dim, self.ngf, self.ndf, self.batch_size, self.epochs) < 1:
             raise ConfigError("latent_dim, ngf, ndf, batch_size and epochs must be positive")
+        if self.svm_eval and (not self.svm_alphas or min(self.svm_alphas) <= 0 or self.svm_epochs < 1):
+            raise ConfigError("svm_alphas must be positive and svm_epochs at least 1")
         if self.jit_compile not in ("auto", "true", "false"):
             raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
 
@@ -57,5 +66,6 @@ class DCGANConfig(RunConfig):
 
 PRESETS = {
     "quick": {"ngf": 64, "ndf": 64, "epochs": 2},
-    "smoke": {"ngf": 8, "ndf": 8, "batch_size": 32, "epochs": 2, "train_subset": 128, "nn_samples": 64},
+    "smoke": {"ngf": 8, "ndf": 8, "batch_size": 32, "epochs": 2, "train_subset": 128, "nn_samples": 64,
+              "svm_train_subset": 300, "svm_val_size": 100, "svm_epochs": 5, "svm_alphas": (1e-3, 1e-2)},
 }

@@ -26,6 +26,7 @@ from common import gan, images, report, results, training
 from common.data import cifar10, mnist
 from common.data.pipeline import ArrayBatches
 from common.repro import seed_everything
+from papers.dcgan import features
 from papers.dcgan.config import PRESETS, DCGANConfig
 from papers.dcgan.model import DCGAN, build_discriminator, build_generator
 
@@ -38,17 +39,47 @@ def prepare_data(config: DCGANConfig) -> dict:
     if config.dataset == "cifar10":
         data = cifar10.load(config.data_dir or None, download=config.download)
         train, test, source = data.train.x, data.test.x, data.source
+        y_train, y_test = data.train.y, data.test.y
     else:
         data = mnist.load(config.data_dir or None, download=config.download)
         pad = ((0, 0), (2, 2), (2, 2), (0, 0))
         train, test = np.pad(data.x_train[..., None], pad), np.pad(data.x_test[..., None], pad)
+        y_train, y_test = data.y_train, data.y_test
         source = "MNIST idx files"
 
     def scale(x):
         return (x.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
 
-    train = train[:config.train_subset or None]
-    return {"train": scale(train), "test": scale(test), "source": source}
+    # The SVM of §5.1 sees every labelled training image (or `svm_train_subset`); the GAN `train_subset`.
+    return {"train": scale(train[:config.train_subset or None]), "test": scale(test), "source": source,
+            "svm_train": (train[:config.svm_train_subset or None], y_train[:config.svm_train_subset or None]),
+            "svm_test": (test, y_test), "scale": scale}
+
+
+def initial_discriminator(config: DCGANConfig, image_shape) -> keras.Model:
+    """D with the weights this run's seed gives it before training (G is built first, as in `run`)."""
+    seed_everything(config.seed)
+    build_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
+    return build_discriminator(image_shape, config.ndf, config.init_std)
+
+
+def svm_evaluation(config: DCGANConfig, discriminator, data: dict) -> dict:
+    """§5.1: an L2-SVM on D's max-pooled features, for the trained D and for an untrained D of the same
+    architecture initialised from this run's seed (the baseline that shows what training added)."""
+    untrained = initial_discriminator(config, data["train"].shape[1:])
+    (x_train, y_train), (x_test, y_test) = data["svm_train"], data["svm_test"]
+    out = {}
+    for name, d in (("trained", discriminator), ("untrained", untrained)):
+        extractor = features.feature_extractor(d)
+        t0 = time.perf_counter()
+        f_train = features.features(extractor, data["scale"](x_train))
+        f_test = features.features(extractor, data["scale"](x_test))
+        print(f"§5.1 L2-SVM on the {name} D's features: {f_train.shape[1]} features of {len(f_train)} training "
+              f"and {len(f_test)} test images ({time.perf_counter() - t0:.0f} s)")
+        out[name] = features.svm_accuracy(f_train, y_train, f_test, y_test, alphas=config.svm_alphas,
+                                          epochs=config.svm_epochs, val_size=config.svm_val_size, seed=config.seed)
+        print(f"  test accuracy {100 * out[name]['accuracy']:.2f} % (alpha {out[name]['alpha']:g})")
+    return out
 
 
 def build(config: DCGANConfig, image_shape) -> DCGAN:
@@ -90,7 +121,7 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
     failed = std["nan"].failed_at
     final = {"iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)), "epochs": config.epochs,
              "train_images_per_s": std["timer"].steady_throughput()}
-    figures = {}
+    figures, svm = {}, None
     if failed is None:
         rng = np.random.default_rng([config.seed, 2])
         z = rng.uniform(-1, 1, (config.nn_samples, config.latent_dim)).astype(np.float32)
@@ -109,6 +140,10 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
                        gan.generate(model.generator, gan.interpolate(fixed_z[:10], fixed_z[10:20], 10)), 10, 10,
                        value_range=(-1, 1))}
         figures = {k: Path(v).relative_to(folder.parent).as_posix() for k, v in written.items()}
+        if config.svm_eval:
+            svm = svm_evaluation(config, model.discriminator, data)
+            final.update(svm_test_accuracy=svm["trained"]["accuracy"],
+                         svm_test_accuracy_untrained_d=svm["untrained"]["accuracy"])
     else:
         final["failure"] = failed
     record = results.make_record(
@@ -116,13 +151,16 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
         wall_time_s=std["timer"].wall_time_s, history=training.read_history(run_path), final=final,
         status="failed" if failed else "completed",
         extra={"data": {"source": data["source"], "train": len(train), "test": len(test)}, "figures": figures,
-               "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
+               "svm": svm, "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
     )
     path = results.write(record, config.results_dir)
     training.finish(run_path)
     report_path = report.update_after_run(config.results_dir, PAPER)
     if failed is None:
-        outcome = (f"nearest test image at {final['nn_distance']:.2f} on average for samples, "
+        outcome = "" if not config.svm_eval else (
+            f"L2-SVM on D features {100 * final['svm_test_accuracy']:.2f} % test accuracy "
+            f"(untrained D {100 * final['svm_test_accuracy_untrained_d']:.2f} %); ")
+        outcome += (f"nearest test image at {final['nn_distance']:.2f} on average for samples, "
                    f"{final['nn_distance_real']:.2f} for real training images; "
                    f"{100 * final['nn_distinct_fraction']:.0f} % distinct neighbours")
     else:

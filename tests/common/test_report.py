@@ -107,3 +107,11 @@ def test_extra_metrics_grouped_curves_claims_and_run_figures(repo):
     assert "| v2 | quick | 5.00 | 1 | **no** |" in text and "Supported by 1 of 2 rows." in text
     assert "![v1 quick samples](../../results/toy/figures/s.png)" in text
     assert "v2 quick samples" not in text
+
+
+def test_extra_metrics_and_claims_can_be_scaled():
+    assert report._extra_value({"acc": 0.25}, ["acc", "accuracy (%)", 1, 100]) == 25
+    assert report._extra_value({"acc": 0.25}, ["acc", "accuracy", 2]) == 0.25
+    assert report._extra_value({}, ["acc", "accuracy (%)", 1, 100]) is None
+    spec = {"difference": ["a", "b"], "scale": 100}
+    assert report._claim_value({"final": {"a": 0.6, "b": 0.5}}, spec) == pytest.approx(10.0)

@@ -5,7 +5,8 @@ from keras import ops
 
 from common import gan, results
 from common.config import ConfigError, make_config, parse_args
-from papers.dcgan import train
+from common.repro import seed_everything
+from papers.dcgan import features, train
 from papers.dcgan.config import PRESETS, DCGANConfig
 from papers.dcgan.model import (
     DCGAN,
@@ -110,6 +111,10 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     run_dirs = list((tmp_path / "runs" / "dcgan").iterdir())
     assert sorted(p.name for p in (run_dirs[0] / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
     assert "| dcgan-cifar10 | smoke (not the paper's recipe) |" in (folder / "REPORT.md").read_text()
+    assert 0 <= final["svm_test_accuracy"] <= 1 and 0 <= final["svm_test_accuracy_untrained_d"] <= 1
+    svm = record["svm"]["trained"]
+    assert svm["features"] == 16 * (8 + 16 + 32) and svm["train"] == 300 and svm["validation"] == 100
+    assert svm["alpha"] in (1e-3, 1e-2) and set(svm["val_accuracy_by_alpha"]) == {"0.001", "0.01"}
 
 
 def test_mnist_is_padded_to_32(mnist_root):
@@ -117,3 +122,36 @@ def test_mnist_is_padded_to_32(mnist_root):
     data = train.prepare_data(config)
     assert data["train"].shape == (128, 32, 32, 1) and data["test"].shape == (10000, 32, 32, 1)
     assert data["train"].min() >= -1 and data["train"].max() <= 1 and (data["train"][:, :2] == -1).all()
+
+
+@pytest.mark.parametrize(("ndf", "size"), [(4, 448), (64, 7168)])
+def test_feature_extractor_has_the_documented_size(ndf, size):
+    """All three D blocks max-pooled to 4x4 and concatenated: 16 * (ndf + 2 ndf + 4 ndf) features."""
+    extractor = features.feature_extractor(build_discriminator((32, 32, 3), ndf))
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    f = features.features(extractor, x, batch_size=2)
+    assert f.shape == (3, size) and f.dtype == np.float32
+    # The deepest block is already 4x4: its features are D's last LeakyReLU output, unpooled.
+    leaky = [la for la in extractor.layers if isinstance(la, keras.layers.LeakyReLU)][-1]
+    last = _np(keras.Model(extractor.input, leaky.output)(x, training=False)).reshape(3, -1)
+    np.testing.assert_allclose(f[:, -16 * 4 * ndf:], last, rtol=1e-5, atol=1e-6)
+
+
+def test_svm_separates_separable_classes_and_reports_its_choice():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, (10, 20))
+    y = np.repeat(np.arange(10), 60)
+    x = (centres[y] + rng.normal(0, 1, (len(y), 20))).astype(np.float32)
+    out = features.svm_accuracy(x[::2], y[::2], x[1::2], y[1::2], alphas=(1e-3, 1e-1), epochs=10, val_size=50,
+                                log=lambda *_: None)
+    assert out["accuracy"] > 0.95 and out["alpha"] in (1e-3, 1e-1)
+    assert (out["train"], out["validation"], out["test"], out["features"]) == (300, 50, 300, 20)
+
+
+def test_untrained_baseline_is_the_runs_initial_discriminator():
+    config = make_config(DCGANConfig, PRESETS, "smoke")
+    seed_everything(config.seed)
+    model = train.build(config, (32, 32, 3))
+    initial = train.initial_discriminator(config, (32, 32, 3))
+    for a, b in zip(model.discriminator.weights, initial.weights, strict=True):
+        np.testing.assert_array_equal(_np(a), _np(b))
