@@ -63,8 +63,9 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "commit": (r["git"]["commit"] or "unknown")[:7] + ("+dirty" if r["git"].get("dirty") else ""),
             "file": Path(r["_path"]).name,
         })
-    return pd.DataFrame(rows, columns=["variant", "preset", "seed", "status", "value", "iterations", "epochs",
-                                       "device", "backend", "wall_min", "images_per_s", "commit", "file", *(e[0] for e in extras)])
+    columns = ["variant", "preset", "seed", "status", "value", "iterations", "epochs", "device", "backend",
+               "wall_min", "images_per_s", "commit", "file", *(e[0] for e in extras)]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _backend(record: dict) -> str:

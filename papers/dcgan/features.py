@@ -35,7 +35,7 @@ def features(extractor: keras.Model, x: np.ndarray, batch_size: int = 500) -> np
                            for i in range(0, len(x), batch_size)]).astype(np.float32)
 
 
-def svm_accuracy(f_train, y_train, f_test, y_test, alphas=(1e-4, 1e-3, 1e-2), epochs: int = 20,
+def svm_accuracy(f_train, y_train, f_test, y_test, alphas=(1e-5, 1e-4, 1e-3, 1e-2), epochs: int = 20,
                  val_size: int = 5000, seed: int = 0, log=print) -> dict:
     """Test accuracy of a linear L2-SVM (squared hinge loss, L2 penalty `alpha`, one-vs-rest) on
     standardised features. `alpha` is picked by accuracy on `val_size` held-out training images
@@ -64,7 +64,11 @@ def svm_accuracy(f_train, y_train, f_test, y_test, alphas=(1e-4, 1e-3, 1e-2), ep
         log(f"  L2-SVM alpha = {alpha:g}: held-out accuracy {100 * search[str(alpha)]:.2f} % "
             f"({time.perf_counter() - start:.0f} s)")
     best = max(alphas, key=lambda a: search[str(a)])
+    at_edge = len(alphas) > 1 and best in (min(alphas), max(alphas))
+    if at_edge:
+        log(f"  note: the chosen alpha {best:g} is at the edge of the grid; a wider grid may do better")
     accuracy = float(svm(best).fit(f_train, y_train).score(f_test, y_test))
-    return {"accuracy": accuracy, "alpha": best, "val_accuracy_by_alpha": search, "epochs": epochs,
-            "features": int(f_train.shape[1]), "train": len(f_train), "validation": val_size, "test": len(f_test),
+    return {"accuracy": accuracy, "alpha": best, "val_accuracy_by_alpha": search, "alpha_at_grid_edge": at_edge,
+            "epochs": epochs, "features": int(f_train.shape[1]), "train": len(f_train), "validation": val_size,
+            "test": len(f_test),
             "time_s": round(time.perf_counter() - start, 1)}
