@@ -1,0 +1,56 @@
+import keras
+import numpy as np
+import pytest
+
+from common.gen_metrics import FeatureNetwork, frechet_distance, inception_score
+
+
+def test_inception_score_of_uniform_predictions_is_one():
+    score, std = inception_score(np.full((100, 10), 0.1), splits=10)
+    assert score == pytest.approx(1.0) and std == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 10])
+def test_inception_score_of_n_confident_distinct_classes_is_n(n):
+    probs = np.eye(10)[np.arange(20 * n) % n]
+    assert inception_score(probs, splits=1)[0] == pytest.approx(n, rel=1e-6)
+
+
+def test_inception_score_by_hand():
+    # Two samples: (0.5, 0.5) and (1, 0); marginal (0.75, 0.25).
+    probs = np.array([[0.5, 0.5], [1.0, 0.0]])
+    kl = [0.5 * np.log(0.5 / 0.75) + 0.5 * np.log(0.5 / 0.25), np.log(1 / 0.75)]
+    assert inception_score(probs, splits=1)[0] == pytest.approx(np.exp(np.mean(kl)))
+    with pytest.raises(ValueError, match="splits"):
+        inception_score(probs, splits=10)
+
+
+def test_frechet_distance_is_zero_for_a_set_with_itself_and_grows_with_a_mean_shift():
+    f = np.random.default_rng(0).normal(size=(2000, 8))
+    assert frechet_distance(f, f) == pytest.approx(0.0, abs=1e-6)
+    shifts = [frechet_distance(f, f + s) for s in (0.5, 1.0, 2.0)]
+    # A shift s of every coordinate moves the means by s * sqrt(d) and leaves the covariances alone.
+    np.testing.assert_allclose(shifts, [8 * 0.25, 8 * 1.0, 8 * 4.0], rtol=1e-6)
+    # Different covariances: Tr(S1 + S2 - 2 sqrt(S1 S2)) for S2 = 4 S1 is Tr(S1).
+    assert frechet_distance(f, 2 * f) == pytest.approx(np.trace(np.cov(f, rowvar=False)) + np.sum(f.mean(0) ** 2),
+                                                       rel=1e-6)
+
+
+def test_feature_network_from_a_saved_classifier(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Dense(4, activation="relu", name="penultimate")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
+    model.save(tmp_path / "clf.keras")
+    net = FeatureNetwork.from_model_file(tmp_path / "clf.keras", name="toy classifier")
+    rng = np.random.default_rng(0)
+    real, fake = rng.uniform(-1, 1, (40, 8, 8, 3)), rng.uniform(-1, 1, (40, 8, 8, 3))
+    probs, feats = net.run(real, batch_size=16)
+    assert probs.shape == (40, 3) and feats.shape == (40, 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    scores = net.scores(fake, real, splits=4)
+    assert scores["network"] == "toy classifier" and 1.0 <= scores["score"] <= 3.0
+    assert scores["frechet_distance"] > 0 and net.scores(real, real, splits=4)["frechet_distance"] < 1e-4
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        FeatureNetwork.from_model_file(tmp_path / "missing.keras", name="x")
+    with pytest.raises(FileNotFoundError, match="inception_v3_weights"):
+        FeatureNetwork.inception_v3(tmp_path / "missing.h5")
