@@ -76,18 +76,22 @@ class AdversarialModel(keras.Model):
         them); returns the logs (metric results). Override."""
         raise NotImplementedError
 
-    def minimize(self, player: str, loss_fn):
-        """Update `player`'s variables with its optimizer along the gradient of `loss_fn()`; returns the loss."""
+    def minimize(self, player: str, loss_fn, has_aux: bool = False):
+        """Update `player`'s variables with its optimizer along the gradient of `loss_fn()`; returns the
+        loss. With `has_aux`, `loss_fn` returns (loss, aux) (tensors computed on the way, e.g. a
+        critic's Wasserstein estimate without its penalty) and so does `minimize`."""
         optimizer, variables = self.optimizer.players[player], self._players.variables[player]
+        fn = loss_fn if has_aux else (lambda: (loss_fn(), None))
         if keras.backend.backend() == "jax":
-            return self._minimize_jax(loss_fn, variables, optimizer)
+            loss, aux = self._minimize_jax(fn, variables, optimizer)
+            return (loss, aux) if has_aux else loss
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             with tf.GradientTape() as tape:
-                loss = loss_fn()
+                loss, aux = fn()
             optimizer.apply(tape.gradient(loss, variables), variables)
-            return loss
+            return (loss, aux) if has_aux else loss
         raise NotImplementedError(f"AdversarialModel supports the tensorflow and jax backends, not "
                                   f"{keras.backend.backend()}")
 
@@ -117,12 +121,12 @@ class AdversarialModel(keras.Model):
             def pure(values):
                 mapping = [(v, outer.get_current_value(v)) for v in others] + list(zip(variables, values, strict=True))
                 with keras.StatelessScope(state_mapping=mapping) as inner:
-                    loss = loss_fn()
+                    loss, aux = loss_fn()
                 # Non-differentiated state the loss changed: seed generators, normalisation statistics.
-                return loss, [inner.get_current_value(v) for v in others]
+                return loss, (aux, [inner.get_current_value(v) for v in others])
 
             current = [outer.get_current_value(v) for v in variables]
-            (loss, updated), grads = jax.value_and_grad(pure, has_aux=True)(current)
+            (loss, (aux, updated)), grads = jax.value_and_grad(pure, has_aux=True)(current)
             for v, value in zip(others, updated, strict=True):
                 v.assign(value)
             new_values, new_optimizer_values = optimizer.stateless_apply(
@@ -131,7 +135,7 @@ class AdversarialModel(keras.Model):
                 v.assign(value)
             for v, value in zip(optimizer.variables, new_optimizer_values, strict=True):
                 v.assign(value)
-            return loss
+            return loss, aux
 
     else:
 
@@ -147,6 +151,7 @@ def input_gradient(fn, x):
     """d sum(fn(x)) / dx, e.g. a critic's gradient at interpolated images for the gradient penalty of
     Gulrajani et al. 2017. The result stays differentiable with respect to the weights `fn` uses."""
     backend = keras.backend.backend()
+    x = keras.ops.convert_to_tensor(x)
     if backend == "jax":
         import jax
 

@@ -246,7 +246,15 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
 
 def _claim_value(record: dict, spec: dict) -> float | None:
     """One number a claim is judged on: `difference` of two final metrics, or the `gain` of a history
-    key between the epoch at `from_fraction` of the run and its last epoch; times `scale` if given."""
+    key between the epoch at `from_fraction` of the run and its last epoch, or the Spearman
+    `correlation` of two history keys over the epochs where both were logged; times `scale` if given."""
+    if "correlation" in spec:
+        a, b = spec["correlation"]
+        pairs = pd.DataFrame([(h.get(a), h.get(b)) for h in record["history"]], columns=["a", "b"]).dropna()
+        if len(pairs) < 3:
+            return None
+        rho = pairs["a"].corr(pairs["b"], method="spearman")
+        return None if pd.isna(rho) else float(rho) * spec.get("scale", 1)
     if "difference" in spec:
         a, b = (record["final"].get(k) for k in spec["difference"])
         return None if a is None or b is None else (a - b) * spec.get("scale", 1)

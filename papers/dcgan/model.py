@@ -20,43 +20,16 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from common import gan
 from common.adversarial import AdversarialModel
 
 
-def _init(std):
-    return keras.initializers.RandomNormal(stddev=std)
-
-
-def _norm(std):
-    # The authors' code initialises the BN gain from N(1, 0.02) like the weights.
-    return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, std))
-
-
 def build_generator(image_shape=(32, 32, 3), latent_dim: int = 100, ngf: int = 128, init_std: float = 0.02):
-    if image_shape[:2] != (32, 32):
-        raise ValueError(f"this DCGAN makes 32x32 images (pad MNIST to 32x32), got {image_shape}")
-    z = keras.Input((latent_dim,), name="z")
-    h = layers.Dense(4 * 4 * 4 * ngf, use_bias=False, kernel_initializer=_init(init_std), name="project")(z)
-    h = layers.ReLU()(_norm(init_std)(layers.Reshape((4, 4, 4 * ngf))(h)))
-    for filters in (2 * ngf, ngf):
-        h = layers.Conv2DTranspose(filters, 5, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=_init(init_std))(h)
-        h = layers.ReLU()(_norm(init_std)(h))
-    x = layers.Conv2DTranspose(image_shape[2], 5, strides=2, padding="same", activation="tanh",
-                               kernel_initializer=_init(init_std), name="image")(h)
-    return keras.Model(z, x, name="generator")
+    return gan.dcgan_generator(image_shape, latent_dim, ngf, init_std)
 
 
 def build_discriminator(image_shape=(32, 32, 3), ndf: int = 128, init_std: float = 0.02):
-    x = keras.Input(image_shape, name="image")
-    h = layers.Conv2D(ndf, 5, strides=2, padding="same", kernel_initializer=_init(init_std), name="conv1")(x)
-    h = layers.LeakyReLU(0.2)(h)
-    for i, filters in enumerate((2 * ndf, 4 * ndf), start=2):
-        h = layers.Conv2D(filters, 5, strides=2, padding="same", use_bias=False, kernel_initializer=_init(init_std),
-                          name=f"conv{i}")(h)
-        h = layers.LeakyReLU(0.2)(_norm(init_std)(h))
-    logit = layers.Dense(1, kernel_initializer=_init(init_std), name="logit")(layers.Flatten()(h))
-    return keras.Model(x, logit, name="discriminator")
+    return gan.dcgan_critic(image_shape, ndf, init_std, norm="batch")
 
 
 def feature_layers(discriminator) -> list[str]:

@@ -23,7 +23,6 @@ import numpy as np
 
 from common import config as cfg
 from common import gan, images, report, results, training
-from common.data import cifar10, mnist
 from common.data.pipeline import ArrayBatches
 from common.repro import seed_everything
 from papers.dcgan import features
@@ -36,20 +35,9 @@ PAPER = "dcgan"
 def prepare_data(config: DCGANConfig) -> dict:
     """Training and test images scaled to [-1, 1] (§4: 'no pre-processing besides scaling to the range
     of the tanh'); MNIST zero-padded from 28x28 to 32x32."""
-    if config.dataset == "cifar10":
-        data = cifar10.load(config.data_dir or None, download=config.download)
-        train, test, source = data.train.x, data.test.x, data.source
-        y_train, y_test = data.train.y, data.test.y
-    else:
-        data = mnist.load(config.data_dir or None, download=config.download)
-        pad = ((0, 0), (2, 2), (2, 2), (0, 0))
-        train, test = np.pad(data.x_train[..., None], pad), np.pad(data.x_test[..., None], pad)
-        y_train, y_test = data.y_train, data.y_test
-        source = "MNIST idx files"
-
-    def scale(x):
-        return (x.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
-
+    data = gan.load_images(config.dataset, config.data_dir, config.download)
+    train, test, y_train, y_test, source = (data[k] for k in ("train", "test", "y_train", "y_test", "source"))
+    scale = gan.scale_images
     # The SVM of §5.1 sees every labelled training image (or `svm_train_subset`); the GAN `train_subset`.
     return {"train": scale(train[:config.train_subset or None]), "test": scale(test), "source": source,
             "svm_train": (train[:config.svm_train_subset or None], y_train[:config.svm_train_subset or None]),

@@ -115,3 +115,10 @@ def test_extra_metrics_and_claims_can_be_scaled():
     assert report._extra_value({}, ["acc", "accuracy (%)", 1, 100]) is None
     spec = {"difference": ["a", "b"], "scale": 100}
     assert report._claim_value({"final": {"a": 0.6, "b": 0.5}}, spec) == pytest.approx(10.0)
+
+
+def test_claims_can_be_judged_by_rank_correlation_over_epochs():
+    history = [{"w": w, "d": d} for w, d in [(3, 9), (2, 8), (None, 7), (1, 5), (0.5, 6)]]
+    rho = report._claim_value({"history": history}, {"correlation": ["w", "d"]})
+    assert rho == pytest.approx(0.8)  # ranks (4,3,2,1) vs (4,3,1,2)
+    assert report._claim_value({"history": history[:2]}, {"correlation": ["w", "d"]}) is None

@@ -1,0 +1,107 @@
+"""Wasserstein GANs on 32x32 images: weight clipping (Arjovsky, Chintala & Bottou 2017, Algorithm 1)
+and the gradient penalty (Gulrajani et al. 2017, Algorithm 1), with the DCGAN-style generator and
+critic of `common.gan`.
+
+Both maximise, over the critic f, the estimate of the Wasserstein-1 distance
+
+    W = E_real f(x) - E_z f(G(z)),
+
+which the generator minimises (its loss is -E_z f(G(z))). Lipschitz continuity of f is enforced by
+clipping every critic weight to [-c, c] after each critic update (WGAN), or by the penalty
+lambda * E_xhat (||grad_xhat f(xhat)||_2 - 1)^2 at points xhat = eps x + (1 - eps) G(z) with
+eps ~ U[0, 1] drawn per example, the norm taken per example over all of its pixels (WGAN-GP).
+
+Each train step receives `n_critic` fresh minibatches of real images stacked into one array (the
+data pipeline serves batches of n_critic * batch_size), makes one critic update on each, then one
+generator update: the loops of both papers' Algorithm 1, with static shapes on TensorFlow and JAX.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from common.adversarial import AdversarialModel, input_gradient
+
+LOSSES = ("clip", "gp")
+
+
+def per_example_norm(g, eps: float = 1e-12):
+    """||g_i||_2 over all axes but the first. `eps` inside the square root keeps its gradient finite
+    where g is 0 (sqrt'(0) is infinite: the NaN of several public implementations); it changes the
+    norm by at most sqrt(eps)."""
+    return ops.sqrt(ops.sum(ops.square(g), axis=tuple(range(1, len(g.shape)))) + eps)
+
+
+def gradient_penalty(critic, real, fake, eps_uniform):
+    """E (||grad f(xhat)||_2 - 1)^2 at xhat = eps real + (1 - eps) fake; `eps_uniform` has shape (n,)
+    and lies in [0, 1]. Returns the mean over the batch."""
+    eps = ops.reshape(eps_uniform, (-1,) + (1,) * (len(real.shape) - 1))
+    xhat = eps * real + (1.0 - eps) * fake
+    grads = input_gradient(lambda x: critic(x, training=True), xhat)
+    return ops.mean(ops.square(per_example_norm(grads) - 1.0))
+
+
+class WGAN(AdversarialModel):
+    """`loss`: "clip" (critic weights clipped to [-clip_value, clip_value] after each update) or "gp"
+    (penalty weight `gp_weight`). `batch_size` is the size of one critic minibatch; each step's input
+    holds `n_critic` of them."""
+
+    def __init__(self, generator, critic, latent_dim: int, loss: str = "gp", n_critic: int = 5,
+                 batch_size: int = 64, clip_value: float = 0.01, gp_weight: float = 10.0,
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        self.generator, self.critic = generator, critic
+        self.latent_dim, self.loss_kind, self.n_critic, self.batch_size = latent_dim, loss, n_critic, batch_size
+        self.clip_value, self.gp_weight = clip_value, gp_weight
+        self.noise = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in
+                         ("critic_loss", "g_loss", "w_estimate", "gradient_penalty")}
+
+    def sample_z(self, n):
+        """z ~ N(0, I) (both papers' released code)."""
+        return keras.random.normal((n, self.latent_dim), seed=self.noise)
+
+    def critic_loss(self, real):
+        """(loss, (W estimate, penalty)) of one critic minibatch; the generator's output is a constant here."""
+        n = ops.shape(real)[0]
+        fake = ops.stop_gradient(self.generator(self.sample_z(n), training=True))
+        w = ops.mean(self.critic(real, training=True)) - ops.mean(self.critic(fake, training=True))
+        if self.loss_kind == "gp":
+            penalty = gradient_penalty(self.critic, real, fake, keras.random.uniform((n,), seed=self.noise))
+        else:
+            penalty = ops.zeros(())
+        return -w + self.gp_weight * penalty if self.loss_kind == "gp" else -w, (w, penalty)
+
+    def clip_critic(self):
+        for v in self.critic.trainable_weights:
+            v.assign(ops.clip(v, -self.clip_value, self.clip_value))
+
+    def adversarial_step(self, x, y=None):
+        n = self.batch_size
+        for i in range(self.n_critic):
+            real = x[i * n:(i + 1) * n]
+            loss, (w, penalty) = self.minimize("critic", lambda real=real: self.critic_loss(real), has_aux=True)
+            if self.loss_kind == "clip":
+                self.clip_critic()
+            self.trackers["critic_loss"].update_state(loss)
+            self.trackers["w_estimate"].update_state(w)
+            self.trackers["gradient_penalty"].update_state(penalty)
+
+        def g_loss():
+            return -ops.mean(self.critic(self.generator(self.sample_z(n), training=True), training=True))
+
+        self.trackers["g_loss"].update_state(self.minimize("generator", g_loss))
+        return {name: t.result() for name, t in self.trackers.items()
+                if name != "gradient_penalty" or self.loss_kind == "gp"}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compile(self, critic_optimizer, g_optimizer, **kwargs):
+        super().compile(players={"critic": (critic_optimizer, self.critic.trainable_weights),
+                                 "generator": (g_optimizer, self.generator.trainable_weights)},
+                        count="generator", **kwargs)

@@ -1,0 +1,199 @@
+"""Train a WGAN (weight clipping, Arjovsky et al. 2017) or WGAN-GP (gradient penalty, Gulrajani et al.
+2017) on CIFAR-10 or MNIST, and write its results JSON, figures and report.
+
+    python papers/wgan/train.py --loss=gp --dataset=cifar10 --seed=0   # Gulrajani et al.'s recipe
+    python papers/wgan/train.py --loss=clip --dataset=cifar10          # Arjovsky et al.'s
+    python papers/wgan/train.py --preset=quick --loss=gp               # a short CPU run
+    python papers/wgan/train.py --help                                 # every field, default and preset
+
+Every epoch (and after the first) the run logs, beside the critic's training estimate of the
+Wasserstein distance, the same estimate on held-out real images and an independent sample-quality
+signal: the distance of fixed-z samples to their nearest held-out image, and, given a feature
+network (`--feature_network=model.keras --feature_network_name=...` or `--inception_weights=...h5`),
+its score and Fréchet distance. The figure `w_vs_quality` sets them side by side (Arjovsky et al.
+§4, Figs. 3-4). An interrupted run resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import common.tf_env  # noqa: F401
+
+import keras
+import numpy as np
+
+from common import config as cfg
+from common import gan, images, report, results, training
+from common.data.pipeline import ArrayBatches
+from common.gen_metrics import FeatureNetwork
+from common.repro import seed_everything
+from papers.wgan.config import PRESETS, WGANConfig
+from papers.wgan.model import WGAN
+
+PAPER = "wgan"
+
+
+def build(config: WGANConfig, image_shape) -> WGAN:
+    generator = gan.dcgan_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
+    critic = gan.dcgan_critic(image_shape, config.ndf, config.init_std, norm=config.resolved("critic_norm"),
+                              name="critic")
+    model = WGAN(generator, critic, config.latent_dim, loss=config.loss, n_critic=config.n_critic,
+                 batch_size=config.batch_size, clip_value=config.clip_value, gp_weight=config.gp_weight,
+                 seed=config.seed, name=f"wgan_{config.loss}")
+    lr = config.resolved("learning_rate")
+
+    def optimizer():
+        if config.loss == "clip":
+            return keras.optimizers.RMSprop(lr, rho=config.rmsprop_rho)
+        return keras.optimizers.Adam(lr, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
+
+    jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
+    model.compile(optimizer(), optimizer(), jit_compile=jit)
+    return model
+
+
+def feature_network(config: WGANConfig) -> FeatureNetwork | None:
+    if config.inception_weights:
+        return FeatureNetwork.inception_v3(config.inception_weights)
+    if config.feature_network:
+        return FeatureNetwork.from_model_file(config.feature_network, name=config.feature_network_name)
+    return None
+
+
+def critic_gap(model: WGAN, held_out: np.ndarray):
+    """The critic's Wasserstein estimate between held-out real images and samples (inference mode)."""
+    def gap(samples):
+        real = gan.generate(model.critic, held_out[:len(samples)])
+        return float(real.mean() - gan.generate(model.critic, samples).mean())
+    return gap
+
+
+def plot_w_vs_quality(history: list[dict], path: Path, steps_per_epoch: int, quality_label: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["epoch"] * steps_per_epoch for h in history]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot(steps, [h.get("w_estimate") for h in history], color="tab:blue", label="critic: W estimate (training)")
+    ax.plot(steps, [h.get("heldout_w_estimate") for h in history], color="tab:blue", ls="--",
+            label="critic: W estimate (held-out)")
+    ax.set_xlabel("generator iterations")
+    ax.set_ylabel("Wasserstein estimate", color="tab:blue")
+    twin = ax.twinx()
+    key = "sample_score" if any(h.get("sample_score") is not None for h in history) else "sample_nn_distance"
+    twin.plot(steps, [h.get(key) for h in history], color="tab:red", marker="o", ms=3, label=quality_label)
+    twin.set_ylabel(quality_label, color="tab:red")
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+    started, t0 = results.utc_now(), time.perf_counter()
+    seed_everything(config.seed)
+    data = gan.load_images(config.dataset, config.data_dir, config.download)
+    train = gan.scale_images(data["train"][:config.train_subset or None])
+    test = gan.scale_images(data["test"])
+    model = build(config, train.shape[1:])
+    network = feature_network(config)
+    run_path = training.run_dir(config, PAPER, config.variant, preset)
+    # One step of the model = n_critic critic minibatches + one generator minibatch.
+    per_step = config.batch_size * config.n_critic
+    train_ds = ArrayBatches(train, None, per_step, seed=config.seed, workers=config.data_workers)
+    steps_per_epoch = len(train_ds)
+    epochs = math.ceil(config.generator_steps / steps_per_epoch)
+    print(f"{config.variant}, preset {preset}: {len(train)} training images from {data['source']}; "
+          f"{config.generator_steps} generator steps of {config.n_critic} critic steps "
+          f"({epochs} epochs of {steps_per_epoch}); working files in {run_path}")
+    rng = np.random.default_rng([config.seed, 1])
+    fixed_z = rng.normal(size=(100, config.latent_dim)).astype(np.float32)
+    track_z = rng.normal(size=(config.track_samples, config.latent_dim)).astype(np.float32)
+    held_out = test[rng.choice(len(test), min(len(test), max(config.track_samples, 10_000)), replace=False)]
+    quality = gan.QualityTrack(model.generator, track_z, held_out, every=config.track_every, network=network,
+                               extra={"heldout_w_estimate": critic_gap(model, held_out)})
+    std = training.callbacks(run_path, per_step, config.tensorboard)
+    cbs = [training.EpochSync(train_ds), training.ReseedEachEpoch([model.noise], config.seed),
+           gan.SampleGrid(model.generator, fixed_z, run_path / "samples", rows=10, every=config.sample_every),
+           quality, *std.values(), training.StopAtIteration(config.generator_steps, steps_per_epoch),
+           *extra_callbacks]
+    try:
+        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
+              f"(checkpoint in {run_path / 'backup'}).")
+        raise
+
+    failed = std["nan"].failed_at
+    history = training.read_history(run_path)
+    g_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    final = {"iterations": g_steps, "generator_steps": g_steps,
+             "critic_steps": int(keras.ops.convert_to_numpy(model.optimizer.players["critic"].iterations)),
+             "train_images_per_s": std["timer"].steady_throughput(),
+             "w_estimate": history[-1].get("w_estimate") if history else None}
+    figures, scores = {}, None
+    if failed is None:
+        end = quality.measure()
+        final.update(heldout_w_estimate=end["heldout_w_estimate"], nn_distance=end["sample_nn_distance"],
+                     nn_distinct_fraction=end["sample_nn_distinct"])
+        if network is not None:
+            z = np.random.default_rng([config.seed, 2]).normal(size=(config.score_samples, config.latent_dim))
+            scores = network.scores(gan.generate(model.generator, z.astype(np.float32)),
+                                    test[:config.score_samples], splits=min(10, config.score_samples))
+            final.update(sample_score=scores["score"], sample_score_std=scores["score_std"],
+                         sample_fd=scores["frechet_distance"], score_network=network.name)
+        folder = Path(config.results_dir) / PAPER / "figures"
+        stem = f"{config.variant}_{preset}_seed{config.seed}_{started.replace(':', '').replace('-', '')[:15]}Z"
+        quality_label = (f"{network.name} score of samples" if network is not None
+                         else "samples: distance to nearest held-out image")
+        written = {
+            "samples": images.save_grid(folder / f"{stem}_samples.png", gan.generate(model.generator, fixed_z), 10, 10,
+                                        value_range=(-1, 1)),
+            "interpolation": images.save_grid(
+                folder / f"{stem}_interpolation.png",
+                gan.generate(model.generator, gan.interpolate(fixed_z[:10], fixed_z[10:20], 10)), 10, 10,
+                value_range=(-1, 1)),
+            "w_vs_quality": plot_w_vs_quality(history, folder / f"{stem}_w_vs_quality.png", steps_per_epoch,
+                                              quality_label)}
+        figures = {k: Path(v).relative_to(folder.parent).as_posix() for k, v in written.items()}
+    else:
+        final["failure"] = failed
+    record = results.make_record(
+        paper=PAPER, variant=config.variant, preset=preset, config=config, started=started,
+        wall_time_s=std["timer"].wall_time_s, history=history, final=final,
+        status="failed" if failed else "completed",
+        extra={"data": {"source": data["source"], "train": len(train), "test": len(test)}, "figures": figures,
+               "resolved": {k: config.resolved(k) for k in ("learning_rate", "critic_norm")}, "scores": scores,
+               "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
+    )
+    path = results.write(record, config.results_dir)
+    training.finish(run_path)
+    report_path = report.update_after_run(config.results_dir, PAPER)
+    if failed is None:
+        outcome = (f"critic's W estimate {final['w_estimate']:.3f} (training), {final['heldout_w_estimate']:.3f} "
+                   f"(held-out); samples {final['nn_distance']:.2f} from their nearest held-out image")
+        if scores:
+            outcome += f"; {network.name} score {scores['score']:.2f}, FD {scores['frechet_distance']:.2f}"
+    else:
+        outcome = f"FAILED: {failed}"
+    print(f"\n{config.variant} ({preset}, seed {config.seed}): {outcome}; "
+          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
+    print(f"Results: {path}\nReport:  {report_path}")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(WGANConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from common import gan, results
+from common.adversarial import input_gradient
+from common.config import ConfigError, make_config, parse_args
+from papers.wgan import train
+from papers.wgan.config import PRESETS, WGANConfig
+from papers.wgan.model import WGAN, gradient_penalty, per_example_norm
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+def _linear_critic(w):
+    x = keras.Input(w.shape)
+    out = keras.layers.Dense(1, use_bias=False, name="w")(keras.layers.Flatten()(x))
+    model = keras.Model(x, out)
+    model.get_layer("w").set_weights([w.reshape(-1, 1)])
+    return model
+
+
+@pytest.mark.jax
+def test_gradient_penalty_of_a_linear_critic_by_hand():
+    """f(x) = <w, x> has gradient w everywhere: the penalty is (||w|| - 1)^2 whatever eps and the data."""
+    w = np.array([[[0.6], [0.0]], [[0.0], [1.6]]], np.float32)  # ||w|| = sqrt(0.36 + 2.56) = sqrt(2.92)
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(5, 2, 2, 1)).astype(np.float32), rng.normal(size=(5, 2, 2, 1)).astype(np.float32)
+    gp = _np(gradient_penalty(_linear_critic(w), real, fake, rng.uniform(size=5).astype(np.float32)))
+    assert gp == pytest.approx((np.sqrt(2.92) - 1) ** 2, rel=1e-5)
+
+
+@pytest.mark.jax
+def test_gradient_penalty_is_per_example_with_per_example_eps():
+    """f(x) = ||x||^2 / 2 has gradient x: the penalty is mean_i (||xhat_i|| - 1)^2 with
+    xhat_i = eps_i real_i + (1 - eps_i) fake_i. A norm over the whole batch, or one eps for the
+    batch, gives a different number."""
+    def critic(x, training=False):
+        return 0.5 * ops.sum(ops.square(x), axis=(1, 2, 3))
+
+    real = np.stack([np.full((2, 2, 1), 1.0), np.full((2, 2, 1), 3.0)]).astype(np.float32)
+    fake = np.zeros_like(real)
+    eps = np.array([0.25, 1.0], np.float32)
+    norms = np.array([0.25 * 2.0, 3.0 * 2.0])  # ||eps_i real_i||: 4 pixels of 0.25, 4 of 3
+    expected = np.mean((norms - 1) ** 2)
+    assert _np(gradient_penalty(critic, real, fake, eps)) == pytest.approx(expected, rel=1e-5)
+    batch_norm = np.sqrt(np.sum(norms**2))
+    assert abs(expected - (batch_norm - 1) ** 2) > 1  # the whole-batch-norm bug would be caught
+
+
+@pytest.mark.jax
+def test_norm_has_a_finite_gradient_at_zero():
+    g = _np(input_gradient(lambda x: per_example_norm(x), np.zeros((2, 3, 3, 1), np.float32)))
+    assert np.isfinite(g).all()
+    assert _np(per_example_norm(np.full((1, 2, 2, 1), 0.5, np.float32)))[0] == pytest.approx(1.0, abs=1e-6)
+
+
+def _small(loss="gp", critic_lr=1e-3, g_lr=1e-3, batch=8, n_critic=2, norm=None):
+    keras.utils.set_random_seed(0)
+    g = gan.dcgan_generator((32, 32, 1), 8, 4)
+    c = gan.dcgan_critic((32, 32, 1), 4, norm=norm or ("none" if loss == "gp" else "batch"), name="critic")
+    model = WGAN(g, c, 8, loss=loss, n_critic=n_critic, batch_size=batch, seed=0)
+    opt = keras.optimizers.RMSprop if loss == "clip" else keras.optimizers.Adam
+    model.compile(opt(critic_lr), opt(g_lr))
+    return model
+
+
+def _real(n):
+    return np.random.default_rng(1).uniform(-1, 1, (n, 32, 32, 1)).astype(np.float32)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("loss", ["clip", "gp"])
+def test_one_step_makes_n_critic_critic_updates_and_one_generator_update(loss):
+    model = _small(loss)
+    logs = model.train_on_batch(_real(16), return_dict=True)
+    assert int(_np(model.optimizer.iterations)) == 1
+    assert int(_np(model.optimizer.players["critic"].iterations)) == 2
+    assert np.isfinite(list(logs.values())).all() and ("gradient_penalty" in logs) == (loss == "gp")
+
+
+def test_clipped_critic_weights_stay_within_c():
+    model = _small("clip", critic_lr=0.5)  # big steps push weights far beyond c before clipping
+    for _ in range(2):
+        model.train_on_batch(_real(16))
+    weights = [_np(v) for v in model.critic.trainable_weights]
+    assert max(np.abs(w).max() for w in weights) <= 0.01 + 1e-7
+    assert any(np.isclose(np.abs(w).max(), 0.01) for w in weights)  # the bound is reached, i.e. clipping acted
+
+
+@pytest.mark.parametrize("still", ["critic", "generator"])
+def test_each_player_changes_only_its_own_weights(still):
+    """With one player's learning rate at 0 its weights must not move while the other's do (the
+    critic's loss must not update G, nor G's loss the critic)."""
+    model = _small("gp", critic_lr=0.0 if still == "critic" else 1e-3, g_lr=0.0 if still == "generator" else 1e-3)
+    nets = {"critic": model.critic, "generator": model.generator}
+    before = {k: [_np(v).copy() for v in n.trainable_weights] for k, n in nets.items()}
+    model.train_on_batch(_real(16))
+    for name, net in nets.items():
+        changed = {v.path: not np.array_equal(a, _np(v)) for a, v in zip(before[name], net.trainable_weights,
+                                                                          strict=True)}
+        if name == still:
+            assert not any(changed.values()), name
+        else:
+            # The critic's output bias cancels in E f(real) - E f(fake): its gradient is exactly 0.
+            assert all(c for path, c in changed.items() if path != "logit/bias"), (name, changed)
+            assert name == "generator" or not changed["logit/bias"]
+
+
+def test_batch_norm_runs_in_training_mode_in_both_players_steps():
+    """Keras-GAN#252: freezing a model with trainable=False also switches its BN to inference. Here
+    both networks normalise by batch statistics in every step, so their moving statistics move."""
+    model = _small("clip")
+    moving = [v for net in (model.critic, model.generator) for v in net.non_trainable_weights
+              if "moving_mean" in v.path]
+    before = [_np(v).copy() for v in moving]
+    model.train_on_batch(_real(16))
+    assert moving and all(not np.array_equal(a, _np(v)) for a, v in zip(before, moving, strict=True))
+
+
+def test_critic_loss_follows_the_batch_it_is_given():
+    model = _small("gp", batch=8)
+    loss, (w, penalty) = model.critic_loss(_real(3))  # no hard-coded batch size
+    assert np.isfinite(_np(loss)) and _np(loss) == pytest.approx(-_np(w) + 10 * _np(penalty), rel=1e-5)
+
+
+def test_config_variant_defaults_and_errors():
+    clip = make_config(WGANConfig, PRESETS, loss="clip")
+    gp = make_config(WGANConfig, PRESETS)
+    assert (clip.resolved("learning_rate"), clip.resolved("critic_norm")) == (5e-5, "batch")
+    assert (gp.resolved("learning_rate"), gp.resolved("critic_norm")) == (1e-4, "none")
+    assert parse_args(WGANConfig, PRESETS, ["--loss=clip", "--dataset=mnist"])[0] == "paper"
+    assert parse_args(WGANConfig, PRESETS, ["--n_critic=1"])[0] == "paper-custom"
+    with pytest.raises(ConfigError, match="layer or none"):
+        make_config(WGANConfig, PRESETS, critic_norm="batch")
+    with pytest.raises(ConfigError, match="feature_network_name"):
+        make_config(WGANConfig, PRESETS, feature_network="x.keras")
+    with pytest.raises(ConfigError, match="clip, gp"):
+        make_config(WGANConfig, PRESETS, loss="hinge")
+
+
+@pytest.mark.jax
+def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
+    config = make_config(WGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), download=False,
+                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
+    assert train.run(config, "smoke") == 0
+    (record,) = results.load_all(config.results_dir, "wgan")
+    final = record["final"]
+    assert record["status"] == "completed" and record["variant"] == "wgan-gp-cifar10"
+    assert (final["generator_steps"], final["critic_steps"]) == (4, 8)
+    assert {"w_estimate", "heldout_w_estimate", "sample_nn_distance"} <= set(record["history"][0])
+    folder = tmp_path / "results" / "wgan"
+    assert set(record["figures"]) == {"samples", "interpolation", "w_vs_quality"}
+    assert all((folder / rel).exists() for rel in record["figures"].values())
+    assert "| wgan-gp-cifar10 | smoke (not the paper's recipe) |" in (folder / "REPORT.md").read_text()
