@@ -216,7 +216,7 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                                 "epochs": "epochs", "device": "device", "backend": "backend",
                                 "images_per_s": meta.get("throughput_label", "train images/s"),
                                 "wall_min": "wall (min)", "commit": "commit", "file": "results file"})]
-    bench = [r for r in records if r.get("kind") == "benchmark"]
+    bench = [r for r in records if r.get("kind") == "benchmark" and "pipeline_images_per_s" in r["final"]]
     if bench:
         rows = []
         for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
@@ -236,6 +236,7 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                   _table(rows, {"variant": "model", "device": "device", "backend": "backend", "jit": "XLA",
                                 "batch": "batch", "pipeline": "pipeline (img/s)", "memory": "in memory (img/s)",
                                 "overhead": "pipeline overhead", "file": "results file"})]
+    lines += _summary_benchmarks(records)
     if figures:
         lines += ["", "## Learning curves", ""]
         for variant, preset, rel in figures:
@@ -293,6 +294,22 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
                                 "holds": "supports the claim"}), "",
                   f"Supported by {sum(verdicts)} of {len(verdicts)} rows.", ""]
     return lines
+
+
+def _summary_benchmarks(records: list[dict]) -> list[str]:
+    """Benchmarks that carry their own `summary` (column -> formatted value) and `description`."""
+    bench = [r for r in records if r.get("kind") == "benchmark" and "summary" in r["final"]]
+    if not bench:
+        return []
+    rows, columns = [], {"variant": "model", "device": "device", "backend": "backend"}
+    for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
+        columns.update({k: k for k in r["final"]["summary"]})
+        rows.append({"variant": r["variant"], "device": r["device"]["name"], "backend": _backend(r),
+                     **r["final"]["summary"], "file": Path(r["_path"]).name})
+    columns["file"] = "results file"
+    description = bench[-1].get("description", "")
+    return ["", "## Step cost", "", *([description, ""] if description else []),
+            _table([{k: row.get(k, "–") for k in columns} for row in rows], columns)]
 
 
 def _run_figures(records: list[dict], meta: dict, report_dir: Path | None) -> list[str]:

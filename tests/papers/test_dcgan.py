@@ -155,3 +155,18 @@ def test_untrained_baseline_is_the_runs_initial_discriminator():
     initial = train.initial_discriminator(config, (32, 32, 3))
     for a, b in zip(model.discriminator.weights, initial.weights, strict=True):
         np.testing.assert_array_equal(_np(a), _np(b))
+
+
+def test_step_cost_benchmark_writes_a_record_and_a_report_section(tmp_path):
+    from papers.dcgan import benchmark
+
+    config = make_config(benchmark.GANBenchmarkConfig, PRESETS, "smoke", steps=1, warmup_steps=1, repeats=1,
+                         results_dir=str(tmp_path / "results"))
+    assert benchmark.run(config) == 0
+    (record,) = results.load_all(config.results_dir, "dcgan")
+    final = record["final"]
+    assert record["kind"] == "benchmark" and final["gan_step_ms"] > 0 and final["plain_d_ms"] > 0
+    assert final["overhead"] == pytest.approx(final["gan_step_ms"] / (final["plain_d_ms"]
+                                              + final["plain_g_through_d_ms"]) - 1)
+    text = (tmp_path / "results" / "dcgan" / "REPORT.md").read_text()
+    assert "## Step cost" in text and "| dcgan-cifar10 | CPU" in text

@@ -1,0 +1,123 @@
+"""What the adversarial train step costs against plain Keras train steps of the same networks.
+
+    python papers/dcgan/benchmark.py --preset=quick          # ngf = ndf = 64, batch 128
+    python papers/dcgan/benchmark.py                         # ngf = ndf = 128
+
+One DCGAN step = a discriminator update on B real and B generated images + a generator update
+through the discriminator on B latent vectors. The reference is what the same work costs as two
+plain `train_on_batch` calls of ordinary compiled Keras models with the same optimizer:
+  plain D      D on 2B images (B real, B generated beforehand), sigmoid cross-entropy;
+  plain G->D   the stack z -> D(G(z)) on B latent vectors, D's weights frozen (so only G's gradients
+               are applied, as in the generator update; its BN then runs in inference mode, a little
+               cheaper than the GAN's, which keeps the reference strict).
+Overhead = GAN step time / (plain D + plain G->D) - 1; the issue's bound is 20 %. The three kinds are
+timed in alternation, `repeats` times, and the fastest of each kind is kept, so that another job on
+the machine slows all three alike. Compilation is excluded (`warmup_steps`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import common.tf_env  # noqa: F401
+
+import keras
+import numpy as np
+
+from common import config as cfg
+from common import report, results
+from common.config import param
+from common.repro import seed_everything
+from papers.dcgan.config import PRESETS, DCGANConfig
+from papers.dcgan.train import build
+
+PAPER = "dcgan"
+DESCRIPTION = (
+    "Cost of one DCGAN step (a D update on B real and B generated images, then a G update through D) "
+    "against the same work as two plain `train_on_batch` calls of ordinary compiled Keras models: *plain D* "
+    "(D on 2B images, sigmoid cross-entropy) and *plain G→D* (z → D(G(z)) on B latent vectors with D frozen). "
+    "Overhead = GAN step / (plain D + plain G→D) − 1; the bound is +20 %. The kinds are timed in "
+    "alternation and the fastest repeat of each is kept; compilation excluded (`papers/dcgan/benchmark.py`).")
+
+
+@dataclass(frozen=True)
+class GANBenchmarkConfig(DCGANConfig):
+    steps: int = param(10, "timed steps per measurement")
+    warmup_steps: int = param(3, "untimed steps first (compilation, caches)")
+    repeats: int = param(3, "measurements of each kind, alternating; the fastest of each is kept")
+
+
+def _time(fn, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()  # train_on_batch returns NumPy: each step has finished when it returns
+    return (time.perf_counter() - start) / steps
+
+
+def plain_models(model, config: DCGANConfig):
+    """Ordinary compiled Keras models doing the same forward/backward work as the two GAN updates."""
+    d = keras.models.clone_model(model.discriminator)
+    d.compile(keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
+              loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    frozen = keras.models.clone_model(model.discriminator)
+    frozen.trainable = False
+    z = keras.Input((config.latent_dim,))
+    stack = keras.Model(z, frozen(model.generator(z)))
+    stack.compile(keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    return d, stack
+
+
+def run(config: GANBenchmarkConfig, preset: str = "") -> int:
+    started, t0 = results.utc_now(), time.perf_counter()
+    seed_everything(config.seed)
+    shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
+    model = build(config, shape)
+    d, stack = plain_models(model, config)
+    rng = np.random.default_rng(config.seed)
+    b = config.batch_size
+    real = rng.uniform(-1, 1, (b, *shape)).astype(np.float32)
+    both, labels = rng.uniform(-1, 1, (2 * b, *shape)).astype(np.float32), np.repeat([[1.0], [0.0]], b, 0)
+    z, ones = rng.uniform(-1, 1, (b, config.latent_dim)).astype(np.float32), np.ones((b, 1), np.float32)
+    kinds = {"gan_step": lambda: model.train_on_batch(real),
+             "plain_d": lambda: d.train_on_batch(both, labels),
+             "plain_g_through_d": lambda: stack.train_on_batch(z, ones)}
+    measured = {k: [] for k in kinds}
+    for _ in range(config.repeats):
+        for name, fn in kinds.items():
+            measured[name].append(_time(fn, config.steps, config.warmup_steps))
+            print(f"  {name}: {1000 * measured[name][-1]:.0f} ms per step")
+    best = {k: min(v) for k, v in measured.items()}
+    reference = best["plain_d"] + best["plain_g_through_d"]
+    overhead = best["gan_step"] / reference - 1
+    final = {"gan_step_ms": 1000 * best["gan_step"], "plain_d_ms": 1000 * best["plain_d"],
+             "plain_g_through_d_ms": 1000 * best["plain_g_through_d"], "overhead": overhead,
+             "gan_images_per_s": b / best["gan_step"], "within_20_percent": bool(overhead <= 0.20),
+             "all_measurements_s": measured,
+             "summary": {"batch": str(b), "ngf/ndf": f"{config.ngf}/{config.ndf}",
+                         "GAN step (ms)": f"{1000 * best['gan_step']:.0f}",
+                         "plain D + plain G→D (ms)": f"{1000 * best['plain_d']:.0f} + "
+                                                     f"{1000 * best['plain_g_through_d']:.0f}",
+                         "overhead": f"{100 * overhead:+.1f} %"}}
+    record = results.make_record(paper=PAPER, variant=config.variant, preset="benchmark", config=config,
+                                 started=started, wall_time_s=time.perf_counter() - t0, history=[], final=final,
+                                 status="completed", extra={"kind": "benchmark", "description": DESCRIPTION})
+    path = results.write(record, config.results_dir)
+    report_path = report.update_after_run(config.results_dir, PAPER)
+    print(f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}, {record['device']['name']}: GAN step "
+          f"{final['gan_step_ms']:.0f} ms vs plain {final['plain_d_ms']:.0f} + {final['plain_g_through_d_ms']:.0f} "
+          f"ms: overhead {100 * overhead:+.1f} % (bound +20 %)")
+    print(f"Results: {path}\nReport:  {report_path}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(GANBenchmarkConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
