@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from common import seg_metrics as sm
+
+
+def _two_cells():
+    return np.array([[1, 1, 0, 1, 1]])
+
+
+def test_identical_segmentations_are_perfect():
+    truth = np.random.default_rng(0).uniform(size=(40, 40)) > 0.3
+    out = sm.evaluate(truth.astype(float), truth)
+    assert out["pixel_error"] == 0 and out["v_rand"] == pytest.approx(1) and out["v_info"] == pytest.approx(1)
+    assert out["rand_error"] == pytest.approx(0)
+
+
+def test_a_merge_by_hand():
+    """Truth: two cells of two pixels; prediction: one cell over all five pixels. Over the truth's
+    foreground p = (1/2, 1/2) in one predicted segment: no split, only a merge."""
+    truth, pred = sm.segments(_two_cells()), sm.segments(np.ones((1, 5)))
+    rand = sm.rand_scores(truth, pred)
+    # sum p^2 = 1/2; truth marginals (1/2, 1/2): sum 1/2; prediction marginal (1): sum 1.
+    assert rand["v_rand_split"] == pytest.approx(1.0) and rand["v_rand_merge"] == pytest.approx(0.5)
+    assert rand["v_rand"] == pytest.approx(2 / 3)
+    info = sm.info_scores(truth, pred)
+    assert info["v_info_merge"] == pytest.approx(0.0) and info["v_info"] == pytest.approx(0.0)
+    assert sm.pixel_error(np.ones((1, 5)), _two_cells()) == pytest.approx(0.2)
+
+
+def test_a_split_by_hand():
+    """Truth: one cell of four pixels; prediction: cells of two and one pixel: no merge, only splits."""
+    truth, pred = sm.segments(np.ones((1, 4))), sm.segments(np.array([[1, 1, 0, 1]]))
+    # The membrane pixel the prediction draws inside the cell is a singleton segment: p = (1/2, 1/4, 1/4).
+    rand = sm.rand_scores(truth, pred)
+    joint = 0.25 + 0.0625 + 0.0625
+    assert rand["v_rand_split"] == pytest.approx(joint / 1.0)
+    assert rand["v_rand_merge"] == pytest.approx(1.0)
+    info = sm.info_scores(truth, pred)
+    h_pred = -(0.5 * np.log(0.5) + 2 * 0.25 * np.log(0.25))
+    assert info["v_info_split"] == pytest.approx(0.0 / h_pred) and info["v_info_merge"] == pytest.approx(1.0)
+
+
+def test_membrane_everywhere_is_not_ignored():
+    truth = sm.segments(_two_cells())
+    rand = sm.rand_scores(truth, np.zeros((1, 5), int))
+    # Four singletons: sum p^2 = 4/16, prediction marginals 4/16, truth marginals 2 * (1/2)^2: all splits.
+    assert rand["v_rand_split"] == pytest.approx(0.5) and rand["v_rand_merge"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no foreground"):
+        sm.rand_scores(np.zeros((2, 2), int), np.ones((2, 2), int))
+
+
+def test_best_over_thresholds_picks_each_scores_best_threshold():
+    truth = np.zeros((2, 20, 20), np.uint8)
+    truth[:, 2:9, 2:18] = 1
+    truth[:, 11:18, 2:18] = 1
+    probs = np.where(truth == 1, 0.7, 0.2)
+    probs[:, 9:11, 5] = 0.4  # a weak bridge between the two cells: merged at thresholds below 0.4
+    out = sm.best_over_thresholds(probs, truth)
+    assert out["v_rand"] == pytest.approx(1.0) and out["pixel_error"] == pytest.approx(0.0)
+    assert 0.4 <= out["v_rand_threshold"] < 0.7 and out["slices"] == 2
+    assert out["at_0.5"]["v_rand"] == pytest.approx(1.0)
+    assert sm.evaluate(probs[0], truth[0], 0.3)["v_rand"] < 0.9
