@@ -1,0 +1,110 @@
+import keras
+import numpy as np
+import pytest
+
+from papers.unet import augment, weights
+from papers.unet.model import build_unet, check_tile, mirror_pad, output_size, predict_tiled, valid_tiles
+
+
+def test_output_size_arithmetic_of_the_paper():
+    assert output_size(572) == 388 and check_tile(572) == 388
+    assert valid_tiles(180, 240) == [188, 204, 220, 236]
+    assert output_size(188) == 4
+
+
+@pytest.mark.parametrize(("tile", "nearest"), [(570, "556 and 572"), (512, "508 and 524"), (100, "larger")])
+def test_invalid_tiles_are_rejected_naming_the_nearest_valid_ones(tile, nearest):
+    with pytest.raises(ValueError, match=nearest):
+        check_tile(tile)
+    with pytest.raises(ValueError, match="nearest valid"):
+        build_unet(tile)
+
+
+def test_architecture_of_figure_1():
+    model = build_unet(572)
+    assert model.output_shape == (None, 388, 388, 2)
+    convs = [la for la in model.layers if isinstance(la, keras.layers.Conv2D | keras.layers.Conv2DTranspose)]
+    assert len(convs) == 23
+    assert [c.filters for c in convs if isinstance(c, keras.layers.Conv2DTranspose)] == [512, 256, 128, 64]
+    assert max(c.filters for c in convs) == 1024 and convs[-1].kernel_size == (1, 1)
+    assert all(c.padding == "valid" for c in convs)
+    assert model.count_params() == 31_030_658
+
+
+@pytest.mark.jax
+def test_small_unet_trains_one_step():
+    keras.utils.set_random_seed(0)
+    model = build_unet(188, filters=4)
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.99),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).uniform(size=(1, 188, 188, 1)).astype(np.float32)
+    y = (x[:, 92:96, 92:96, 0] > 0.5).astype(np.int32)
+    before = model.evaluate(x, y, verbose=0)
+    for _ in range(3):
+        model.train_on_batch(x, y)
+    assert model.evaluate(x, y, verbose=0) < before
+
+
+def _identity_like(tile, out):
+    """A 'model' whose output is the centre of its input: it shows where each output pixel comes from."""
+    margin = (tile - out) // 2
+    return lambda tiles: tiles[:, margin:margin + out, margin:margin + out, :]
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (300, 450)])
+def test_overlap_tile_prediction_reproduces_the_input_layout(shape):
+    image = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
+    out = predict_tiled(_identity_like(572, 388), image, 572, 388, batch=3)
+    assert out.shape == (*shape, 1)
+    np.testing.assert_array_equal(out[..., 0], image)
+
+
+def test_mirror_padding_reflects_at_the_border():
+    image = np.arange(12, dtype=np.float32).reshape(3, 4)
+    padded = mirror_pad(image, (1, 5), (2, 2))
+    assert padded.shape == (9, 8)
+    np.testing.assert_array_equal(padded[1:4, 2:6], image)
+    np.testing.assert_array_equal(padded[0, 2:6], image[1])  # reflected, the border row not repeated
+
+
+def test_weight_map_peaks_between_touching_cells_and_is_w_c_far_from_borders():
+    labels = np.zeros((60, 90), np.int64)
+    labels[10:50, 5:30] = 1  # two cells separated by a 2-pixel membrane
+    labels[10:50, 32:57] = 1
+    w = weights.weight_map(labels)
+    w_c = weights.class_balance(labels)
+    gap = w[30, 30:32]
+    # In the gap d1 + d2 = 1 + 2 pixels: w = w_c + 10 exp(-9 / 50), the highest weight of the image.
+    np.testing.assert_allclose(gap, w_c[30, 30] + 10 * np.exp(-9 / 50), rtol=1e-5)
+    assert np.isclose(w.max(), gap.max())
+    assert w[30, 85] == pytest.approx(w_c[30, 85], abs=1e-6)  # membrane far from both cells
+    assert w[30, 17] == pytest.approx(w_c[30, 17])  # inside a cell
+    # Class balance: each class carries half of the total weight.
+    assert w_c[labels == 1].sum() == pytest.approx(w_c[labels == 0].sum(), rel=1e-5)
+
+
+def test_elastic_deformation_identity_same_warp_and_binary_labels():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(size=(64, 64)).astype(np.float32)
+    labels = (rng.uniform(size=(64, 64)) > 0.5).astype(np.uint8)
+    zero = augment.dense_displacement(np.zeros((2, 3, 3)), image.shape)
+    np.testing.assert_allclose(augment.warp(image, zero, 3), image, atol=1e-6)
+    np.testing.assert_array_equal(augment.warp(labels, zero, 0), labels)
+    disp = augment.dense_displacement(augment.coarse_displacement(rng), image.shape)
+    assert np.abs(disp).max() > 1  # a real deformation
+    # The same warp: the label image warped as labels equals the label image warped as an image (nearest).
+    np.testing.assert_array_equal(augment.warp(labels.astype(np.float32), disp, 0), augment.warp(labels, disp, 0))
+    img, lab, wts = augment.elastic(image, labels, np.ones_like(image), np.random.default_rng(1))
+    assert set(np.unique(lab).tolist()) <= {0, 1} and lab.dtype == np.uint8 and np.allclose(wts, 1, atol=1e-5)
+    # Coarse grid points land on the image's corners and centre: displacement there is the drawn vector.
+    coarse = augment.coarse_displacement(np.random.default_rng(2))
+    dense = augment.dense_displacement(coarse, (65, 65))
+    np.testing.assert_allclose(dense[:, ::32, ::32], coarse, atol=1e-6)
+
+
+def test_augment_keeps_shapes_ranges_and_label_values():
+    rng = np.random.default_rng(0)
+    image, labels = rng.uniform(size=(40, 40)).astype(np.float32), (rng.uniform(size=(40, 40)) > 0.3).astype(np.uint8)
+    img, lab, w = augment.augment(image, labels, weights.weight_map(labels), rng)
+    assert img.shape == lab.shape == w.shape == (40, 40) and 0 <= img.min() and img.max() <= 1
+    assert set(np.unique(lab).tolist()) <= {0, 1}
