@@ -53,8 +53,9 @@ def contingency(truth_segments: np.ndarray, pred_segments: np.ndarray) -> np.nda
     background = p == 0
     p = p.copy()
     p[background] = p.max(initial=0) + 1 + np.arange(background.sum())  # singletons
-    pairs, counts = np.unique(np.stack([t, p]), axis=1, return_counts=True)
-    return counts.astype(np.float64), pairs[0], pairs[1]
+    base = np.int64(p.max(initial=0)) + 1
+    keys, counts = np.unique(t.astype(np.int64) * base + p, return_counts=True)
+    return counts.astype(np.float64), keys // base, keys % base
 
 
 def _marginals(counts, rows, cols):
@@ -67,8 +68,8 @@ def _harmonic(a: float, b: float) -> float:
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
 
-def rand_scores(truth_segments: np.ndarray, pred_segments: np.ndarray) -> dict:
-    counts, rows, cols = contingency(truth_segments, pred_segments)
+def rand_scores(truth_segments: np.ndarray, pred_segments: np.ndarray, table=None) -> dict:
+    counts, rows, cols = table if table is not None else contingency(truth_segments, pred_segments)
     if counts.sum() == 0:
         raise ValueError("the ground truth has no foreground pixels")
     p = counts / counts.sum()
@@ -79,8 +80,8 @@ def rand_scores(truth_segments: np.ndarray, pred_segments: np.ndarray) -> dict:
     return {"v_rand": v, "v_rand_split": split, "v_rand_merge": merge, "rand_error": 1 - v}
 
 
-def info_scores(truth_segments: np.ndarray, pred_segments: np.ndarray) -> dict:
-    counts, rows, cols = contingency(truth_segments, pred_segments)
+def info_scores(truth_segments: np.ndarray, pred_segments: np.ndarray, table=None) -> dict:
+    counts, rows, cols = table if table is not None else contingency(truth_segments, pred_segments)
     if counts.sum() == 0:
         raise ValueError("the ground truth has no foreground pixels")
     p = counts / counts.sum()
@@ -99,8 +100,9 @@ def evaluate(cell_probability: np.ndarray, truth: np.ndarray, threshold: float =
     """All metrics of one 2-D slice: `cell_probability` in [0, 1], `truth` 1 = cell, 0 = membrane."""
     prediction = np.asarray(cell_probability) > threshold
     truth_seg, pred_seg = segments(truth), segments(prediction)
-    return {"pixel_error": pixel_error(prediction, truth), **rand_scores(truth_seg, pred_seg),
-            **info_scores(truth_seg, pred_seg), "threshold": threshold}
+    table = contingency(truth_seg, pred_seg)
+    return {"pixel_error": pixel_error(prediction, truth), **rand_scores(truth_seg, pred_seg, table),
+            **info_scores(truth_seg, pred_seg, table), "threshold": threshold}
 
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -117,8 +119,8 @@ def best_over_thresholds(cell_probability: np.ndarray, truth: np.ndarray, thresh
     best_rand = max(thresholds, key=lambda th: mean[th]["v_rand"])
     best_info = max(thresholds, key=lambda th: mean[th]["v_info"])
     best_pixel = min(thresholds, key=lambda th: mean[th]["pixel_error"])
-    at_half = {k: float(np.mean([r[k] for r in (evaluate(p, t, 0.5) for p, t in zip(probs, truths, strict=True))]))
-               for k in ("pixel_error", "v_rand", "v_info")}
+    half = per_threshold.get(0.5) or [evaluate(p, t, 0.5) for p, t in zip(probs, truths, strict=True)]
+    at_half = {k: float(np.mean([r[k] for r in half])) for k in ("pixel_error", "v_rand", "v_info")}
     return {"rand_error": 1 - mean[best_rand]["v_rand"], "v_rand": mean[best_rand]["v_rand"],
             "v_rand_threshold": best_rand, "v_info": mean[best_info]["v_info"], "v_info_threshold": best_info,
             "pixel_error": mean[best_pixel]["pixel_error"], "pixel_error_threshold": best_pixel,

@@ -15,7 +15,7 @@ import common.tf_env  # noqa: F401
 import numpy as np
 import pytest
 
-from common.data import cifar10, frey_face, mnist
+from common.data import cifar10, frey_face, isbi2012, mnist
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,6 +89,29 @@ def cifar_root(tmp_path_factory) -> Path:
 def mnist_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mnist_data")
     write_mnist_folder(root)
+    return root
+
+
+def write_isbi2012(root: Path) -> None:
+    """The three ISBI 2012 stacks as multi-page 8-bit TIFFs of 30 x 512 x 512: square cells of 30 pixels
+    separated by 2-pixel membranes (labels 255 / 0), the image a noisy copy of the labels."""
+    import tifffile
+
+    folder = root / isbi2012.FOLDER
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    labels = np.full(isbi2012.SHAPE, 255, np.uint8)
+    labels[:, ::32] = labels[:, :, ::32] = labels[:, 1::32] = labels[:, :, 1::32] = 0
+    image = np.clip(labels * 0.6 + 40 + rng.normal(0, 20, isbi2012.SHAPE), 0, 255).astype(np.uint8)
+    tifffile.imwrite(folder / "train-volume.tif", image)
+    tifffile.imwrite(folder / "train-labels.tif", labels)
+    tifffile.imwrite(folder / "test-volume.tif", image[::-1])
+
+
+@pytest.fixture(scope="session")
+def isbi_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("isbi_data")
+    write_isbi2012(root)
     return root
 
 

@@ -108,3 +108,51 @@ def test_augment_keeps_shapes_ranges_and_label_values():
     img, lab, w = augment.augment(image, labels, weights.weight_map(labels), rng)
     assert img.shape == lab.shape == w.shape == (40, 40) and 0 <= img.min() and img.max() <= 1
     assert set(np.unique(lab).tolist()) <= {0, 1}
+
+
+def test_smoke_run_writes_results_figures_and_report(isbi_root, tmp_path):
+    from common import results
+    from common.config import make_config
+    from papers.unet import train
+    from papers.unet.config import PRESETS, UNetConfig
+
+    config = make_config(UNetConfig, PRESETS, "smoke", data_dir=str(isbi_root), fold=4, predict_test=True,
+                         verify_data=False,
+                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
+    assert train.run(config, "smoke") == 0
+    (record,) = results.load_all(config.results_dir, "unet")
+    final = record["final"]
+    assert record["status"] == "completed"
+    assert record["data"]["held_out_slices"] == [24, 25, 26, 27, 28, 29] and final["iterations"] == 2
+    assert 0 <= final["rand_error"] <= 1 and 0 <= final["pixel_error"] <= 1 and final["inference_s_per_slice"] > 0
+    assert {"val_rand_error", "val_pixel_error", "loss"} <= set(record["history"][0])
+    folder = tmp_path / "results" / "unet"
+    assert set(record["figures"]) == {"figure3", "elastic"}
+    assert all((folder / rel).exists() for rel in record["figures"].values())
+    import tifffile
+
+    stack = tifffile.imread(final["test_prediction"])
+    assert stack.shape == (30, 512, 512) and stack.dtype == np.float32 and 0 <= stack.min() and stack.max() <= 1
+    assert "| unet-isbi2012 | smoke (not the paper's recipe) |" in (folder / "REPORT.md").read_text()
+
+
+def test_training_tiles_are_a_function_of_seed_epoch_and_index(isbi_root):
+    from common.config import make_config
+    from common.data import isbi2012
+    from papers.unet.config import PRESETS, UNetConfig
+    from papers.unet.train import TileBatches
+
+    config = make_config(UNetConfig, PRESETS, "smoke")
+    data = isbi2012.load(str(isbi_root), verify=False)
+    images, labels = data.train_images[:3].astype(np.float32) / 255, data.train_labels[:3]
+    wmaps = [weights.weight_map(lab) for lab in labels]
+    ds = TileBatches(images, labels, wmaps, config)
+    x, y, w = ds[1]
+    assert x.shape == (1, 380, 380, 1) and y.shape == w.shape == (1, 196, 196)
+    assert set(np.unique(y).tolist()) <= {0, 1} and w.min() > 0
+    ds.set_epoch(3)
+    again = TileBatches(images, labels, wmaps, config)
+    again.set_epoch(3)
+    np.testing.assert_array_equal(ds[1][0], again[1][0])
+    ds.set_epoch(0)
+    np.testing.assert_array_equal(ds[1][0], x)

@@ -1,0 +1,89 @@
+"""Configuration of U-Net on the ISBI 2012 EM segmentation challenge (Ronneberger, Fischer & Brox 2015).
+Defaults: the paper's recipe (§2-§3); where it is silent (learning rate, number of iterations, the
+grey-value augmentation) our choices are listed under Deviations in the README.
+
+Presets (reference hardware: the project's 2-core CPU, TensorFlow backend):
+
+  paper   python papers/unet/train.py --fold=0 --seed=0
+          572x572 tiles, 64 filters in the first level (31.0M parameters), 20,000 SGD steps of one
+          tile: a GPU job (a step takes tens of seconds on the CPU).
+  quick   python papers/unet/train.py --preset=quick --fold=0
+          the same architecture with 16 filters in the first level (1/16 of the computation) on
+          380x380 tiles (196x196 outputs), 1,500 steps: about an hour on 2 CPU cores.
+  smoke   python papers/unet/train.py --preset=smoke
+          4 filters, 380x380 tiles, 2 steps, no test-volume prediction: seconds. Numbers mean nothing.
+
+Evaluation: 5-fold cross-validation over the 30 training slices (`fold` 0-4 holds out slices
+6 fold .. 6 fold + 5), since the challenge's test labels were never released.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import ConfigError, RunConfig, param
+from papers.unet.model import output_size
+
+N_SLICES, FOLDS = 30, 5
+
+
+@dataclass(frozen=True)
+class UNetConfig(RunConfig):
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"fold", "data_workers", "predict_test", "eval_batch", "verify_data"}
+
+    fold: int = param(0, "held-out fold of the 5-fold split of the 30 training slices (0-4)")
+    tile: int = param(572, "input tile size; its output is tile - 184 for depth 4 (§2, Fig. 1: 572 -> 388)")
+    filters: int = param(64, "filters of the first level, doubling at each of the 4 poolings (Fig. 1: 64)")
+    dropout: float = param(0.5, "drop-out at the end of the contracting path (§3.1)")
+    learning_rate: float = param(0.01, "SGD learning rate (not given in the paper)")
+    momentum: float = param(0.99, "SGD momentum (§3: 0.99, 'a large number of the previously seen training "
+                                  "samples determine the update')")
+    batch_size: int = param(1, "tiles per step (§3: a single image per batch, large tiles instead)")
+    steps: int = param(20_000, "SGD steps (not given in the paper, which trained for 10 hours on a Titan GPU)")
+    steps_per_epoch: int = param(100, "steps between evaluations, history rows and checkpoints")
+    w0: float = param(10.0, "weight of the border term of the loss weights (§3, Eq. 2: w0 = 10)")
+    sigma: float = param(5.0, "width of the border term in pixels (§3: sigma ~ 5)")
+    elastic_sigma: float = param(10.0, "std of the coarse 3x3 grid's random displacements in pixels (§3.1: 10)")
+    elastic_grid: int = param(3, "size of the coarse displacement grid (§3.1: 3 x 3)")
+    augment: bool = param(True, "rotations, flips, shifts, elastic deformation and grey-value variation (§3.1)")
+    val_every: int = param(10, "epochs between held-out evaluations (pixel error, V_rand at threshold 0.5)")
+    eval_batch: int = param(2, "tiles per inference call of the overlap-tile prediction")
+    predict_test: bool = param(True, "predict the 30 test slices and write the TIFF stack the challenge accepts")
+    data_workers: int = param(2, "threads that augment tiles ahead of the train step")
+    verify_data: bool = param(True, "check the stacks' pixel checksums (off only for synthetic test fixtures)")
+
+    def validate(self) -> None:
+        if not 0 <= self.fold < FOLDS:
+            raise ConfigError(f"--fold must be 0-{FOLDS - 1}, got {self.fold}")
+        if output_size(self.tile) is None:
+            from papers.unet.model import check_tile
+
+            try:
+                check_tile(self.tile)
+            except ValueError as e:
+                raise ConfigError(f"--tile: {e}") from None
+        if min(self.filters, self.batch_size, self.steps, self.steps_per_epoch, self.elastic_grid) < 1:
+            raise ConfigError("filters, batch_size, steps, steps_per_epoch and elastic_grid must be positive")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.jit_compile not in ("auto", "true", "false"):
+            raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
+
+    @property
+    def variant(self) -> str:
+        return "unet-isbi2012"
+
+    @property
+    def held_out(self) -> list[int]:
+        per = N_SLICES // FOLDS
+        return list(range(self.fold * per, (self.fold + 1) * per))
+
+    @property
+    def training_slices(self) -> list[int]:
+        return [i for i in range(N_SLICES) if i not in self.held_out]
+
+
+PRESETS = {
+    "quick": {"filters": 16, "tile": 380, "steps": 1500, "val_every": 5},
+    "smoke": {"filters": 4, "tile": 380, "steps": 2, "steps_per_epoch": 2, "val_every": 1, "predict_test": False},
+}

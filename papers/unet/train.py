@@ -1,0 +1,263 @@
+"""Train U-Net on the ISBI 2012 EM stacks as in Ronneberger et al. 2015, evaluate it on held-out
+training slices with the challenge's metrics, and write its results JSON, figures and report.
+
+    python papers/unet/train.py --fold=0 --seed=0        # the paper's recipe (a GPU job)
+    python papers/unet/train.py --preset=quick --fold=0  # about an hour on a 2-core CPU
+    python papers/unet/train.py --help                   # every field, default and preset
+
+Training: one augmented tile per step (a random slice of the 24 training slices, a random rotation
+or flip, an elastic deformation, grey-value changes, then a tile cut at a random position of the
+mirrored image), pixel-wise softmax cross-entropy weighted by Eq. 2's map. Evaluation: overlap-tile
+prediction of the 6 held-out slices, the cell probability scored by pixel error, Rand error (1 -
+V_rand) and V_info at the best threshold, as the challenge did. The 30 test slices are predicted and
+written as a TIFF stack for submission. An interrupted run resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+import common.tf_env  # noqa: F401
+
+import keras
+import numpy as np
+
+from common import config as cfg
+from common import report, results, seg_metrics, training
+from common.data import isbi2012
+from common.repro import seed_everything
+from papers.unet import augment, weights
+from papers.unet.config import PRESETS, UNetConfig
+from papers.unet.model import build_unet, check_tile, mirror_pad, predict_tiled
+
+PAPER = "unet"
+
+
+class TileBatches(keras.utils.PyDataset):
+    """`steps_per_epoch` batches of training tiles; batch i of epoch e is a pure function of
+    (seed, e, i), so a resumed run sees the same tiles as an uninterrupted one."""
+
+    def __init__(self, images, labels, weight_maps, config: UNetConfig, workers: int = 2):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=4)
+        self.images, self.labels, self.weights, self.config = images, labels, weight_maps, config
+        self.out = check_tile(config.tile)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.config.steps_per_epoch
+
+    def tile(self, rng: np.random.Generator):
+        c = self.config
+        k = int(rng.integers(len(self.images)))
+        image, labels, wmap = self.images[k], self.labels[k], self.weights[k]
+        if c.augment:
+            image, labels, wmap = augment.augment(image, labels, wmap, rng, c.elastic_sigma, c.elastic_grid)
+        h, w = image.shape
+        out, margin = self.out, (c.tile - self.out) // 2
+        # Shift: the output window anywhere in the slice (or the slice anywhere in it, if it is larger).
+        y = int(rng.integers(max(h - out, 0) + 1))
+        x = int(rng.integers(max(w - out, 0) + 1))
+        extra = max(out - h, 0), max(out - w, 0)
+        padded = mirror_pad(image, (margin, margin + extra[0]), (margin, margin + extra[1]))
+        lab = mirror_pad(labels, (0, extra[0]), (0, extra[1]))
+        wts = mirror_pad(wmap, (0, extra[0]), (0, extra[1]))
+        return (padded[y:y + c.tile, x:x + c.tile, None], lab[y:y + out, x:x + out], wts[y:y + out, x:x + out])
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.config.seed, self.epoch, index])
+        parts = [self.tile(rng) for _ in range(self.config.batch_size)]
+        return tuple(np.stack(p) for p in zip(*parts, strict=True))
+
+
+def cell_probability(model, image: np.ndarray, config: UNetConfig) -> np.ndarray:
+    """Overlap-tile prediction of one slice (float in [0, 1]): the softmax probability of 'cell'."""
+    out = check_tile(config.tile)
+
+    def predict(tiles):
+        logits = keras.ops.convert_to_numpy(model(tiles, training=False))
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        return (e / e.sum(-1, keepdims=True))[..., 1:2]
+
+    return predict_tiled(predict, image, config.tile, out, batch=config.eval_batch)[..., 0]
+
+
+class HeldOut(keras.callbacks.Callback):
+    """Every `every` epochs (and at the last), pixel error and V_rand at threshold 0.5 on the held-out
+    slices, added to the logs before the CSV logger writes them."""
+
+    def __init__(self, images, labels, config: UNetConfig, every: int, last_epoch: int):
+        super().__init__()
+        self.images, self.labels, self.config, self.every, self.last = images, labels, config, every, last_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if epoch == 0 or (epoch + 1) % self.every == 0 or epoch + 1 == self.last:
+            probs = [cell_probability(self.model, im, self.config) for im in self.images]
+            scores = [seg_metrics.evaluate(p, t, 0.5) for p, t in zip(probs, self.labels, strict=True)]
+            logs["val_pixel_error"] = float(np.mean([s["pixel_error"] for s in scores]))
+            logs["val_rand_error"] = float(np.mean([s["rand_error"] for s in scores]))
+        else:
+            logs["val_pixel_error"] = logs["val_rand_error"] = float("nan")
+
+
+def figure3(path: Path, image, truth, probability, wmap) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    panels = [(image, "input", "gray"), (truth, "ground truth (white: cell)", "gray"),
+              (probability, "prediction: P(cell)", "gray"), (wmap, "loss weight map (Eq. 2)", "jet")]
+    for ax, (data, title, cmap) in zip(axes, panels, strict=True):
+        im = ax.imshow(data, cmap=cmap)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.colorbar(im, ax=axes[-1], fraction=0.046)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)
+
+
+def deformation_figure(path: Path, image, labels, config: UNetConfig, seed: int) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng([seed, 99])
+    disp = augment.dense_displacement(augment.coarse_displacement(rng, config.elastic_grid, config.elastic_sigma),
+                                      image.shape)
+    grid = np.ones_like(image)
+    grid[::32] = grid[:, ::32] = 0
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    panels = [(image, "slice"), (augment.warp(image, disp, 3), "elastically deformed"),
+              (augment.warp(labels.astype(np.float32), disp, 0), "its labels, same warp"),
+              (augment.warp(grid, disp, 1), f"the warp on a grid (3x3 coarse, {config.elastic_sigma:g} px)")]
+    for ax, (data, title) in zip(axes, panels, strict=True):
+        ax.imshow(data, cmap="gray")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)
+
+
+def write_submission(path: Path, probabilities: np.ndarray) -> str:
+    """The test prediction as the challenge took it: a 30-slice 32-bit float TIFF stack in [0, 1],
+    in the polarity of the training labels (1 = cell, white; 0 = membrane, black)."""
+    import tifffile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial.tif")
+    tifffile.imwrite(tmp, probabilities.astype(np.float32))
+    tmp.replace(path)
+    return str(path)
+
+
+def run(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+    started, t0 = results.utc_now(), time.perf_counter()
+    seed_everything(config.seed)
+    data = isbi2012.load(config.data_dir or None, verify=config.verify_data)
+    images = data.train_images.astype(np.float32) / 255.0
+    labels = data.train_labels
+    train_idx, val_idx = config.training_slices, config.held_out
+    t_w = time.perf_counter()
+    weight_maps = [weights.weight_map(labels[i], config.w0, config.sigma) for i in train_idx]
+    print(f"weight maps of {len(train_idx)} training slices: {time.perf_counter() - t_w:.0f} s")
+    model = build_unet(config.tile, filters=config.filters, dropout=config.dropout)
+    jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
+    model.compile(keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
+    run_path = training.run_dir(config, PAPER, config.variant, preset)
+    train_ds = TileBatches(images[train_idx], labels[train_idx], weight_maps, config, workers=config.data_workers)
+    epochs = -(-config.steps // config.steps_per_epoch)
+    out = check_tile(config.tile)
+    print(f"{config.variant}, preset {preset}, fold {config.fold} (held out slices {val_idx[0]}-{val_idx[-1]}): "
+          f"{config.tile}x{config.tile} tiles -> {out}x{out}, {config.steps} steps ({epochs} epochs of "
+          f"{config.steps_per_epoch}); working files in {run_path}")
+    std = training.callbacks(run_path, config.batch_size)
+    cbs = [training.EpochSync(train_ds), HeldOut(images[val_idx], labels[val_idx], config, config.val_every, epochs),
+           *std.values(), training.StopAtIteration(config.steps, config.steps_per_epoch), *extra_callbacks]
+    try:
+        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
+              f"(checkpoint in {run_path / 'backup'}).")
+        raise
+
+    failed = std["nan"].failed_at
+    final = {"iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+             "train_tiles_per_s": std["timer"].steady_throughput()}
+    figures = {}
+    if failed is None:
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t_inf = time.perf_counter()
+        probs = np.stack([cell_probability(model, im, config) for im in images[val_idx]])
+        per_slice_s = (time.perf_counter() - t_inf) / len(val_idx)
+        tiles_per_slice = (-(-512 // out)) ** 2
+        scores = seg_metrics.best_over_thresholds(probs, labels[val_idx])
+        final.update(rand_error=scores["rand_error"], v_rand=scores["v_rand"], v_info=scores["v_info"],
+                     pixel_error=scores["pixel_error"], rand_error_at_0_5=1 - scores["at_0.5"]["v_rand"],
+                     pixel_error_at_0_5=scores["at_0.5"]["pixel_error"],
+                     thresholds={k: scores[k] for k in ("v_rand_threshold", "v_info_threshold",
+                                                        "pixel_error_threshold")},
+                     inference_s_per_slice=per_slice_s, inference_tiles_per_s=tiles_per_slice / per_slice_s,
+                     peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                     peak_rss_mb_before_inference=rss_before / 1024)
+        folder = Path(config.results_dir) / PAPER / "figures"
+        stem = f"{config.variant}_{preset}_fold{config.fold}_seed{config.seed}_" \
+               f"{started.replace(':', '').replace('-', '')[:15]}Z"
+        k = 0
+        written = {"figure3": figure3(folder / f"{stem}_fig3.png", images[val_idx[k]], labels[val_idx[k]], probs[k],
+                                      weights.weight_map(labels[val_idx[k]], config.w0, config.sigma)),
+                   "elastic": deformation_figure(folder / f"{stem}_elastic.png", images[val_idx[k]],
+                                                 labels[val_idx[k]], config, config.seed)}
+        figures = {name: Path(p).relative_to(folder.parent).as_posix() for name, p in written.items()}
+        if config.predict_test:
+            test = data.test_images.astype(np.float32) / 255.0
+            stack = np.stack([cell_probability(model, im, config) for im in test])
+            final["test_prediction"] = write_submission(run_path / "test-prediction.tif", stack)
+    else:
+        final["failure"] = failed
+    record = results.make_record(
+        paper=PAPER, variant=config.variant, preset=preset, config=config, started=started,
+        wall_time_s=std["timer"].wall_time_s, history=training.read_history(run_path), final=final,
+        status="failed" if failed else "completed",
+        extra={"data": {"source": data.source, "training_slices": train_idx, "held_out_slices": val_idx},
+               "figures": figures, "sessions": std["timer"].sessions,
+               "process_time_s": round(time.perf_counter() - t0, 1)})
+    path = results.write(record, config.results_dir)
+    training.finish(run_path)
+    report_path = report.update_after_run(config.results_dir, PAPER)
+    if failed is None:
+        outcome = (f"held-out Rand error {final['rand_error']:.4f}, V_info {final['v_info']:.4f}, pixel error "
+                   f"{final['pixel_error']:.4f} (best thresholds); {final['inference_s_per_slice']:.1f} s per "
+                   f"512x512 slice")
+    else:
+        outcome = f"FAILED: {failed}"
+    print(f"\n{config.variant} ({preset}, fold {config.fold}, seed {config.seed}): {outcome}; "
+          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
+    if final.get("test_prediction"):
+        print(f"Test-volume prediction for the challenge: {final['test_prediction']}")
+    print(f"Results: {path}\nReport:  {report_path}")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(UNetConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
