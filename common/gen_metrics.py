@@ -54,6 +54,18 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root))
 
 
+def _penultimate(model: keras.Model) -> keras.Model:
+    """A model giving the input of `model`'s last layer; when that layer is itself a model (a
+    classifier wrapped with its preprocessing), the input of its last layer, recursively."""
+    last = model.layers[-1]
+    if not isinstance(last, keras.Model):
+        return keras.Model(model.inputs, last.input)
+    before = keras.Model(model.inputs, model.layers[-2].output)
+    inner = _penultimate(last)
+    x = keras.Input(model.inputs[0].shape[1:])
+    return keras.Model(x, inner(before(x)))
+
+
 @dataclass
 class FeatureNetwork:
     """A classifier that gives class probabilities and features for images in [-1, 1] (n, h, w, c).
@@ -76,9 +88,11 @@ class FeatureNetwork:
             raise FileNotFoundError(f"feature network {path} does not exist; train one (see the paper's README) "
                                     f"or point at an existing .keras file")
         model = keras.saving.load_model(path, compile=False)
-        layer = model.get_layer(feature_layer) if feature_layer else model.layers[-1]
-        feats = layer.output if feature_layer else layer.input
-        return cls(model, keras.Model(model.inputs, feats), name=name, source=str(path))
+        if feature_layer:
+            features = keras.Model(model.inputs, model.get_layer(feature_layer).output)
+        else:
+            features = _penultimate(model)
+        return cls(model, features, name=name, source=str(path))
 
     @classmethod
     def inception_v3(cls, weights_file: str | Path) -> FeatureNetwork:

@@ -71,8 +71,21 @@ def prepare_data(config: ResNetConfig):
     def prep(x):
         return (x.astype(np.float32) / 255.0 - mean).astype(np.float32)
 
-    arrays = {"train": (prep(train.x), train.y), "val": (prep(val.x), val.y), "test": (prep(test.x), test.y)}
+    arrays = {"train": (prep(train.x), train.y), "val": (prep(val.x), val.y), "test": (prep(test.x), test.y),
+              "pixel_mean": mean.astype(np.float32)}
     return arrays, data.source
+
+
+def image_classifier(model: keras.Model, pixel_mean: np.ndarray) -> keras.Model:
+    """The trained network as a self-contained classifier of CIFAR-10 images in [-1, 1] (the range of
+    a GAN generator's tanh) with its preprocessing inside: -> [0, 1] -> minus the per-pixel training
+    mean -> class probabilities. Saved as `classifier.keras` in the run directory, it is the feature
+    network the GAN papers' scores load by path (`common.gen_metrics.FeatureNetwork.from_model_file`)."""
+    x = keras.Input((32, 32, 3), name="image_minus1_to_1")
+    h = keras.layers.Rescaling(0.5, offset=0.5, name="to_unit_range")(x)
+    h = keras.layers.Normalization(axis=(1, 2, 3), mean=pixel_mean, variance=np.ones_like(pixel_mean),
+                                   name="minus_pixel_mean")(h)
+    return keras.Model(x, model(h), name=f"{model.name}_cifar10_classifier")
 
 
 def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
@@ -110,6 +123,9 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
     if failed is None:
         test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=config.eval_batch_size, verbose=0)
         final.update(test_error=1.0 - float(test_acc), test_loss=float(test_loss))
+        classifier = run_path / "classifier.keras"
+        image_classifier(model, arrays["pixel_mean"]).save(classifier)
+        final["classifier_file"] = str(classifier)
     else:
         final["failure"] = failed
     history = training.read_history(run_path)

@@ -125,6 +125,17 @@ def test_smoke_run_writes_results_and_report(cifar_root, tmp_path):
     assert 0.0 <= record["final"]["test_error"] <= 1.0 and record["data"]["train"] == 96
     report_text = (tmp_path / "a" / "results" / "resnet" / "REPORT.md").read_text()
     assert "| resnet8 | smoke (not the paper's recipe) |" in report_text and "not run yet" in report_text
+    # The saved classifier takes images in [-1, 1] and gives the network's probabilities on preprocessed ones.
+    from common.gen_metrics import FeatureNetwork
+
+    net = FeatureNetwork.from_model_file(record["final"]["classifier_file"], name="CIFAR-10 classifier")
+    arrays, _ = train.prepare_data(config)
+    x = arrays["test"][0][:8]
+    images = (x + arrays["pixel_mean"]) * 2 - 1
+    probs, feats = net.run(images)
+    direct = keras.ops.convert_to_numpy(net.probabilities.layers[-1](x, training=False))
+    np.testing.assert_allclose(probs, direct, atol=1e-5)
+    assert feats.shape == (8, 64)
 
 
 def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
