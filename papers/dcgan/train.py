@@ -128,6 +128,10 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
                        gan.generate(model.generator, gan.interpolate(fixed_z[:10], fixed_z[10:20], 10)), 10, 10,
                        value_range=(-1, 1))}
         figures = {k: Path(v).relative_to(folder.parent).as_posix() for k, v in written.items()}
+        # The trained networks, so that samples and features can be re-evaluated without retraining.
+        for name, net in (("generator", model.generator), ("discriminator", model.discriminator)):
+            net.save(run_path / f"{name}.keras")
+            final[f"{name}_file"] = str(run_path / f"{name}.keras")
         if config.svm_eval:
             svm = svm_evaluation(config, model.discriminator, data)
             final.update(svm_test_accuracy=svm["trained"]["accuracy"],

@@ -151,6 +151,9 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
                                     test[:config.score_samples], splits=min(10, config.score_samples))
             final.update(sample_score=scores["score"], sample_score_std=scores["score_std"],
                          sample_fd=scores["frechet_distance"], score_network=network.name)
+        for name, net in (("generator", model.generator), ("critic", model.critic)):
+            net.save(run_path / f"{name}.keras")
+            final[f"{name}_file"] = str(run_path / f"{name}.keras")
         folder = Path(config.results_dir) / PAPER / "figures"
         stem = f"{config.variant}_{preset}_seed{config.seed}_{started.replace(':', '').replace('-', '')[:15]}Z"
         quality_label = (f"{network.name} score of samples" if network is not None

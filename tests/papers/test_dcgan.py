@@ -112,6 +112,7 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     assert sorted(p.name for p in (run_dirs[0] / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
     assert "| dcgan-cifar10 | smoke (not the paper's recipe) |" in (folder / "REPORT.md").read_text()
     assert 0 <= final["svm_test_accuracy"] <= 1 and 0 <= final["svm_test_accuracy_untrained_d"] <= 1
+    assert keras.saving.load_model(final["discriminator_file"]).count_params() > 0
     svm = record["svm"]["trained"]
     assert svm["features"] == 16 * (8 + 16 + 32) and svm["train"] == 300 and svm["validation"] == 100
     assert svm["alpha"] in (1e-3, 1e-2) and set(svm["val_accuracy_by_alpha"]) == {"0.001", "0.01"}
