@@ -138,7 +138,8 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
     g_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     final = {"iterations": g_steps, "generator_steps": g_steps,
              "critic_steps": int(keras.ops.convert_to_numpy(model.optimizer.players["critic"].iterations)),
-             "train_images_per_s": std["timer"].steady_throughput(),
+             "train_images_per_s": std["timer"].steady_throughput(),  # real images through the critic
+             "generator_steps_per_s": (std["timer"].steady_throughput() or 0) / per_step or None,
              "w_estimate": history[-1].get("w_estimate") if history else None}
     figures, scores = {}, None
     if failed is None:
