@@ -308,7 +308,8 @@ def _summary_benchmarks(records: list[dict]) -> list[str]:
                      **r["final"]["summary"], "file": Path(r["_path"]).name})
     columns["file"] = "results file"
     description = bench[-1].get("description", "")
-    return ["", "## Step cost", "", *([description, ""] if description else []),
+    title = bench[-1]["final"].get("title", "Benchmarks")
+    return ["", f"## {title}", "", *([description, ""] if description else []),
             _table([{k: row.get(k, "–") for k in columns} for row in rows], columns)]
 
 

@@ -97,7 +97,7 @@ def run(config: GANBenchmarkConfig, preset: str = "") -> int:
     final = {"gan_step_ms": 1000 * best["gan_step"], "plain_d_ms": 1000 * best["plain_d"],
              "plain_g_through_d_ms": 1000 * best["plain_g_through_d"], "overhead": overhead,
              "gan_images_per_s": b / best["gan_step"], "within_20_percent": bool(overhead <= 0.20),
-             "all_measurements_s": measured,
+             "all_measurements_s": measured, "title": "Step cost",
              "summary": {"batch": str(b), "ngf/ndf": f"{config.ngf}/{config.ndf}",
                          "GAN step (ms)": f"{1000 * best['gan_step']:.0f}",
                          "plain D + plain G→D (ms)": f"{1000 * best['plain_d']:.0f} + "

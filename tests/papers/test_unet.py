@@ -156,3 +156,18 @@ def test_training_tiles_are_a_function_of_seed_epoch_and_index(isbi_root):
     np.testing.assert_array_equal(ds[1][0], again[1][0])
     ds.set_epoch(0)
     np.testing.assert_array_equal(ds[1][0], x)
+
+
+def test_inference_benchmark_writes_a_record_and_a_report_section(tmp_path):
+    from common import results
+    from common.config import make_config
+    from papers.unet import benchmark
+
+    config = make_config(benchmark.UNetBenchmarkConfig, {**benchmark.PRESETS}, "smoke", repeats=1, train_steps=1,
+                         results_dir=str(tmp_path / "results"))
+    assert benchmark.run(config) == 0
+    (record,) = results.load_all(config.results_dir, "unet")
+    final = record["final"]
+    assert final["tiles_per_slice"] == 9 and final["slice_s"] > 0
+    assert final["peak_rss_mb"] >= final["rss_before_slice_mb"]
+    assert "## Inference and train-step cost" in (tmp_path / "results" / "unet" / "REPORT.md").read_text()
