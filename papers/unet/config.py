@@ -29,7 +29,8 @@ N_SLICES, FOLDS = 30, 5
 
 @dataclass(frozen=True)
 class UNetConfig(RunConfig):
-    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"fold", "data_workers", "predict_test", "eval_batch", "verify_data"}
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"fold", "data_workers", "predict_test", "eval_batch", "verify_data",
+                                                 "warping_error"}
 
     fold: int = param(0, "held-out fold of the 5-fold split of the 30 training slices (0-4)")
     tile: int = param(572, "input tile size; its output is tile - 184 for depth 4 (§2, Fig. 1: 572 -> 388)")
@@ -48,6 +49,7 @@ class UNetConfig(RunConfig):
     augment: bool = param(True, "rotations, flips, shifts, elastic deformation and grey-value variation (§3.1)")
     val_every: int = param(10, "epochs between held-out evaluations (pixel error, V_rand at threshold 0.5)")
     eval_batch: int = param(2, "tiles per inference call of the overlap-tile prediction")
+    warping_error: bool = param(True, "compute the warping error in the final evaluation (slow for a poor network)")
     predict_test: bool = param(True, "predict the 30 test slices and write the TIFF stack the challenge accepts")
     data_workers: int = param(2, "threads that augment tiles ahead of the train step")
     verify_data: bool = param(True, "check the stacks' pixel checksums (off only for synthetic test fixtures)")
@@ -85,5 +87,6 @@ class UNetConfig(RunConfig):
 
 PRESETS = {
     "quick": {"filters": 16, "tile": 380, "steps": 1500, "val_every": 5},
-    "smoke": {"filters": 4, "tile": 380, "steps": 2, "steps_per_epoch": 2, "val_every": 1, "predict_test": False},
+    "smoke": {"filters": 4, "tile": 380, "steps": 2, "steps_per_epoch": 2, "val_every": 1, "predict_test": False,
+              "warping_error": False},
 }

@@ -61,3 +61,32 @@ def test_best_over_thresholds_picks_each_scores_best_threshold():
     assert 0.4 <= out["v_rand_threshold"] < 0.7 and out["slices"] == 2
     assert out["at_0.5"]["v_rand"] == pytest.approx(1.0)
     assert sm.evaluate(probs[0], truth[0], 0.3)["v_rand"] < 0.9
+
+
+def _cells_image():
+    truth = np.zeros((20, 30), np.uint8)
+    truth[2:18, 2:14] = 1
+    truth[2:18, 16:28] = 1
+    return truth
+
+
+def test_simple_pixels_by_hand():
+    table = sm._simple_table()
+    assert not table[0] and not table[255]  # isolated pixel / interior pixel: flipping changes topology
+    assert table[0b00000010]  # one cell neighbour above: the pixel can join or leave that cell
+    assert not table[0b00100010]  # cell neighbours above and below only: a bridge between two parts
+
+
+def test_warping_error_ignores_moved_borders_and_counts_splits_and_merges():
+    truth = _cells_image()
+    assert sm.warping_error(truth, truth) == 0
+    moved = np.zeros_like(truth)
+    moved[3:18, 2:15] = 1
+    moved[2:17, 17:28] = 1
+    assert sm.pixel_error(moved, truth) > 0.05 and sm.warping_error(moved, truth) == 0
+    split = truth.copy()
+    split[10, 2:14] = 0  # a membrane cutting the first cell in two
+    assert sm.warping_error(split, truth) > 0
+    merged = truth.copy()
+    merged[2:18, 14:16] = 1  # the membrane between the cells missing: one cell
+    assert 0 < sm.warping_error(merged, truth) <= 2 * 16 / truth.size + 1e-9

@@ -116,8 +116,7 @@ def test_smoke_run_writes_results_figures_and_report(isbi_root, tmp_path):
     from papers.unet import train
     from papers.unet.config import PRESETS, UNetConfig
 
-    config = make_config(UNetConfig, PRESETS, "smoke", data_dir=str(isbi_root), fold=4, predict_test=True,
-                         verify_data=False,
+    config = make_config(UNetConfig, PRESETS, "smoke", data_dir=str(isbi_root), fold=4, verify_data=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
     assert train.run(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "unet")
@@ -129,10 +128,6 @@ def test_smoke_run_writes_results_figures_and_report(isbi_root, tmp_path):
     folder = tmp_path / "results" / "unet"
     assert set(record["figures"]) == {"figure3", "elastic"}
     assert all((folder / rel).exists() for rel in record["figures"].values())
-    import tifffile
-
-    stack = tifffile.imread(final["test_prediction"])
-    assert stack.shape == (30, 512, 512) and stack.dtype == np.float32 and 0 <= stack.min() and stack.max() <= 1
     assert "| unet-isbi2012 | smoke (not the paper's recipe) |" in (folder / "REPORT.md").read_text()
 
 
@@ -171,3 +166,16 @@ def test_inference_benchmark_writes_a_record_and_a_report_section(tmp_path):
     assert final["tiles_per_slice"] == 9 and final["slice_s"] > 0
     assert final["peak_rss_mb"] >= final["rss_before_slice_mb"]
     assert "## Inference and train-step cost" in (tmp_path / "results" / "unet" / "REPORT.md").read_text()
+
+
+def test_submission_is_a_float_tiff_stack(tmp_path):
+    import tifffile
+
+    from papers.unet.train import write_submission
+
+    probs = np.random.default_rng(0).uniform(size=(30, 64, 64)).astype(np.float32)
+    path = write_submission(tmp_path / "sub" / "test-prediction.tif", probs)
+    stack = tifffile.imread(path)
+    assert stack.shape == (30, 64, 64) and stack.dtype == np.float32
+    np.testing.assert_array_equal(stack, probs)
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["test-prediction.tif"]
