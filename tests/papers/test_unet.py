@@ -179,3 +179,18 @@ def test_submission_is_a_float_tiff_stack(tmp_path):
     assert stack.shape == (30, 64, 64) and stack.dtype == np.float32
     np.testing.assert_array_equal(stack, probs)
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["test-prediction.tif"]
+
+
+def test_config_errors_and_folds():
+    from common.config import ConfigError, make_config, parse_args
+    from papers.unet.config import PRESETS, UNetConfig
+
+    with pytest.raises(ConfigError, match="556 and 572"):
+        make_config(UNetConfig, PRESETS, tile=570)
+    with pytest.raises(ConfigError, match="0-4"):
+        make_config(UNetConfig, PRESETS, fold=5)
+    config = make_config(UNetConfig, PRESETS, fold=2)
+    assert config.held_out == [12, 13, 14, 15, 16, 17] and len(config.training_slices) == 24
+    assert not set(config.held_out) & set(config.training_slices)
+    assert parse_args(UNetConfig, PRESETS, ["--fold=3", "--seed=1"])[0] == "paper"
+    assert parse_args(UNetConfig, PRESETS, ["--preset=quick", "--steps=10"])[0] == "quick-custom"
