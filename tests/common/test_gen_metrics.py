@@ -54,3 +54,17 @@ def test_feature_network_from_a_saved_classifier(tmp_path):
         FeatureNetwork.from_model_file(tmp_path / "missing.keras", name="x")
     with pytest.raises(FileNotFoundError, match="inception_v3_weights"):
         FeatureNetwork.inception_v3(tmp_path / "missing.h5")
+
+
+@pytest.mark.slow
+def test_inception_v3_from_a_weights_file(tmp_path):
+    """The real Inception Score path, given a weights file (here random weights saved by Keras itself:
+    ImageNet weights cannot be downloaded offline). Images are resized to 299 and grey ones tiled to RGB."""
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "inception.weights.h5"
+    keras.applications.InceptionV3(weights=None).save_weights(path)
+    net = FeatureNetwork.inception_v3(path)
+    assert net.name == "Inception" and net.input_size == (299, 299)
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 1)).astype(np.float32)
+    probs, feats = net.run(images, batch_size=2)
+    assert probs.shape == (4, 1000) and feats.shape == (4, 2048) and np.allclose(probs.sum(1), 1, atol=1e-4)
