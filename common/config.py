@@ -77,8 +77,14 @@ def _check_keys(cls, keys, where: str) -> None:
         raise ConfigError(f"unknown {where} {', '.join(unknown)}; valid keys are: {', '.join(valid)}")
 
 
+# Each config class's presets, as last given to make_config, so that a finished run can say how it
+# departs from its preset (recipe_changes) without being handed the presets again.
+_PRESETS: dict[type, dict[str, dict]] = {}
+
+
 def make_config(cls, presets: dict[str, dict], preset: str = PAPER_PRESET, **overrides):
     """The config for `preset` with `overrides` applied; raises ConfigError on unknown names."""
+    _PRESETS[cls] = presets
     if preset != PAPER_PRESET and preset not in presets:
         raise ConfigError(f"unknown preset {preset!r}; choose from: {', '.join([PAPER_PRESET, *presets])}")
     values = dict(presets.get(preset, {}))
@@ -118,10 +124,23 @@ def run_label(cls, presets: dict[str, dict], preset: str, config) -> str:
     """`preset`, or `<preset>-custom` when an override changed the recipe itself, so that a shortened
     or altered run is never reported as the paper's recipe. Fields in the config's `RECIPE_NEUTRAL`
     (seed, variant choice, locations, speed settings) may be overridden freely."""
-    reference = make_config(cls, presets, preset)
-    changed = [f.name for f in dataclasses.fields(cls) if f.name not in cls.RECIPE_NEUTRAL
-               and getattr(config, f.name) != getattr(reference, f.name)]
-    return f"{preset}-custom" if changed else preset
+    return f"{preset}-custom" if _changes(config, make_config(cls, presets, preset)) else preset
+
+
+def _changes(config, reference) -> dict:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if f.name not in config.RECIPE_NEUTRAL and getattr(config, f.name) != getattr(reference, f.name)}
+
+
+def recipe_changes(config, preset: str) -> dict:
+    """The recipe fields in which `config` departs from the preset its label names ("quick" for
+    "quick-custom"), with their values: what makes a custom run custom. Empty for a preset's own
+    recipe and for labels that name no preset (a benchmark)."""
+    base = preset.removesuffix("-custom")
+    presets = _PRESETS.get(type(config), {})
+    if base != PAPER_PRESET and base not in presets:
+        return {}
+    return _changes(config, make_config(type(config), presets, base))
 
 
 def help_text(cls, presets: dict[str, dict], description: str = "") -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
         value = r["final"].get(meta["metric"])
         rows.append({
             **{e[0]: _extra_value(r["final"], e) for e in extras},
-            "variant": r["variant"], "preset": r["preset"], "seed": r["seed"], "status": r["status"],
+            "variant": r["variant"], "preset": _preset(r), "seed": r["seed"], "status": r["status"],
             "value": None if value is None else value * meta.get("scale", 1),
             "iterations": r["final"].get("iterations"), "epochs": len(r["history"]),
             "device": r["device"]["name"], "backend": _backend(r),
@@ -66,6 +67,16 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
     columns = ["variant", "preset", "seed", "status", "value", "iterations", "epochs", "device", "backend",
                "wall_min", "images_per_s", "commit", "file", *(e[0] for e in extras)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _preset(record: dict) -> str:
+    """The run's preset label and, for a custom run, the recipe fields it changed, so that custom
+    runs with different changes are separate rows and never averaged together."""
+    changes = record.get("recipe_changes") or {}
+    if not changes:
+        return record["preset"]
+    shown = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(changes.items()))
+    return f"{record['preset']} ({shown})"
 
 
 def _backend(record: dict) -> str:
@@ -134,7 +145,7 @@ def _curve_groups(records: list[dict], meta: dict) -> dict[tuple[str, str], list
     for r in records:
         if r.get("kind", "training") == "training" and r["status"] == "completed" and r["history"]:
             name = str(r["config"][group_field]) if group_field else r["variant"]
-            groups.setdefault((name, r["preset"]), []).append(r)
+            groups.setdefault((name, _preset(r)), []).append(r)
     return dict(sorted(groups.items()))
 
 
@@ -176,7 +187,7 @@ def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small" if grouped else None, ncol=2 if grouped and len(variants) > 3 else 1)
         out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{name}_{preset}.png"
+        path = out / f"{name}_{re.sub(r'[^A-Za-z0-9.=,_-]+', '_', preset).strip('_')}.png"
         fig.tight_layout()
         fig.savefig(path, metadata={"Software": None})
         plt.close(fig)
@@ -279,9 +290,9 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
         lines += [f"**{claim['claim']}** Judged on: {claim['measure']}; a row supports the claim when it is "
                   f"{'above' if op == '>' else 'below'} {threshold}.", ""]
         rows, verdicts = [], []
-        keys = sorted({(r["variant"], r["preset"]) for r in runs}, key=lambda k: (order.get(k[0], 99), k))
+        keys = sorted({(r["variant"], _preset(r)) for r in runs}, key=lambda k: (order.get(k[0], 99), k))
         for variant, preset in keys:
-            values = [v for r in runs if (r["variant"], r["preset"]) == (variant, preset)
+            values = [v for r in runs if (r["variant"], _preset(r)) == (variant, preset)
                       if (v := _claim_value(r, claim)) is not None]
             if not values:
                 continue
@@ -319,7 +330,7 @@ def _run_figures(records: list[dict], meta: dict, report_dir: Path | None) -> li
     chosen: dict[tuple[str, str], dict] = {}
     for r in sorted(records, key=lambda r: (-r["seed"], r["_path"])):
         if r.get("kind", "training") == "training" and r["status"] == "completed" and r.get("figures"):
-            chosen[(r["variant"], r["preset"])] = r
+            chosen[(r["variant"], _preset(r))] = r
     if not chosen or report_dir is None:
         return []
     order = {v: i for i, v in enumerate(meta.get("variant_order", []))}

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from common import repro
-from common.config import config_hash, to_dict
+from common.config import config_hash, recipe_changes, to_dict
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema", "paper", "variant", "preset", "config", "config_hash", "seed", "git", "versions",
@@ -38,6 +38,7 @@ def make_record(*, paper: str, variant: str, preset: str, config, started: str, 
         "preset": preset,
         "config": to_dict(config),
         "config_hash": config_hash(config),
+        "recipe_changes": recipe_changes(config, preset),
         "seed": config.seed,
         "git": repro.git_state(),
         "versions": repro.library_versions(),

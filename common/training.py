@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from common import report, results
 from common.config import config_hash
 
 
@@ -216,3 +217,27 @@ def finish(run: Path) -> None:
     for name in ("state.json", "history.csv"):
         if (run / name).exists():
             os.replace(run / name, run / f"{name}.done-{int(time.time())}")
+
+
+def failure_text(failed: dict) -> str:
+    """One line for a run that `StopOnNaN` stopped."""
+    where = f"epoch {failed['epoch'] + 1}" + ("" if failed.get("batch") is None else f", batch {failed['batch'] + 1}")
+    return f"FAILED: {failed.get('key', 'loss')} became {failed['loss']} in {where}"
+
+
+def conclude(record: dict, results_dir, paper: str, outcome: str, run_path: Path | None = None,
+             line: str | None = None) -> int:
+    """The end of every run: write its results JSON (a new file, atomically), retire its checkpoint,
+    regenerate the paper's report and print where both are. `outcome` is the run's one-line result
+    (or its failure); `line` replaces the standard "<variant> (<preset>, seed <s>): <outcome>; <time>"
+    summary. Returns the process exit status: 1 for a failed run."""
+    path = results.write(record, results_dir)
+    if run_path is not None:
+        finish(run_path)
+    report_path = report.update_after_run(results_dir, paper)
+    if line is None:
+        line = (f"\n{record['variant']} ({record['preset']}, seed {record['seed']}): {outcome}; "
+                f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
+    print(line)
+    print(f"Results: {path}\nReport:  {report_path}")
+    return 1 if record["status"] == "failed" else 0

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import gan, images, report, results, training
+from common import gan, images, results, training
 from common.data.pipeline import ArrayBatches
 from common.repro import seed_everything
 from papers.dcgan import features
@@ -145,9 +145,6 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
         extra={"data": {"source": data["source"], "train": len(train), "test": len(test)}, "figures": figures,
                "svm": svm, "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
     )
-    path = results.write(record, config.results_dir)
-    training.finish(run_path)
-    report_path = report.update_after_run(config.results_dir, PAPER)
     if failed is None:
         outcome = "" if not config.svm_eval else (
             f"L2-SVM on D features {100 * final['svm_test_accuracy']:.2f} % test accuracy "
@@ -156,11 +153,8 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
                    f"{final['nn_distance_real']:.2f} for real training images; "
                    f"{100 * final['nn_distinct_fraction']:.0f} % distinct neighbours")
     else:
-        outcome = f"FAILED: loss {failed['loss']} in epoch {failed['epoch'] + 1}"
-    print(f"\n{config.variant} ({preset}, seed {config.seed}): {outcome}; "
-          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
-    print(f"Results: {path}\nReport:  {report_path}")
-    return 1 if failed else 0
+        outcome = training.failure_text(failed)
+    return training.conclude(record, config.results_dir, PAPER, outcome, run_path)
 
 
 def main(argv=None) -> int:

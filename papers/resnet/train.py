@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import report, results, training
+from common import results, training
 from common.data import cifar10
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.repro import seed_everything
@@ -141,15 +141,8 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
         extra={"data": {"source": source, "train": len(x_train), "val": len(x_val), "test": len(x_test)},
                "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
     )
-    path = results.write(record, config.results_dir)
-    training.finish(run_path)
-    report_path = report.update_after_run(config.results_dir, PAPER)
-    outcome = (f"test error {100 * final['test_error']:.2f} %" if failed is None
-               else f"FAILED: loss {failed['loss']} in epoch {failed['epoch'] + 1}")
-    print(f"\n{config.variant} ({preset}, seed {config.seed}): {outcome}; "
-          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
-    print(f"Results: {path}\nReport:  {report_path}")
-    return 1 if failed else 0
+    outcome = f"test error {100 * final['test_error']:.2f} %" if failed is None else training.failure_text(failed)
+    return training.conclude(record, config.results_dir, PAPER, outcome, run_path)
 
 
 def main(argv=None) -> int:

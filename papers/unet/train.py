@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import report, results, seg_metrics, training
+from common import results, seg_metrics, training
 from common.data import isbi2012
 from common.repro import seed_everything
 from papers.unet import augment, weights
@@ -239,21 +239,17 @@ def run(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
         extra={"data": {"source": data.source, "training_slices": train_idx, "held_out_slices": val_idx},
                "figures": figures, "sessions": std["timer"].sessions,
                "process_time_s": round(time.perf_counter() - t0, 1)})
-    path = results.write(record, config.results_dir)
-    training.finish(run_path)
-    report_path = report.update_after_run(config.results_dir, PAPER)
     if failed is None:
         outcome = (f"held-out Rand error {final['rand_error']:.4f}, V_info {final['v_info']:.4f}, pixel error "
                    f"{final['pixel_error']:.4f}, warping error {final['warping_error'] or float('nan'):.6f} "
                    f"(best thresholds); {final['inference_s_per_slice']:.1f} s per 512x512 slice")
     else:
-        outcome = f"FAILED: {failed}"
-    print(f"\n{config.variant} ({preset}, fold {config.fold}, seed {config.seed}): {outcome}; "
-          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
+        outcome = training.failure_text(failed)
+    line = (f"\n{config.variant} ({preset}, fold {config.fold}, seed {config.seed}): {outcome}; "
+            f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
     if final.get("test_prediction"):
-        print(f"Test-volume prediction for the challenge: {final['test_prediction']}")
-    print(f"Results: {path}\nReport:  {report_path}")
-    return 1 if failed else 0
+        line += f"\nTest-volume prediction for the challenge: {final['test_prediction']}"
+    return training.conclude(record, config.results_dir, PAPER, outcome, run_path, line=line)
 
 
 def main(argv=None) -> int:

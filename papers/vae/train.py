@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import images, report, results, training
+from common import images, results, training
 from common.data import frey_face, mnist
 from common.data.files import data_dir
 from common.data.pipeline import ArrayBatches
@@ -246,19 +246,14 @@ def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -
                "lr_search": lr_search, "figures": figures, "sessions": std["timer"].sessions,
                "process_time_s": round(time.perf_counter() - t0, 1)},
     )
-    path = results.write(record, config.results_dir)
-    training.finish(run_path)
-    (run_path / "lr_search.json").unlink(missing_ok=True)
-    report_path = report.update_after_run(config.results_dir, PAPER)
     if failed is None:
         outcome = (f"test bound {final['test_elbo']:.2f}, train bound {final['train_elbo']:.2f}, "
                    f"log p(x) {final['test_ll']:.2f} ± {final['test_ll_sem']:.2f} nats (k = {config.ll_samples})")
     else:
-        outcome = f"FAILED: loss {failed['loss']} in epoch {failed['epoch'] + 1}"
-    print(f"\n{config.variant} ({preset}, seed {config.seed}): {outcome}; "
-          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
-    print(f"Results: {path}\nReport:  {report_path}")
-    return 1 if failed else 0
+        outcome = training.failure_text(failed)
+    status = training.conclude(record, config.results_dir, PAPER, outcome, run_path)
+    (run_path / "lr_search.json").unlink(missing_ok=True)
+    return status
 
 
 def main(argv=None) -> int:

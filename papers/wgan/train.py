@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import gan, images, report, results, training
+from common import gan, images, results, training
 from common.data.pipeline import ArrayBatches
 from common.gen_metrics import FeatureNetwork
 from common.repro import seed_everything
@@ -179,20 +179,14 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
                "resolved": {k: config.resolved(k) for k in ("learning_rate", "critic_norm")}, "scores": scores,
                "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
     )
-    path = results.write(record, config.results_dir)
-    training.finish(run_path)
-    report_path = report.update_after_run(config.results_dir, PAPER)
     if failed is None:
         outcome = (f"critic's W estimate {final['w_estimate']:.3f} (training), {final['heldout_w_estimate']:.3f} "
                    f"(held-out); samples {final['nn_distance']:.2f} from their nearest held-out image")
         if scores:
             outcome += f"; {network.name} score {scores['score']:.2f}, FD {scores['frechet_distance']:.2f}"
     else:
-        outcome = f"FAILED: {failed}"
-    print(f"\n{config.variant} ({preset}, seed {config.seed}): {outcome}; "
-          f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
-    print(f"Results: {path}\nReport:  {report_path}")
-    return 1 if failed else 0
+        outcome = training.failure_text(failed)
+    return training.conclude(record, config.results_dir, PAPER, outcome, run_path)
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,17 @@ from dataclasses import FrozenInstanceError, dataclass
 
 import pytest
 
-from common.config import ConfigError, RunConfig, cli_main, config_hash, help_text, make_config, param, parse_args
+from common.config import (
+    ConfigError,
+    RunConfig,
+    cli_main,
+    config_hash,
+    help_text,
+    make_config,
+    param,
+    parse_args,
+    recipe_changes,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,14 @@ def test_overrides_that_change_the_recipe_are_labelled_custom():
     assert parse_args(ToyConfig, PRESETS, ["--rate=0.5"])[0] == "paper-custom"
     assert parse_args(ToyConfig, PRESETS, ["--preset=quick", "--steps=1,2"])[0] == "quick-custom"
     assert parse_args(ToyConfig, PRESETS, ["--preset=quick", "--steps=10,20"])[0] == "quick"
+
+
+def test_recipe_changes_name_what_makes_a_run_custom():
+    preset, config = parse_args(ToyConfig, PRESETS, ["--preset=quick", "--rate=0.5", "--seed=3", "--steps=1,2"])
+    assert recipe_changes(config, preset) == {"rate": 0.5, "steps": (1, 2)}
+    preset, config = parse_args(ToyConfig, PRESETS, ["--preset=quick", "--seed=3"])
+    assert recipe_changes(config, preset) == {}
+    assert recipe_changes(config, "benchmark") == {}
 
 
 def test_unknown_key_lists_the_valid_ones():

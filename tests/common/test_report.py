@@ -22,9 +22,10 @@ def repo(tmp_path):
     return tmp_path, tmp_path / "results", papers, readme
 
 
-def _write(results_dir, seed, error, preset="paper", status="completed"):
+def _write(results_dir, seed, error, preset="paper", status="completed", changes=None):
     r = record(preset=preset, final={"error": error}, status=status,
                history=[{"epoch": 1, "accuracy": 0.5}, {"epoch": 2, "accuracy": 0.7}])
+    r["recipe_changes"] = changes or {}
     r["seed"] = seed
     r["config"]["seed"] = seed
     return results.write(r, results_dir)
@@ -45,6 +46,17 @@ def test_shortened_runs_are_labelled(repo):
     _write(res, 0, 0.3, preset="quick")
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
     assert "| v1 | quick (not the paper's recipe) | 30.00 |" in text
+
+
+def test_custom_runs_with_different_changes_are_separate_rows(repo):
+    _, res, papers, readme = repo
+    _write(res, 0, 0.3, preset="quick-custom", changes={"learning_rate": 0.001, "steps": 300})
+    _write(res, 0, 0.5, preset="quick-custom", changes={"learning_rate": 0.003, "steps": 300})
+    rendered = report.render(res, papers, readme, res, draw=True)
+    text = rendered[papers / "toy" / "REPORT.md"]
+    assert "| v1 | quick-custom (learning_rate=0.001, steps=300) (not the paper's recipe) | 30.00 |" in text
+    assert "| v1 | quick-custom (learning_rate=0.003, steps=300) (not the paper's recipe) | 50.00 |" in text
+    assert (res / "toy" / "figures" / "v1_quick-custom_learning_rate=0.001,_steps=300.png").exists()
 
 
 def test_write_then_check_then_stale(repo):

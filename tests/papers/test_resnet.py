@@ -152,12 +152,14 @@ def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
     assert a["history"][-1]["loss"] == pytest.approx(b["history"][-1]["loss"], rel=1e-6)
 
 
-def test_nan_loss_stops_the_run_and_marks_it_failed(cifar_root, tmp_path):
+def test_nan_loss_stops_the_run_and_marks_it_failed(cifar_root, tmp_path, capsys):
     config = _smoke(cifar_root, tmp_path, "nan", learning_rate=1e30, lr_boundaries=())
     assert train.run(config, "smoke") == 1
     record = _final_result(config)
     assert record["status"] == "failed" and "test_error" not in record["final"]
     assert record["final"]["failure"]["epoch"] == 0
+    out = capsys.readouterr().out
+    assert "(smoke, seed 0): FAILED: loss became nan in epoch 1" in out and "Results: " in out
 
 
 def test_depth_and_seed_keep_the_paper_label_but_a_shorter_run_does_not():
