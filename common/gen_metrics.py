@@ -22,6 +22,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from common.data.files import file_digest
+
 INCEPTION_V3_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"  # Keras' ImageNet weights file
 
 
@@ -77,6 +79,11 @@ class FeatureNetwork:
     source: str
     input_size: tuple[int, int] | None = None  # resize to this first (Inception-v3: 299 x 299)
     input_range: tuple[float, float] = (-1.0, 1.0)  # what the network expects
+    sha256: str | None = None  # of the file it was loaded from: which network defined the scores
+
+    def describe(self) -> dict:
+        """What a results record needs to say which network its scores came from."""
+        return {"score_network": self.name, "score_network_file": self.source, "score_network_sha256": self.sha256}
 
     @classmethod
     def from_model_file(cls, path: str | Path, name: str, feature_layer: str | None = None) -> FeatureNetwork:
@@ -92,7 +99,7 @@ class FeatureNetwork:
             features = keras.Model(model.inputs, model.get_layer(feature_layer).output)
         else:
             features = _penultimate(model)
-        return cls(model, features, name=name, source=str(path))
+        return cls(model, features, name=name, source=str(path), sha256=file_digest(path))
 
     @classmethod
     def inception_v3(cls, weights_file: str | Path) -> FeatureNetwork:
@@ -105,7 +112,7 @@ class FeatureNetwork:
         model = keras.applications.InceptionV3(weights=str(weights_file), include_top=True)
         pool = model.get_layer("avg_pool").output
         return cls(model, keras.Model(model.inputs, pool), name="Inception", source=str(weights_file),
-                   input_size=(299, 299))
+                   input_size=(299, 299), sha256=file_digest(weights_file))
 
     def _prepare(self, images: np.ndarray):
         x = keras.ops.convert_to_tensor(np.asarray(images, np.float32))

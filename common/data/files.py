@@ -37,7 +37,11 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
+    return file_digest(path, "md5", chunk)
+
+
+def file_digest(path: Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)

@@ -151,7 +151,7 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
             scores = network.scores(gan.generate(model.generator, z.astype(np.float32)),
                                     test[:config.score_samples], splits=min(10, config.score_samples))
             final.update(sample_score=scores["score"], sample_score_std=scores["score_std"],
-                         sample_fd=scores["frechet_distance"], score_network=network.name)
+                         sample_fd=scores["frechet_distance"], **network.describe())
         for name, net in (("generator", model.generator), ("critic", model.critic)):
             net.save(run_path / f"{name}.keras")
             final[f"{name}_file"] = str(run_path / f"{name}.keras")

@@ -50,6 +50,10 @@ def test_feature_network_from_a_saved_classifier(tmp_path):
     scores = net.scores(fake, real, splits=4)
     assert scores["network"] == "toy classifier" and 1.0 <= scores["score"] <= 3.0
     assert scores["frechet_distance"] > 0 and net.scores(real, real, splits=4)["frechet_distance"] < 1e-4
+    import hashlib
+
+    assert net.describe() == {"score_network": "toy classifier", "score_network_file": str(tmp_path / "clf.keras"),
+                              "score_network_sha256": hashlib.sha256((tmp_path / "clf.keras").read_bytes()).hexdigest()}
     with pytest.raises(FileNotFoundError, match="does not exist"):
         FeatureNetwork.from_model_file(tmp_path / "missing.keras", name="x")
     with pytest.raises(FileNotFoundError, match="inception_v3_weights"):

@@ -144,11 +144,17 @@ def test_config_variant_defaults_and_errors():
 
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "clf.keras")
     config = make_config(WGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), download=False,
-                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
+                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
+                         feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")
     assert train.run(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "wgan")
     final = record["final"]
+    assert final["score_network"] == "toy classifier" and len(final["score_network_sha256"]) == 64
+    assert 1.0 <= final["sample_score"] <= 10.0
     assert record["status"] == "completed" and record["variant"] == "wgan-gp-cifar10"
     assert (final["generator_steps"], final["critic_steps"]) == (4, 8)
     assert {"w_estimate", "heldout_w_estimate", "sample_nn_distance"} <= set(record["history"][0])
