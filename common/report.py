@@ -40,8 +40,10 @@ def _extras(meta: dict) -> list[tuple[str, str, int]]:
     return [tuple(e[:3]) for e in meta.get("extra_metrics", [])]
 
 
-def _extra_value(final: dict, entry) -> object:
-    value = final.get(entry[0])
+def _extra_value(record: dict, entry) -> object:
+    """A run's value for an extra column: a key of its `final` results, or `config.<field>`."""
+    key = entry[0]
+    value = record["config"].get(key[7:]) if key.startswith("config.") else record["final"].get(key)
     scale = entry[3] if len(entry) > 3 else 1
     return value * scale if isinstance(value, int | float) and not isinstance(value, bool) else value
 
@@ -54,7 +56,7 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             continue
         value = r["final"].get(meta["metric"])
         rows.append({
-            **{e[0]: _extra_value(r["final"], e) for e in extras},
+            **{e[0]: _extra_value(r, e) for e in extras},
             "variant": r["variant"], "preset": _preset(r), "seed": r["seed"], "status": r["status"],
             "value": None if value is None else value * meta.get("scale", 1),
             "iterations": r["final"].get("iterations"), "epochs": len(r["history"]),
@@ -200,13 +202,14 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
     frame = _runs_frame(records, meta)
     lines = [GENERATED, f"# {meta['title']}: results", "", f"Paper: {meta['citation']}.",
              f"Paper numbers: {meta['source']}.", "",
-             f"## Summary: {meta['metric_label']}, mean ± std over seeds", "",
+             f"## Summary: {meta['metric_label']}, mean ± std over {meta.get('repeats', 'seeds')}", "",
              "Only rows marked *paper's recipe* ran the paper's recipe; the others (shortened presets, or "
              "`-custom` runs whose command line changed the recipe) are not comparable with the paper's "
              "number.", "",
              _table(summary_rows(frame, meta), {"variant": "model", "preset": "preset", "ours": "ours",
                                                 **{key: label for key, label, _ in _extras(meta)},
-                                                "paper": "paper", "n": "seeds", "iterations": "iterations",
+                                                "paper": "paper", "n": meta.get("repeats", "seeds"),
+                                                "iterations": "iterations",
                                                 "epochs": "epochs", "hardware": "hardware",
                                                 "wall": "wall time (mean)"})]
     for ref in meta.get("references", []):
@@ -353,7 +356,7 @@ def readme_table(results_dir: Path, papers_dir: Path) -> str:
         for row in summary_rows(frame, meta):
             rows.append({**row, "paper_name": f"[{paper}](papers/{paper}/REPORT.md)", "metric": meta["metric_label"]})
     return _table(rows, {"paper_name": "paper", "variant": "model", "preset": "preset", "metric": "metric",
-                         "ours": "ours (mean ± std)", "paper": "paper", "n": "seeds", "hardware": "hardware",
+                         "ours": "ours (mean ± std)", "paper": "paper", "n": "runs", "hardware": "hardware",
                          "wall": "wall time"})
 
 

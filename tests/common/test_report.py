@@ -122,9 +122,11 @@ def test_extra_metrics_grouped_curves_claims_and_run_figures(repo):
 
 
 def test_extra_metrics_and_claims_can_be_scaled():
-    assert report._extra_value({"acc": 0.25}, ["acc", "accuracy (%)", 1, 100]) == 25
-    assert report._extra_value({"acc": 0.25}, ["acc", "accuracy", 2]) == 0.25
-    assert report._extra_value({}, ["acc", "accuracy (%)", 1, 100]) is None
+    run = {"final": {"acc": 0.25}, "config": {"fold": 3}}
+    assert report._extra_value(run, ["acc", "accuracy (%)", 1, 100]) == 25
+    assert report._extra_value(run, ["acc", "accuracy", 2]) == 0.25
+    assert report._extra_value({"final": {}, "config": {}}, ["acc", "accuracy (%)", 1, 100]) is None
+    assert report._extra_value(run, ["config.fold", "fold", None]) == 3
     spec = {"difference": ["a", "b"], "scale": 100}
     assert report._claim_value({"final": {"a": 0.6, "b": 0.5}}, spec) == pytest.approx(10.0)
 
