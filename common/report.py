@@ -223,7 +223,8 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
             for key, _, d in _extras(meta):
                 r[key] = "–" if r[key] is None or pd.isna(r[key]) else str(r[key]) if d is None else f"{r[key]:.{d}f}"
             r["wall_min"] = f"{r['wall_min']:.1f}"
-            r["images_per_s"] = "–" if pd.isna(r["images_per_s"]) else f"{r['images_per_s']:.0f}"
+            rate = r["images_per_s"]
+            r["images_per_s"] = "–" if pd.isna(rate) else f"{rate:.0f}" if rate >= 10 else f"{rate:.2f}"
         lines += ["", "## Every run", "",
                   _table(runs, {"variant": "model", "preset": "preset", "seed": "seed", "status": "status",
                                 "value": meta["metric_label"], **{key: label for key, label, _ in _extras(meta)},
