@@ -68,6 +68,30 @@ def _penultimate(model: keras.Model) -> keras.Model:
     return keras.Model(x, inner(before(x)))
 
 
+def _import_own_layers(path: Path) -> None:
+    """Import this repository's modules that define layers in a saved `.keras` file (e.g. the ResNet
+    classifier's shortcut layer), so that a process which never imported them can load the file.
+    Only `papers.*` and `common.*` modules are imported."""
+    import importlib
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    modules, stack = set(), [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            module = item.get("module")
+            if isinstance(module, str) and module.split(".")[0] in ("papers", "common"):
+                modules.add(module)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    for module in sorted(modules):
+        importlib.import_module(module)
+
+
 @dataclass
 class FeatureNetwork:
     """A classifier that gives class probabilities and features for images in [-1, 1] (n, h, w, c).
@@ -94,6 +118,7 @@ class FeatureNetwork:
         if not path.exists():
             raise FileNotFoundError(f"feature network {path} does not exist; train one (see the paper's README) "
                                     f"or point at an existing .keras file")
+        _import_own_layers(path)
         model = keras.saving.load_model(path, compile=False)
         if feature_layer:
             features = keras.Model(model.inputs, model.get_layer(feature_layer).output)

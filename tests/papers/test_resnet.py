@@ -136,6 +136,12 @@ def test_smoke_run_writes_results_and_report(cifar_root, tmp_path):
     direct = keras.ops.convert_to_numpy(net.probabilities.layers[-1](x, training=False))
     np.testing.assert_allclose(probs, direct, atol=1e-5)
     assert feats.shape == (8, 64)
+    # A fresh process that never imported papers.resnet (a GAN run) loads it too.
+    code = ("from common.gen_metrics import FeatureNetwork; "
+            f"print(FeatureNetwork.from_model_file({record['final']['classifier_file']!r}, name='c').name)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert done.returncode == 0 and done.stdout.strip().endswith("c"), done.stderr[-2000:]
 
 
 def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
