@@ -151,6 +151,11 @@ def _curve_groups(records: list[dict], meta: dict) -> dict[tuple[str, str], list
     return dict(sorted(groups.items()))
 
 
+def _curve_file(name: str, preset: str) -> str:
+    """The figure's file name: the preset label (with a custom run's changes) made safe for a path."""
+    return f"{name}_{re.sub(r'[^A-Za-z0-9.=,_-]+', '_', preset).strip('_')}.png"
+
+
 def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[str, str, Path]]:
     """One PNG per curve group: the history keys in paper.json's `curves` against `curve_x` (default:
     epoch), each seed a thin line; accuracies are drawn as error (%)."""
@@ -189,7 +194,7 @@ def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small" if grouped else None, ncol=2 if grouped and len(variants) > 3 else 1)
         out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{name}_{re.sub(r'[^A-Za-z0-9.=,_-]+', '_', preset).strip('_')}.png"
+        path = out / _curve_file(name, preset)
         fig.tight_layout()
         fig.savefig(path, metadata={"Software": None})
         plt.close(fig)
@@ -380,7 +385,7 @@ def render(results_dir: Path, papers_dir: Path, readme: Path, figures_root: Path
         if draw:
             drawn = plot_curves(records, meta, fig_dir)
         else:
-            drawn = [(v, p, fig_dir / f"{v}_{p}.png") for v, p in _curve_groups(records, meta)]
+            drawn = [(v, p, fig_dir / _curve_file(v, p)) for v, p in _curve_groups(records, meta)]
         figures = [(v, p, _relpath(path, report_path.parent)) for v, p, path in drawn]
         out[report_path] = paper_report(paper, records, meta, figures, report_path.parent)
     if readme.exists():

@@ -57,6 +57,9 @@ def test_custom_runs_with_different_changes_are_separate_rows(repo):
     assert "| v1 | quick-custom (learning_rate=0.001, steps=300) (not the paper's recipe) | 30.00 |" in text
     assert "| v1 | quick-custom (learning_rate=0.003, steps=300) (not the paper's recipe) | 50.00 |" in text
     assert (res / "toy" / "figures" / "v1_quick-custom_learning_rate=0.001,_steps=300.png").exists()
+    for path, body in rendered.items():
+        path.write_text(body)
+    assert report.check(res, papers, readme) == []  # the report links the figures it drew
 
 
 def test_write_then_check_then_stale(repo):
