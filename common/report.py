@@ -63,12 +63,17 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "device": r["device"]["name"], "backend": _backend(r),
             "wall_min": r["wall_time_s"] / 60,
             "images_per_s": r["final"].get(meta.get("throughput_key", "train_images_per_s")),
-            "commit": (r["git"]["commit"] or "unknown")[:7] + ("+dirty" if r["git"].get("dirty") else ""),
+            "commit": _commit(r["git"]) + (f", re-evaluated at {_commit(r['revision']['git'])}"
+                                           if r.get("revision") else ""),
             "file": Path(r["_path"]).name,
         })
     columns = ["variant", "preset", "seed", "status", "value", "iterations", "epochs", "device", "backend",
                "wall_min", "images_per_s", "commit", "file", *(e[0] for e in extras)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _commit(git: dict) -> str:
+    return (git["commit"] or "unknown")[:7] + ("+dirty" if git.get("dirty") else "")
 
 
 def _preset(record: dict) -> str:
@@ -203,7 +208,7 @@ def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[
 
 
 def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tuple[str, str, str]],
-                 report_dir: Path | None = None) -> str:
+                 report_dir: Path | None = None, superseded: dict[str, str] | None = None) -> str:
     frame = _runs_frame(records, meta)
     lines = [GENERATED, f"# {meta['title']}: results", "", f"Paper: {meta['citation']}.",
              f"Paper numbers: {meta['source']}.", "",
@@ -257,6 +262,11 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                                 "batch": "batch", "pipeline": "pipeline (img/s)", "memory": "in memory (img/s)",
                                 "overhead": "pipeline overhead", "file": "results file"})]
     lines += _summary_benchmarks(records)
+    if superseded:
+        lines += ["", "## Superseded runs", "",
+                  "Kept in results/ but left out of every table above, for the reason given "
+                  f"(results/{paper}/{results_lib.SUPERSEDED}).", "",
+                  *[f"- `{name}`: {reason}." for name, reason in sorted(superseded.items())]]
     if figures:
         lines += ["", "## Learning curves", ""]
         for variant, preset, rel in figures:
@@ -387,7 +397,8 @@ def render(results_dir: Path, papers_dir: Path, readme: Path, figures_root: Path
         else:
             drawn = [(v, p, fig_dir / _curve_file(v, p)) for v, p in _curve_groups(records, meta)]
         figures = [(v, p, _relpath(path, report_path.parent)) for v, p, path in drawn]
-        out[report_path] = paper_report(paper, records, meta, figures, report_path.parent)
+        out[report_path] = paper_report(paper, records, meta, figures, report_path.parent,
+                                        results_lib.load_superseded(results_dir, paper))
     if readme.exists():
         out[readme] = _replace_between(readme.read_text(), readme_table(results_dir, papers_dir))
     return out
@@ -413,6 +424,10 @@ def check(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "paper
           readme: Path = REPO / "README.md") -> list[str]:
     """The generated files that differ from what results/ gives (empty when all are current)."""
     stale = []
+    for paper in papers(papers_dir):
+        for name in results_lib.load_superseded(results_dir, paper):
+            if not (results_dir / paper / name).exists():
+                stale.append(f"{results_dir / paper / results_lib.SUPERSEDED}: names a missing record {name}")
     for path, text in render(results_dir, papers_dir, readme, results_dir, draw=False).items():
         if not path.exists() or path.read_text() != text:
             stale.append(str(path))
@@ -434,7 +449,8 @@ def update_after_run(results_dir: str | Path, paper: str) -> Path:
     report_path = results_dir / paper / "REPORT.md"
     drawn = plot_curves(records, meta, results_dir / paper / "figures")
     figures = [(v, p, _relpath(path, report_path.parent)) for v, p, path in drawn]
-    report_path.write_text(paper_report(paper, records, meta, figures, report_path.parent))
+    report_path.write_text(paper_report(paper, records, meta, figures, report_path.parent,
+                                        results_lib.load_superseded(results_dir, paper)))
     return report_path
 
 

@@ -21,6 +21,9 @@ SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema", "paper", "variant", "preset", "config", "config_hash", "seed", "git", "versions",
                  "device", "started", "finished", "wall_time_s", "history", "final", "status")
 STATUSES = ("completed", "failed")
+# Per paper folder: {results file name: why it no longer counts}. A superseded record stays on disk (a
+# result is never deleted or overwritten) but leaves the averages; the report lists it with the reason.
+SUPERSEDED = "superseded.json"
 
 
 def utc_now() -> str:
@@ -98,13 +101,61 @@ def write(record: dict, results_dir: str | os.PathLike) -> Path:
         os.unlink(tmp)
 
 
-def load_all(results_dir: str | os.PathLike, paper: str | None = None) -> list[dict]:
-    """Every results record under results_dir (optionally one paper's), with its path."""
+def load_superseded(results_dir: str | os.PathLike, paper: str) -> dict[str, str]:
+    """The paper's superseded records: {file name: reason}."""
+    path = Path(results_dir) / paper / SUPERSEDED
+    if not path.exists():
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def mark_superseded(results_dir: str | os.PathLike, paper: str, name: str, reason: str) -> None:
+    """Take record `name` out of the averages, saying why (atomically; earlier entries are kept)."""
+    folder = Path(results_dir) / paper
+    if not (folder / name).exists():
+        raise FileNotFoundError(f"no results record {folder / name} to mark as superseded")
+    entries = {**load_superseded(results_dir, paper), name: reason}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        json.dump(entries, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, folder / SUPERSEDED)
+
+
+def write_revision(original: dict, results_dir: str | os.PathLike, *, config, final: dict, extra: dict,
+                   started: str, wall_time_s: float, reason: str) -> Path:
+    """Re-evaluate a finished run without retraining it: a new record that keeps the original's
+    training provenance (commit, device, times, history) and carries the new evaluation's in
+    `revision` (its own commit, versions, device, times, the config fields it changed and why). It is
+    written beside the original, which is then marked superseded, pointing at it."""
+    before = original["config"]
+    record = {k: v for k, v in original.items() if not k.startswith("_")}
+    new_config = to_dict(config)
+    record.update(config=new_config, config_hash=config_hash(config), final={**original["final"], **final},
+                  **extra)
+    record["revision"] = {
+        "of": Path(original["_path"]).name, "reason": reason, "started": started, "finished": utc_now(),
+        "wall_time_s": round(float(wall_time_s), 1), "git": repro.git_state(), "versions": repro.library_versions(),
+        "device": repro.device_info(),
+        "config_changes": {k: [before.get(k), v] for k, v in new_config.items() if before.get(k) != v},
+    }
+    path = write(record, results_dir)
+    mark_superseded(results_dir, original["paper"], Path(original["_path"]).name,
+                    f"{reason}; re-evaluated as {path.name}")
+    return path
+
+
+def load_all(results_dir: str | os.PathLike, paper: str | None = None, superseded: bool = False) -> list[dict]:
+    """Every results record under results_dir (optionally one paper's), with its path; without
+    `superseded`, those listed in a paper's superseded.json are left out."""
     root = Path(results_dir)
     pattern = f"{paper}/*.json" if paper else "*/*.json"
     records = []
     for path in sorted(root.glob(pattern)):
-        if path.name.startswith("."):
+        if path.name.startswith(".") or path.name == SUPERSEDED:
+            continue
+        if not superseded and path.name in load_superseded(root, path.parent.name):
             continue
         with open(path) as f:
             record = json.load(f)

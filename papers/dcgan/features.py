@@ -35,7 +35,7 @@ def features(extractor: keras.Model, x: np.ndarray, batch_size: int = 500) -> np
                            for i in range(0, len(x), batch_size)]).astype(np.float32)
 
 
-def svm_accuracy(f_train, y_train, f_test, y_test, alphas=(1e-5, 1e-4, 1e-3, 1e-2), epochs: int = 20,
+def svm_accuracy(f_train, y_train, f_test, y_test, alphas=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3), epochs: int = 20,
                  val_size: int = 5000, seed: int = 0, log=print) -> dict:
     """Test accuracy of a linear L2-SVM (squared hinge loss, L2 penalty `alpha`, one-vs-rest) on
     standardised features. `alpha` is picked by accuracy on `val_size` held-out training images

@@ -56,3 +56,21 @@ def test_load_all_skips_temporary_files(tmp_path):
     results.write(record(), tmp_path)
     (tmp_path / "toy" / ".tmp-abc.json").write_text("{")
     assert len(results.load_all(tmp_path, "toy")) == 1
+
+
+def test_superseded_records_leave_the_averages_but_stay_on_disk(tmp_path):
+    first = results.write(record(), tmp_path)
+    (loaded,) = results.load_all(tmp_path, "toy")
+    revised = results.write_revision(loaded, tmp_path, config=Cfg(seed=3, data_dir="x"), final={"error": 0.2},
+                                     extra={"note": "n"}, started=results.utc_now(), wall_time_s=2.0,
+                                     reason="a better evaluation")
+    assert first.exists() and revised.name == first.stem + "-1.json"
+    (kept,) = results.load_all(tmp_path, "toy")
+    assert kept["_path"] == str(revised) and kept["final"] == {"error": 0.2} and kept["note"] == "n"
+    assert kept["started"] == loaded["started"] and kept["wall_time_s"] == 1.5
+    assert kept["revision"]["config_changes"] == {"data_dir": ["", "x"]} and kept["revision"]["of"] == first.name
+    assert len(results.load_all(tmp_path, "toy", superseded=True)) == 2
+    reason = results.load_superseded(tmp_path, "toy")[first.name]
+    assert reason.startswith("a better evaluation") and revised.name in reason
+    with pytest.raises(FileNotFoundError, match="no results record"):
+        results.mark_superseded(tmp_path, "toy", "missing.json", "why")

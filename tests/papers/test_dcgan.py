@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -116,6 +118,28 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     svm = record["svm"]["trained"]
     assert svm["features"] == 16 * (8 + 16 + 32) and svm["train"] == 300 and svm["validation"] == 100
     assert svm["alpha"] in (1e-3, 1e-2) and set(svm["val_accuracy_by_alpha"]) == {"0.001", "0.01"}
+
+    # The saved D lets the SVM be re-run with other settings; the old record leaves the averages.
+    from papers.dcgan import reevaluate
+
+    original = Path(record["_path"])
+    with pytest.raises(ConfigError, match="already evaluated"):
+        reevaluate.reevaluate(original, [])
+    with pytest.raises(ConfigError, match="only these fields"):
+        reevaluate.reevaluate(original, ["--epochs=3"])
+    revised_path = reevaluate.reevaluate(original, ["--svm_alphas=1e-4,1e-3"])
+    (revised,) = results.load_all(config.results_dir, "dcgan")
+    assert revised["_path"] == str(revised_path)
+    assert revised_path.name == original.name.replace("_smoke_", "_smoke-custom_")  # named by training end
+    assert revised["preset"] == "smoke-custom" and revised["recipe_changes"] == {"svm_alphas": [1e-4, 1e-3]}
+    assert set(revised["svm"]["trained"]["val_accuracy_by_alpha"]) == {"0.0001", "0.001"}
+    assert revised["history"] == record["history"] and revised["git"] == record["git"]
+    assert revised["revision"]["of"] == original.name
+    assert revised["revision"]["config_changes"] == {"svm_alphas": [[1e-3, 1e-2], [1e-4, 1e-3]]}
+    assert revised["final"]["svm_test_accuracy"] == revised["svm"]["trained"]["accuracy"]
+    assert original.name in results.load_superseded(config.results_dir, "dcgan")
+    text = (folder / "REPORT.md").read_text()
+    assert "## Superseded runs" in text and f"`{original.name}`" in text and "re-evaluated at" in text
 
 
 def test_mnist_is_padded_to_32(mnist_root):
