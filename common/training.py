@@ -200,6 +200,19 @@ def callbacks(run: Path, batch_size: int, tensorboard: bool = False, extra=()) -
     return cbs
 
 
+def fit(model, data, run_path: Path, **kwargs):
+    """`model.fit` as every train script calls it: one line per epoch when the output is not a
+    terminal, and shuffle=False, because each pipeline shuffles by (seed, epoch) itself (Keras' own
+    shuffle of batch indices draws from Python's global `random` and would make a resumed run
+    diverge). On Ctrl-C it says how to resume before re-raising."""
+    try:
+        return model.fit(data, verbose=1 if sys.stdout.isatty() else 2, shuffle=False, **kwargs)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
+              f"(checkpoint in {run_path / 'backup'}).")
+        raise
+
+
 def read_history(run: Path) -> list[dict]:
     """The per-epoch history from the CSV log; after a resume, the last row for each epoch wins."""
     path = run / "history.csv"
@@ -241,3 +254,14 @@ def conclude(record: dict, results_dir, paper: str, outcome: str, run_path: Path
     print(line)
     print(f"Results: {path}\nReport:  {report_path}")
     return 1 if record["status"] == "failed" else 0
+
+
+def conclude_benchmark(config, paper: str, started: str, wall_time_s: float, final: dict, line: str,
+                       **extra) -> int:
+    """The end of a benchmark script: a `kind: benchmark` record (no history; the report gives it
+    its own section) concluded like a run, with `line` and the device as its summary."""
+    record = results.make_record(paper=paper, variant=config.variant, preset="benchmark", config=config,
+                                 started=started, wall_time_s=wall_time_s, history=[], final=final,
+                                 status="completed", extra={"kind": "benchmark", **extra})
+    device = record["device"]
+    return conclude(record, config.results_dir, paper, "", line=f"{line} [{device['name']} / {device['backend']}]")

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import report, results
+from common import results, training
 from common.config import param
 from common.repro import seed_everything
 from papers.dcgan.config import PRESETS, DCGANConfig
@@ -103,16 +103,11 @@ def run(config: GANBenchmarkConfig, preset: str = "") -> int:
                          "plain D + plain G→D (ms)": f"{1000 * best['plain_d']:.0f} + "
                                                      f"{1000 * best['plain_g_through_d']:.0f}",
                          "overhead": f"{100 * overhead:+.1f} %"}}
-    record = results.make_record(paper=PAPER, variant=config.variant, preset="benchmark", config=config,
-                                 started=started, wall_time_s=time.perf_counter() - t0, history=[], final=final,
-                                 status="completed", extra={"kind": "benchmark", "description": DESCRIPTION})
-    path = results.write(record, config.results_dir)
-    report_path = report.update_after_run(config.results_dir, PAPER)
-    print(f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}, {record['device']['name']}: GAN step "
-          f"{final['gan_step_ms']:.0f} ms vs plain {final['plain_d_ms']:.0f} + {final['plain_g_through_d_ms']:.0f} "
-          f"ms: overhead {100 * overhead:+.1f} % (bound +20 %)")
-    print(f"Results: {path}\nReport:  {report_path}")
-    return 0
+    return training.conclude_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
+                                       description=DESCRIPTION, line=(
+        f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}: GAN step "
+        f"{final['gan_step_ms']:.0f} ms vs plain {final['plain_d_ms']:.0f} + {final['plain_g_through_d_ms']:.0f} "
+        f"ms: overhead {100 * overhead:+.1f} % (bound +20 %)"))
 
 
 def main(argv=None) -> int:

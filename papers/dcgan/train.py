@@ -98,13 +98,7 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
     cbs = [training.EpochSync(train_ds), training.ReseedEachEpoch([model.noise], config.seed),
            gan.SampleGrid(model.generator, fixed_z, run_path / "samples", rows=10, every=config.sample_every),
            *std.values(), *extra_callbacks]
-    try:
-        model.fit(train_ds, epochs=config.epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2,
-                  shuffle=False)
-    except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
-              f"(checkpoint in {run_path / 'backup'}).")
-        raise
+    training.fit(model, train_ds, run_path, epochs=config.epochs, callbacks=cbs)
 
     failed = std["nan"].failed_at
     final = {"iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)), "epochs": config.epochs,

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import report, results
+from common import results, training
 from common.config import param
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.repro import seed_everything
@@ -86,16 +86,11 @@ def run(config: BenchmarkConfig, preset: str = "") -> int:
     final = {"pipeline_images_per_s": best_pipe, "in_memory_images_per_s": best_mem,
              "pipeline_overhead": 1 - best_pipe / best_mem, "step_ms": 1000 * bs / best_pipe,
              "all_measurements": measured}
-    record = results.make_record(paper=PAPER, variant=config.variant, preset="benchmark", config=config,
-                                 started=started, wall_time_s=time.perf_counter() - t0, history=[], final=final,
-                                 status="completed", extra={"kind": "benchmark", "data": {"source": source}})
-    path = results.write(record, config.results_dir)
-    report_path = report.update_after_run(config.results_dir, PAPER)
-    print(f"{config.variant}, batch {bs}, {record['device']['name']} / {record['device']['backend']}: "
-          f"pipeline {best_pipe:.0f} images/s, in memory {best_mem:.0f} images/s, "
-          f"overhead {100 * final['pipeline_overhead']:.1f} %")
-    print(f"Results: {path}\nReport:  {report_path}")
-    return 0
+    return training.conclude_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
+                                       data={"source": source}, line=(
+        f"{config.variant}, batch {bs}: "
+        f"pipeline {best_pipe:.0f} images/s, in memory {best_mem:.0f} images/s, "
+        f"overhead {100 * final['pipeline_overhead']:.1f} %"))
 
 
 def main(argv=None) -> int:

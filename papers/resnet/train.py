@@ -106,16 +106,9 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
     std = training.callbacks(run_path, config.batch_size, config.tensorboard)
     cbs = [training.EpochSync(train_ds), training.StopAtIteration(config.max_iterations, steps_per_epoch),
            *std.values(), *extra_callbacks]
-    try:
-        # shuffle=False: the pipeline shuffles by (seed, epoch) itself; Keras' own shuffle of batch
-        # indices draws from Python's global `random` and would make a resumed run diverge.
-        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2, shuffle=False,
-                  validation_data=(x_val, y_val) if len(x_val) else None,
-                  validation_batch_size=config.eval_batch_size)
-    except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
-              f"(checkpoint in {run_path / 'backup'}).")
-        raise
+    training.fit(model, train_ds, run_path, epochs=epochs, callbacks=cbs,
+                 validation_data=(x_val, y_val) if len(x_val) else None,
+                 validation_batch_size=config.eval_batch_size)
 
     failed = std["nan"].failed_at
     final = {"iterations": int(model.optimizer.iterations.numpy()), "epochs": epochs,

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import report, results
+from common import results, training
 from common.config import param
 from common.repro import seed_everything
 from papers.unet.config import PRESETS, UNetConfig
@@ -85,16 +85,11 @@ def run(config: UNetBenchmarkConfig, preset: str = "") -> int:
                          "s per 512² slice": f"{best:.2f}", "inference tiles/s": f"{tiles / best:.2f}",
                          "train step (s)": f"{step_s:.2f}", "peak memory (MB)": f"{peak:.0f}",
                          "memory before the slice (MB)": f"{before:.0f}"}}
-    record = results.make_record(paper=PAPER, variant=config.variant, preset="benchmark", config=config,
-                                 started=started, wall_time_s=time.perf_counter() - t0, history=[], final=final,
-                                 status="completed", extra={"kind": "benchmark", "description": DESCRIPTION})
-    path = results.write(record, config.results_dir)
-    report_path = report.update_after_run(config.results_dir, PAPER)
-    print(f"U-Net {config.tile} -> {out}, {config.filters} filters, {record['device']['name']}: {best:.2f} s per "
-          f"512x512 slice ({tiles} tiles, {tiles / best:.2f} tiles/s), train step {step_s:.2f} s, peak memory "
-          f"{peak:.0f} MB ({before:.0f} MB before the slice)")
-    print(f"Results: {path}\nReport:  {report_path}")
-    return 0
+    return training.conclude_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
+                                       description=DESCRIPTION, line=(
+        f"U-Net {config.tile} -> {out}, {config.filters} filters: {best:.2f} s per "
+        f"512x512 slice ({tiles} tiles, {tiles / best:.2f} tiles/s), train step {step_s:.2f} s, peak memory "
+        f"{peak:.0f} MB ({before:.0f} MB before the slice)"))
 
 
 def main(argv=None) -> int:

@@ -190,12 +190,7 @@ def run(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
     std = training.callbacks(run_path, config.batch_size)
     cbs = [training.EpochSync(train_ds), HeldOut(images[val_idx], labels[val_idx], config, config.val_every, epochs),
            *std.values(), training.StopAtIteration(config.steps, config.steps_per_epoch), *extra_callbacks]
-    try:
-        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
-    except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
-              f"(checkpoint in {run_path / 'backup'}).")
-        raise
+    training.fit(model, train_ds, run_path, epochs=epochs, callbacks=cbs)
 
     failed = std["nan"].failed_at
     final = {"iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),

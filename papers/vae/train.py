@@ -207,14 +207,8 @@ def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -
            training.StopAtIteration(max_iterations, steps_per_epoch),
            BoundOnTrainSet(data["train_eval"], config.eval_batch_size, config.batch_size),
            *std.values(), *extra_callbacks]
-    try:
-        # shuffle=False: the pipeline shuffles by (seed, epoch) itself (see common.data.pipeline).
-        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2, shuffle=False,
-                  validation_data=(test,), validation_batch_size=config.eval_batch_size)
-    except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
-              f"(checkpoint in {run_path / 'backup'}).")
-        raise
+    training.fit(model, train_ds, run_path, epochs=epochs, callbacks=cbs, validation_data=(test,),
+                 validation_batch_size=config.eval_batch_size)
 
     failed = std["nan"].failed_at
     iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))

@@ -126,12 +126,7 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
            gan.SampleGrid(model.generator, fixed_z, run_path / "samples", rows=10, every=config.sample_every),
            quality, *std.values(), training.StopAtIteration(config.generator_steps, steps_per_epoch),
            *extra_callbacks]
-    try:
-        model.fit(train_ds, epochs=epochs, callbacks=cbs, verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
-    except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch "
-              f"(checkpoint in {run_path / 'backup'}).")
-        raise
+    training.fit(model, train_ds, run_path, epochs=epochs, callbacks=cbs)
 
     failed = std["nan"].failed_at
     history = training.read_history(run_path)
