@@ -104,10 +104,17 @@ class FeatureNetwork:
     input_size: tuple[int, int] | None = None  # resize to this first (Inception-v3: 299 x 299)
     input_range: tuple[float, float] = (-1.0, 1.0)  # what the network expects
     sha256: str | None = None  # of the file it was loaded from: which network defined the scores
+    card: dict | None = None  # common.score_network's card of the file: its dataset and test accuracy
 
     def describe(self) -> dict:
         """What a results record needs to say which network its scores came from."""
-        return {"score_network": self.name, "score_network_file": self.source, "score_network_sha256": self.sha256}
+        described = {"score_network": self.name, "score_network_file": self.source,
+                     "score_network_sha256": self.sha256}
+        if self.card:
+            described["score_network_test_accuracy"] = self.card.get("test_accuracy")
+            described["score_network_card"] = {k: self.card.get(k) for k in
+                                               ("dataset", "test_accuracy", "seed", "epochs", "git", "started")}
+        return described
 
     @classmethod
     def from_model_file(cls, path: str | Path, name: str, feature_layer: str | None = None) -> FeatureNetwork:
@@ -124,7 +131,9 @@ class FeatureNetwork:
             features = keras.Model(model.inputs, model.get_layer(feature_layer).output)
         else:
             features = _penultimate(model)
-        return cls(model, features, name=name, source=str(path), sha256=file_digest(path))
+        from common.score_network import read_card
+
+        return cls(model, features, name=name, source=str(path), sha256=file_digest(path), card=read_card(path))
 
     @classmethod
     def inception_v3(cls, weights_file: str | Path) -> FeatureNetwork:

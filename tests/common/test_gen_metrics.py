@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -72,3 +74,24 @@ def test_inception_v3_from_a_weights_file(tmp_path):
     images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 1)).astype(np.float32)
     probs, feats = net.run(images, batch_size=2)
     assert probs.shape == (4, 1000) and feats.shape == (4, 2048) and np.allclose(probs.sum(1), 1, atol=1e-4)
+
+
+def test_score_network_trains_saves_a_card_and_never_overwrites(mnist_root, tmp_path):
+    from common.score_network import card_path, main
+
+    out = tmp_path / "nets" / "mnist-classifier.keras"
+    argv = ["--dataset=mnist", f"--data_dir={mnist_root}", "--download=false", "--epochs=2",
+            "--train_subset=1024", f"--out={out}"]
+    assert main(argv) == 0
+    card = json.loads(card_path(out).read_text())
+    assert card["dataset"] == "mnist" and card["train_images"] == 1024 and card["input"].endswith("32x32x1")
+    assert card["test_accuracy"] > 0.2  # twice chance after 16 steps (fixture digits differ in intensity)
+    net = FeatureNetwork.from_model_file(out, name="MNIST classifier")
+    described = net.describe()
+    assert described["score_network_test_accuracy"] == card["test_accuracy"]
+    probs, feats = net.run(np.zeros((4, 32, 32, 1), np.float32) - 1.0)
+    assert probs.shape == (4, 10) and feats.shape == (4, 128)
+    digest = described["score_network_sha256"]
+    assert main(argv) == 2  # never overwritten
+    assert FeatureNetwork.from_model_file(out, name="x").sha256 == digest
+    assert main([f"--out={tmp_path / 'model.h5'}", f"--data_dir={mnist_root}", "--download=false"]) == 2

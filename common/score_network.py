@@ -1,0 +1,142 @@
+"""Train a small classifier to score a generator's samples where Inception-v3 cannot be used.
+
+    python -m common.score_network --dataset=mnist --seed=0
+
+The GAN papers' scores (Inception Score, FID) need Inception-v3's ImageNet weights, which an offline
+machine cannot download, and which say little about 32x32 grey digits anyway. This tool trains a plain
+convolutional classifier on the GAN-format images of a dataset (`common.gan.load_images`: MNIST
+zero-padded to 32x32x1, CIFAR-10 32x32x3, both scaled to [-1, 1]), measures its accuracy on the test
+set and saves it as a `.keras` file with a card (`<file>.json`: dataset, test accuracy, seed, epochs,
+git commit, library versions, device, wall time). Pass the file as `--feature_network` of a GAN's
+train script; `common.gen_metrics.FeatureNetwork` reads the card, and the scores it gives are named
+after the network ("MNIST classifier score"), never "Inception Score".
+
+For CIFAR-10 this repository's ResNet-20 (`papers/resnet/train.py` saves `classifier.keras`) is the
+stronger network; this small one is meant for MNIST, where it reaches about 99 % in three epochs.
+The file is never overwritten: a second run with the same output path stops with an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DIR = Path("runs") / "score_networks"
+
+
+def card_path(model_file: str | os.PathLike) -> Path:
+    """Where the card of a saved score network lives: beside it, same stem, `.json`."""
+    return Path(model_file).with_suffix(".json")
+
+
+def read_card(model_file: str | os.PathLike) -> dict | None:
+    path = card_path(model_file)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def build_classifier(image_shape: tuple[int, int, int], classes: int = 10, width: int = 32):
+    """Two blocks of two 3x3 ReLU convolutions and 2x2 max pooling, a 128-unit ReLU layer (the
+    features FeatureNetwork uses: the input of the last layer) and a softmax."""
+    import keras
+    from keras import layers
+
+    x = keras.Input(image_shape, name="image")
+    h = x
+    for filters in (width, 2 * width):
+        h = layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
+        h = layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
+        h = layers.MaxPooling2D(2)(h)
+    h = layers.Flatten()(h)
+    h = layers.Dense(128, activation="relu", name="features")(h)
+    h = layers.Dropout(0.3)(h)
+    return keras.Model(x, layers.Dense(classes, activation="softmax", name="probabilities")(h),
+                       name=f"score_classifier_{image_shape[0]}x{image_shape[1]}x{image_shape[2]}")
+
+
+def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size: int = 128,
+          learning_rate: float = 1e-3, train_subset: int = 0, data_dir: str = "", download: bool = True,
+          verbose: int = 2) -> dict:
+    """Train, evaluate on the test set, save the model and its card; returns the card."""
+    from common import repro
+    from common.gan import load_images, scale_images
+    from common.results import utc_now
+
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise ValueError(f"the output must be a .keras file, got {out}")
+    for path in (out, card_path(out)):
+        if path.exists():
+            raise FileExistsError(f"{path} exists; score networks are never overwritten (their SHA-256 "
+                                  f"identifies the scores made with them): choose another --out")
+    repro.seed_everything(seed)
+    import keras
+
+    started, t0 = utc_now(), time.perf_counter()
+    images = load_images(dataset, data_dir or None, download)
+    x_train, y_train = scale_images(images["train"]), images["y_train"]
+    if train_subset:
+        x_train, y_train = x_train[:train_subset], y_train[:train_subset]
+    x_test, y_test = scale_images(images["test"]), images["y_test"]
+    model = build_classifier(x_train.shape[1:])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=verbose)
+    _, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, out)
+    card = {"what": f"{dataset} classifier for sample scores (common.score_network)", "dataset": dataset,
+            "source": images["source"], "train_images": len(x_train), "test_images": len(x_test),
+            "test_accuracy": float(test_accuracy),
+            "input": "images in [-1, 1], " + "x".join(map(str, x_train.shape[1:])),
+            "seed": seed, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+            "parameters": int(model.count_params()), "git": repro.git_state(), "versions": repro.library_versions(),
+            "device": repro.device_info(), "started": started, "wall_time_s": round(time.perf_counter() - t0, 1)}
+    tmp_card = card_path(out).with_suffix(".json.tmp")
+    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp_card, card_path(out))
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    from common.gan import DATASETS
+
+    parser = argparse.ArgumentParser(prog="python -m common.score_network", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=DATASETS, default="mnist")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--train_subset", type=int, default=0, help="first N training images only (0: all)")
+    parser.add_argument("--data_dir", default="", help="data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
+    parser.add_argument("--download", choices=("true", "false"), default="true")
+    parser.add_argument("--out", default="",
+                        help=f"the .keras file (default {DEFAULT_DIR}/<dataset>-classifier-seed<N>.keras)")
+    args = parser.parse_args(argv)
+    out = Path(args.out or DEFAULT_DIR / f"{args.dataset}-classifier-seed{args.seed}.keras")
+    try:
+        card = train(args.dataset, out, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
+                     learning_rate=args.learning_rate, train_subset=args.train_subset, data_dir=args.data_dir,
+                     download=args.download == "true")
+    except (FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.dataset} score network: test accuracy {100 * card['test_accuracy']:.2f} % "
+          f"({card['wall_time_s']:.0f} s); saved {out} and its card {card_path(out)}")
+    print(f"use it with --feature_network={out} \"--feature_network_name={_display(args.dataset)} classifier\"")
+    return 0
+
+
+def _display(dataset: str) -> str:
+    return {"mnist": "MNIST", "cifar10": "CIFAR-10"}.get(dataset, dataset)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
