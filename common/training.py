@@ -265,3 +265,20 @@ def conclude_benchmark(config, paper: str, started: str, wall_time_s: float, fin
                                  status="completed", extra={"kind": "benchmark", **extra})
     device = record["device"]
     return conclude(record, config.results_dir, paper, "", line=f"{line} [{device['name']} / {device['backend']}]")
+
+
+def time_alternating(kinds: dict, steps: int, warmup: int, repeats: int, log=print) -> tuple[dict, dict]:
+    """Seconds per call of each callable in `kinds` (each must return only when its work is done, as
+    `train_on_batch` does), measured `repeats` times in alternation after `warmup` untimed calls, so
+    that another job on the machine slows every kind alike. Returns (the fastest of each, all)."""
+    measured = {name: [] for name in kinds}
+    for _ in range(repeats):
+        for name, fn in kinds.items():
+            for _ in range(warmup):
+                fn()
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            measured[name].append((time.perf_counter() - start) / steps)
+            log(f"  {name}: {1000 * measured[name][-1]:.0f} ms per step")
+    return {name: min(v) for name, v in measured.items()}, measured

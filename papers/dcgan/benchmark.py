@@ -49,15 +49,6 @@ class GANBenchmarkConfig(DCGANConfig):
     repeats: int = param(3, "measurements of each kind, alternating; the fastest of each is kept")
 
 
-def _time(fn, steps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()  # train_on_batch returns NumPy: each step has finished when it returns
-    return (time.perf_counter() - start) / steps
-
-
 def plain_models(model, config: DCGANConfig):
     """Ordinary compiled Keras models doing the same forward/backward work as the two GAN updates."""
     d = keras.models.clone_model(model.discriminator)
@@ -86,12 +77,7 @@ def run(config: GANBenchmarkConfig, preset: str = "") -> int:
     kinds = {"gan_step": lambda: model.train_on_batch(real),
              "plain_d": lambda: d.train_on_batch(both, labels),
              "plain_g_through_d": lambda: stack.train_on_batch(z, ones)}
-    measured = {k: [] for k in kinds}
-    for _ in range(config.repeats):
-        for name, fn in kinds.items():
-            measured[name].append(_time(fn, config.steps, config.warmup_steps))
-            print(f"  {name}: {1000 * measured[name][-1]:.0f} ms per step")
-    best = {k: min(v) for k, v in measured.items()}
+    best, measured = training.time_alternating(kinds, config.steps, config.warmup_steps, config.repeats)
     reference = best["plain_d"] + best["plain_g_through_d"]
     overhead = best["gan_step"] / reference - 1
     final = {"gan_step_ms": 1000 * best["gan_step"], "plain_d_ms": 1000 * best["plain_d"],

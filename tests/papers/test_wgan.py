@@ -162,3 +162,20 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     assert set(record["figures"]) == {"samples", "interpolation", "w_vs_quality"}
     assert all((folder / rel).exists() for rel in record["figures"].values())
     assert "| wgan-gp-cifar10 | smoke (not the paper's recipe) |" in (folder / "REPORT.md").read_text()
+
+
+@pytest.mark.parametrize("loss", ["clip", "gp"])
+def test_step_cost_benchmark_writes_a_record_and_judges_only_clipping(tmp_path, loss):
+    from papers.wgan import benchmark
+
+    config = make_config(benchmark.WGANBenchmarkConfig, PRESETS, "smoke", loss=loss, steps=1, warmup_steps=1,
+                         repeats=1, results_dir=str(tmp_path / "results"))
+    assert benchmark.run(config) == 0
+    (record,) = results.load_all(config.results_dir, "wgan")
+    final = record["final"]
+    assert record["kind"] == "benchmark" and final["wgan_step_ms"] > 0 and final["n_critic"] == config.n_critic
+    assert final["overhead"] == pytest.approx(final["wgan_step_ms"] / (
+        config.n_critic * final["plain_critic_ms"] + final["plain_g_through_critic_ms"]) - 1)
+    assert final["bound_applies"] == (loss == "clip") and (final["within_20_percent"] is None) == (loss == "gp")
+    text = (tmp_path / "results" / "wgan" / "REPORT.md").read_text()
+    assert "## Step cost" in text and f"| wgan-{loss}-cifar10 | CPU" in text

@@ -1,0 +1,121 @@
+"""What a WGAN step costs against plain Keras train steps of the same networks.
+
+    python papers/wgan/benchmark.py --preset=quick --loss=clip     # ngf = ndf = 64, batch 64
+    python papers/wgan/benchmark.py --preset=quick --loss=gp
+
+One WGAN step = n_critic critic updates, each on B fresh real images and B images G makes in that
+update, then one generator update through the critic on B latent vectors. The reference is the same
+work as plain `train_on_batch` calls of ordinary compiled Keras models with the same optimizer and the
+Wasserstein loss mean(y * f(x)) (y = -1 for real, +1 for generated images):
+  plain critic        the critic on 2B images (B real, B generated beforehand), n_critic times;
+  plain G->critic     the stack z -> f(G(z)) on B latent vectors, the critic's weights frozen.
+Overhead = WGAN step / (n_critic x plain critic + plain G->critic) - 1; the issue's bound is 20 %.
+It applies to weight clipping, whose extra work (clipping every critic weight after each update) is
+part of the algorithm and small. The gradient penalty adds a second-order pass (the gradient of the
+norm of an input gradient) that no plain Keras step performs, so for `--loss=gp` the same ratio is
+reported as the penalty's cost, not judged against the bound. Kinds are timed in alternation and the
+fastest repeat of each is kept; compilation is excluded (`warmup_steps`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import common.tf_env  # noqa: F401
+
+import keras
+import numpy as np
+
+from common import config as cfg
+from common import results, training
+from common.config import param
+from common.repro import seed_everything
+from papers.wgan.config import PRESETS, WGANConfig
+from papers.wgan.train import build
+
+PAPER = "wgan"
+DESCRIPTION = (
+    "Cost of one WGAN step (n_critic critic updates on fresh real minibatches, then a G update through the "
+    "critic) against the same work as plain `train_on_batch` calls of ordinary compiled Keras models with the "
+    "Wasserstein loss: n_critic × *plain critic* (the critic on 2B images) + *plain G→critic* (z → f(G(z)) on B "
+    "latent vectors, critic frozen). Overhead = WGAN step / reference − 1; the bound (+20 %) is judged for weight "
+    "clipping; for the gradient penalty the ratio includes the penalty's second-order pass, which the reference "
+    "lacks. Fastest of alternating repeats; compilation excluded (`papers/wgan/benchmark.py`).")
+
+
+@dataclass(frozen=True)
+class WGANBenchmarkConfig(WGANConfig):
+    steps: int = param(5, "timed steps per measurement (one step = n_critic critic updates + 1 G update)")
+    warmup_steps: int = param(2, "untimed steps first (compilation, caches)")
+    repeats: int = param(3, "measurements of each kind, alternating; the fastest of each is kept")
+
+
+def wasserstein(y_true, y_pred):
+    """mean(y * f): with y = -1 for real and +1 for generated images, the critic's loss E f(G(z)) - E f(x)."""
+    return keras.ops.mean(y_true * y_pred)
+
+
+def plain_models(model, config: WGANConfig):
+    """Ordinary compiled Keras models doing the same forward/backward work as the two WGAN updates."""
+    def optimizer():
+        lr = config.resolved("learning_rate")
+        if config.loss == "clip":
+            return keras.optimizers.RMSprop(lr, rho=config.rmsprop_rho)
+        return keras.optimizers.Adam(lr, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
+
+    critic = keras.models.clone_model(model.critic)
+    critic.compile(optimizer(), loss=wasserstein)
+    frozen = keras.models.clone_model(model.critic)
+    frozen.trainable = False
+    z = keras.Input((config.latent_dim,))
+    stack = keras.Model(z, frozen(model.generator(z)))
+    stack.compile(optimizer(), loss=wasserstein)
+    return critic, stack
+
+
+def run(config: WGANBenchmarkConfig, preset: str = "") -> int:
+    started, t0 = results.utc_now(), time.perf_counter()
+    seed_everything(config.seed)
+    shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
+    model = build(config, shape)
+    critic, stack = plain_models(model, config)
+    rng = np.random.default_rng(config.seed)
+    b, k = config.batch_size, config.n_critic
+    real = rng.uniform(-1, 1, (k * b, *shape)).astype(np.float32)
+    both = rng.uniform(-1, 1, (2 * b, *shape)).astype(np.float32)
+    signs = np.repeat([[-1.0], [1.0]], b, 0).astype(np.float32)
+    z = rng.normal(size=(b, config.latent_dim)).astype(np.float32)
+    minus = -np.ones((b, 1), np.float32)
+    kinds = {"wgan_step": lambda: model.train_on_batch(real),
+             "plain_critic": lambda: critic.train_on_batch(both, signs),
+             "plain_g_through_critic": lambda: stack.train_on_batch(z, minus)}
+    best, measured = training.time_alternating(kinds, config.steps, config.warmup_steps, config.repeats)
+    reference = k * best["plain_critic"] + best["plain_g_through_critic"]
+    overhead = best["wgan_step"] / reference - 1
+    judged = config.loss == "clip"
+    final = {"wgan_step_ms": 1000 * best["wgan_step"], "plain_critic_ms": 1000 * best["plain_critic"],
+             "plain_g_through_critic_ms": 1000 * best["plain_g_through_critic"], "n_critic": k,
+             "overhead": overhead, "gan_images_per_s": b / best["wgan_step"],
+             "bound_applies": judged, "within_20_percent": bool(overhead <= 0.20) if judged else None,
+             "all_measurements_s": measured, "title": "Step cost",
+             "summary": {"loss": config.loss, "batch": str(b), "ngf/ndf": f"{config.ngf}/{config.ndf}",
+                         "WGAN step (ms)": f"{1000 * best['wgan_step']:.0f}",
+                         "n_critic × plain critic + plain G→critic (ms)":
+                             f"{k} × {1000 * best['plain_critic']:.0f} + {1000 * best['plain_g_through_critic']:.0f}",
+                         "overhead": f"{100 * overhead:+.1f} %" + ("" if judged else " (penalty's extra pass)")}}
+    verdict = "bound +20 %" if judged else "the penalty's second-order pass included; no bound"
+    return training.conclude_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
+                                       description=DESCRIPTION, line=(
+        f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}: WGAN step {final['wgan_step_ms']:.0f} ms "
+        f"vs plain {k} x {final['plain_critic_ms']:.0f} + {final['plain_g_through_critic_ms']:.0f} ms: "
+        f"overhead {100 * overhead:+.1f} % ({verdict})"))
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(WGANBenchmarkConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
