@@ -1,13 +1,16 @@
 """Configuration of WGAN (Arjovsky, Chintala & Bottou 2017) and WGAN-GP (Gulrajani et al. 2017) on
-CIFAR-10 and MNIST with the DCGAN-style generator and critic. Defaults: each paper's Algorithm 1,
+CIFAR-10 and MNIST with the DCGAN-style generator and critic, or Gulrajani et al.'s ResNet ones
+(`--architecture=resnet`). Defaults: each paper's Algorithm 1,
 completed from the authors' released code where the paper is silent (README, Deviations). Fields whose
-value differs between the two variants default to 0 / "auto", meaning "this variant's value".
+value differs between the variants or architectures default to 0 / "auto", meaning "this variant's
+value" (`WGANConfig.resolved`).
 
 Presets (reference hardware: the project's 2-core CPU, TensorFlow backend):
 
   paper   python papers/wgan/train.py --loss=gp --dataset=cifar10 --seed=0
           200,000 generator steps of 5 critic steps each (batch 64), ngf = ndf = 128: days on the
-          CPU, a GPU job. Not yet run.
+          CPU, a GPU job. Not yet run. With --architecture=resnet: Gulrajani et al.'s ResNet script
+          (100,000 generator steps, lr 2e-4 decayed linearly to 0, generator minibatch 128).
   quick   python papers/wgan/train.py --preset=quick --loss=gp
           ngf = ndf = 64 for 1,000 generator steps: enough for the critic's estimate and the sample
           quality to move together, far from converged samples.
@@ -26,16 +29,25 @@ from papers.wgan.model import LOSSES
 # The two papers' values where they differ (Arjovsky et al. Algorithm 1; Gulrajani et al. Algorithm 1).
 VARIANT_DEFAULTS = {"clip": {"learning_rate": 5e-5, "critic_norm": "batch"},
                     "gp": {"learning_rate": 1e-4, "critic_norm": "none"}}
+ARCHITECTURES = ("dcgan", "resnet")
+# What Gulrajani et al.'s released CIFAR-10 scripts run for each architecture (gan_cifar.py: DCGAN,
+# 200,000 generator steps; gan_cifar_resnet.py: ResNet, 100,000 steps, both learning rates decayed
+# linearly to 0, generator minibatches twice the critic's); the ResNet script's Adam lr is 2e-4.
+ARCHITECTURE_DEFAULTS = {"dcgan": {"generator_steps": 200_000, "lr_decay": "false", "generator_batch_multiple": 1},
+                         "resnet": {"generator_steps": 100_000, "lr_decay": "true", "generator_batch_multiple": 2}}
+JOINT_DEFAULTS = {("gp", "resnet"): {"learning_rate": 2e-4}}
 
 
 @dataclass(frozen=True)
 class WGANConfig(RunConfig):
-    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"loss", "dataset", "data_workers", "sample_every",
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"loss", "dataset", "architecture", "data_workers", "sample_every",
                                                  "track_samples", "feature_network", "feature_network_name",
                                                  "inception_weights"}
 
     loss: str = param("gp", "clip: weight clipping (Arjovsky et al.); gp: gradient penalty (Gulrajani et al.)")
     dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)")
+    architecture: str = param("dcgan", "dcgan: the DCGAN-style G and critic (common.gan; Table 3's DCGAN row); "
+                                       "resnet: Gulrajani et al.'s ResNet G and critic (Appendix C; Table 3's 7.86)")
     latent_dim: int = param(128, "dimension of z ~ N(0, I) (Gulrajani et al.'s code: 128)")
     ngf: int = param(128, "G's filters before the output layer (4 ngf, 2 ngf, ngf; Gulrajani et al.'s DIM = 128)")
     ndf: int = param(128, "the critic's filters in its first layer (ndf, 2 ndf, 4 ndf)")
@@ -51,7 +63,12 @@ class WGANConfig(RunConfig):
     critic_norm: str = param("auto", "auto: the variant's (clip: batch, as the WGAN code; gp: none, "
                                      "Gulrajani et al. §4); or batch, layer, none")
     init_std: float = param(0.02, "weights from N(0, 0.02) (DCGAN §4)")
-    generator_steps: int = param(200_000, "generator updates (Gulrajani et al.'s CIFAR-10 runs: 200,000)")
+    generator_steps: int = param(0, "generator updates; 0: the architecture's (Gulrajani et al.'s CIFAR-10 scripts: "
+                                    "DCGAN 200,000, ResNet 100,000)")
+    generator_batch: int = param(0, "G's minibatch per generator update; 0: the architecture's (DCGAN: batch_size; "
+                                    "ResNet: 2 x batch_size, as their ResNet script)")
+    lr_decay: str = param("auto", "decay both learning rates linearly to 0 over the run: true, false, or auto: the "
+                                  "architecture's (ResNet: true, as their ResNet script; DCGAN: false)")
     train_subset: int = param(0, "use only the first N training images (0: all); for smoke tests")
     sample_every: int = param(1, "write the fixed-noise sample grid every N epochs (run directory)")
     track_every: int = param(1, "every N epochs: critic estimate on held-out images and sample quality")
@@ -63,6 +80,12 @@ class WGANConfig(RunConfig):
     data_workers: int = param(2, "threads that build batches ahead of the train step")
 
     def validate(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"--architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
+        if self.lr_decay not in ("auto", "true", "false"):
+            raise ConfigError(f"--lr_decay must be auto, true or false, got {self.lr_decay!r}")
+        if self.generator_steps < 0 or self.generator_batch < 0:
+            raise ConfigError("generator_steps and generator_batch must be >= 0 (0: the architecture's)")
         if self.loss not in LOSSES:
             raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.dataset not in DATASETS:
@@ -72,8 +95,8 @@ class WGANConfig(RunConfig):
         if self.resolved("critic_norm") == "batch" and self.loss == "gp":
             raise ConfigError("the gradient penalty is per example; batch normalisation in the critic couples "
                               "the examples (Gulrajani et al. §4): use --critic_norm=layer or none")
-        if min(self.latent_dim, self.ngf, self.ndf, self.batch_size, self.n_critic, self.generator_steps) < 1:
-            raise ConfigError("latent_dim, ngf, ndf, batch_size, n_critic and generator_steps must be positive")
+        if min(self.latent_dim, self.ngf, self.ndf, self.batch_size, self.n_critic) < 1:
+            raise ConfigError("latent_dim, ngf, ndf, batch_size and n_critic must be positive")
         if self.learning_rate < 0 or self.clip_value <= 0 or self.gp_weight < 0:
             raise ConfigError("learning_rate must be >= 0 (0: the variant's), clip_value > 0, gp_weight >= 0")
         if self.feature_network and not self.feature_network_name:
@@ -83,13 +106,24 @@ class WGANConfig(RunConfig):
             raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
 
     def resolved(self, name: str):
-        """The value in effect: a field left at 0 / "auto" takes this variant's default."""
+        """The value in effect: a field left at 0 / "auto" takes this variant's and architecture's default."""
         value = getattr(self, name)
-        return VARIANT_DEFAULTS[self.loss][name] if value in (0, 0.0, "auto") else value
+        if value not in (0, 0.0, "auto"):
+            return value
+        arch = ARCHITECTURE_DEFAULTS[self.architecture]
+        if name == "generator_batch":
+            return self.batch_size * arch["generator_batch_multiple"]
+        for table in (JOINT_DEFAULTS.get((self.loss, self.architecture), {}), arch, VARIANT_DEFAULTS[self.loss]):
+            if name in table:
+                return table[name]
+        raise KeyError(f"{name} has no variant default")
+
+    RESOLVED = ("learning_rate", "critic_norm", "generator_steps", "generator_batch", "lr_decay")
 
     @property
     def variant(self) -> str:
-        return f"wgan-{self.loss}-{self.dataset}"
+        arch = "" if self.architecture == "dcgan" else f"{self.architecture}-"
+        return f"wgan-{self.loss}-{arch}{self.dataset}"
 
 
 PRESETS = {

@@ -45,17 +45,18 @@ def gradient_penalty(critic, real, fake, eps_uniform):
 class WGAN(AdversarialModel):
     """`loss`: "clip" (critic weights clipped to [-clip_value, clip_value] after each update) or "gp"
     (penalty weight `gp_weight`). `batch_size` is the size of one critic minibatch; each step's input
-    holds `n_critic` of them."""
+    holds `n_critic` of them. `g_batch_size`: latent vectors per generator update (default `batch_size`)."""
 
     def __init__(self, generator, critic, latent_dim: int, loss: str = "gp", n_critic: int = 5,
                  batch_size: int = 64, clip_value: float = 0.01, gp_weight: float = 10.0,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, g_batch_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         self.generator, self.critic = generator, critic
         self.latent_dim, self.loss_kind, self.n_critic, self.batch_size = latent_dim, loss, n_critic, batch_size
         self.clip_value, self.gp_weight = clip_value, gp_weight
+        self.g_batch_size = g_batch_size or batch_size
         self.noise = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("critic_loss", "g_loss", "w_estimate", "gradient_penalty")}
@@ -91,7 +92,8 @@ class WGAN(AdversarialModel):
             self.trackers["gradient_penalty"].update_state(penalty)
 
         def g_loss():
-            return -ops.mean(self.critic(self.generator(self.sample_z(n), training=True), training=True))
+            z = self.sample_z(self.g_batch_size)
+            return -ops.mean(self.critic(self.generator(z, training=True), training=True))
 
         self.trackers["g_loss"].update_state(self.minimize("generator", g_loss))
         return {name: t.result() for name, t in self.trackers.items()

@@ -31,6 +31,7 @@ from common import gan, images, results, training
 from common.data.pipeline import ArrayBatches
 from common.gen_metrics import FeatureNetwork
 from common.repro import seed_everything
+from papers.wgan import resnet
 from papers.wgan.config import PRESETS, WGANConfig
 from papers.wgan.model import WGAN
 
@@ -38,21 +39,28 @@ PAPER = "wgan"
 
 
 def build(config: WGANConfig, image_shape) -> WGAN:
-    generator = gan.dcgan_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
-    critic = gan.dcgan_critic(image_shape, config.ndf, config.init_std, norm=config.resolved("critic_norm"),
-                              name="critic")
+    norm = config.resolved("critic_norm")
+    if config.architecture == "resnet":
+        generator = resnet.resnet_generator(image_shape, config.latent_dim, config.ngf)
+        critic = resnet.resnet_critic(image_shape, config.ndf, norm=norm)
+    else:
+        generator = gan.dcgan_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
+        critic = gan.dcgan_critic(image_shape, config.ndf, config.init_std, norm=norm, name="critic")
     model = WGAN(generator, critic, config.latent_dim, loss=config.loss, n_critic=config.n_critic,
                  batch_size=config.batch_size, clip_value=config.clip_value, gp_weight=config.gp_weight,
-                 seed=config.seed, name=f"wgan_{config.loss}")
-    lr = config.resolved("learning_rate")
+                 seed=config.seed, g_batch_size=config.resolved("generator_batch"), name=f"wgan_{config.loss}")
+    steps = config.resolved("generator_steps")
 
-    def optimizer():
+    def optimizer(updates: int):
+        lr = config.resolved("learning_rate")
+        if config.resolved("lr_decay") == "true":  # linearly to 0 at the last update (Gulrajani et al.'s script)
+            lr = keras.optimizers.schedules.PolynomialDecay(lr, updates, end_learning_rate=0.0, power=1.0)
         if config.loss == "clip":
             return keras.optimizers.RMSprop(lr, rho=config.rmsprop_rho)
         return keras.optimizers.Adam(lr, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
 
     jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-    model.compile(optimizer(), optimizer(), jit_compile=jit)
+    model.compile(optimizer(config.n_critic * steps), optimizer(steps), jit_compile=jit)
     return model
 
 
@@ -111,9 +119,10 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
     per_step = config.batch_size * config.n_critic
     train_ds = ArrayBatches(train, None, per_step, seed=config.seed, workers=config.data_workers)
     steps_per_epoch = len(train_ds)
-    epochs = math.ceil(config.generator_steps / steps_per_epoch)
+    generator_steps = config.resolved("generator_steps")
+    epochs = math.ceil(generator_steps / steps_per_epoch)
     print(f"{config.variant}, preset {preset}: {len(train)} training images from {data['source']}; "
-          f"{config.generator_steps} generator steps of {config.n_critic} critic steps "
+          f"{generator_steps} generator steps of {config.n_critic} critic steps "
           f"({epochs} epochs of {steps_per_epoch}); working files in {run_path}")
     rng = np.random.default_rng([config.seed, 1])
     fixed_z = rng.normal(size=(100, config.latent_dim)).astype(np.float32)
@@ -124,7 +133,7 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
     std = training.callbacks(run_path, per_step, config.tensorboard)
     cbs = [training.EpochSync(train_ds), training.ReseedEachEpoch([model.noise], config.seed),
            gan.SampleGrid(model.generator, fixed_z, run_path / "samples", rows=10, every=config.sample_every),
-           quality, *std.values(), training.StopAtIteration(config.generator_steps, steps_per_epoch),
+           quality, *std.values(), training.StopAtIteration(generator_steps, steps_per_epoch),
            *extra_callbacks]
     training.fit(model, train_ds, run_path, epochs=epochs, callbacks=cbs)
 
@@ -171,7 +180,7 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
         wall_time_s=std["timer"].wall_time_s, history=history, final=final,
         status="failed" if failed else "completed",
         extra={"data": {"source": data["source"], "train": len(train), "test": len(test)}, "figures": figures,
-               "resolved": {k: config.resolved(k) for k in ("learning_rate", "critic_norm")}, "scores": scores,
+               "resolved": {k: config.resolved(k) for k in config.RESOLVED}, "scores": scores,
                "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
     )
     if failed is None:

@@ -127,6 +127,67 @@ def test_critic_loss_follows_the_batch_it_is_given():
     assert np.isfinite(_np(loss)) and _np(loss) == pytest.approx(-_np(w) + 10 * _np(penalty), rel=1e-5)
 
 
+def _resnet_parameters(dim: int, channels: int, latent: int) -> tuple[int, int]:
+    """Hand count of the ResNet G and critic (Gulrajani et al. Appendix C) with `dim` filters."""
+    conv = lambda cin, cout, k: cin * cout * k * k + cout  # noqa: E731
+    bn = 4 * dim  # gamma, beta, moving mean, moving variance
+    up_block = conv(dim, dim, 1) + bn + conv(dim, dim, 3) + bn + conv(dim, dim, 3)
+    g = latent * 16 * dim + 16 * dim + 3 * up_block + bn + conv(dim, channels, 3)
+    first = conv(channels, dim, 3) + conv(dim, dim, 3) + conv(channels, dim, 1)
+    down_block = conv(dim, dim, 1) + 2 * conv(dim, dim, 3)
+    d = first + down_block + 2 * (2 * conv(dim, dim, 3)) + dim + 1
+    return g, d
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("channels", [1, 3])
+def test_resnet_generator_and_critic_shapes_and_parameter_counts(channels):
+    from papers.wgan import resnet
+
+    g, d = resnet.resnet_generator((32, 32, channels), 16, 8), resnet.resnet_critic((32, 32, channels), 8)
+    assert g.output_shape == (None, 32, 32, channels) and d.output_shape == (None, 1)
+    assert (g.count_params(), d.count_params()) == _resnet_parameters(8, channels, 16)
+    assert _resnet_parameters(128, 3, 128) == (1_206_275, 1_053_825)  # DIM = 128, as in Table 3's model
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in d.layers)
+    images = keras.ops.convert_to_numpy(g(np.random.default_rng(0).normal(size=(2, 16)).astype(np.float32)))
+    assert np.abs(images).max() <= 1.0
+    with pytest.raises(ValueError, match="critic norm"):
+        resnet.resnet_critic(norm="group")
+
+
+@pytest.mark.jax
+def test_resnet_wgan_gp_step_decays_lr_and_uses_a_double_generator_batch(cifar_root):
+    config = make_config(WGANConfig, PRESETS, "smoke", architecture="resnet")
+    assert (config.resolved("generator_batch"), config.resolved("lr_decay")) == (2 * config.batch_size, "true")
+    model = train.build(config, (32, 32, 3))
+    assert model.g_batch_size == 2 * config.batch_size
+    logs = model.train_on_batch(_real(config.n_critic * config.batch_size).repeat(3, axis=-1), return_dict=True)
+    assert np.isfinite(list(logs.values())).all()
+    g_opt = model.optimizer.players["generator"]
+    steps = config.resolved("generator_steps")
+    lr_now = float(_np(g_opt.learning_rate))
+    assert lr_now == pytest.approx(config.resolved("learning_rate") * (1 - 1 / steps), rel=1e-5)
+
+
+def test_config_architecture_defaults():
+    dcgan, res = make_config(WGANConfig, PRESETS), make_config(WGANConfig, PRESETS, architecture="resnet")
+    assert dcgan.variant == "wgan-gp-cifar10" and res.variant == "wgan-gp-resnet-cifar10"
+    assert {k: dcgan.resolved(k) for k in dcgan.RESOLVED} == {
+        "learning_rate": 1e-4, "critic_norm": "none", "generator_steps": 200_000, "generator_batch": 64,
+        "lr_decay": "false"}
+    assert {k: res.resolved(k) for k in res.RESOLVED} == {  # Gulrajani et al.'s gan_cifar_resnet.py
+        "learning_rate": 2e-4, "critic_norm": "none", "generator_steps": 100_000, "generator_batch": 128,
+        "lr_decay": "true"}
+    clip = make_config(WGANConfig, PRESETS, loss="clip", architecture="resnet")
+    assert clip.resolved("learning_rate") == 5e-5 and clip.variant == "wgan-clip-resnet-cifar10"
+    assert parse_args(WGANConfig, PRESETS, ["--architecture=resnet"])[0] == "paper"
+    assert make_config(WGANConfig, PRESETS, generator_steps=7).resolved("generator_steps") == 7
+    for bad, match in (({"architecture": "vgg"}, "dcgan, resnet"), ({"lr_decay": "yes"}, "auto, true or false"),
+                       ({"generator_steps": -1}, ">= 0")):
+        with pytest.raises(ConfigError, match=match):
+            make_config(WGANConfig, PRESETS, **bad)
+
+
 def test_config_variant_defaults_and_errors():
     clip = make_config(WGANConfig, PRESETS, loss="clip")
     gp = make_config(WGANConfig, PRESETS)
