@@ -177,3 +177,12 @@ class QualityTrack(keras.callbacks.Callback):
         keys = ["sample_nn_distance", "sample_nn_distinct", *(["sample_score", "sample_fd"] if self.network else []),
                 *self.extra]
         logs.update({k: measured[k] if measured else float("nan") for k in keys})
+
+
+def score_samples(network, generator, z: np.ndarray, real: np.ndarray) -> tuple[dict, dict]:
+    """`network`'s score and Fréchet distance of G(z) against as many `real` images (a
+    `gen_metrics.FeatureNetwork`): the full scores, and what a results record's `final` keeps of them."""
+    scores = network.scores(generate(generator, z), real[:len(z)], splits=min(10, len(z)))
+    return scores, {"sample_score": scores["score"], "sample_score_std": scores["score_std"],
+                    "sample_fd": scores["frechet_distance"], **network.describe()}
+

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from common.config import ConfigError, RunConfig, param
 from common.data.files import file_digest
 
 INCEPTION_V3_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"  # Keras' ImageNet weights file
@@ -176,3 +177,33 @@ class FeatureNetwork:
         return {"network": self.name, "network_source": self.source, "samples": len(samples), "real": len(real),
                 "score": score, "score_std": score_std, "score_real": real_score,
                 "frechet_distance": frechet_distance(f_fake, f_real)}
+
+
+@dataclass(frozen=True)
+class SampleScoreConfig(RunConfig):
+    """The config fields of a GAN paper's sample scores: which network scores the samples, and how many.
+    A paper's config derives from this and calls `validate_scores()` from its `validate()`."""
+
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"feature_network", "feature_network_name", "inception_weights"}
+
+    feature_network: str = param("", "a saved classifier (.keras) for a classifier score and FD of samples "
+                                      "(e.g. a ResNet run's classifier.keras; MNIST: python -m common.score_network)")
+    feature_network_name: str = param("", "how its scores are named, e.g. 'CIFAR-10 classifier'")
+    inception_weights: str = param("", "Inception-v3 ImageNet weights (.h5): the real Inception Score and FID")
+    score_samples: int = param(5000, "samples for the final scores (the Inception Score protocol: 50,000)")
+
+    def validate_scores(self) -> None:
+        if self.feature_network and not self.feature_network_name:
+            raise ConfigError("--feature_network needs --feature_network_name (e.g. 'CIFAR-10 classifier'), "
+                              "so that its scores are not mistaken for the Inception Score")
+        if self.score_samples < 10:
+            raise ConfigError(f"score_samples must be at least 10 (10 splits), got {self.score_samples}")
+
+    def score_network(self) -> FeatureNetwork | None:
+        """The network the config names (Inception-v3 first), or None when it names none."""
+        if self.inception_weights:
+            return FeatureNetwork.inception_v3(self.inception_weights)
+        if self.feature_network:
+            return FeatureNetwork.from_model_file(self.feature_network, name=self.feature_network_name)
+        return None
+

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError, RunConfig, param
+from common.config import ConfigError, param
+from common.gen_metrics import SampleScoreConfig
 
 DATASETS = ("cifar10", "mnist")
 
 
 @dataclass(frozen=True)
-class DCGANConfig(RunConfig):
-    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "data_workers", "sample_every", "nn_samples"}
+class DCGANConfig(SampleScoreConfig):
+    RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"dataset", "data_workers", "sample_every", "nn_samples"}
 
     dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)")
     latent_dim: int = param(100, "dimension of z ~ U(-1, 1) (§4)")
@@ -57,6 +58,7 @@ class DCGANConfig(RunConfig):
             raise ConfigError("latent_dim, ngf, ndf, batch_size and epochs must be positive")
         if self.svm_eval and (not self.svm_alphas or min(self.svm_alphas) <= 0 or self.svm_epochs < 1):
             raise ConfigError("svm_alphas must be positive and svm_epochs at least 1")
+        self.validate_scores()
         if self.jit_compile not in ("auto", "true", "false"):
             raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
 
@@ -68,5 +70,6 @@ class DCGANConfig(RunConfig):
 PRESETS = {
     "quick": {"ngf": 64, "ndf": 64, "epochs": 2},
     "smoke": {"ngf": 8, "ndf": 8, "batch_size": 32, "epochs": 2, "train_subset": 128, "nn_samples": 64,
-              "svm_train_subset": 300, "svm_val_size": 100, "svm_epochs": 5, "svm_alphas": (1e-3, 1e-2)},
+              "svm_train_subset": 300, "svm_val_size": 100, "svm_epochs": 5, "svm_alphas": (1e-3, 1e-2),
+              "score_samples": 64},
 }

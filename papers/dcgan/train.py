@@ -51,6 +51,13 @@ def initial_discriminator(config: DCGANConfig, image_shape) -> keras.Model:
     return build_discriminator(image_shape, config.ndf, config.init_std)
 
 
+def sample_scores(config: DCGANConfig, generator, network, test: np.ndarray) -> tuple[dict, dict]:
+    """The score network's score and FD of `score_samples` samples (z from DCGAN's prior, U(-1, 1), drawn
+    from the run's seed) against as many test images: the same protocol as the WGAN runs'."""
+    z = np.random.default_rng([config.seed, 3]).uniform(-1, 1, (config.score_samples, config.latent_dim))
+    return gan.score_samples(network, generator, z.astype(np.float32), test)
+
+
 def svm_evaluation(config: DCGANConfig, discriminator, data: dict) -> dict:
     """§5.1: an L2-SVM on D's max-pooled features, for the trained D and for an untrained D of the same
     architecture initialised from this run's seed (the baseline that shows what training added)."""
@@ -89,6 +96,7 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
     data = prepare_data(config)
     train, test = data["train"], data["test"]
     model = build(config, train.shape[1:])
+    network = config.score_network()  # loaded now, so that a wrong path fails before training
     run_path = training.run_dir(config, PAPER, config.variant, preset)
     train_ds = ArrayBatches(train, None, config.batch_size, seed=config.seed, workers=config.data_workers)
     print(f"{config.variant}, preset {preset}: {len(train)} training images from {data['source']}; "
@@ -103,7 +111,7 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
     failed = std["nan"].failed_at
     final = {"iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)), "epochs": config.epochs,
              "train_images_per_s": std["timer"].steady_throughput()}
-    figures, svm = {}, None
+    figures, svm, scores = {}, None, None
     if failed is None:
         rng = np.random.default_rng([config.seed, 2])
         z = rng.uniform(-1, 1, (config.nn_samples, config.latent_dim)).astype(np.float32)
@@ -126,6 +134,9 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
         for name, net in (("generator", model.generator), ("discriminator", model.discriminator)):
             net.save(run_path / f"{name}.keras")
             final[f"{name}_file"] = str(run_path / f"{name}.keras")
+        if network is not None:
+            scores, kept = sample_scores(config, model.generator, network, test)
+            final.update(kept)
         if config.svm_eval:
             svm = svm_evaluation(config, model.discriminator, data)
             final.update(svm_test_accuracy=svm["trained"]["accuracy"],
@@ -137,7 +148,8 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
         wall_time_s=std["timer"].wall_time_s, history=training.read_history(run_path), final=final,
         status="failed" if failed else "completed",
         extra={"data": {"source": data["source"], "train": len(train), "test": len(test)}, "figures": figures,
-               "svm": svm, "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
+               "svm": svm, "scores": scores, "sessions": std["timer"].sessions,
+               "process_time_s": round(time.perf_counter() - t0, 1)},
     )
     if failed is None:
         outcome = "" if not config.svm_eval else (
@@ -146,6 +158,8 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
         outcome += (f"nearest test image at {final['nn_distance']:.2f} on average for samples, "
                    f"{final['nn_distance_real']:.2f} for real training images; "
                    f"{100 * final['nn_distinct_fraction']:.0f} % distinct neighbours")
+        if scores:
+            outcome += f"; {network.name} score {scores['score']:.2f}, FD {scores['frechet_distance']:.2f}"
     else:
         outcome = training.failure_text(failed)
     return training.conclude(record, config.results_dir, PAPER, outcome, run_path)

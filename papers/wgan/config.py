@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError, RunConfig, param
+from common.config import ConfigError, param
 from common.gan import DATASETS, NORMS
+from common.gen_metrics import SampleScoreConfig
 from papers.wgan.model import LOSSES
 
 # The two papers' values where they differ (Arjovsky et al. Algorithm 1; Gulrajani et al. Algorithm 1).
@@ -39,10 +40,9 @@ JOINT_DEFAULTS = {("gp", "resnet"): {"learning_rate": 2e-4}}
 
 
 @dataclass(frozen=True)
-class WGANConfig(RunConfig):
-    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"loss", "dataset", "architecture", "data_workers", "sample_every",
-                                                 "track_samples", "feature_network", "feature_network_name",
-                                                 "inception_weights"}
+class WGANConfig(SampleScoreConfig):
+    RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"loss", "dataset", "architecture", "data_workers",
+                                                         "sample_every", "track_samples"}
 
     loss: str = param("gp", "clip: weight clipping (Arjovsky et al.); gp: gradient penalty (Gulrajani et al.)")
     dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)")
@@ -73,10 +73,6 @@ class WGANConfig(RunConfig):
     sample_every: int = param(1, "write the fixed-noise sample grid every N epochs (run directory)")
     track_every: int = param(1, "every N epochs: critic estimate on held-out images and sample quality")
     track_samples: int = param(500, "samples and held-out images for that tracking")
-    feature_network: str = param("", "a saved classifier (.keras) for a classifier score and FD of samples")
-    feature_network_name: str = param("", "how its scores are named, e.g. 'CIFAR-10 classifier'")
-    inception_weights: str = param("", "Inception-v3 ImageNet weights (.h5): the real Inception Score and FID")
-    score_samples: int = param(5000, "samples for the final scores (the Inception Score protocol: 50,000)")
     data_workers: int = param(2, "threads that build batches ahead of the train step")
 
     def validate(self) -> None:
@@ -99,9 +95,7 @@ class WGANConfig(RunConfig):
             raise ConfigError("latent_dim, ngf, ndf, batch_size and n_critic must be positive")
         if self.learning_rate < 0 or self.clip_value <= 0 or self.gp_weight < 0:
             raise ConfigError("learning_rate must be >= 0 (0: the variant's), clip_value > 0, gp_weight >= 0")
-        if self.feature_network and not self.feature_network_name:
-            raise ConfigError("--feature_network needs --feature_network_name (e.g. 'CIFAR-10 classifier'), "
-                              "so that its scores are not mistaken for the Inception Score")
+        self.validate_scores()
         if self.jit_compile not in ("auto", "true", "false"):
             raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
 

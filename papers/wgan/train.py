@@ -29,7 +29,6 @@ import numpy as np
 from common import config as cfg
 from common import gan, images, results, training
 from common.data.pipeline import ArrayBatches
-from common.gen_metrics import FeatureNetwork
 from common.repro import seed_everything
 from papers.wgan import resnet
 from papers.wgan.config import PRESETS, WGANConfig
@@ -62,14 +61,6 @@ def build(config: WGANConfig, image_shape) -> WGAN:
     jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
     model.compile(optimizer(config.n_critic * steps), optimizer(steps), jit_compile=jit)
     return model
-
-
-def feature_network(config: WGANConfig) -> FeatureNetwork | None:
-    if config.inception_weights:
-        return FeatureNetwork.inception_v3(config.inception_weights)
-    if config.feature_network:
-        return FeatureNetwork.from_model_file(config.feature_network, name=config.feature_network_name)
-    return None
 
 
 def critic_gap(model: WGAN, held_out: np.ndarray):
@@ -113,7 +104,7 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
     train = gan.scale_images(data["train"][:config.train_subset or None])
     test = gan.scale_images(data["test"])
     model = build(config, train.shape[1:])
-    network = feature_network(config)
+    network = config.score_network()
     run_path = training.run_dir(config, PAPER, config.variant, preset)
     # One step of the model = n_critic critic minibatches + one generator minibatch.
     per_step = config.batch_size * config.n_critic
@@ -152,10 +143,8 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
                      nn_distinct_fraction=end["sample_nn_distinct"])
         if network is not None:
             z = np.random.default_rng([config.seed, 2]).normal(size=(config.score_samples, config.latent_dim))
-            scores = network.scores(gan.generate(model.generator, z.astype(np.float32)),
-                                    test[:config.score_samples], splits=min(10, config.score_samples))
-            final.update(sample_score=scores["score"], sample_score_std=scores["score_std"],
-                         sample_fd=scores["frechet_distance"], **network.describe())
+            scores, kept = gan.score_samples(network, model.generator, z.astype(np.float32), test)
+            final.update(kept)
         for name, net in (("generator", model.generator), ("critic", model.critic)):
             net.save(run_path / f"{name}.keras")
             final[f"{name}_file"] = str(run_path / f"{name}.keras")

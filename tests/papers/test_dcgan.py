@@ -141,6 +141,24 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     text = (folder / "REPORT.md").read_text()
     assert "## Superseded runs" in text and f"`{original.name}`" in text and "re-evaluated at" in text
 
+    # A score network added later scores the saved G's samples; the SVM, already current, is not re-run
+    # (the SVM settings come from the preset, then the command line: this run's were custom).
+    inputs = keras.Input((32, 32, 3))
+    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "clf.keras")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        reevaluate.reevaluate(revised_path, [f"--feature_network={tmp_path / 'no.keras'}", "--feature_network_name=x"])
+    argv = [f"--feature_network={tmp_path / 'clf.keras'}", "--feature_network_name=toy classifier",
+            "--score_samples=40", "--svm_alphas=1e-4,1e-3"]
+    scored_path = reevaluate.reevaluate(revised_path, argv)
+    (scored,) = results.load_all(config.results_dir, "dcgan")
+    assert scored["_path"] == str(scored_path) and scored["revision"]["of"] == revised_path.name
+    assert scored["svm"] == revised["svm"]
+    assert scored["final"]["svm_test_accuracy"] == revised["final"]["svm_test_accuracy"]
+    assert scored["final"]["score_network"] == "toy classifier" and 1.0 <= scored["final"]["sample_score"] <= 10
+    assert scored["scores"]["samples"] == 40 and scored["preset"] == "smoke-custom"
+    assert "sample scores added" in scored["revision"]["reason"]
+
 
 def test_mnist_is_padded_to_32(mnist_root):
     config = make_config(DCGANConfig, PRESETS, "smoke", dataset="mnist", data_dir=str(mnist_root), download=False)
