@@ -33,7 +33,7 @@ from common import results, training
 from common.config import param
 from common.repro import seed_everything
 from papers.wgan.config import PRESETS, WGANConfig
-from papers.wgan.train import build
+from papers.wgan.train import build, optimizer
 
 PAPER = "wgan"
 DESCRIPTION = (
@@ -59,19 +59,14 @@ def wasserstein(y_true, y_pred):
 
 def plain_models(model, config: WGANConfig):
     """Ordinary compiled Keras models doing the same forward/backward work as the two WGAN updates."""
-    def optimizer():
-        lr = config.resolved("learning_rate")
-        if config.loss == "clip":
-            return keras.optimizers.RMSprop(lr, rho=config.rmsprop_rho)
-        return keras.optimizers.Adam(lr, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
-
+    steps = config.resolved("generator_steps")
     critic = keras.models.clone_model(model.critic)
-    critic.compile(optimizer(), loss=wasserstein)
+    critic.compile(optimizer(config, config.n_critic * steps), loss=wasserstein)
     frozen = keras.models.clone_model(model.critic)
     frozen.trainable = False
     z = keras.Input((config.latent_dim,))
     stack = keras.Model(z, frozen(model.generator(z)))
-    stack.compile(optimizer(), loss=wasserstein)
+    stack.compile(optimizer(config, steps), loss=wasserstein)
     return critic, stack
 
 

@@ -49,18 +49,19 @@ def build(config: WGANConfig, image_shape) -> WGAN:
                  batch_size=config.batch_size, clip_value=config.clip_value, gp_weight=config.gp_weight,
                  seed=config.seed, g_batch_size=config.resolved("generator_batch"), name=f"wgan_{config.loss}")
     steps = config.resolved("generator_steps")
-
-    def optimizer(updates: int):
-        lr = config.resolved("learning_rate")
-        if config.resolved("lr_decay") == "true":  # linearly to 0 at the last update (Gulrajani et al.'s script)
-            lr = keras.optimizers.schedules.PolynomialDecay(lr, updates, end_learning_rate=0.0, power=1.0)
-        if config.loss == "clip":
-            return keras.optimizers.RMSprop(lr, rho=config.rmsprop_rho)
-        return keras.optimizers.Adam(lr, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
-
     jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-    model.compile(optimizer(config.n_critic * steps), optimizer(steps), jit_compile=jit)
+    model.compile(optimizer(config, config.n_critic * steps), optimizer(config, steps), jit_compile=jit)
     return model
+
+
+def optimizer(config: WGANConfig, updates: int) -> keras.optimizers.Optimizer:
+    """The variant's optimizer for a player making `updates` updates in the whole run (for the decay)."""
+    lr = config.resolved("learning_rate")
+    if config.resolved("lr_decay") == "true":  # linearly to 0 at the last update (Gulrajani et al.'s script)
+        lr = keras.optimizers.schedules.PolynomialDecay(lr, updates, end_learning_rate=0.0, power=1.0)
+    if config.loss == "clip":
+        return keras.optimizers.RMSprop(lr, rho=config.rmsprop_rho)
+    return keras.optimizers.Adam(lr, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
 
 
 def critic_gap(model: WGAN, held_out: np.ndarray):
