@@ -95,7 +95,7 @@ def reevaluate(record_path: str | Path, argv: list[str] = ()) -> Path:
         extra["scores"] = scores
         lines.append(f"{network.name} score {scores['score']:.2f}, FD {scores['frechet_distance']:.2f}")
     reason = ("§5.1 SVM re-run" if svm_changed else "sample scores added") + " with " + ", ".join(
-        f"{k} {v[0]} -> {v[1]}" for k, v in changed.items())
+        f"{k} {v[0] if v[0] != '' else '(none)'} -> {v[1]}" for k, v in changed.items())
     path = results.write_revision(record, record_path.parent.parent, config=config, final=final, extra=extra,
                                   started=started, wall_time_s=time.perf_counter() - t0, reason=reason)
     report_path = report.update_after_run(record_path.parent.parent, train.PAPER)
