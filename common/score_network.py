@@ -38,6 +38,17 @@ def read_card(model_file: str | os.PathLike) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def write_card(model_file: str | os.PathLike, card: dict) -> Path:
+    """Write the card of a saved network beside it, atomically; an existing card is never replaced."""
+    path = card_path(model_file)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; a network's card is written once, with the network")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def build_classifier(image_shape: tuple[int, int, int], classes: int = 10, width: int = 32):
     """Two blocks of two 3x3 ReLU convolutions and 2x2 max pooling, a 128-unit ReLU layer (the
     features FeatureNetwork uses: the input of the last layer) and a softmax."""
@@ -98,9 +109,7 @@ def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size
             "seed": seed, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
             "parameters": int(model.count_params()), "git": repro.git_state(), "versions": repro.library_versions(),
             "device": repro.device_info(), "started": started, "wall_time_s": round(time.perf_counter() - t0, 1)}
-    tmp_card = card_path(out).with_suffix(".json.tmp")
-    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp_card, card_path(out))
+    write_card(out, card)
     return card
 
 

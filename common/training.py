@@ -232,6 +232,20 @@ def finish(run: Path) -> None:
             os.replace(run / name, run / f"{name}.done-{int(time.time())}")
 
 
+def save_model(model, run: Path, name: str) -> Path:
+    """Save a trained network as `<name>.keras` in its run directory, atomically. A finished
+    configuration run again trains in the same directory; its networks then go to `<name>-2.keras`,
+    `-3`, ..., so that the files earlier results name (by path and SHA-256) are never replaced."""
+    path, n = run / f"{name}.keras", 1
+    while path.exists():
+        n += 1
+        path = run / f"{name}-{n}.keras"
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def failure_text(failed: dict) -> str:
     """One line for a run that `StopOnNaN` stopped."""
     where = f"epoch {failed['epoch'] + 1}" + ("" if failed.get("batch") is None else f", batch {failed['batch'] + 1}")

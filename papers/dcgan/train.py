@@ -132,8 +132,7 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
         figures = {k: Path(v).relative_to(folder.parent).as_posix() for k, v in written.items()}
         # The trained networks, so that samples and features can be re-evaluated without retraining.
         for name, net in (("generator", model.generator), ("discriminator", model.discriminator)):
-            net.save(run_path / f"{name}.keras")
-            final[f"{name}_file"] = str(run_path / f"{name}.keras")
+            final[f"{name}_file"] = str(training.save_model(net, run_path, name))
         if network is not None:
             scores, kept = sample_scores(config, model.generator, network, test)
             final.update(kept)

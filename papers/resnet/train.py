@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import results, training
+from common import results, score_network, training
 from common.data import cifar10
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.repro import seed_everything
@@ -88,6 +88,20 @@ def image_classifier(model: keras.Model, pixel_mean: np.ndarray) -> keras.Model:
     return keras.Model(x, model(h), name=f"{model.name}_cifar10_classifier")
 
 
+def classifier_card(record: dict) -> dict:
+    """The card of a run's `classifier.keras` (read by `common.gen_metrics.FeatureNetwork`, so that GAN
+    scores made with it carry its test accuracy), taken from the run's results record."""
+    final, config = record["final"], record["config"]
+    return {"what": f"CIFAR-10 {record['variant']} classifier ({record['preset']} preset, seed {record['seed']}), "
+                    "saved by papers/resnet/train.py",
+            "dataset": "cifar10", "source": record["data"]["source"], "train_images": record["data"]["train"],
+            "test_images": record["data"]["test"], "test_accuracy": 1.0 - final["test_error"],
+            "input": "images in [-1, 1], 32x32x3", "seed": record["seed"], "preset": record["preset"],
+            "iterations": final["iterations"], "batch_size": config["batch_size"], "git": record["git"],
+            "versions": record["versions"], "device": record["device"], "started": record["started"],
+            "wall_time_s": record["wall_time_s"]}
+
+
 def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     started, t0 = results.utc_now(), time.perf_counter()
     seed_everything(config.seed, config.deterministic)
@@ -116,8 +130,7 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
     if failed is None:
         test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=config.eval_batch_size, verbose=0)
         final.update(test_error=1.0 - float(test_acc), test_loss=float(test_loss))
-        classifier = run_path / "classifier.keras"
-        image_classifier(model, arrays["pixel_mean"]).save(classifier)
+        classifier = training.save_model(image_classifier(model, arrays["pixel_mean"]), run_path, "classifier")
         final["classifier_file"] = str(classifier)
     else:
         final["failure"] = failed
@@ -134,6 +147,8 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
         extra={"data": {"source": source, "train": len(x_train), "val": len(x_val), "test": len(x_test)},
                "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
     )
+    if failed is None:
+        score_network.write_card(classifier, classifier_card(record))
     outcome = f"test error {100 * final['test_error']:.2f} %" if failed is None else training.failure_text(failed)
     return training.conclude(record, config.results_dir, PAPER, outcome, run_path)
 

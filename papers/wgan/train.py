@@ -147,8 +147,7 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
             scores, kept = gan.score_samples(network, model.generator, z.astype(np.float32), test)
             final.update(kept)
         for name, net in (("generator", model.generator), ("critic", model.critic)):
-            net.save(run_path / f"{name}.keras")
-            final[f"{name}_file"] = str(run_path / f"{name}.keras")
+            final[f"{name}_file"] = str(training.save_model(net, run_path, name))
         folder = Path(config.results_dir) / PAPER / "figures"
         stem = f"{config.variant}_{preset}_seed{config.seed}_{started.replace(':', '').replace('-', '')[:15]}Z"
         quality_label = (f"{network.name} score of samples" if network is not None

@@ -1,6 +1,7 @@
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from common import results
@@ -74,3 +75,19 @@ def test_superseded_records_leave_the_averages_but_stay_on_disk(tmp_path):
     assert reason.startswith("a better evaluation") and revised.name in reason
     with pytest.raises(FileNotFoundError, match="no results record"):
         results.mark_superseded(tmp_path, "toy", "missing.json", "why")
+
+
+def test_saved_networks_never_replace_earlier_ones(tmp_path):
+    import keras
+
+    from common import training
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    first = training.save_model(model, tmp_path, "generator")
+    before = first.read_bytes()
+    model.layers[0].kernel.assign(keras.ops.ones((3, 2)))
+    second = training.save_model(model, tmp_path, "generator")
+    assert first.name == "generator.keras" and second.name == "generator-2.keras"
+    assert first.read_bytes() == before and not list(tmp_path.glob("*.tmp.keras"))
+    kernel = keras.saving.load_model(second).layers[0].kernel
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(kernel), np.ones((3, 2)))

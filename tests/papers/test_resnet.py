@@ -136,6 +136,12 @@ def test_smoke_run_writes_results_and_report(cifar_root, tmp_path):
     direct = keras.ops.convert_to_numpy(net.probabilities.layers[-1](x, training=False))
     np.testing.assert_allclose(probs, direct, atol=1e-5)
     assert feats.shape == (8, 64)
+    # Its card gives the run's test accuracy, so GAN scores made with it carry it; it is written once.
+    assert net.describe()["score_network_test_accuracy"] == pytest.approx(1.0 - record["final"]["test_error"])
+    from papers.resnet import write_card
+
+    results_file = next((tmp_path / "a" / "results" / "resnet").glob("*.json"))
+    assert write_card.main([str(results_file)]) == 2
     # A fresh process that never imported papers.resnet (a GAN run) loads it too.
     code = ("from common.gen_metrics import FeatureNetwork; "
             f"print(FeatureNetwork.from_model_file({record['final']['classifier_file']!r}, name='c').name)")
