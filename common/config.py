@@ -163,6 +163,9 @@ def _fmt(value) -> str:
 
 
 def to_dict(config) -> dict:
+    """A config dataclass as a plain dict (tuples as lists); a dict (a stored record's config) as a copy."""
+    if isinstance(config, dict):
+        return dict(config)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 

@@ -106,7 +106,7 @@ def _mean_std(values: pd.Series, digits: int = 2) -> str:
     values = values.dropna()
     if len(values) == 0:
         return "–"
-    if len(values) == 1:
+    if len(values) == 1 or values.nunique() == 1:  # one run, or one value shared by all (e.g. one score network)
         return f"{values.iloc[0]:.{digits}f}"
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 

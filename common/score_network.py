@@ -14,6 +14,13 @@ after the network ("MNIST classifier score"), never "Inception Score".
 For CIFAR-10 this repository's ResNet-20 (`papers/resnet/train.py` saves `classifier.keras`) is the
 stronger network; this small one is meant for MNIST, where it reaches about 99 % in three epochs.
 The file is never overwritten: a second run with the same output path stops with an error.
+
+    python -m common.score_network annotate results/wgan/<run>.json ...
+
+adds the card's test accuracy to runs scored before their network had a card (ResNet classifiers saved
+before `papers/resnet/write_card.py` existed). It checks that the network file still has the sha256 the
+scores were made with, and writes a revision of the record (`common.results.write_revision`); the
+original is kept and marked superseded.
 """
 
 from __future__ import annotations
@@ -47,6 +54,48 @@ def write_card(model_file: str | os.PathLike, card: dict) -> Path:
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def annotate(record_path: str | os.PathLike) -> Path:
+    """A revision of a scored run's results record that adds its score network's test accuracy from
+    the network's card. Raises ValueError when there is nothing to add or the network file changed."""
+    from common import results
+    from common.data.files import file_digest
+
+    record_path = Path(record_path)
+    results_dir = record_path.parent.parent
+    matches = [r for r in results.load_all(results_dir, record_path.parent.name)
+               if Path(r["_path"]).name == record_path.name]
+    if not matches:
+        raise ValueError(f"{record_path} is not a current results record of {results_dir} "
+                         f"(missing, or superseded by a later revision)")
+    record = matches[0]
+    final = record["final"]
+    if "score_network_sha256" not in final:
+        raise ValueError(f"{record_path.name} has no sample scores, so there is no score network to describe")
+    if final.get("score_network_test_accuracy") is not None:
+        raise ValueError(f"{record_path.name} already records its score network's test accuracy")
+    model_file = Path(final["score_network_file"])
+    if not model_file.exists():
+        raise ValueError(f"its score network {model_file} is not on this machine")
+    card = read_card(model_file)
+    if card is None:
+        raise ValueError(f"{model_file} has no card ({card_path(model_file)}); write it first "
+                         f"(papers/resnet/write_card.py for a ResNet classifier)")
+    digest = file_digest(model_file)
+    if digest != final["score_network_sha256"]:
+        raise ValueError(f"{model_file} has sha256 {digest}, not the {final['score_network_sha256']} the "
+                         f"scores of {record_path.name} were made with; its card describes another network")
+    t0 = time.perf_counter()
+    started = results.utc_now()
+    added = {"score_network_test_accuracy": card.get("test_accuracy"),
+             "score_network_card": {k: card.get(k) for k in
+                                    ("dataset", "test_accuracy", "seed", "epochs", "git", "started")}}
+    return results.write_revision(
+        record, results_dir, config=record["config"], final=added, extra={}, started=started,
+        wall_time_s=time.perf_counter() - t0,
+        reason=f"score network's test accuracy added from its card {card_path(model_file).name}, written after "
+               f"this run (same network file: sha256 checked); scores unchanged")
 
 
 def build_classifier(image_shape: tuple[int, int, int], classes: int = 10, width: int = 32):
@@ -115,6 +164,20 @@ def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size
 
 def main(argv: list[str] | None = None) -> int:
     from common.gan import DATASETS
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["annotate"]:
+        if len(argv) < 2:
+            print("usage: python -m common.score_network annotate RESULTS.json [...]", file=sys.stderr)
+            return 2
+        failed = 0
+        for name in argv[1:]:
+            try:
+                print(f"{name} -> {annotate(name)}")
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                failed += 1
+        return 2 if failed else 0
 
     parser = argparse.ArgumentParser(prog="python -m common.score_network", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -95,3 +95,47 @@ def test_score_network_trains_saves_a_card_and_never_overwrites(mnist_root, tmp_
     assert main(argv) == 2  # never overwritten
     assert FeatureNetwork.from_model_file(out, name="x").sha256 == digest
     assert main([f"--out={tmp_path / 'model.h5'}", f"--data_dir={mnist_root}", "--download=false"]) == 2
+
+
+def test_annotate_adds_a_card_written_after_the_run_as_a_revision(tmp_path):
+    from dataclasses import dataclass
+
+    from common import results, score_network
+    from common.config import RunConfig
+    from common.data.files import file_digest
+
+    @dataclass(frozen=True)
+    class Cfg(RunConfig):
+        pass
+
+    net = tmp_path / "classifier.keras"
+    net.write_bytes(b"a saved network")
+    final = {"sample_score": 2.5, "score_network": "toy classifier", "score_network_file": str(net),
+             "score_network_sha256": file_digest(net)}
+    record = results.make_record(paper="toy", variant="v", preset="quick", config=Cfg(seed=1),
+                                 started=results.utc_now(), wall_time_s=1.0, history=[], final=final,
+                                 status="completed")
+    results_dir = tmp_path / "results"
+    original = results.write(record, results_dir)
+    with pytest.raises(ValueError, match="has no card"):
+        score_network.annotate(original)
+    score_network.write_card(net, {"dataset": "mnist", "test_accuracy": 0.99, "seed": 0})
+
+    revised = score_network.annotate(original)
+    kept = results.load_all(results_dir, "toy")
+    assert [r["_path"] for r in kept] == [str(revised)]
+    r = kept[0]
+    assert r["final"]["score_network_test_accuracy"] == 0.99 and r["final"]["sample_score"] == 2.5
+    assert r["config_hash"] == record["config_hash"] and r["revision"]["of"] == original.name
+    assert r["revision"]["config_changes"] == {} and original.exists()
+    with pytest.raises(ValueError, match="already records"):
+        score_network.annotate(revised)
+
+    net.write_bytes(b"another network")  # the file the scores came from was replaced: refuse
+    final["score_network_sha256"] = file_digest(tmp_path / "results" / "toy" / original.name)  # any other digest
+    other = results.write(results.make_record(paper="toy", variant="v", preset="quick", config=Cfg(seed=2),
+                                              started=results.utc_now(), wall_time_s=1.0, history=[],
+                                              final=final, status="completed"), results_dir)
+    with pytest.raises(ValueError, match="not the"):
+        score_network.annotate(other)
+    assert score_network.main(["annotate", str(other)]) == 2
