@@ -238,5 +238,11 @@ def test_step_cost_benchmark_writes_a_record_and_judges_only_clipping(tmp_path, 
     assert final["overhead"] == pytest.approx(final["wgan_step_ms"] / (
         config.n_critic * final["plain_critic_ms"] + final["plain_g_through_critic_ms"]) - 1)
     assert final["bound_applies"] == (loss == "clip") and (final["within_20_percent"] is None) == (loss == "gp")
+    textbook = loss == "gp" and keras.backend.backend() == "tensorflow"  # the textbook GP reference is TF code
+    assert ("textbook_gp_critic_ms" in final) == textbook
+    if textbook:
+        assert final["overhead_vs_textbook_gp"] == pytest.approx(final["wgan_step_ms"] / (
+            config.n_critic * final["textbook_gp_critic_ms"] + final["plain_g_through_critic_ms"]) - 1)
+        assert isinstance(final["within_20_percent_of_textbook_gp"], bool)
     text = (tmp_path / "results" / "wgan" / "REPORT.md").read_text()
     assert "## Step cost" in text and f"| wgan-{loss}-cifar10 | CPU" in text
