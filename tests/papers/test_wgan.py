@@ -238,6 +238,9 @@ def test_step_cost_benchmark_writes_a_record_and_judges_only_clipping(tmp_path, 
     assert final["overhead"] == pytest.approx(final["wgan_step_ms"] / (
         config.n_critic * final["plain_critic_ms"] + final["plain_g_through_critic_ms"]) - 1)
     assert final["bound_applies"] == (loss == "clip") and (final["within_20_percent"] is None) == (loss == "gp")
+    per_update = final["plain_critic_ms"] + final["plain_g_forward_ms"]
+    assert final["overhead_with_g_forward"] == pytest.approx(final["wgan_step_ms"] / (
+        config.n_critic * per_update + final["plain_g_through_critic_ms"]) - 1)
     textbook = loss == "gp" and keras.backend.backend() == "tensorflow"  # the textbook GP reference is TF code
     assert ("textbook_gp_critic_ms" in final) == textbook
     if textbook:
