@@ -12,11 +12,13 @@ and writes its algorithm once, with `keras.ops` only, in `adversarial_step(x, y)
 
 `minimize` computes the gradient of the loss for that player's variables and applies its optimizer
 before returning, so the next call sees the updated weights (Algorithm 1 of Goodfellow et al. 2014,
-Arjovsky et al. 2017 and Gulrajani et al. 2017 alike). Only this module knows the backend: on
-TensorFlow it uses a gradient tape; on JAX, whose train step is a pure function of the state,
-`adversarial_step` runs in a `StatelessScope` and each `minimize` differentiates a pure function of
-the player's variable values. `input_gradient` gives d f(x) / dx for gradient penalties, itself
-differentiable with respect to the weights.
+Arjovsky et al. 2017 and Gulrajani et al. 2017 alike). `minimize_if(condition, ...)` makes the
+update only where a tensor condition holds, for schedules that depend on a step counter.
+
+Only this module knows the backend: on TensorFlow it uses a gradient tape; on JAX, whose train step
+is a pure function of the state, `adversarial_step` runs in a `StatelessScope` and each `minimize`
+differentiates a pure function of the player's variable values. `input_gradient` gives d f(x) / dx
+for gradient penalties, itself differentiable with respect to the weights.
 """
 
 from __future__ import annotations
@@ -95,6 +97,21 @@ class AdversarialModel(keras.Model):
         raise NotImplementedError(f"AdversarialModel supports the tensorflow and jax backends, not "
                                   f"{keras.backend.backend()}")
 
+    def minimize_if(self, condition, player: str, loss_fn):
+        """`minimize(player, loss_fn)` where the boolean scalar tensor `condition` holds; otherwise nothing
+        changes (no gradient, no optimizer step, no state a loss would update) and the loss reads 0. For
+        schedules whose update pattern depends on a counter (e.g. the WGAN code's extra critic steps),
+        with the static shapes of a compiled step."""
+        if keras.backend.backend() == "jax":
+            return self._minimize_if_jax(condition, player, loss_fn)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            return tf.cond(condition, lambda: tf.cast(self.minimize(player, loss_fn), "float32"),
+                           lambda: tf.zeros((), "float32"))
+        raise NotImplementedError(f"AdversarialModel supports the tensorflow and jax backends, not "
+                                  f"{keras.backend.backend()}")
+
     # --- TensorFlow: Keras calls train_step(data) inside its tf.function.
     # --- JAX: Keras calls train_step(state, data) under jit and expects the new state back.
     if keras.backend.backend() == "jax":
@@ -137,6 +154,26 @@ class AdversarialModel(keras.Model):
                 v.assign(value)
             return loss, aux
 
+        def _minimize_if_jax(self, condition, player, loss_fn):
+            import jax
+            from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+            outer = get_stateless_scope()
+            state = list({id(v): v for v in (*self.variables, *self.optimizer.variables)}.values())
+
+            def update(values):
+                with keras.StatelessScope(state_mapping=list(zip(state, values, strict=True))) as inner:
+                    loss = keras.ops.cast(self.minimize(player, loss_fn), "float32")
+                return loss, [inner.get_current_value(v) for v in state]
+
+            def keep(values):
+                return keras.ops.zeros((), "float32"), list(values)
+
+            loss, values = jax.lax.cond(condition, update, keep, [outer.get_current_value(v) for v in state])
+            for v, value in zip(state, values, strict=True):
+                v.assign(value)
+            return loss
+
     else:
 
         def train_step(self, data):
@@ -145,6 +182,9 @@ class AdversarialModel(keras.Model):
 
         def _minimize_jax(self, loss_fn, variables, optimizer):
             raise RuntimeError("the JAX path of minimize needs KERAS_BACKEND=jax")
+
+        def _minimize_if_jax(self, condition, player, loss_fn):
+            raise RuntimeError("the JAX path of minimize_if needs KERAS_BACKEND=jax")
 
 
 def input_gradient(fn, x):

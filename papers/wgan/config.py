@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from common.config import ConfigError, param
 from common.gan import DATASETS, NORMS
 from common.gen_metrics import SampleScoreConfig
-from papers.wgan.model import LOSSES
+from papers.wgan.model import LOSSES, SCHEDULES
 
 # The two papers' values where they differ (Arjovsky et al. Algorithm 1; Gulrajani et al. Algorithm 1).
 VARIANT_DEFAULTS = {"clip": {"learning_rate": 5e-5, "critic_norm": "batch"},
@@ -53,6 +53,9 @@ class WGANConfig(SampleScoreConfig):
     ndf: int = param(128, "the critic's filters in its first layer (ndf, 2 ndf, 4 ndf)")
     batch_size: int = param(64, "critic and generator minibatch m (both papers: 64)")
     n_critic: int = param(5, "critic updates per generator update, each on a fresh real minibatch (both: 5)")
+    critic_schedule: str = param("algorithm1", "algorithm1: n_critic critic updates before every generator update "
+                                               "(both papers' Algorithm 1); authors: as the WGAN authors' code, "
+                                               "100 before each of the first 25 generator updates and every 500th")
     clip_value: float = param(0.01, "clip: critic weights to [-c, c] after each update (Arjovsky et al.: 0.01)")
     gp_weight: float = param(10.0, "gp: penalty coefficient lambda (Gulrajani et al.: 10)")
     learning_rate: float = param(0.0, "0: the variant's (clip: RMSProp 5e-5; gp: Adam 1e-4)")
@@ -82,6 +85,10 @@ class WGANConfig(SampleScoreConfig):
             raise ConfigError(f"--lr_decay must be auto, true or false, got {self.lr_decay!r}")
         if self.generator_steps < 0 or self.generator_batch < 0:
             raise ConfigError("generator_steps and generator_batch must be >= 0 (0: the architecture's)")
+        if self.critic_schedule not in SCHEDULES:
+            raise ConfigError(f"--critic_schedule must be one of {', '.join(SCHEDULES)}, got {self.critic_schedule!r}")
+        if self.critic_schedule == "authors" and 100 % self.n_critic:
+            raise ConfigError(f"--critic_schedule=authors needs n_critic to divide 100, got {self.n_critic}")
         if self.loss not in LOSSES:
             raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.dataset not in DATASETS:

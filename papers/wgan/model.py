@@ -24,6 +24,24 @@ from keras import ops
 from common.adversarial import AdversarialModel, input_gradient
 
 LOSSES = ("clip", "gp")
+# When the critic takes its generator step: "algorithm1" after every n_critic critic updates (both
+# papers' Algorithm 1); "authors" as the WGAN authors' code (main.py, Diters): after 100 critic updates
+# for each of the first 25 generator updates and every 500th, otherwise after n_critic.
+SCHEDULES = ("algorithm1", "authors")
+AUTHORS_SCHEDULE = {"heavy_critic_updates": 100, "first": 25, "every": 500}
+
+
+def critic_updates_before(generator_step: int, n_critic: int, schedule: str) -> int:
+    """Critic updates that precede generator update number `generator_step` (counted from 0)."""
+    if schedule == "authors" and (generator_step < AUTHORS_SCHEDULE["first"]
+                                  or generator_step % AUTHORS_SCHEDULE["every"] == 0):
+        return AUTHORS_SCHEDULE["heavy_critic_updates"]
+    return n_critic
+
+
+def train_steps_for(generator_steps: int, n_critic: int, schedule: str) -> int:
+    """Train steps (each n_critic critic updates) that make `generator_steps` generator updates."""
+    return sum(-(-critic_updates_before(g, n_critic, schedule) // n_critic) for g in range(generator_steps))
 
 
 def per_example_norm(g, eps: float = 1e-12):
@@ -45,14 +63,26 @@ def gradient_penalty(critic, real, fake, eps_uniform):
 class WGAN(AdversarialModel):
     """`loss`: "clip" (critic weights clipped to [-clip_value, clip_value] after each update) or "gp"
     (penalty weight `gp_weight`). `batch_size` is the size of one critic minibatch; each step's input
-    holds `n_critic` of them. `g_batch_size`: latent vectors per generator update (default `batch_size`)."""
+    holds `n_critic` of them. `g_batch_size`: latent vectors per generator update (default `batch_size`).
+    `critic_schedule` (SCHEDULES): with "authors", a step whose critic has not yet made the updates
+    `critic_updates_before` asks for skips the generator update (the data stay n_critic minibatches a step)."""
 
     def __init__(self, generator, critic, latent_dim: int, loss: str = "gp", n_critic: int = 5,
                  batch_size: int = 64, clip_value: float = 0.01, gp_weight: float = 10.0,
-                 seed: int | None = None, g_batch_size: int | None = None, **kwargs):
+                 seed: int | None = None, g_batch_size: int | None = None, critic_schedule: str = "algorithm1",
+                 **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if critic_schedule not in SCHEDULES:
+            raise ValueError(f"critic_schedule must be one of {', '.join(SCHEDULES)}, got {critic_schedule!r}")
+        if critic_schedule == "authors" and AUTHORS_SCHEDULE["heavy_critic_updates"] % n_critic:
+            raise ValueError(f"the authors' schedule needs n_critic to divide "
+                             f"{AUTHORS_SCHEDULE['heavy_critic_updates']}, got {n_critic}")
+        self.critic_schedule = critic_schedule
+        if critic_schedule == "authors":  # critic updates since the last generator update (model state: resumes)
+            self.critic_streak = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                                                 name="critic_streak")
         self.generator, self.critic = generator, critic
         self.latent_dim, self.loss_kind, self.n_critic, self.batch_size = latent_dim, loss, n_critic, batch_size
         self.clip_value, self.gp_weight = clip_value, gp_weight
@@ -95,7 +125,16 @@ class WGAN(AdversarialModel):
             z = self.sample_z(self.g_batch_size)
             return -ops.mean(self.critic(self.generator(z, training=True), training=True))
 
-        self.trackers["g_loss"].update_state(self.minimize("generator", g_loss))
+        if self.critic_schedule == "algorithm1":
+            self.trackers["g_loss"].update_state(self.minimize("generator", g_loss))
+        else:
+            step = self.optimizer.players["generator"].iterations
+            heavy = ops.logical_or(step < AUTHORS_SCHEDULE["first"], ops.equal(step % AUTHORS_SCHEDULE["every"], 0))
+            streak = self.critic_streak + self.n_critic
+            ready = streak >= ops.where(heavy, AUTHORS_SCHEDULE["heavy_critic_updates"], self.n_critic)
+            self.trackers["g_loss"].update_state(self.minimize_if(ready, "generator", g_loss),
+                                                 sample_weight=ops.cast(ready, "float32"))
+            self.critic_streak.assign(ops.where(ready, 0, streak))
         return {name: t.result() for name, t in self.trackers.items()
                 if name != "gradient_penalty" or self.loss_kind == "gp"}
 

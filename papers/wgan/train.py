@@ -32,7 +32,7 @@ from common.data.pipeline import ArrayBatches
 from common.repro import seed_everything
 from papers.wgan import resnet
 from papers.wgan.config import PRESETS, WGANConfig
-from papers.wgan.model import WGAN
+from papers.wgan.model import WGAN, train_steps_for
 
 PAPER = "wgan"
 
@@ -47,10 +47,12 @@ def build(config: WGANConfig, image_shape) -> WGAN:
         critic = gan.dcgan_critic(image_shape, config.ndf, config.init_std, norm=norm, name="critic")
     model = WGAN(generator, critic, config.latent_dim, loss=config.loss, n_critic=config.n_critic,
                  batch_size=config.batch_size, clip_value=config.clip_value, gp_weight=config.gp_weight,
-                 seed=config.seed, g_batch_size=config.resolved("generator_batch"), name=f"wgan_{config.loss}")
+                 seed=config.seed, g_batch_size=config.resolved("generator_batch"),
+                 critic_schedule=config.critic_schedule, name=f"wgan_{config.loss}")
     steps = config.resolved("generator_steps")
+    critic_updates = config.n_critic * train_steps_for(steps, config.n_critic, config.critic_schedule)
     jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-    model.compile(optimizer(config, config.n_critic * steps), optimizer(config, steps), jit_compile=jit)
+    model.compile(optimizer(config, critic_updates), optimizer(config, steps), jit_compile=jit)
     return model
 
 
@@ -72,13 +74,21 @@ def critic_gap(model: WGAN, held_out: np.ndarray):
     return gap
 
 
+class CountGeneratorSteps(keras.callbacks.Callback):
+    """Adds the generator updates made so far to each epoch's logs (the history's x axis)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["generator_steps"] = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+
 def plot_w_vs_quality(history: list[dict], path: Path, steps_per_epoch: int, quality_label: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [h["epoch"] * steps_per_epoch for h in history]
+    steps = [h.get("generator_steps") or h["epoch"] * steps_per_epoch for h in history]
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ax.plot(steps, [h.get("w_estimate") for h in history], color="tab:blue", label="critic: W estimate (training)")
     ax.plot(steps, [h.get("heldout_w_estimate") for h in history], color="tab:blue", ls="--",
@@ -112,9 +122,12 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
     train_ds = ArrayBatches(train, None, per_step, seed=config.seed, workers=config.data_workers)
     steps_per_epoch = len(train_ds)
     generator_steps = config.resolved("generator_steps")
-    epochs = math.ceil(generator_steps / steps_per_epoch)
+    train_steps = train_steps_for(generator_steps, config.n_critic, config.critic_schedule)
+    epochs = math.ceil(train_steps / steps_per_epoch)
+    schedule = ("" if config.critic_schedule == "algorithm1" else
+                f", 100 before each of the first 25 and every 500th ({train_steps} steps in all)")
     print(f"{config.variant}, preset {preset}: {len(train)} training images from {data['source']}; "
-          f"{generator_steps} generator steps of {config.n_critic} critic steps "
+          f"{generator_steps} generator steps of {config.n_critic} critic steps{schedule} "
           f"({epochs} epochs of {steps_per_epoch}); working files in {run_path}")
     rng = np.random.default_rng([config.seed, 1])
     fixed_z = rng.normal(size=(100, config.latent_dim)).astype(np.float32)
@@ -123,19 +136,21 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
     quality = gan.QualityTrack(model.generator, track_z, held_out, every=config.track_every, network=network,
                                extra={"heldout_w_estimate": critic_gap(model, held_out)})
     std = training.callbacks(run_path, per_step, config.tensorboard)
-    cbs = [training.EpochSync(train_ds), training.ReseedEachEpoch([model.noise], config.seed),
+    cbs = [training.EpochSync(train_ds), CountGeneratorSteps(), training.ReseedEachEpoch([model.noise], config.seed),
            gan.SampleGrid(model.generator, fixed_z, run_path / "samples", rows=10, every=config.sample_every),
-           quality, *std.values(), training.StopAtIteration(generator_steps, steps_per_epoch),
+           quality, *std.values(), training.StopAtIteration(train_steps, steps_per_epoch),
            *extra_callbacks]
     training.fit(model, train_ds, run_path, epochs=epochs, callbacks=cbs)
 
     failed = std["nan"].failed_at
     history = training.read_history(run_path)
     g_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    final = {"iterations": g_steps, "generator_steps": g_steps,
-             "critic_steps": int(keras.ops.convert_to_numpy(model.optimizer.players["critic"].iterations)),
+    critic_steps = int(keras.ops.convert_to_numpy(model.optimizer.players["critic"].iterations))
+    # A train step is n_critic critic updates; it makes a generator update unless the schedule says wait.
+    generator_per_step = g_steps / max(1, critic_steps // config.n_critic)
+    final = {"iterations": g_steps, "generator_steps": g_steps, "critic_steps": critic_steps,
              "train_images_per_s": std["timer"].steady_throughput(),  # real images through the critic
-             "generator_steps_per_s": (std["timer"].steady_throughput() or 0) / per_step or None,
+             "generator_steps_per_s": (std["timer"].steady_throughput() or 0) / per_step * generator_per_step or None,
              "w_estimate": history[-1].get("w_estimate") if history else None}
     figures, scores = {}, None
     if failed is None:

@@ -119,3 +119,41 @@ def test_state_updated_inside_a_loss_is_kept():
     model.fit(x, batch_size=16, epochs=1, verbose=0)
     moving_mean = ops.convert_to_numpy(model.norm.moving_mean)
     assert np.abs(moving_mean).max() > 0.1  # two updates with momentum 0.5 from 0 towards the batch means
+
+
+class EveryOther(AdversarialModel):
+    """`a` updates every step, `b` (whose loss also draws noise) only on odd steps."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.a = self.add_weight(shape=(), initializer="zeros", name="a")
+        self.b = self.add_weight(shape=(), initializer="zeros", name="b")
+        self.count = self.add_weight(shape=(), initializer="zeros", name="count", trainable=False, dtype="int32")
+        self.noise = keras.random.SeedGenerator(0)
+        self.built = True
+
+    def adversarial_step(self, x, y=None):
+        self.minimize("a", lambda: ops.mean(ops.square(self.a - x)))
+        loss_b = self.minimize_if(ops.equal(self.count % 2, 1), "b", lambda: ops.square(self.b - 1.0)
+                                  + 0.0 * keras.random.normal((), seed=self.noise))
+        self.count.assign(self.count + 1)
+        return {"b_loss": loss_b}
+
+
+@pytest.mark.jax
+def test_minimize_if_updates_only_where_the_condition_holds():
+    model = EveryOther()
+    model.compile(players={"a": (keras.optimizers.SGD(0.1), [model.a]), "b": (keras.optimizers.Adam(0.1), [model.b])})
+    x = np.full((8, 1), 3.0, np.float32)
+    seen = []
+    for _ in range(4):
+        logs = model.train_on_batch(x, return_dict=True)
+        seed_state = ops.convert_to_numpy(model.noise.state).copy()
+        seen.append((float(ops.convert_to_numpy(model.b)), logs["b_loss"], seed_state))
+    assert seen[0][0] == 0.0 and seen[0][1] == 0.0  # step 0: skipped, the loss reads 0
+    assert seen[1][0] == pytest.approx(0.1, rel=1e-3) and seen[1][1] == pytest.approx(1.0)  # Adam's first step
+    assert seen[2][0] == seen[1][0] and seen[2][1] == 0.0
+    # The noise in b's loss is drawn only on the steps that update b.
+    assert not np.array_equal(seen[1][2], seen[0][2]) and np.array_equal(seen[2][2], seen[1][2])
+    assert int(ops.convert_to_numpy(model.optimizer.players["a"].iterations)) == 4
+    assert int(ops.convert_to_numpy(model.optimizer.players["b"].iterations)) == 2

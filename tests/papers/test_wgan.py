@@ -8,7 +8,7 @@ from common.adversarial import input_gradient
 from common.config import ConfigError, make_config, parse_args
 from papers.wgan import train
 from papers.wgan.config import PRESETS, WGANConfig
-from papers.wgan.model import WGAN, gradient_penalty, per_example_norm
+from papers.wgan.model import WGAN, critic_updates_before, gradient_penalty, per_example_norm, train_steps_for
 
 
 def _np(x):
@@ -121,6 +121,41 @@ def test_batch_norm_runs_in_training_mode_in_both_players_steps():
     assert moving and all(not np.array_equal(a, _np(v)) for a, v in zip(before, moving, strict=True))
 
 
+def test_authors_schedule_counts():
+    """The WGAN code's Diters: 100 critic updates before generator updates 0-24 and every 500th."""
+    assert [critic_updates_before(g, 5, "authors") for g in (0, 24, 25, 499, 500, 501, 1000)] == [
+        100, 100, 5, 5, 100, 5, 100]
+    assert critic_updates_before(0, 5, "algorithm1") == 5
+    assert train_steps_for(1000, 5, "algorithm1") == 1000
+    assert train_steps_for(1000, 5, "authors") == 26 * 20 + 974  # generator steps 0-24 and 500 are heavy
+
+
+@pytest.mark.jax
+def test_authors_schedule_skips_generator_updates_until_the_critic_has_caught_up(monkeypatch):
+    """With a scaled-down schedule (4 critic updates before generator steps 0, 1 and every 3rd; n_critic
+    = 2) the generator's update count after each train step follows critic_updates_before."""
+    from papers.wgan import model as wgan_model
+
+    monkeypatch.setitem(wgan_model.AUTHORS_SCHEDULE, "heavy_critic_updates", 4)
+    monkeypatch.setitem(wgan_model.AUTHORS_SCHEDULE, "first", 2)
+    monkeypatch.setitem(wgan_model.AUTHORS_SCHEDULE, "every", 3)
+    keras.utils.set_random_seed(0)
+    model = WGAN(gan.dcgan_generator((32, 32, 1), 8, 4), gan.dcgan_critic((32, 32, 1), 4, norm="batch", name="critic"),
+                 8, loss="clip", n_critic=2, batch_size=8, seed=0, critic_schedule="authors")
+    model.compile(keras.optimizers.RMSprop(1e-3), keras.optimizers.RMSprop(1e-3))
+    counts, g_before = [], _np(model.generator.trainable_weights[0]).copy()
+    for _ in range(8):
+        model.train_on_batch(_real(16))
+        counts.append(int(_np(model.optimizer.iterations)))
+        if len(counts) == 1:  # the first step only trains the critic: G has not moved
+            np.testing.assert_array_equal(g_before, _np(model.generator.trainable_weights[0]))
+    assert counts == [0, 1, 1, 2, 3, 3, 4, 5]
+    assert train_steps_for(5, 2, "authors") == 8
+    assert int(_np(model.optimizer.players["critic"].iterations)) == 16
+    with pytest.raises(ValueError, match="divide"):
+        WGAN(model.generator, model.critic, 8, loss="clip", n_critic=3, critic_schedule="authors")
+
+
 def test_critic_loss_follows_the_batch_it_is_given():
     model = _small("gp", batch=8)
     loss, (w, penalty) = model.critic_loss(_real(3))  # no hard-coded batch size
@@ -201,6 +236,10 @@ def test_config_variant_defaults_and_errors():
         make_config(WGANConfig, PRESETS, feature_network="x.keras")
     with pytest.raises(ConfigError, match="clip, gp"):
         make_config(WGANConfig, PRESETS, loss="hinge")
+    with pytest.raises(ConfigError, match="algorithm1, authors"):
+        make_config(WGANConfig, PRESETS, critic_schedule="warmup")
+    with pytest.raises(ConfigError, match="divide 100"):
+        make_config(WGANConfig, PRESETS, critic_schedule="authors", n_critic=3)
 
 
 @pytest.mark.jax
@@ -218,7 +257,7 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     assert 1.0 <= final["sample_score"] <= 10.0
     assert record["status"] == "completed" and record["variant"] == "wgan-gp-cifar10"
     assert (final["generator_steps"], final["critic_steps"]) == (4, 8)
-    assert {"w_estimate", "heldout_w_estimate", "sample_nn_distance"} <= set(record["history"][0])
+    assert {"w_estimate", "heldout_w_estimate", "sample_nn_distance", "generator_steps"} <= set(record["history"][0])
     folder = tmp_path / "results" / "wgan"
     assert set(record["figures"]) == {"samples", "interpolation", "w_vs_quality"}
     assert all((folder / rel).exists() for rel in record["figures"].values())
