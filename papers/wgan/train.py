@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def plot_w_vs_quality(history: list[dict], path: Path, steps_per_epoch: int, qua
     twin = ax.twinx()
     key = "sample_score" if any(h.get("sample_score") is not None for h in history) else "sample_nn_distance"
     twin.plot(steps, [h.get(key) for h in history], color="tab:red", marker="o", ms=3, label=quality_label)
-    twin.set_ylabel(quality_label, color="tab:red")
+    twin.set_ylabel(textwrap.fill(quality_label, 40), color="tab:red")  # a long network name stays on the figure
     lines = ax.get_lines() + twin.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
     fig.tight_layout()
