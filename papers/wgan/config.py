@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from common.config import ConfigError, param
 from common.gan import DATASETS, NORMS
 from common.gen_metrics import SampleScoreConfig
-from papers.wgan.model import LOSSES, SCHEDULES
+from papers.wgan.model import AUTHORS_SCHEDULE, LOSSES, SCHEDULES
 
 # The two papers' values where they differ (Arjovsky et al. Algorithm 1; Gulrajani et al. Algorithm 1).
 VARIANT_DEFAULTS = {"clip": {"learning_rate": 5e-5, "critic_norm": "batch"},
@@ -87,8 +87,9 @@ class WGANConfig(SampleScoreConfig):
             raise ConfigError("generator_steps and generator_batch must be >= 0 (0: the architecture's)")
         if self.critic_schedule not in SCHEDULES:
             raise ConfigError(f"--critic_schedule must be one of {', '.join(SCHEDULES)}, got {self.critic_schedule!r}")
-        if self.critic_schedule == "authors" and 100 % self.n_critic:
-            raise ConfigError(f"--critic_schedule=authors needs n_critic to divide 100, got {self.n_critic}")
+        heavy = AUTHORS_SCHEDULE["heavy_critic_updates"]
+        if self.critic_schedule == "authors" and heavy % self.n_critic:
+            raise ConfigError(f"--critic_schedule=authors needs n_critic to divide {heavy}, got {self.n_critic}")
         if self.loss not in LOSSES:
             raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.dataset not in DATASETS:
