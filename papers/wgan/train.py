@@ -33,7 +33,7 @@ from common.data.pipeline import ArrayBatches
 from common.repro import seed_everything
 from papers.wgan import resnet
 from papers.wgan.config import PRESETS, WGANConfig
-from papers.wgan.model import WGAN, train_steps_for
+from papers.wgan.model import AUTHORS_SCHEDULE, WGAN, train_steps_for
 
 PAPER = "wgan"
 
@@ -125,8 +125,10 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
     generator_steps = config.resolved("generator_steps")
     train_steps = train_steps_for(generator_steps, config.n_critic, config.critic_schedule)
     epochs = math.ceil(train_steps / steps_per_epoch)
+    a = AUTHORS_SCHEDULE
     schedule = ("" if config.critic_schedule == "algorithm1" else
-                f", 100 before each of the first 25 and every 500th ({train_steps} steps in all)")
+                f", {a['heavy_critic_updates']} before each of the first {a['first']} and every {a['every']}th "
+                f"({train_steps} steps in all)")
     print(f"{config.variant}, preset {preset}: {len(train)} training images from {data['source']}; "
           f"{generator_steps} generator steps of {config.n_critic} critic steps{schedule} "
           f"({epochs} epochs of {steps_per_epoch}); working files in {run_path}")
