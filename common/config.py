@@ -3,7 +3,13 @@
 Each paper defines one frozen dataclass whose fields are declared with `param(default, "comment")`;
 the comment cites the paper and is what `--help` prints. Presets are named sets of overrides:
 `paper` (the default, the paper's recipe) is always the dataclass defaults; others live in the
-paper's `PRESETS` dict. A command line is `[--preset=NAME] [--key=value ...]`, applied in that order.
+paper's `PRESETS` dict, which is passed explicitly to every function here that needs it. A command
+line is `[--preset=NAME] [--key=value ...]`, applied in that order.
+
+A field whose paper value depends on other fields (a WGAN variant's learning rate, ResNet-110's
+warm-up) defaults to a sentinel ("auto", 0 or -1, documented in its comment); the config's
+`automatic()` gives the values those sentinels stand for, and they are filled in once, when the
+config is made. `config.chosen_automatically` names them, and the results record keeps that list.
 """
 
 from __future__ import annotations
@@ -11,11 +17,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
 
+from common.errors import UserError
+
 PAPER_PRESET = "paper"
+# Presets that only check the plumbing: their runs never appear in the top-level README's table.
+PLUMBING_PRESETS = ("smoke",)
+JIT_CHOICES = {"auto": "auto", "true": True, "false": False}
 
 
 def param(default, help: str):
@@ -41,8 +53,28 @@ class RunConfig:
     tensorboard: bool = param(False, "also write TensorBoard logs to the run directory")
     jit_compile: str = param("auto", "XLA compilation of the train step: auto, true or false")
 
+    def __post_init__(self):
+        chosen = self.automatic()
+        for name, value in chosen.items():
+            object.__setattr__(self, name, value)  # frozen: the documented way to set a field in __post_init__
+        object.__setattr__(self, "chosen_automatically", tuple(sorted(chosen)))
 
-class ConfigError(ValueError):
+    def automatic(self) -> dict:
+        """{field: value} for the fields left at their "auto" sentinel. Override in a paper's config."""
+        return {}
+
+    def validate(self) -> None:
+        """Checks shared by every paper; a paper's `validate` calls `super().validate()` first."""
+        if self.jit_compile not in JIT_CHOICES:
+            raise ConfigError(f"--jit_compile must be one of {', '.join(JIT_CHOICES)}, got {self.jit_compile!r}")
+
+    @property
+    def jit(self):
+        """`jit_compile` as `Model.compile` takes it: "auto", True or False."""
+        return JIT_CHOICES[self.jit_compile]
+
+
+class ConfigError(UserError, ValueError):
     """A bad preset, key or value on the command line; the message says what is valid."""
 
 
@@ -60,7 +92,12 @@ def _convert(name: str, raw: str, typ) -> object:
             if low not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 raise ValueError(raw)
             return low in ("1", "true", "yes", "on")
-        if typ in (int, float, str):
+        if typ is float:
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
+        if typ in (int, str):
             return typ(raw)
         (item_type, *_rest) = typing.get_args(typ)
         parts = [p.strip() for p in raw.strip("()").split(",") if p.strip()]
@@ -77,14 +114,8 @@ def _check_keys(cls, keys, where: str) -> None:
         raise ConfigError(f"unknown {where} {', '.join(unknown)}; valid keys are: {', '.join(valid)}")
 
 
-# Each config class's presets, as last given to make_config, so that a finished run can say how it
-# departs from its preset (recipe_changes) without being handed the presets again.
-_PRESETS: dict[type, dict[str, dict]] = {}
-
-
 def make_config(cls, presets: dict[str, dict], preset: str = PAPER_PRESET, **overrides):
     """The config for `preset` with `overrides` applied; raises ConfigError on unknown names."""
-    _PRESETS[cls] = presets
     if preset != PAPER_PRESET and preset not in presets:
         raise ConfigError(f"unknown preset {preset!r}; choose from: {', '.join([PAPER_PRESET, *presets])}")
     values = dict(presets.get(preset, {}))
@@ -92,9 +123,7 @@ def make_config(cls, presets: dict[str, dict], preset: str = PAPER_PRESET, **ove
     _check_keys(cls, overrides, "config key(s)")
     values.update(overrides)
     config = cls(**values)
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        validate()
+    config.validate()
     return config
 
 
@@ -124,23 +153,27 @@ def run_label(cls, presets: dict[str, dict], preset: str, config) -> str:
     """`preset`, or `<preset>-custom` when an override changed the recipe itself, so that a shortened
     or altered run is never reported as the paper's recipe. Fields in the config's `RECIPE_NEUTRAL`
     (seed, variant choice, locations, speed settings) may be overridden freely."""
-    return f"{preset}-custom" if _changes(config, make_config(cls, presets, preset)) else preset
+    return f"{preset}-custom" if _changes(config, presets, preset) else preset
 
 
-def _changes(config, reference) -> dict:
+def _changes(config, presets: dict[str, dict], preset: str) -> dict:
+    """Recipe fields of `config` that differ from `preset` made with the same recipe-neutral fields
+    (so that a field resolved automatically from a neutral one, such as a WGAN variant's learning
+    rate, is compared with what that variant's preset gives)."""
+    neutral = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in config.RECIPE_NEUTRAL}
+    reference = make_config(type(config), presets, preset, **neutral)
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
             if f.name not in config.RECIPE_NEUTRAL and getattr(config, f.name) != getattr(reference, f.name)}
 
 
-def recipe_changes(config, preset: str) -> dict:
+def recipe_changes(config, presets: dict[str, dict], preset: str) -> dict:
     """The recipe fields in which `config` departs from the preset its label names ("quick" for
     "quick-custom"), with their values: what makes a custom run custom. Empty for a preset's own
     recipe and for labels that name no preset (a benchmark)."""
     base = preset.removesuffix("-custom")
-    presets = _PRESETS.get(type(config), {})
     if base != PAPER_PRESET and base not in presets:
         return {}
-    return _changes(config, make_config(type(config), presets, base))
+    return _changes(config, presets, base)
 
 
 def help_text(cls, presets: dict[str, dict], description: str = "") -> str:
@@ -181,10 +214,12 @@ def config_hash(config) -> str:
 
 
 def cli_main(cls, presets, run, argv=None, description: str = "") -> int:
-    """Entry point for a paper's train.py: parse, run, and turn a ConfigError into a clean exit."""
+    """Entry point for a paper's train.py: parse, then `run(config, preset=...)`. A user's mistake
+    (`common.errors.UserError`: a bad value, a missing or corrupt file, a run directory in use) ends
+    in one line on stderr and exit status 2, before or during the run."""
     try:
         preset, config = parse_args(cls, presets, argv, description)
-    except ConfigError as e:
+        return run(config, preset=preset)
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return run(config, preset=preset)

@@ -1,8 +1,8 @@
-"""Plumbing shared by the GAN papers: the DCGAN-style generator and critic for 32x32 images (Radford
-et al. 2015, §3, used by DCGAN, WGAN and WGAN-GP alike), fixed-noise sample grids written during
+"""Plumbing shared by the GAN papers: generating in batches, fixed-noise sample grids written during
 training, latent-space interpolations, and a simple, checkable sample-quality signal (nearest-neighbour
-distance to real images). The adversarial losses live in each paper's folder; the alternating updates
-in `common.adversarial`; Inception-style scores in `common.gen_metrics`."""
+distance to real images). The networks and adversarial losses live in each paper's folder; the
+alternating updates in `common.adversarial`; Inception-style scores in `common.gen_metrics`; the
+32x32 image sets in `common.data.image_sets`."""
 
 from __future__ import annotations
 
@@ -10,82 +10,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from keras import layers
 
 from common import images
-
-NORMS = ("batch", "layer", "none")
-DATASETS = ("cifar10", "mnist")
-
-
-def scale_images(x: np.ndarray) -> np.ndarray:
-    """uint8 pixels to [-1, 1], the range of G's tanh (Radford et al. 2015, §4)."""
-    return (x.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
-
-
-def load_images(dataset: str, data_dir: str | None, download: bool) -> dict:
-    """Training and test images of CIFAR-10 (32x32x3) or MNIST (28x28 zero-padded to 32x32x1) as uint8,
-    with their labels: {"train", "y_train", "test", "y_test", "source"}."""
-    from common.data import cifar10, mnist
-
-    if dataset == "cifar10":
-        data = cifar10.load(data_dir or None, download=download)
-        return {"train": data.train.x, "y_train": data.train.y, "test": data.test.x, "y_test": data.test.y,
-                "source": data.source}
-    if dataset == "mnist":
-        data = mnist.load(data_dir or None, download=download)
-        pad = ((0, 0), (2, 2), (2, 2), (0, 0))
-        return {"train": np.pad(data.x_train[..., None], pad), "y_train": data.y_train,
-                "test": np.pad(data.x_test[..., None], pad), "y_test": data.y_test, "source": "MNIST idx files"}
-    raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
-
-
-def _init(std):
-    return keras.initializers.RandomNormal(stddev=std)
-
-
-def _norm(kind: str, std: float):
-    if kind == "batch":
-        # The DCGAN authors' code initialises the BN gain from N(1, 0.02) like the weights.
-        return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, std))
-    if kind == "layer":  # per example over all of a feature map's positions and channels
-        return layers.LayerNormalization(axis=(1, 2, 3))
-    return layers.Identity()
-
-
-def dcgan_generator(image_shape=(32, 32, 3), latent_dim: int = 100, ngf: int = 128, init_std: float = 0.02):
-    """z -> project and reshape to 4x4x(4 ngf) -> BN, ReLU -> 5x5 fractional-strided convolutions to
-    8x8x(2 ngf), 16x16x(ngf) (BN, ReLU) -> 32x32xC, tanh. No biases where BN follows."""
-    if tuple(image_shape[:2]) != (32, 32):
-        raise ValueError(f"this generator makes 32x32 images (pad MNIST to 32x32), got {image_shape}")
-    z = keras.Input((latent_dim,), name="z")
-    h = layers.Dense(4 * 4 * 4 * ngf, use_bias=False, kernel_initializer=_init(init_std), name="project")(z)
-    h = layers.ReLU()(_norm("batch", init_std)(layers.Reshape((4, 4, 4 * ngf))(h)))
-    for filters in (2 * ngf, ngf):
-        h = layers.Conv2DTranspose(filters, 5, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=_init(init_std))(h)
-        h = layers.ReLU()(_norm("batch", init_std)(h))
-    x = layers.Conv2DTranspose(image_shape[2], 5, strides=2, padding="same", activation="tanh",
-                               kernel_initializer=_init(init_std), name="image")(h)
-    return keras.Model(z, x, name="generator")
-
-
-def dcgan_critic(image_shape=(32, 32, 3), ndf: int = 128, init_std: float = 0.02, norm: str = "batch",
-                 name: str = "discriminator"):
-    """32x32xC -> 5x5 stride-2 convolutions to 16x16x(ndf) (LeakyReLU 0.2, never normalised: §3, no BN
-    at D's input), 8x8x(2 ndf), 4x4x(4 ndf) (`norm`, LeakyReLU) -> flatten -> one unbounded output (a
-    logit for a GAN, a critic value for a WGAN). `norm`: batch (DCGAN, WGAN), layer or none (WGAN-GP)."""
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-    x = keras.Input(image_shape, name="image")
-    h = layers.Conv2D(ndf, 5, strides=2, padding="same", kernel_initializer=_init(init_std), name="conv1")(x)
-    h = layers.LeakyReLU(0.2)(h)
-    for i, filters in enumerate((2 * ndf, 4 * ndf), start=2):
-        h = layers.Conv2D(filters, 5, strides=2, padding="same", use_bias=norm == "none",
-                          kernel_initializer=_init(init_std), name=f"conv{i}")(h)
-        h = layers.LeakyReLU(0.2)(_norm(norm, init_std)(h))
-    out = layers.Dense(1, kernel_initializer=_init(init_std), name="logit")(layers.Flatten()(h))
-    return keras.Model(x, out, name=name)
 
 
 def generate(generator, z: np.ndarray, batch_size: int = 500) -> np.ndarray:

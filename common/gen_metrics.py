@@ -11,7 +11,9 @@ machine, so `FeatureNetwork.inception_v3(weights_file)` uses them when the user 
 and `FeatureNetwork.from_model_file(path, ...)` uses any saved Keras classifier instead, for example
 one this repository trained on the same dataset; its scores carry the network's name (for example
 "CIFAR-10 classifier score", "CIFAR-10 classifier FD") so that nobody mistakes them for the Inception
-Score. A saved model file is the interface: a paper folder never imports another's model code.
+Score. A saved model file is the interface: it is loaded with stock Keras layers only (the networks
+this repository saves as score networks are built from them), so loading one never imports a paper's
+code, and a paper folder never imports another's.
 """
 
 from __future__ import annotations
@@ -69,30 +71,6 @@ def _penultimate(model: keras.Model) -> keras.Model:
     return keras.Model(x, inner(before(x)))
 
 
-def _import_own_layers(path: Path) -> None:
-    """Import this repository's modules that define layers in a saved `.keras` file (e.g. the ResNet
-    classifier's shortcut layer), so that a process which never imported them can load the file.
-    Only `papers.*` and `common.*` modules are imported."""
-    import importlib
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))
-    modules, stack = set(), [config]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            module = item.get("module")
-            if isinstance(module, str) and module.split(".")[0] in ("papers", "common"):
-                modules.add(module)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    for module in sorted(modules):
-        importlib.import_module(module)
-
-
 @dataclass
 class FeatureNetwork:
     """A classifier that gives class probabilities and features for images in [-1, 1] (n, h, w, c).
@@ -126,7 +104,6 @@ class FeatureNetwork:
         if not path.exists():
             raise FileNotFoundError(f"feature network {path} does not exist; train one (see the paper's README) "
                                     f"or point at an existing .keras file")
-        _import_own_layers(path)
         model = keras.saving.load_model(path, compile=False)
         if feature_layer:
             features = keras.Model(model.inputs, model.get_layer(feature_layer).output)

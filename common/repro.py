@@ -42,22 +42,49 @@ def git_state(root: Path = REPO_ROOT) -> dict:
         return {"commit": None, "dirty": None}
 
 
+# Every library a reported number can depend on (its distribution name on PyPI). A record lists those
+# installed, so that a number computed by scikit-learn's SVM or librosa's MFCCs names their versions too.
+LIBRARIES = ("numpy", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "scipy", "scikit-learn", "pandas",
+             "tifffile", "pillow", "matplotlib", "librosa", "praat-parselmouth", "soundfile", "soxr",
+             "tensorflow-datasets", "h5py")
+
+
 def library_versions() -> dict:
+    """Python, the Keras backend and the version of every installed library in `LIBRARIES`."""
+    from importlib import metadata
+
     import keras
 
     versions = {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__}
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
+    for name in LIBRARIES:
+        try:
+            versions.setdefault(name, metadata.version(name))
+        except metadata.PackageNotFoundError:
+            continue
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         versions["tensorflow"] = tf.__version__
         versions["tf_onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    elif backend == "jax":
-        import jax
-
-        versions["jax"] = jax.__version__
-        versions["jaxlib"] = getattr(__import__("jaxlib"), "__version__", None)
     return versions
+
+
+def changed_files(commits: list[str], paths: list[str], root: Path = REPO_ROOT) -> list[str] | None:
+    """Files under `paths` that differ between consecutive `commits` (a run resumed under new code);
+    None when git cannot tell (no repository, or a commit it does not have)."""
+    changed: set[str] = set()
+    for a, b in zip(commits, commits[1:], strict=False):
+        if a == b:
+            continue
+        try:
+            out = subprocess.run(["git", "diff", "--name-only", a, b, "--", *paths], cwd=root,
+                                 capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if out.returncode != 0:
+            return None
+        changed.update(line for line in out.stdout.splitlines() if line)
+    return sorted(changed)
 
 
 def cpu_model() -> str:

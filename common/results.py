@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from common import repro
-from common.config import config_hash, recipe_changes, to_dict
+from common.config import config_hash, to_dict
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema", "paper", "variant", "preset", "config", "config_hash", "seed", "git", "versions",
@@ -31,7 +31,10 @@ def utc_now() -> str:
 
 
 def make_record(*, paper: str, variant: str, preset: str, config, started: str, wall_time_s: float,
-                history: list[dict], final: dict, status: str, extra: dict | None = None) -> dict:
+                history: list[dict], final: dict, status: str, recipe_changes: dict | None = None,
+                extra: dict | None = None) -> dict:
+    """A results record; `recipe_changes`: the recipe fields a `-custom` run changed
+    (`common.config.recipe_changes`)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
     record = {
@@ -41,7 +44,7 @@ def make_record(*, paper: str, variant: str, preset: str, config, started: str, 
         "preset": preset,
         "config": to_dict(config),
         "config_hash": config_hash(config),
-        "recipe_changes": recipe_changes(config, preset),
+        "recipe_changes": recipe_changes or {},
         "seed": config.seed,
         "git": repro.git_state(),
         "versions": repro.library_versions(),

@@ -4,7 +4,7 @@
 
 The GAN papers' scores (Inception Score, FID) need Inception-v3's ImageNet weights, which an offline
 machine cannot download, and which say little about 32x32 grey digits anyway. This tool trains a plain
-convolutional classifier on the GAN-format images of a dataset (`common.gan.load_images`: MNIST
+convolutional classifier on the GAN-format images of a dataset (`common.data.image_sets`: MNIST
 zero-padded to 32x32x1, CIFAR-10 32x32x3, both scaled to [-1, 1]), measures its accuracy on the test
 set and saves it as a `.keras` file with a card (`<file>.json`: dataset, test accuracy, seed, epochs,
 git commit, library versions, device, wall time). Pass the file as `--feature_network` of a GAN's
@@ -122,7 +122,7 @@ def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size
           verbose: int = 2) -> dict:
     """Train, evaluate on the test set, save the model and its card; returns the card."""
     from common import repro
-    from common.gan import load_images, scale_images
+    from common.data import image_sets
     from common.results import utc_now
 
     out = Path(out)
@@ -136,11 +136,11 @@ def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size
     import keras
 
     started, t0 = utc_now(), time.perf_counter()
-    images = load_images(dataset, data_dir or None, download)
-    x_train, y_train = scale_images(images["train"]), images["y_train"]
+    images = image_sets.load(dataset, data_dir or None, download)
+    x_train, y_train = image_sets.to_tanh_range(images.train), images.y_train
     if train_subset:
         x_train, y_train = x_train[:train_subset], y_train[:train_subset]
-    x_test, y_test = scale_images(images["test"]), images["y_test"]
+    x_test, y_test = image_sets.to_tanh_range(images.test), images.y_test
     model = build_classifier(x_train.shape[1:])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -152,7 +152,8 @@ def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size
     model.save(tmp)
     os.replace(tmp, out)
     card = {"what": f"{dataset} classifier for sample scores (common.score_network)", "dataset": dataset,
-            "source": images["source"], "train_images": len(x_train), "test_images": len(x_test),
+            "source": images.source, "checksums": images.checksums, "train_images": len(x_train),
+            "test_images": len(x_test),
             "test_accuracy": float(test_accuracy),
             "input": "images in [-1, 1], " + "x".join(map(str, x_train.shape[1:])),
             "seed": seed, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
@@ -163,7 +164,7 @@ def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size
 
 
 def main(argv: list[str] | None = None) -> int:
-    from common.gan import DATASETS
+    from common.data.image_sets import DATASETS
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["annotate"]:

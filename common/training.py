@@ -1,9 +1,6 @@
-"""Training plumbing shared by every paper: the run directory and the Keras callbacks around `fit`.
-
-A run directory `runs/<paper>/<run_id>/` holds the `BackupAndRestore` checkpoint, the CSV history
-and (optionally) TensorBoard logs. The run id is derived from the config, so running the same
-command again after an interruption resumes where the last finished epoch left off.
-"""
+"""The Keras callbacks and helpers a run is made of (`common.run.Run` puts them together): keeping a
+resumed run identical to an uninterrupted one, stopping at an iteration count or a NaN, the clock
+across sessions, progress lines, reading the CSV history, saving networks, timing alternatives."""
 
 from __future__ import annotations
 
@@ -20,14 +17,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from common import report, results
-from common.config import config_hash
-
-
-def run_dir(config, paper: str, variant: str, preset: str) -> Path:
-    path = Path(config.runs_dir) / paper / f"{variant}-{preset}-seed{config.seed}-{config_hash(config)}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from common import repro, results
 
 
 class EpochSync(keras.callbacks.Callback):
@@ -110,20 +100,28 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class Timer(keras.callbacks.Callback):
-    """Adds `epoch_time_s` and `train_images_per_s` to each epoch's logs and keeps the run's wall time
-    across resumed sessions in `state.json` (time after the last checkpoint of an interrupted
-    session is not counted, since that work is redone)."""
+    """The run's clock across sessions, kept in `state.json` of its run directory.
 
-    def __init__(self, path: Path, batch_size: int):
+    A session is one process working on the run. Each has an entry (commit and dirty flag of the code it
+    ran, start, end, the epochs and steps it trained, its wall time), updated at every epoch end, so
+    that a record of a resumed run tells which code trained which epochs. Time after the last
+    checkpoint of an interrupted session is not counted, since that work is redone. Each epoch's
+    images/s goes into its logs (`train_images_per_s`, `epoch_time_s`) and into the state, so that the
+    run's throughput is taken over all its sessions. `images_per_step` is set by `Run.fit`."""
+
+    def __init__(self, path: Path, images_per_step: int | None = None):
         super().__init__()
-        self.path, self.batch_size = path, batch_size
+        self.path, self.images_per_step = path, images_per_step
         state = json.loads(path.read_text()) if path.exists() else {}
         self.previous_s = float(state.get("wall_time_s", 0.0))
-        self.sessions = int(state.get("sessions", 0)) + 1
-        self.throughputs: list[float] = []
-
-    def on_train_begin(self, logs=None):
+        sessions = state.get("sessions", [])
+        if isinstance(sessions, int):  # a state written before sessions were itemised: only their count
+            sessions = [{"note": "a session before sessions were itemised"}] * sessions
+        self.previous_sessions: list[dict] = sessions
+        self.epoch_rates: dict[int, list] = {int(e): v for e, *v in state.get("epoch_rates", [])}
         self.session_start = time.perf_counter()
+        self.session = {**repro.git_state(), "started": results.utc_now(), "ended": None, "first_epoch": None,
+                        "last_epoch": None, "steps": 0, "wall_time_s": 0.0}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
@@ -137,19 +135,41 @@ class Timer(keras.callbacks.Callback):
         now = time.perf_counter()
         train_s = max(self.last_batch_end - self.epoch_start, 1e-9)
         logs["epoch_time_s"] = now - self.epoch_start
-        logs["train_images_per_s"] = self.batches * self.batch_size / train_s
-        self.throughputs.append(logs["train_images_per_s"])
+        logs["train_images_per_s"] = self.batches * self.images_per_step / train_s
+        first_in_session = self.session["first_epoch"] is None
+        self.epoch_rates[epoch + 1] = [logs["train_images_per_s"], first_in_session]
+        if first_in_session:
+            self.session["first_epoch"] = epoch + 1
+        self.session.update(last_epoch=epoch + 1, steps=self.session["steps"] + self.batches)
+        self._save()
+
+    def _save(self) -> None:
+        self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1))
+        state = {"wall_time_s": self.wall_time_s, "sessions": self.sessions,
+                 "epoch_rates": [[e, *v] for e, v in sorted(self.epoch_rates.items())]}
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"wall_time_s": self.wall_time_s, "sessions": self.sessions}))
+        tmp.write_text(json.dumps(state))
         os.replace(tmp, self.path)
+
+    @property
+    def sessions(self) -> list[dict]:
+        """Every session of the run so far, this one last."""
+        return [*self.previous_sessions, self.session]
+
+    def close(self) -> list[dict]:
+        """End this session now (the run is finishing); returns every session."""
+        self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1))
+        return self.sessions
 
     @property
     def wall_time_s(self) -> float:
         return self.previous_s + time.perf_counter() - self.session_start
 
     def steady_throughput(self) -> float | None:
-        """Median images/s over this session's epochs, leaving out the first (it compiles)."""
-        values = self.throughputs[1:] or self.throughputs
+        """Median images/s over the run's epochs in every session, leaving out each session's first
+        epoch (it compiles the train step) unless nothing else is left."""
+        steady = [rate for rate, first in self.epoch_rates.values() if not first]
+        values = steady or [rate for rate, _ in self.epoch_rates.values()]
         return statistics.median(values) if values else None
 
 
@@ -157,9 +177,9 @@ class ProgressLog(keras.callbacks.Callback):
     """A progress line at most every `every_s` seconds, for logs that are not a terminal (where
     Keras' own progress bar only prints at the end of each epoch)."""
 
-    def __init__(self, batch_size: int, every_s: float = 60.0):
+    def __init__(self, images_per_step: int | None = None, every_s: float = 60.0):
         super().__init__()
-        self.batch_size, self.every_s = batch_size, every_s
+        self.images_per_step, self.every_s = images_per_step, every_s
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.start = epoch, time.perf_counter()
@@ -171,33 +191,11 @@ class ProgressLog(keras.callbacks.Callback):
             return
         self.last = now
         steps = self.params.get("steps") or 0
-        rate = (batch + 1) * self.batch_size / (now - self.start)
-        eta = (steps - batch - 1) * self.batch_size / rate if steps else 0
+        rate = (batch + 1) * self.images_per_step / (now - self.start)
+        eta = (steps - batch - 1) * self.images_per_step / rate if steps else 0
         metrics = "  ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items())
         print(f"  epoch {self.epoch + 1} step {batch + 1}/{steps}  {metrics}  {rate:.0f} images/s  "
               f"epoch ETA {eta / 60:.1f} min", flush=True)
-
-
-def callbacks(run: Path, batch_size: int, tensorboard: bool = False, extra=()) -> dict:
-    """The standard callbacks, by name; pass `list(result.values())` to `fit`.
-
-    Order matters: the timer writes its keys into the logs before the CSV logger reads them, and
-    the NaN check runs before the checkpoint is taken."""
-    cbs = {
-        "timer": Timer(run / "state.json", batch_size),
-        "nan": StopOnNaN(),
-        # double_checkpoint: a process killed while writing the checkpoint resumes from the one before.
-        "backup": keras.callbacks.BackupAndRestore(str(run / "backup"), save_freq="epoch", double_checkpoint=True,
-                                                   delete_checkpoint=False),
-        "csv": keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
-    }
-    if not sys.stdout.isatty():
-        cbs["progress"] = ProgressLog(batch_size)
-    if tensorboard:
-        cbs["tensorboard"] = keras.callbacks.TensorBoard(str(run / "tensorboard"))
-    for i, cb in enumerate(extra):
-        cbs[f"extra{i}"] = cb
-    return cbs
 
 
 def fit(model, data, run_path: Path, **kwargs):
@@ -223,13 +221,19 @@ def read_history(run: Path) -> list[dict]:
     return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def finish(run: Path) -> None:
-    """A completed run needs no checkpoint; its history and state stay for inspection. Running the
-    same command again starts a new run (and writes a new results file)."""
+def retire(run: Path, state_files=()) -> None:
+    """A finished run needs no checkpoint; its history, state and `state_files` stay for inspection,
+    renamed. Running the same command again starts a new run (and writes a new results file)."""
     shutil.rmtree(run / "backup", ignore_errors=True)
-    for name in ("state.json", "history.csv"):
+    for name in ("state.json", "history.csv", *state_files):
         if (run / name).exists():
             os.replace(run / name, run / f"{name}.done-{int(time.time())}")
+
+
+def failure_text(failed: dict) -> str:
+    """One line for a run that `StopOnNaN` stopped."""
+    where = f"epoch {failed['epoch'] + 1}" + ("" if failed.get("batch") is None else f", batch {failed['batch'] + 1}")
+    return f"FAILED: {failed.get('key', 'loss')} became {failed['loss']} in {where}"
 
 
 def save_model(model, run: Path, name: str) -> Path:
@@ -244,41 +248,6 @@ def save_model(model, run: Path, name: str) -> Path:
     model.save(tmp)
     os.replace(tmp, path)
     return path
-
-
-def failure_text(failed: dict) -> str:
-    """One line for a run that `StopOnNaN` stopped."""
-    where = f"epoch {failed['epoch'] + 1}" + ("" if failed.get("batch") is None else f", batch {failed['batch'] + 1}")
-    return f"FAILED: {failed.get('key', 'loss')} became {failed['loss']} in {where}"
-
-
-def conclude(record: dict, results_dir, paper: str, outcome: str, run_path: Path | None = None,
-             line: str | None = None) -> int:
-    """The end of every run: write its results JSON (a new file, atomically), retire its checkpoint,
-    regenerate the paper's report and print where both are. `outcome` is the run's one-line result
-    (or its failure); `line` replaces the standard "<variant> (<preset>, seed <s>): <outcome>; <time>"
-    summary. Returns the process exit status: 1 for a failed run."""
-    path = results.write(record, results_dir)
-    if run_path is not None:
-        finish(run_path)
-    report_path = report.update_after_run(results_dir, paper)
-    if line is None:
-        line = (f"\n{record['variant']} ({record['preset']}, seed {record['seed']}): {outcome}; "
-                f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
-    print(line)
-    print(f"Results: {path}\nReport:  {report_path}")
-    return 1 if record["status"] == "failed" else 0
-
-
-def conclude_benchmark(config, paper: str, started: str, wall_time_s: float, final: dict, line: str,
-                       **extra) -> int:
-    """The end of a benchmark script: a `kind: benchmark` record (no history; the report gives it
-    its own section) concluded like a run, with `line` and the device as its summary."""
-    record = results.make_record(paper=paper, variant=config.variant, preset="benchmark", config=config,
-                                 started=started, wall_time_s=wall_time_s, history=[], final=final,
-                                 status="completed", extra={"kind": "benchmark", **extra})
-    device = record["device"]
-    return conclude(record, config.results_dir, paper, "", line=f"{line} [{device['name']} / {device['backend']}]")
 
 
 def time_alternating(kinds: dict, steps: int, warmup: int, repeats: int, log=print) -> tuple[dict, dict]:

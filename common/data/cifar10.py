@@ -3,6 +3,9 @@
 Reads the publisher's "python version": either the archive `cifar-10-python.tar.gz` (read in place,
 its md5 verified) or its extracted folder `cifar-10-batches-py/` (what `keras.datasets.cifar10` and
 `../shared/data/restore.py` leave), whose files are checked for shape, counts and class balance.
+Either way each split is identified by a content checksum (`content_sha256`): copies that hold the
+same images under the same publisher file names share it, whatever the order of images in the
+batch files (which differs between the official archive and a restored copy).
 
 Why not tensorflow-datasets (tfds 4.9.10 was tried here): its CIFAR-10 builder prepares its TFRecords
 only from the canonical archive, fetched through its own download manager and checked against its
@@ -14,6 +17,7 @@ NumPy arrays in about 1 s, with no prepare step and no second copy of the data o
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import tarfile
@@ -32,6 +36,9 @@ ARCHIVE = RemoteFile(
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
+# content_sha256 of the official release's splits (computed on a pixel-exact copy with the original file names).
+CONTENT_SHA256 = {"train": "76f54b4170afe4a902cb5b098e96a9715ac0037c0ad3860bb55da1ce7782c57d",
+                  "test": "d56d0e13d2266f7b108d06ffc49e1844bc65f57c9ce8fcf6cdd0dd8c44ec8664"}
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 COUNTS = {"train": 50_000, "test": 10_000}
 
@@ -54,6 +61,8 @@ class CIFAR10:
     train: Split
     test: Split
     source: str  # the file or folder it was read from
+    checksums: dict  # what identifies the data read: {name: "algorithm:hex"}
+    verified: bool  # whether every checksum is the official release's
 
 
 def load(data_dir_: str | None = None, download: bool = True) -> CIFAR10:
@@ -62,15 +71,28 @@ def load(data_dir_: str | None = None, download: bool = True) -> CIFAR10:
     folder = root / FOLDER
     if folder.is_dir():
         read = _folder_reader(folder)
-        source = folder
+        source, checksums = folder, {}
     else:
         archive = fetch(ARCHIVE, root, download, what="CIFAR-10 (python version)")
         verify(archive, ARCHIVE.md5, "CIFAR-10 python-version archive")
         read = _archive_reader(archive)
-        source = archive
-    data = CIFAR10(train=_read_split(read, TRAIN_FILES), test=_read_split(read, TEST_FILES), source=str(source))
+        source, checksums = archive, {ARCHIVE.name: f"md5:{ARCHIVE.md5}"}
+    train, test = _read_split(read, TRAIN_FILES), _read_split(read, TEST_FILES)
+    content = {"train": content_sha256(train), "test": content_sha256(test)}
+    checksums.update({f"{name} split (content)": f"sha256:{digest}" for name, digest in content.items()})
+    data = CIFAR10(train=train, test=test, source=str(source), checksums=checksums,
+                   verified=content == CONTENT_SHA256)
     validate(data)
     return data
+
+
+def content_sha256(split: Split) -> str:
+    """SHA-256 over the split's images in publisher file-name order, each as its file name, a NUL byte,
+    its label as one byte and its 32x32x3 pixels (height, width, channel)."""
+    digest = hashlib.sha256()
+    for i in np.argsort(split.filenames, kind="stable"):
+        digest.update(split.filenames[i].encode() + b"\0" + bytes([int(split.y[i])]) + split.x[i].tobytes())
+    return digest.hexdigest()
 
 
 def _folder_reader(folder: Path):

@@ -14,10 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import UserError
+
 ENV_VAR = "KPB_DATA_DIR"
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """Missing, corrupt or unexpected data; the message says which file and what to do."""
 
 

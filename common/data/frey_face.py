@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.data.files import DataError, RemoteFile, data_dir, fetch
+from common.data.files import DataError, RemoteFile, data_dir, fetch, md5sum
 
 FILE = RemoteFile("frey_rawface.mat", "https://cs.nyu.edu/~roweis/data/frey_rawface.mat",
                   "5aeb024d42b8a6091f30e5eb18c8a48d")
@@ -28,14 +28,21 @@ class FreyFace:
     x_train: np.ndarray  # uint8, (n_train, 28, 20)
     x_test: np.ndarray  # uint8, (1965 - n_train, 28, 20)
     source: str
+    checksums: dict  # {file: "md5:..."}
+    verified: bool  # whether the file is the publisher's (its md5)
 
 
 def load_all(data_dir_: str | None = None, download: bool = True) -> np.ndarray:
     """All 1,965 frames in file order, uint8 (1965, 28, 20)."""
+    return _load_all(data_dir_, download)[0]
+
+
+def _load_all(data_dir_, download):
     import scipy.io
 
     root = data_dir(data_dir_)
     path = fetch(FILE, root, download, what="Frey Face")
+    md5 = md5sum(path)
     try:
         ff = scipy.io.loadmat(path)["ff"]
     except (ValueError, OSError, KeyError, IndexError, TypeError, zlib.error) as e:
@@ -44,13 +51,14 @@ def load_all(data_dir_: str | None = None, download: bool = True) -> np.ndarray:
     if ff.shape != (HEIGHT * WIDTH, N_IMAGES) or ff.dtype != np.uint8:
         raise DataError(f"{path}: variable ff is {ff.dtype} {ff.shape}, expected uint8 "
                         f"({HEIGHT * WIDTH}, {N_IMAGES}). Replace it with {FILE.url} (md5 {FILE.md5}).")
-    return np.ascontiguousarray(ff.T).reshape(N_IMAGES, HEIGHT, WIDTH)
+    return np.ascontiguousarray(ff.T).reshape(N_IMAGES, HEIGHT, WIDTH), md5
 
 
 def load(data_dir_: str | None = None, download: bool = True, n_train: int = 1600) -> FreyFace:
     if not 0 < n_train < N_IMAGES:
         raise ValueError(f"n_train must be between 1 and {N_IMAGES - 1}, got {n_train}")
-    images = load_all(data_dir_, download)
+    images, md5 = _load_all(data_dir_, download)
     order = np.random.default_rng(SPLIT_SEED).permutation(N_IMAGES)
     return FreyFace(images[np.sort(order[:n_train])], images[np.sort(order[n_train:])],
-                    str(data_dir(data_dir_) / FILE.name))
+                    str(data_dir(data_dir_) / FILE.name), checksums={FILE.name: f"md5:{md5}"},
+                    verified=md5 == FILE.md5)

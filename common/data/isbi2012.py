@@ -36,6 +36,8 @@ class ISBI2012:
     train_labels: np.ndarray  # uint8 (30, 512, 512): 1 = cell interior, 0 = membrane
     test_images: np.ndarray  # uint8 (30, 512, 512)
     source: str
+    checksums: dict  # {file: "sha256:<of its decoded pixels>"}
+    verified: bool  # whether every checksum was checked against the challenge's files
 
 
 def pixel_sha256(array: np.ndarray) -> str:
@@ -75,4 +77,5 @@ def load(data_dir_: str | None = None, verify: bool = True) -> ISBI2012:
         raise DataError(f"{folder / 'train-labels.tif'}: labels must be 0 (membrane) or 255 (cell), "
                         f"found {values[:10].tolist()}")
     return ISBI2012(stacks["train-volume.tif"], (labels == 255).astype(np.uint8), stacks["test-volume.tif"],
-                    str(folder))
+                    str(folder), checksums={name: f"sha256:{pixel_sha256(stack)}" for name, stack in stacks.items()},
+                    verified=verify)

@@ -2,12 +2,14 @@
 
 Downloaded files are verified against the canonical md5 of the `.gz`; an offline copy (whose `.gz`
 may have been re-compressed) is checked by its idx header, counts and the exact class counts of the
-official release.
+official release, and identified by the md5 of each decompressed file, which every copy of the
+official release shares (`DECOMPRESSED_MD5`).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import zlib
 from dataclasses import dataclass
 
@@ -27,6 +29,11 @@ FILES = {
     "test_labels": RemoteFile(f"{FOLDER}/t10k-labels-idx1-ubyte.gz", _BASE + "t10k-labels-idx1-ubyte.gz",
                               "ec29112dd5afa0611ce80d1b7f02629c"),
 }
+# md5 of the four files decompressed (the publisher's idx bytes), the same for any re-compressed copy.
+DECOMPRESSED_MD5 = {"train_images": "6bbc9ace898e44ae57da46a324031adb",
+                    "train_labels": "a25bea736e30d166cdddb491f175f624",
+                    "test_images": "2646ac647ad5339dbf082846283269ea",
+                    "test_labels": "27ae3e4e09519cfbb04c329615203637"}
 CLASS_COUNTS = {
     "train": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
     "test": [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
@@ -39,22 +46,28 @@ class MNIST:
     y_train: np.ndarray  # int32, (60000,)
     x_test: np.ndarray  # uint8, (10000, 28, 28)
     y_test: np.ndarray  # int32, (10000,)
+    source: str  # the folder read
+    checksums: dict  # {idx file: "md5:<of its decompressed bytes>"}
+    verified: bool  # whether every checksum is the official release's
 
 
 def load(data_dir_: str | None = None, download: bool = True) -> MNIST:
     root = data_dir(data_dir_)
-    arrays = {}
+    arrays, digests = {}, {}
     for key, spec in FILES.items():
         # A download is verified by md5 in fetch; an existing copy is checked by content below.
         path = fetch(spec, root, download, what=f"MNIST {key.replace('_', ' ')}")
-        arrays[key] = _read_idx(path, spec)
+        arrays[key], digests[key] = _read_idx(path, spec)
     data = MNIST(arrays["train_images"], arrays["train_labels"].astype(np.int32),
-                 arrays["test_images"], arrays["test_labels"].astype(np.int32))
+                 arrays["test_images"], arrays["test_labels"].astype(np.int32), source=str(root / FOLDER),
+                 checksums={FILES[k].name.removesuffix(".gz"): f"md5:{v}" for k, v in digests.items()},
+                 verified=digests == DECOMPRESSED_MD5)
     _validate(data, root)
     return data
 
 
-def _read_idx(path, spec: RemoteFile) -> np.ndarray:
+def _read_idx(path, spec: RemoteFile) -> tuple[np.ndarray, str]:
+    """The array in an idx `.gz` file and the md5 of its decompressed bytes."""
     try:
         with gzip.open(path, "rb") as f:
             raw = f.read()
@@ -71,7 +84,7 @@ def _read_idx(path, spec: RemoteFile) -> np.ndarray:
     if body.size != int(np.prod(shape)):
         raise DataError(f"{path} is truncated: header says {shape}, found {body.size} bytes of data. "
                         f"Replace it with {spec.url} (md5 {spec.md5}).")
-    return body.reshape(shape)
+    return body.reshape(shape), hashlib.md5(raw).hexdigest()
 
 
 def _validate(data: MNIST, root) -> None:

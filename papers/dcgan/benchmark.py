@@ -30,8 +30,9 @@ from common import config as cfg
 from common import results, training
 from common.config import param
 from common.repro import seed_everything
+from common.run import write_benchmark
 from papers.dcgan.config import PRESETS, DCGANConfig
-from papers.dcgan.train import build
+from papers.dcgan.model import build_model
 
 PAPER = "dcgan"
 DESCRIPTION = (
@@ -67,7 +68,7 @@ def run(config: GANBenchmarkConfig, preset: str = "") -> int:
     started, t0 = results.utc_now(), time.perf_counter()
     seed_everything(config.seed)
     shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
-    model = build(config, shape)
+    model = build_model(config, shape)
     d, stack = plain_models(model, config)
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
@@ -89,8 +90,8 @@ def run(config: GANBenchmarkConfig, preset: str = "") -> int:
                          "plain D + plain G→D (ms)": f"{1000 * best['plain_d']:.0f} + "
                                                      f"{1000 * best['plain_g_through_d']:.0f}",
                          "overhead": f"{100 * overhead:+.1f} %"}}
-    return training.conclude_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
-                                       description=DESCRIPTION, line=(
+    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
+                           description=DESCRIPTION, line=(
         f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}: GAN step "
         f"{final['gan_step_ms']:.0f} ms vs plain {final['plain_d_ms']:.0f} + {final['plain_g_through_d_ms']:.0f} "
         f"ms: overhead {100 * overhead:+.1f} % (bound +20 %)"))

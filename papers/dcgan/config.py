@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import ConfigError, param
+from common.data.image_sets import DATASETS
 from common.gen_metrics import SampleScoreConfig
-
-DATASETS = ("cifar10", "mnist")
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,7 @@ class DCGANConfig(SampleScoreConfig):
     svm_train_subset: int = param(0, "train the SVM on the first N labelled training images (0: all)")
 
     def validate(self) -> None:
+        super().validate()
         if self.dataset not in DATASETS:
             raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if min(self.latent_dim, self.ngf, self.ndf, self.batch_size, self.epochs) < 1:
@@ -59,8 +59,6 @@ class DCGANConfig(SampleScoreConfig):
         if self.svm_eval and (not self.svm_alphas or min(self.svm_alphas) <= 0 or self.svm_epochs < 1):
             raise ConfigError("svm_alphas must be positive and svm_epochs at least 1")
         self.validate_scores()
-        if self.jit_compile not in ("auto", "true", "false"):
-            raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
 
     @property
     def variant(self) -> str:

@@ -20,16 +20,49 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from common import gan
 from common.adversarial import AdversarialModel
 
 
+def _normal(std: float):
+    # A new initializer for every layer: an unseeded Keras initializer takes its seed when it is made,
+    # so one instance shared by several layers would give them the same random draws.
+    return keras.initializers.RandomNormal(stddev=std)
+
+
+def _batch_norm(init_std: float):
+    # The authors' code initialises the BN gain from N(1, 0.02) like the weights.
+    return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, init_std))
+
+
 def build_generator(image_shape=(32, 32, 3), latent_dim: int = 100, ngf: int = 128, init_std: float = 0.02):
-    return gan.dcgan_generator(image_shape, latent_dim, ngf, init_std)
+    """z -> project and reshape to 4x4x(4 ngf) -> BN, ReLU -> 5x5 fractional-strided convolutions to
+    8x8x(2 ngf), 16x16x(ngf) (BN, ReLU) -> 32x32xC, tanh (§3, Fig. 1). No biases where BN follows."""
+    if tuple(image_shape[:2]) != (32, 32):
+        raise ValueError(f"this generator makes 32x32 images (pad MNIST to 32x32), got {image_shape}")
+    z = keras.Input((latent_dim,), name="z")
+    h = layers.Dense(4 * 4 * 4 * ngf, use_bias=False, kernel_initializer=_normal(init_std), name="project")(z)
+    h = layers.ReLU()(_batch_norm(init_std)(layers.Reshape((4, 4, 4 * ngf))(h)))
+    for filters in (2 * ngf, ngf):
+        h = layers.Conv2DTranspose(filters, 5, strides=2, padding="same", use_bias=False,
+                                   kernel_initializer=_normal(init_std))(h)
+        h = layers.ReLU()(_batch_norm(init_std)(h))
+    x = layers.Conv2DTranspose(image_shape[2], 5, strides=2, padding="same", activation="tanh",
+                               kernel_initializer=_normal(init_std), name="image")(h)
+    return keras.Model(z, x, name="generator")
 
 
 def build_discriminator(image_shape=(32, 32, 3), ndf: int = 128, init_std: float = 0.02):
-    return gan.dcgan_critic(image_shape, ndf, init_std, norm="batch")
+    """32x32xC -> 5x5 stride-2 convolutions to 16x16x(ndf) (LeakyReLU 0.2, no BN at D's input: §3),
+    8x8x(2 ndf), 4x4x(4 ndf) (BN, LeakyReLU 0.2) -> flatten -> one logit."""
+    x = keras.Input(image_shape, name="image")
+    h = layers.Conv2D(ndf, 5, strides=2, padding="same", kernel_initializer=_normal(init_std), name="conv1")(x)
+    h = layers.LeakyReLU(0.2)(h)
+    for i, filters in enumerate((2 * ndf, 4 * ndf), start=2):
+        h = layers.Conv2D(filters, 5, strides=2, padding="same", use_bias=False, kernel_initializer=_normal(init_std),
+                          name=f"conv{i}")(h)
+        h = layers.LeakyReLU(0.2)(_batch_norm(init_std)(h))
+    out = layers.Dense(1, kernel_initializer=_normal(init_std), name="logit")(layers.Flatten()(h))
+    return keras.Model(x, out, name="discriminator")
 
 
 def feature_layers(discriminator) -> list[str]:
@@ -88,3 +121,16 @@ class DCGAN(AdversarialModel):
         super().compile(players={"discriminator": (d_optimizer, self.discriminator.trainable_weights),
                                  "generator": (g_optimizer, self.generator.trainable_weights)},
                         count="generator", **kwargs)
+
+
+def build_model(config, image_shape) -> DCGAN:
+    """G, D and the compiled DCGAN of a `DCGANConfig`: Adam(learning_rate, beta_1) for each player (§4)."""
+    generator = build_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
+    discriminator = build_discriminator(image_shape, config.ndf, config.init_std)
+    model = DCGAN(generator, discriminator, config.latent_dim, config.weight_decay, seed=config.seed, name="dcgan")
+
+    def adam():
+        return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+
+    model.compile(adam(), adam(), jit_compile=config.jit)
+    return model

@@ -25,7 +25,7 @@ import common.tf_env  # noqa: F401
 import keras
 
 from common import config as cfg
-from common import report, results
+from common import results
 from papers.dcgan import train
 from papers.dcgan.config import PRESETS, DCGANConfig
 
@@ -80,7 +80,7 @@ def reevaluate(record_path: str | Path, argv: list[str] = ()) -> Path:
     started, t0 = results.utc_now(), time.perf_counter()
     print(f"Re-evaluating {record_path.name} (seed {config.seed}) with {changed}")
     data = train.prepare_data(config)
-    final, extra, lines = {}, {"preset": label, "recipe_changes": cfg.recipe_changes(config, label)}, []
+    final, extra, lines = {}, {"preset": label, "recipe_changes": cfg.recipe_changes(config, PRESETS, label)}, []
     if svm_changed:
         svm = train.svm_evaluation(config, keras.saving.load_model(d_file), data)
         final.update(svm_test_accuracy=svm["trained"]["accuracy"],
@@ -98,8 +98,8 @@ def reevaluate(record_path: str | Path, argv: list[str] = ()) -> Path:
         f"{k} {v[0] if v[0] != '' else '(none)'} -> {v[1]}" for k, v in changed.items())
     path = results.write_revision(record, record_path.parent.parent, config=config, final=final, extra=extra,
                                   started=started, wall_time_s=time.perf_counter() - t0, reason=reason)
-    report_path = report.update_after_run(record_path.parent.parent, train.PAPER)
-    print(f"\n{'; '.join(lines)}; {(time.perf_counter() - t0) / 60:.1f} min.\nResults: {path}\nReport:  {report_path}")
+    print(f"\n{'; '.join(lines)}; {(time.perf_counter() - t0) / 60:.1f} min.\nResults: {path}\n"
+          f"Reports: python -m common.report regenerates them from results/.")
     return path
 
 

@@ -1,7 +1,7 @@
-"""Train a DCGAN as in Radford et al. 2015 on CIFAR-10 or MNIST, and write its results JSON, figures and report.
+"""Train a DCGAN as in Radford et al. 2015 on CIFAR-10 or MNIST, and write its results JSON and figures.
 
     python papers/dcgan/train.py --dataset=cifar10 --seed=0      # the paper's recipe
-    python papers/dcgan/train.py --preset=quick                  # well under an hour on a 2-core CPU
+    python papers/dcgan/train.py --preset=quick                  # 2 epochs, smaller networks (REPORT.md: wall time)
     python papers/dcgan/train.py --help                          # every field, default and preset
 
 Written during training: a grid of samples from one fixed set of z after every epoch (run directory).
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import common.tf_env  # noqa: F401
 
@@ -22,12 +21,14 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import gan, images, results, training
+from common import gan, images
+from common.data import image_sets
 from common.data.pipeline import ArrayBatches
 from common.repro import seed_everything
+from common.run import Run
 from papers.dcgan import features
 from papers.dcgan.config import PRESETS, DCGANConfig
-from papers.dcgan.model import DCGAN, build_discriminator, build_generator
+from papers.dcgan.model import build_discriminator, build_generator, build_model
 
 PAPER = "dcgan"
 
@@ -35,13 +36,12 @@ PAPER = "dcgan"
 def prepare_data(config: DCGANConfig) -> dict:
     """Training and test images scaled to [-1, 1] (§4: 'no pre-processing besides scaling to the range
     of the tanh'); MNIST zero-padded from 28x28 to 32x32."""
-    data = gan.load_images(config.dataset, config.data_dir, config.download)
-    train, test, y_train, y_test, source = (data[k] for k in ("train", "test", "y_train", "y_test", "source"))
-    scale = gan.scale_images
+    data = image_sets.load(config.dataset, config.data_dir, config.download)
+    scale = image_sets.to_tanh_range
     # The SVM of §5.1 sees every labelled training image (or `svm_train_subset`); the GAN `train_subset`.
-    return {"train": scale(train[:config.train_subset or None]), "test": scale(test), "source": source,
-            "svm_train": (train[:config.svm_train_subset or None], y_train[:config.svm_train_subset or None]),
-            "svm_test": (test, y_test), "scale": scale}
+    return {"train": scale(data.train[:config.train_subset or None]), "test": scale(data.test), "set": data,
+            "svm_train": (data.train[:config.svm_train_subset or None], data.y_train[:config.svm_train_subset or None]),
+            "svm_test": (data.test, data.y_test), "scale": scale}
 
 
 def initial_discriminator(config: DCGANConfig, image_shape) -> keras.Model:
@@ -77,91 +77,58 @@ def svm_evaluation(config: DCGANConfig, discriminator, data: dict) -> dict:
     return out
 
 
-def build(config: DCGANConfig, image_shape) -> DCGAN:
-    generator = build_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
-    discriminator = build_discriminator(image_shape, config.ndf, config.init_std)
-    model = DCGAN(generator, discriminator, config.latent_dim, config.weight_decay, seed=config.seed, name="dcgan")
-    jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-
-    def adam():
-        return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
-
-    model.compile(adam(), adam(), jit_compile=jit)
-    return model
-
-
 def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
-    started, t0 = results.utc_now(), time.perf_counter()
-    seed_everything(config.seed)
+    run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
     data = prepare_data(config)
-    train, test = data["train"], data["test"]
-    model = build(config, train.shape[1:])
+    train, test, source = data["train"], data["test"], data["set"].source
+    run.describe_data(source=source, checksums=data["set"].checksums, verified=data["set"].verified,
+                      train=len(train), test=len(test))
+    model = build_model(config, train.shape[1:])
     network = config.score_network()  # loaded now, so that a wrong path fails before training
-    run_path = training.run_dir(config, PAPER, config.variant, preset)
     train_ds = ArrayBatches(train, None, config.batch_size, seed=config.seed, workers=config.data_workers)
-    print(f"{config.variant}, preset {preset}: {len(train)} training images from {data['source']}; "
-          f"{config.epochs} epochs of {len(train_ds)} steps; working files in {run_path}")
+    print(f"{config.variant}, preset {preset}: {len(train)} training images from {source}; "
+          f"{config.epochs} epochs of {len(train_ds)} steps; working files in {run.dir}")
     fixed_z = np.random.default_rng([config.seed, 1]).uniform(-1, 1, (100, config.latent_dim)).astype(np.float32)
-    std = training.callbacks(run_path, config.batch_size, config.tensorboard)
-    cbs = [training.EpochSync(train_ds), training.ReseedEachEpoch([model.noise], config.seed),
-           gan.SampleGrid(model.generator, fixed_z, run_path / "samples", rows=10, every=config.sample_every),
-           *std.values(), *extra_callbacks]
-    training.fit(model, train_ds, run_path, epochs=config.epochs, callbacks=cbs)
+    grid = gan.SampleGrid(model.generator, fixed_z, run.dir / "samples", rows=10, every=config.sample_every)
 
-    failed = std["nan"].failed_at
-    final = {"iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)), "epochs": config.epochs,
-             "train_images_per_s": std["timer"].steady_throughput()}
-    figures, svm, scores = {}, None, None
-    if failed is None:
-        rng = np.random.default_rng([config.seed, 2])
-        z = rng.uniform(-1, 1, (config.nn_samples, config.latent_dim)).astype(np.float32)
-        samples = gan.generate(model.generator, z)
-        real = train[rng.choice(len(train), min(config.nn_samples, len(train)), replace=False)]
-        fake_index = gan.nearest_neighbour_index(samples, test)
-        final.update(nn_distance=float(gan.nearest_neighbour_distance(samples, test).mean()),
-                     nn_distance_real=float(gan.nearest_neighbour_distance(real, test).mean()),
-                     nn_distinct_fraction=len(np.unique(fake_index)) / len(fake_index), nn_samples=len(samples))
-        folder = Path(config.results_dir) / PAPER / "figures"
-        stem = f"{config.variant}_{preset}_seed{config.seed}_{started.replace(':', '').replace('-', '')[:15]}Z"
-        written = {"samples": images.save_grid(folder / f"{stem}_samples.png", gan.generate(model.generator, fixed_z),
-                                               10, 10, value_range=(-1, 1)),
-                   "interpolation": images.save_grid(
-                       folder / f"{stem}_interpolation.png",
-                       gan.generate(model.generator, gan.interpolate(fixed_z[:10], fixed_z[10:20], 10)), 10, 10,
-                       value_range=(-1, 1))}
-        figures = {k: Path(v).relative_to(folder.parent).as_posix() for k, v in written.items()}
-        # The trained networks, so that samples and features can be re-evaluated without retraining.
-        for name, net in (("generator", model.generator), ("discriminator", model.discriminator)):
-            final[f"{name}_file"] = str(training.save_model(net, run_path, name))
-        if network is not None:
-            scores, kept = sample_scores(config, model.generator, network, test)
-            final.update(kept)
-        if config.svm_eval:
-            svm = svm_evaluation(config, model.discriminator, data)
-            final.update(svm_test_accuracy=svm["trained"]["accuracy"],
-                         svm_test_accuracy_untrained_d=svm["untrained"]["accuracy"])
-    else:
-        final["failure"] = failed
-    record = results.make_record(
-        paper=PAPER, variant=config.variant, preset=preset, config=config, started=started,
-        wall_time_s=std["timer"].wall_time_s, history=training.read_history(run_path), final=final,
-        status="failed" if failed else "completed",
-        extra={"data": {"source": data["source"], "train": len(train), "test": len(test)}, "figures": figures,
-               "svm": svm, "scores": scores, "sessions": std["timer"].sessions,
-               "process_time_s": round(time.perf_counter() - t0, 1)},
-    )
-    if failed is None:
-        outcome = "" if not config.svm_eval else (
-            f"L2-SVM on D features {100 * final['svm_test_accuracy']:.2f} % test accuracy "
-            f"(untrained D {100 * final['svm_test_accuracy_untrained_d']:.2f} %); ")
-        outcome += (f"nearest test image at {final['nn_distance']:.2f} on average for samples, "
-                   f"{final['nn_distance_real']:.2f} for real training images; "
-                   f"{100 * final['nn_distinct_fraction']:.0f} % distinct neighbours")
-        if scores:
-            outcome += f"; {network.name} score {scores['score']:.2f}, FD {scores['frechet_distance']:.2f}"
-    else:
-        outcome = training.failure_text(failed)
-    return training.conclude(record, config.results_dir, PAPER, outcome, run_path)
+    run.fit(model, train_ds, epochs=config.epochs, images_per_step=config.batch_size, callbacks=[grid],
+            reseed=[model.noise])
+    final = {"epochs": config.epochs}
+    if run.failed:
+        return run.finish(final)
+
+    rng = np.random.default_rng([config.seed, 2])
+    z = rng.uniform(-1, 1, (config.nn_samples, config.latent_dim)).astype(np.float32)
+    samples = gan.generate(model.generator, z)
+    real = train[rng.choice(len(train), min(config.nn_samples, len(train)), replace=False)]
+    fake_index = gan.nearest_neighbour_index(samples, test)
+    final.update(nn_distance=float(gan.nearest_neighbour_distance(samples, test).mean()),
+                 nn_distance_real=float(gan.nearest_neighbour_distance(real, test).mean()),
+                 nn_distinct_fraction=len(np.unique(fake_index)) / len(fake_index), nn_samples=len(samples))
+    images.save_grid(run.figure_path("samples"), gan.generate(model.generator, fixed_z), 10, 10, value_range=(-1, 1))
+    walk = gan.interpolate(fixed_z[:10], fixed_z[10:20], 10)
+    images.save_grid(run.figure_path("interpolation"), gan.generate(model.generator, walk), 10, 10,
+                     value_range=(-1, 1))
+    # The trained networks, so that samples and features can be re-evaluated without retraining.
+    for name, net in (("generator", model.generator), ("discriminator", model.discriminator)):
+        final[f"{name}_file"] = str(run.save_model(net, name))
+    scores, svm = None, None
+    if network is not None:
+        scores, kept = sample_scores(config, model.generator, network, test)
+        final.update(kept)
+    if config.svm_eval:
+        svm = svm_evaluation(config, model.discriminator, data)
+        final.update(svm_test_accuracy=svm["trained"]["accuracy"],
+                     svm_test_accuracy_untrained_d=svm["untrained"]["accuracy"])
+    summary = "" if not config.svm_eval else (
+        f"L2-SVM on D features {100 * final['svm_test_accuracy']:.2f} % test accuracy "
+        f"(untrained D {100 * final['svm_test_accuracy_untrained_d']:.2f} %); ")
+    summary += (f"nearest test image at {final['nn_distance']:.2f} on average for samples, "
+                f"{final['nn_distance_real']:.2f} for real training images; "
+                f"{100 * final['nn_distinct_fraction']:.0f} % distinct neighbours")
+    if scores:
+        summary += f"; {network.name} score {scores['score']:.2f}, FD {scores['frechet_distance']:.2f}"
+    return run.finish(final, summary=summary, extra={"svm": svm, "scores": scores})
 
 
 def main(argv=None) -> int:

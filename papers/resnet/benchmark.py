@@ -23,10 +23,11 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import results, training
+from common import results
 from common.config import param
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.repro import seed_everything
+from common.run import write_benchmark
 from papers.resnet.config import ResNetConfig
 from papers.resnet.model import build_model
 from papers.resnet.train import compile_model, prepare_data
@@ -65,7 +66,7 @@ def run(config: BenchmarkConfig, preset: str = "") -> int:
     started = results.utc_now()
     t0 = time.perf_counter()
     seed_everything(config.seed, config.deterministic)
-    arrays, source = prepare_data(config)
+    arrays, data = prepare_data(config)
     x_train, y_train = arrays["train"]
     bs, total = config.batch_size, config.warmup_steps + config.steps
     pipeline = ArrayBatches(x_train, y_train, bs, seed=config.seed, workers=config.data_workers,
@@ -86,8 +87,8 @@ def run(config: BenchmarkConfig, preset: str = "") -> int:
     final = {"pipeline_images_per_s": best_pipe, "in_memory_images_per_s": best_mem,
              "pipeline_overhead": 1 - best_pipe / best_mem, "step_ms": 1000 * bs / best_pipe,
              "all_measurements": measured}
-    return training.conclude_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
-                                       data={"source": source}, line=(
+    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
+                           data={"source": data.source, "checksums": data.checksums}, line=(
         f"{config.variant}, batch {bs}: "
         f"pipeline {best_pipe:.0f} images/s, in memory {best_mem:.0f} images/s, "
         f"overhead {100 * final['pipeline_overhead']:.1f} %"))

@@ -46,7 +46,12 @@ class ResNetConfig(RunConfig):
     deterministic: bool = param(True, "deterministic kernels on TensorFlow, so that a resumed run matches")
     data_workers: int = param(2, "threads that build augmented batches ahead of the train step")
 
+    def automatic(self) -> dict:
+        """warmup_iterations -1: §4.2's 400 for ResNet-110, none for the others."""
+        return {"warmup_iterations": 400 if self.depth >= 110 else 0} if self.warmup_iterations < 0 else {}
+
     def validate(self) -> None:
+        super().validate()
         try:
             blocks_per_stage(self.depth)
         except ValueError as e:
@@ -55,18 +60,10 @@ class ResNetConfig(RunConfig):
             raise ConfigError(f"lr_boundaries must be increasing, got {self.lr_boundaries}")
         if self.batch_size < 1 or self.max_iterations < 1:
             raise ConfigError("batch_size and max_iterations must be positive")
-        if self.jit_compile not in ("auto", "true", "false"):
-            raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
 
     @property
     def variant(self) -> str:
         return f"resnet{self.depth}"
-
-    @property
-    def resolved_warmup_iterations(self) -> int:
-        if self.warmup_iterations >= 0:
-            return self.warmup_iterations
-        return 400 if self.depth >= 110 else 0
 
 
 PRESETS = {

@@ -13,32 +13,23 @@ with the extra channels zero-padded, so that all shortcuts are parameter-free (�
 from __future__ import annotations
 
 import keras
-from keras import layers, ops
+from keras import layers
 
 DEPTHS = (20, 32, 44, 56, 110)
 FILTERS = (16, 32, 64)
 
 
-@keras.saving.register_keras_serializable(package="resnet")
-class ZeroPadShortcut(layers.Layer):
-    """Option A shortcut (§3.3): subsample by `stride` and zero-pad the channel axis to `filters`."""
-
-    def __init__(self, filters: int, stride: int, **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.stride = filters, stride
-
-    def call(self, x):
-        x = x[:, :: self.stride, :: self.stride, :]
-        extra = self.filters - x.shape[-1]
-        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, _ = input_shape
-        return (n, None if h is None else -(-h // self.stride), None if w is None else -(-w // self.stride),
-                self.filters)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "stride": self.stride}
+def zero_pad_shortcut(x, filters: int, stride: int, name: str):
+    """Option A shortcut (§3.3): subsample by `stride` (a 1x1 max-pool, i.e. every other pixel) and
+    zero-pad the channel axis to `filters`, split evenly on both sides. Built from stock Keras layers,
+    so that a saved network loads anywhere without this module (`common.gen_metrics` loads the
+    classifier by file)."""
+    h, w, channels = x.shape[1:]
+    extra = filters - channels
+    x = layers.MaxPooling2D(pool_size=1, strides=stride, name=f"{name}_subsample")(x)
+    x = layers.Reshape((-(-h // stride), -(-w // stride), channels, 1), name=f"{name}_as_volume")(x)
+    x = layers.ZeroPadding3D(((0, 0), (0, 0), (extra // 2, extra - extra // 2)), name=f"{name}_pad_channels")(x)
+    return layers.Reshape((-(-h // stride), -(-w // stride), filters), name=name)(x)
 
 
 def blocks_per_stage(depth: int) -> int:
@@ -77,7 +68,7 @@ def build_model(depth: int = 20, num_classes: int = 10, weight_decay: float = 1e
             name = f"stage{stage}_block{block}"
             shortcut = x
             if stride != 1 or x.shape[-1] != filters:
-                shortcut = ZeroPadShortcut(filters, stride, name=f"{name}_shortcut")(x)
+                shortcut = zero_pad_shortcut(x, filters, stride, name=f"{name}_shortcut")
             y = layers.ReLU(name=f"{name}_relu1")(bn(conv(x, filters, stride, f"{name}_conv1"), f"{name}_bn1"))
             y = bn(conv(y, filters, 1, f"{name}_conv2"), f"{name}_bn2")
             x = layers.ReLU(name=f"{name}_relu2")(layers.Add(name=f"{name}_add")([y, shortcut]))

@@ -1,7 +1,7 @@
-"""Train a CIFAR-10 ResNet as in He et al. 2016, §4.2, and write its results JSON and report.
+"""Train a CIFAR-10 ResNet as in He et al. 2016, §4.2, and write its results JSON.
 
     python papers/resnet/train.py --depth=20 --seed=0        # the paper's recipe
-    python papers/resnet/train.py --preset=quick             # ~17 min on a 2-core CPU
+    python papers/resnet/train.py --preset=quick             # 3,000 iterations (wall time: REPORT.md)
     python papers/resnet/train.py --help                     # every field, default and preset
 
 An interrupted run resumes from its last finished epoch when the same command is run again.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 
 import common.tf_env  # noqa: F401
 
@@ -19,10 +18,10 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import results, score_network, training
+from common import score_network
 from common.data import cifar10
 from common.data.pipeline import ArrayBatches, pad_crop_flip
-from common.repro import seed_everything
+from common.run import Run
 from papers.resnet.config import PRESETS, ResNetConfig
 from papers.resnet.model import build_model
 
@@ -35,7 +34,7 @@ def lr_schedule(config: ResNetConfig):
     every backend and resumes exactly with the optimizer's state."""
     values = [config.learning_rate * 0.1**i for i in range(len(config.lr_boundaries) + 1)]
     boundaries = list(config.lr_boundaries)
-    warmup = config.resolved_warmup_iterations
+    warmup = config.warmup_iterations
     if warmup:
         boundaries, values = [warmup, *boundaries], [config.warmup_lr, *values]
     if not boundaries:
@@ -47,12 +46,11 @@ def lr_schedule(config: ResNetConfig):
 
 
 def compile_model(model: keras.Model, config: ResNetConfig) -> keras.Model:
-    jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
     model.compile(
         optimizer=keras.optimizers.SGD(lr_schedule(config), momentum=config.momentum),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=jit,
+        jit_compile=config.jit,
     )
     return model
 
@@ -73,7 +71,7 @@ def prepare_data(config: ResNetConfig):
 
     arrays = {"train": (prep(train.x), train.y), "val": (prep(val.x), val.y), "test": (prep(test.x), test.y),
               "pixel_mean": mean.astype(np.float32)}
-    return arrays, data.source
+    return arrays, data
 
 
 def image_classifier(model: keras.Model, pixel_mean: np.ndarray) -> keras.Model:
@@ -103,54 +101,36 @@ def classifier_card(record: dict) -> dict:
 
 
 def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
-    started, t0 = results.utc_now(), time.perf_counter()
-    seed_everything(config.seed, config.deterministic)
-    arrays, source = prepare_data(config)
+    run = Run(PAPER, config, preset, PRESETS, deterministic=config.deterministic, callbacks=extra_callbacks)
+    arrays, data = prepare_data(config)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = arrays["train"], arrays["val"], arrays["test"]
+    run.describe_data(source=data.source, checksums=data.checksums, verified=data.verified, train=len(x_train),
+                      val=len(x_val), test=len(x_test))
     train_ds = ArrayBatches(x_train, y_train, config.batch_size, seed=config.seed, workers=config.data_workers,
                             augment=pad_crop_flip(config.pad) if config.augment else None)
-    steps_per_epoch = len(train_ds)
-    epochs = math.ceil(config.max_iterations / steps_per_epoch)
-
+    epochs = math.ceil(config.max_iterations / len(train_ds))
     model = compile_model(build_model(config.depth, weight_decay=config.weight_decay), config)
-    run_path = training.run_dir(config, PAPER, config.variant, preset)
     print(f"{config.variant}, preset {preset}: {len(x_train)} train / {len(x_val)} val / {len(x_test)} test "
-          f"images from {source}; {config.max_iterations} iterations = {epochs} epochs of {steps_per_epoch} "
-          f"steps; working files in {run_path}")
-    std = training.callbacks(run_path, config.batch_size, config.tensorboard)
-    cbs = [training.EpochSync(train_ds), training.StopAtIteration(config.max_iterations, steps_per_epoch),
-           *std.values(), *extra_callbacks]
-    training.fit(model, train_ds, run_path, epochs=epochs, callbacks=cbs,
-                 validation_data=(x_val, y_val) if len(x_val) else None,
-                 validation_batch_size=config.eval_batch_size)
+          f"images from {data.source}; {config.max_iterations} iterations = {epochs} epochs of {len(train_ds)} "
+          f"steps; working files in {run.dir}")
 
-    failed = std["nan"].failed_at
-    final = {"iterations": int(model.optimizer.iterations.numpy()), "epochs": epochs,
-             "train_images_per_s": std["timer"].steady_throughput()}
-    if failed is None:
-        test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=config.eval_batch_size, verbose=0)
-        final.update(test_error=1.0 - float(test_acc), test_loss=float(test_loss))
-        classifier = training.save_model(image_classifier(model, arrays["pixel_mean"]), run_path, "classifier")
-        final["classifier_file"] = str(classifier)
-    else:
-        final["failure"] = failed
-    history = training.read_history(run_path)
-    if history:
-        last = history[-1]
-        final["train_error"] = 1.0 - last["accuracy"] if last.get("accuracy") is not None else None
-        if last.get("val_accuracy") is not None:
-            final["val_error"] = 1.0 - last["val_accuracy"]
-    record = results.make_record(
-        paper=PAPER, variant=config.variant, preset=preset, config=config, started=started,
-        wall_time_s=std["timer"].wall_time_s, history=history, final=final,
-        status="failed" if failed else "completed",
-        extra={"data": {"source": source, "train": len(x_train), "val": len(x_val), "test": len(x_test)},
-               "sessions": std["timer"].sessions, "process_time_s": round(time.perf_counter() - t0, 1)},
-    )
-    if failed is None:
-        score_network.write_card(classifier, classifier_card(record))
-    outcome = f"test error {100 * final['test_error']:.2f} %" if failed is None else training.failure_text(failed)
-    return training.conclude(record, config.results_dir, PAPER, outcome, run_path)
+    run.fit(model, train_ds, epochs=epochs, images_per_step=config.batch_size, max_steps=config.max_iterations,
+            validation_data=(x_val, y_val) if len(x_val) else None, validation_batch_size=config.eval_batch_size)
+    history = run.history()
+    final = {"epochs": epochs}
+    if history and history[-1].get("accuracy") is not None:
+        final["train_error"] = 1.0 - history[-1]["accuracy"]
+    if history and history[-1].get("val_accuracy") is not None:
+        final["val_error"] = 1.0 - history[-1]["val_accuracy"]
+    if run.failed:
+        return run.finish(final)
+
+    test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=config.eval_batch_size, verbose=0)
+    classifier = run.save_model(image_classifier(model, arrays["pixel_mean"]), "classifier")
+    final.update(test_error=1.0 - float(test_acc), test_loss=float(test_loss), classifier_file=str(classifier))
+    status = run.finish(final, summary=f"test error {100 * final['test_error']:.2f} %")
+    score_network.write_card(classifier, classifier_card(run.record))
+    return status
 
 
 def main(argv=None) -> int:

@@ -22,9 +22,10 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import results, training
+from common import results
 from common.config import param
 from common.repro import seed_everything
+from common.run import write_benchmark
 from papers.unet.config import PRESETS, UNetConfig
 from papers.unet.model import build_unet, check_tile
 from papers.unet.train import cell_probability
@@ -85,8 +86,8 @@ def run(config: UNetBenchmarkConfig, preset: str = "") -> int:
                          "s per 512² slice": f"{best:.2f}", "inference tiles/s": f"{tiles / best:.2f}",
                          "train step (s)": f"{step_s:.2f}", "peak memory (MB)": f"{peak:.0f}",
                          "memory before the slice (MB)": f"{before:.0f}"}}
-    return training.conclude_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
-                                       description=DESCRIPTION, line=(
+    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
+                           description=DESCRIPTION, line=(
         f"U-Net {config.tile} -> {out}, {config.filters} filters: {best:.2f} s per "
         f"512x512 slice ({tiles} tiles, {tiles / best:.2f} tiles/s), train step {step_s:.2f} s, peak memory "
         f"{peak:.0f} MB ({before:.0f} MB before the slice)"))

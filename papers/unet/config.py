@@ -56,6 +56,7 @@ class UNetConfig(RunConfig):
     verify_data: bool = param(True, "check the stacks' pixel checksums (off only for synthetic test fixtures)")
 
     def validate(self) -> None:
+        super().validate()
         if not 0 <= self.fold < FOLDS:
             raise ConfigError(f"--fold must be 0-{FOLDS - 1}, got {self.fold}")
         if output_size(self.tile) is None:
@@ -69,8 +70,6 @@ class UNetConfig(RunConfig):
             raise ConfigError("filters, batch_size, steps, steps_per_epoch and elastic_grid must be positive")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.jit_compile not in ("auto", "true", "false"):
-            raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
 
     @property
     def variant(self) -> str:

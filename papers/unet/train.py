@@ -1,8 +1,8 @@
 """Train U-Net on the ISBI 2012 EM stacks as in Ronneberger et al. 2015, evaluate it on held-out
-training slices with the challenge's metrics, and write its results JSON, figures and report.
+training slices with the challenge's metrics, and write its results JSON and figures.
 
     python papers/unet/train.py --fold=0 --seed=0        # the paper's recipe (a GPU job)
-    python papers/unet/train.py --preset=quick --fold=0  # about an hour on a 2-core CPU
+    python papers/unet/train.py --preset=quick --fold=0  # 1,500 steps, smaller network (REPORT.md: wall time)
     python papers/unet/train.py --help                   # every field, default and preset
 
 Training: one augmented tile per step (a random slice of the 24 training slices, a random rotation
@@ -26,9 +26,9 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import results, seg_metrics, training
+from common import seg_metrics
 from common.data import isbi2012
-from common.repro import seed_everything
+from common.run import Run
 from papers.unet import augment, weights
 from papers.unet.config import PRESETS, UNetConfig
 from papers.unet.model import build_unet, check_tile, mirror_pad, predict_tiled
@@ -107,7 +107,7 @@ class HeldOut(keras.callbacks.Callback):
             logs["val_pixel_error"] = logs["val_rand_error"] = float("nan")
 
 
-def figure3(path: Path, image, truth, probability, wmap) -> str:
+def figure3(path: Path, image, truth, probability, wmap) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,13 +122,11 @@ def figure3(path: Path, image, truth, probability, wmap) -> str:
         ax.axis("off")
     fig.colorbar(im, ax=axes[-1], fraction=0.046)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return str(path)
 
 
-def deformation_figure(path: Path, image, labels, config: UNetConfig, seed: int) -> str:
+def deformation_figure(path: Path, image, labels, config: UNetConfig, seed: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,10 +146,8 @@ def deformation_figure(path: Path, image, labels, config: UNetConfig, seed: int)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return str(path)
 
 
 def write_submission(path: Path, probabilities: np.ndarray) -> str:
@@ -167,84 +163,59 @@ def write_submission(path: Path, probabilities: np.ndarray) -> str:
 
 
 def run(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
-    started, t0 = results.utc_now(), time.perf_counter()
-    seed_everything(config.seed)
+    run = Run(PAPER, config, preset, PRESETS, throughput_key="train_tiles_per_s", callbacks=extra_callbacks)
     data = isbi2012.load(config.data_dir or None, verify=config.verify_data)
     images = data.train_images.astype(np.float32) / 255.0
     labels = data.train_labels
     train_idx, val_idx = config.training_slices, config.held_out
+    run.describe_data(source=data.source, checksums=data.checksums, verified=data.verified,
+                      training_slices=train_idx, held_out_slices=val_idx)
     t_w = time.perf_counter()
     weight_maps = [weights.weight_map(labels[i], config.w0, config.sigma) for i in train_idx]
     print(f"weight maps of {len(train_idx)} training slices: {time.perf_counter() - t_w:.0f} s")
     model = build_unet(config.tile, filters=config.filters, dropout=config.dropout)
-    jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
     model.compile(keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
-    run_path = training.run_dir(config, PAPER, config.variant, preset)
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=config.jit)
     train_ds = TileBatches(images[train_idx], labels[train_idx], weight_maps, config, workers=config.data_workers)
     epochs = -(-config.steps // config.steps_per_epoch)
     out = check_tile(config.tile)
     print(f"{config.variant}, preset {preset}, fold {config.fold} (held out slices {val_idx[0]}-{val_idx[-1]}): "
           f"{config.tile}x{config.tile} tiles -> {out}x{out}, {config.steps} steps ({epochs} epochs of "
-          f"{config.steps_per_epoch}); working files in {run_path}")
-    std = training.callbacks(run_path, config.batch_size)
-    cbs = [training.EpochSync(train_ds), HeldOut(images[val_idx], labels[val_idx], config, config.val_every, epochs),
-           *std.values(), training.StopAtIteration(config.steps, config.steps_per_epoch), *extra_callbacks]
-    training.fit(model, train_ds, run_path, epochs=epochs, callbacks=cbs)
+          f"{config.steps_per_epoch}); working files in {run.dir}")
 
-    failed = std["nan"].failed_at
-    final = {"iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
-             "train_tiles_per_s": std["timer"].steady_throughput()}
-    figures = {}
-    if failed is None:
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t_inf = time.perf_counter()
-        probs = np.stack([cell_probability(model, im, config) for im in images[val_idx]])
-        per_slice_s = (time.perf_counter() - t_inf) / len(val_idx)
-        tiles_per_slice = (-(-512 // out)) ** 2
-        scores = seg_metrics.best_over_thresholds(probs, labels[val_idx], warping=config.warping_error)
-        final.update(rand_error=scores["rand_error"], v_rand=scores["v_rand"], v_info=scores["v_info"],
-                     pixel_error=scores["pixel_error"], warping_error=scores["warping_error"],
-                     rand_error_at_0_5=1 - scores["at_0.5"]["v_rand"],
-                     pixel_error_at_0_5=scores["at_0.5"]["pixel_error"],
-                     thresholds={k: scores[k] for k in ("v_rand_threshold", "v_info_threshold",
-                                                        "pixel_error_threshold", "warping_error_threshold")},
-                     inference_s_per_slice=per_slice_s, inference_tiles_per_s=tiles_per_slice / per_slice_s,
-                     peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                     peak_rss_mb_before_inference=rss_before / 1024)
-        folder = Path(config.results_dir) / PAPER / "figures"
-        stem = f"{config.variant}_{preset}_fold{config.fold}_seed{config.seed}_" \
-               f"{started.replace(':', '').replace('-', '')[:15]}Z"
-        k = 0
-        written = {"figure3": figure3(folder / f"{stem}_fig3.png", images[val_idx[k]], labels[val_idx[k]], probs[k],
-                                      weights.weight_map(labels[val_idx[k]], config.w0, config.sigma)),
-                   "elastic": deformation_figure(folder / f"{stem}_elastic.png", images[val_idx[k]],
-                                                 labels[val_idx[k]], config, config.seed)}
-        figures = {name: Path(p).relative_to(folder.parent).as_posix() for name, p in written.items()}
-        if config.predict_test:
-            test = data.test_images.astype(np.float32) / 255.0
-            stack = np.stack([cell_probability(model, im, config) for im in test])
-            final["test_prediction"] = write_submission(run_path / "test-prediction.tif", stack)
-    else:
-        final["failure"] = failed
-    record = results.make_record(
-        paper=PAPER, variant=config.variant, preset=preset, config=config, started=started,
-        wall_time_s=std["timer"].wall_time_s, history=training.read_history(run_path), final=final,
-        status="failed" if failed else "completed",
-        extra={"data": {"source": data.source, "training_slices": train_idx, "held_out_slices": val_idx},
-               "figures": figures, "sessions": std["timer"].sessions,
-               "process_time_s": round(time.perf_counter() - t0, 1)})
-    if failed is None:
-        outcome = (f"held-out Rand error {final['rand_error']:.4f}, V_info {final['v_info']:.4f}, pixel error "
-                   f"{final['pixel_error']:.4f}, warping error {final['warping_error'] or float('nan'):.6f} "
-                   f"(best thresholds); {final['inference_s_per_slice']:.1f} s per 512x512 slice")
-    else:
-        outcome = training.failure_text(failed)
-    line = (f"\n{config.variant} ({preset}, fold {config.fold}, seed {config.seed}): {outcome}; "
-            f"{record['wall_time_s'] / 60:.1f} min on {record['device']['name']}.")
-    if final.get("test_prediction"):
-        line += f"\nTest-volume prediction for the challenge: {final['test_prediction']}"
-    return training.conclude(record, config.results_dir, PAPER, outcome, run_path, line=line)
+    held_out = HeldOut(images[val_idx], labels[val_idx], config, config.val_every, epochs)
+    run.fit(model, train_ds, epochs=epochs, images_per_step=config.batch_size, max_steps=config.steps,
+            callbacks=[held_out])
+    if run.failed:
+        return run.finish()
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t_inf = time.perf_counter()
+    probs = np.stack([cell_probability(model, im, config) for im in images[val_idx]])
+    per_slice_s = (time.perf_counter() - t_inf) / len(val_idx)
+    tiles_per_slice = (-(-512 // out)) ** 2
+    scores = seg_metrics.best_over_thresholds(probs, labels[val_idx], warping=config.warping_error)
+    final = {"rand_error": scores["rand_error"], "v_rand": scores["v_rand"], "v_info": scores["v_info"],
+             "pixel_error": scores["pixel_error"], "warping_error": scores["warping_error"],
+             "rand_error_at_0_5": 1 - scores["at_0.5"]["v_rand"], "pixel_error_at_0_5": scores["at_0.5"]["pixel_error"],
+             "thresholds": {k: scores[k] for k in ("v_rand_threshold", "v_info_threshold", "pixel_error_threshold",
+                                                   "warping_error_threshold")},
+             "inference_s_per_slice": per_slice_s, "inference_tiles_per_s": tiles_per_slice / per_slice_s,
+             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+             "peak_rss_mb_before_inference": rss_before / 1024}
+    k = val_idx[0]
+    wmap = weights.weight_map(labels[k], config.w0, config.sigma)
+    figure3(run.figure_path("figure3"), images[k], labels[k], probs[0], wmap)
+    deformation_figure(run.figure_path("elastic"), images[k], labels[k], config, config.seed)
+    summary = (f"fold {config.fold}, held-out Rand error {final['rand_error']:.4f}, V_info {final['v_info']:.4f}, "
+               f"pixel error {final['pixel_error']:.4f}, warping error {final['warping_error'] or float('nan'):.6f} "
+               f"(best thresholds); {final['inference_s_per_slice']:.1f} s per 512x512 slice")
+    if config.predict_test:
+        test = data.test_images.astype(np.float32) / 255.0
+        stack = np.stack([cell_probability(model, im, config) for im in test])
+        final["test_prediction"] = write_submission(run.dir / "test-prediction.tif", stack)
+        summary += f"\nTest-volume prediction for the challenge: {final['test_prediction']}"
+    return run.finish(final, summary=summary)
 
 
 def main(argv=None) -> int:

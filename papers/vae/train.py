@@ -1,4 +1,4 @@
-"""Train a VAE as in Kingma & Welling 2013, §5, then measure it and write its results JSON, figures and report.
+"""Train a VAE as in Kingma & Welling 2013, §5, then measure it and write its results JSON and figures.
 
     python papers/vae/train.py --dataset=mnist --latent_dim=20 --seed=0     # the paper's recipe
     python papers/vae/train.py --preset=quick --dataset=frey_face --latent_dim=2
@@ -25,11 +25,11 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import images, results, training
+from common import images
 from common.data import frey_face, mnist
-from common.data.files import data_dir
 from common.data.pipeline import ArrayBatches
 from common.repro import seed_everything
+from common.run import Run
 from papers.vae.config import PRESETS, VAEConfig
 from papers.vae.model import VAE, marginal_log_likelihood
 
@@ -58,10 +58,10 @@ def prepare_data(config: VAEConfig) -> dict:
     if config.dataset == "mnist":
         data = mnist.load(config.data_dir or None, download=config.download)
         train, test = data.x_train, data.x_test
-        source, likelihood = str(data_dir(config.data_dir or None) / mnist.FOLDER), "bernoulli"
+        likelihood = "bernoulli"
     else:
         data = frey_face.load(config.data_dir or None, download=config.download, n_train=config.frey_train_size)
-        train, test, source, likelihood = data.x_train, data.x_test, data.source, "gaussian"
+        train, test, likelihood = data.x_train, data.x_test, "gaussian"
     image_shape = train.shape[1:]
     train = train.reshape(len(train), -1)[:config.train_subset or None]
     test = test.reshape(len(test), -1)[:config.test_subset or None]
@@ -81,33 +81,32 @@ def prepare_data(config: VAEConfig) -> dict:
         transform = _scale
         once = {"test": test.astype(np.float32) / 255.0, "train_eval": _scale(train[eval_idx], None)}
     return {"train": train, "transform": transform, "test": once["test"], "train_eval": once["train_eval"],
-            "likelihood": likelihood, "image_shape": image_shape, "source": source, "binarization": mode}
+            "likelihood": likelihood, "image_shape": image_shape, "source": data.source, "checksums": data.checksums,
+            "verified": data.verified, "binarization": mode}
 
 
 def build_model(config: VAEConfig, n_train: int, data_dim: int, likelihood: str) -> VAE:
     l2 = 1.0 / (2.0 * n_train * config.prior_std**2) if config.prior_std else 0.0
-    model = VAE(data_dim, config.latent_dim, config.resolved_hidden_units, likelihood, init_std=config.init_std,
+    model = VAE(data_dim, config.latent_dim, config.hidden_units, likelihood, init_std=config.init_std,
                 l2=l2, seed=config.seed, name="vae")
     model.build((None, data_dim))
     return model
 
 
 def compile_model(model: VAE, config: VAEConfig, learning_rate: float) -> VAE:
-    jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
     model.compile(optimizer=keras.optimizers.Adagrad(learning_rate,
                                                      initial_accumulator_value=config.adagrad_initial_accumulator),
-                  jit_compile=jit)
+                  jit_compile=config.jit)
     return model
 
 
-def choose_learning_rate(config: VAEConfig, data: dict, run_path: Path) -> tuple[float, dict | None]:
+def choose_learning_rate(config: VAEConfig, data: dict, cache: Path) -> tuple[float, dict | None]:
     """§5: 'stepsizes were adapted with Adagrad; the Adagrad global stepsize parameters were chosen
     from {0.01, 0.02, 0.1} based on performance on the training set in the first few iterations'.
     Each candidate trains a fresh model (same seed) for `lr_search_samples`; the one with the highest
-    bound on the train-bound subset wins. The choice is kept in the run directory for resumes."""
+    bound on the train-bound subset wins. The choice is kept in `cache` (run state) for resumes."""
     if config.learning_rate:
         return config.learning_rate, None
-    cache = run_path / "lr_search.json"
     if cache.exists():
         found = json.loads(cache.read_text())
         return found["chosen"], found
@@ -154,41 +153,38 @@ class BoundOnTrainSet(keras.callbacks.Callback):
         logs["samples_seen"] = iterations * self.train_batch_size
 
 
-def write_figures(model: VAE, config: VAEConfig, data: dict, folder: Path, stem: str) -> dict[str, str]:
-    """Samples from the prior, test reconstructions and (N_z = 2) the manifold of Fig. 4, as PNGs;
-    returns their paths relative to the paper's results folder."""
+def write_figures(model: VAE, config: VAEConfig, data: dict, run: Run) -> None:
+    """Samples from the prior, test reconstructions and (N_z = 2) the manifold of Fig. 4, as PNGs."""
     from scipy.special import ndtri
 
     shape = data["image_shape"]
     rng = np.random.default_rng(config.seed)
-    written = {}
     z = rng.standard_normal((100, config.latent_dim)).astype(np.float32)
     samples = keras.ops.convert_to_numpy(model.mean_image(z)).reshape(-1, *shape)
-    written["samples"] = images.save_grid(folder / f"{stem}_samples.png", samples, 10, 10)
+    images.save_grid(run.figure_path("samples"), samples, 10, 10)
     x = data["test"][:20]
     mean, _ = model.encode(x)
     recon = keras.ops.convert_to_numpy(model.mean_image(mean)).reshape(-1, *shape)
     pairs = np.concatenate([x.reshape(2, 10, *shape), recon.reshape(2, 10, *shape)], axis=1).reshape(-1, *shape)
-    written["reconstructions"] = images.save_grid(folder / f"{stem}_reconstructions.png", pairs, 4, 10)
+    images.save_grid(run.figure_path("reconstructions"), pairs, 4, 10)
     if config.latent_dim == 2:
         # Fig. 4: linearly spaced points of the unit square through the inverse Gaussian CDF.
         n = 20
         u = ndtri(np.linspace(0.5 / n, 1 - 0.5 / n, n))
         grid_z = np.stack(np.meshgrid(u, u[::-1]), axis=-1).reshape(-1, 2).astype(np.float32)
         manifold = keras.ops.convert_to_numpy(model.mean_image(grid_z)).reshape(-1, *shape)
-        written["manifold"] = images.save_grid(folder / f"{stem}_manifold.png", manifold, n, n)
-    return {k: Path(os.path.relpath(v, folder.parent)).as_posix() for k, v in written.items()}
+        images.save_grid(run.figure_path("manifold"), manifold, n, n)
 
 
 def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
-    started, t0 = results.utc_now(), time.perf_counter()
-    seed_everything(config.seed)
+    run = Run(PAPER, config, preset, PRESETS, throughput_key="train_samples_per_s", callbacks=extra_callbacks)
     data = prepare_data(config)
     train, test = data["train"], data["test"]
-    run_path = training.run_dir(config, PAPER, config.variant, preset)
+    run.describe_data(source=data["source"], checksums=data["checksums"], verified=data["verified"],
+                      train=len(train), test=len(test), binarization=data["binarization"])
     print(f"{config.variant}, preset {preset}: {len(train)} train / {len(test)} test images from {data['source']} "
-          f"(binarization: {data['binarization']}); working files in {run_path}")
-    learning_rate, lr_search = choose_learning_rate(config, data, run_path)
+          f"(binarization: {data['binarization']}); working files in {run.dir}")
+    learning_rate, lr_search = choose_learning_rate(config, data, run.state_file("lr_search.json"))
     print(f"Adagrad step size {learning_rate}" + (" (chosen by the search above)" if lr_search else ""))
 
     keras.backend.clear_session()
@@ -196,58 +192,34 @@ def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -
     model = compile_model(build_model(config, len(train), train.shape[1], data["likelihood"]), config,
                           learning_rate)
     train_ds = ArrayBatches(train, None, config.batch_size, seed=config.seed, augment=data["transform"],
-                            workers=config.data_workers, passes=config.resolved_passes_per_epoch)
-    steps_per_epoch = len(train_ds)
-    max_iterations = math.ceil(config.resolved_max_samples / config.batch_size)
-    epochs = math.ceil(max_iterations / steps_per_epoch)
+                            workers=config.data_workers, passes=config.passes_per_epoch)
+    max_iterations = math.ceil(config.max_samples / config.batch_size)
+    epochs = math.ceil(max_iterations / len(train_ds))
     print(f"{max_iterations} iterations of {config.batch_size} = {max_iterations * config.batch_size:.3g} samples, "
-          f"{epochs} epochs of {steps_per_epoch} steps")
-    std = training.callbacks(run_path, config.batch_size, config.tensorboard)
-    cbs = [training.EpochSync(train_ds), training.ReseedEachEpoch([model.noise], config.seed),
-           training.StopAtIteration(max_iterations, steps_per_epoch),
-           BoundOnTrainSet(data["train_eval"], config.eval_batch_size, config.batch_size),
-           *std.values(), *extra_callbacks]
-    training.fit(model, train_ds, run_path, epochs=epochs, callbacks=cbs, validation_data=(test,),
-                 validation_batch_size=config.eval_batch_size)
-
-    failed = std["nan"].failed_at
+          f"{epochs} epochs of {len(train_ds)} steps")
+    run.fit(model, train_ds, epochs=epochs, images_per_step=config.batch_size, max_steps=max_iterations,
+            callbacks=[BoundOnTrainSet(data["train_eval"], config.eval_batch_size, config.batch_size)],
+            reseed=[model.noise], validation_data=(test,), validation_batch_size=config.eval_batch_size)
     iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    final = {"iterations": iterations, "samples_seen": iterations * config.batch_size, "epochs": epochs,
-             "learning_rate": learning_rate, "train_samples_per_s": std["timer"].steady_throughput()}
-    figures = {}
-    if failed is None:
-        evaluate = {"batch_size": config.eval_batch_size, "verbose": 0, "return_dict": True}
-        test_eval = model.evaluate(test, **evaluate)
-        train_eval = model.evaluate(data["train_eval"], **evaluate)
-        final.update(test_elbo=test_eval["elbo"], test_reconstruction=test_eval["reconstruction"],
-                     test_kl=test_eval["kl"], train_elbo=train_eval["elbo"], train_elbo_points=len(data["train_eval"]))
-        points = test[:config.ll_test_points or None]
-        print(f"Importance-sampled log p(x) on {len(points)} test images, k = {config.ll_samples}:", flush=True)
-        t_ll = time.perf_counter()
-        ll = marginal_log_likelihood(model, points, config.ll_samples, chunk=config.ll_chunk, seed=config.seed)
-        final.update(test_ll=float(ll.mean()), test_ll_sem=float(ll.std(ddof=1) / math.sqrt(len(ll))),
-                     ll_k=config.ll_samples, ll_test_points=len(points), ll_time_s=round(time.perf_counter() - t_ll, 1))
-        stem = f"{config.variant}_{preset}_seed{config.seed}_{started.replace(':', '').replace('-', '')[:15]}Z"
-        figures = write_figures(model, config, data, Path(config.results_dir) / PAPER / "figures", stem)
-    else:
-        final["failure"] = failed
-    record = results.make_record(
-        paper=PAPER, variant=config.variant, preset=preset, config=config, started=started,
-        wall_time_s=std["timer"].wall_time_s, history=training.read_history(run_path), final=final,
-        status="failed" if failed else "completed",
-        extra={"data": {"source": data["source"], "train": len(train), "test": len(test),
-                        "binarization": data["binarization"]},
-               "lr_search": lr_search, "figures": figures, "sessions": std["timer"].sessions,
-               "process_time_s": round(time.perf_counter() - t0, 1)},
-    )
-    if failed is None:
-        outcome = (f"test bound {final['test_elbo']:.2f}, train bound {final['train_elbo']:.2f}, "
-                   f"log p(x) {final['test_ll']:.2f} ± {final['test_ll_sem']:.2f} nats (k = {config.ll_samples})")
-    else:
-        outcome = training.failure_text(failed)
-    status = training.conclude(record, config.results_dir, PAPER, outcome, run_path)
-    (run_path / "lr_search.json").unlink(missing_ok=True)
-    return status
+    final = {"samples_seen": iterations * config.batch_size, "epochs": epochs, "learning_rate": learning_rate}
+    if run.failed:
+        return run.finish(final, extra={"lr_search": lr_search})
+
+    evaluate = {"batch_size": config.eval_batch_size, "verbose": 0, "return_dict": True}
+    test_eval = model.evaluate(test, **evaluate)
+    train_eval = model.evaluate(data["train_eval"], **evaluate)
+    final.update(test_elbo=test_eval["elbo"], test_reconstruction=test_eval["reconstruction"],
+                 test_kl=test_eval["kl"], train_elbo=train_eval["elbo"], train_elbo_points=len(data["train_eval"]))
+    points = test[:config.ll_test_points or None]
+    print(f"Importance-sampled log p(x) on {len(points)} test images, k = {config.ll_samples}:", flush=True)
+    t_ll = time.perf_counter()
+    ll = marginal_log_likelihood(model, points, config.ll_samples, chunk=config.ll_chunk, seed=config.seed)
+    final.update(test_ll=float(ll.mean()), test_ll_sem=float(ll.std(ddof=1) / math.sqrt(len(ll))),
+                 ll_k=config.ll_samples, ll_test_points=len(points), ll_time_s=round(time.perf_counter() - t_ll, 1))
+    write_figures(model, config, data, run)
+    summary = (f"test bound {final['test_elbo']:.2f}, train bound {final['train_elbo']:.2f}, "
+               f"log p(x) {final['test_ll']:.2f} ± {final['test_ll_sem']:.2f} nats (k = {config.ll_samples})")
+    return run.finish(final, summary=summary, extra={"lr_search": lr_search})
 
 
 def main(argv=None) -> int:

@@ -39,8 +39,9 @@ from common import config as cfg
 from common import results, training
 from common.config import param
 from common.repro import seed_everything
+from common.run import write_benchmark
 from papers.wgan.config import PRESETS, WGANConfig
-from papers.wgan.train import build, optimizer
+from papers.wgan.model import build_model, optimizer
 
 PAPER = "wgan"
 DESCRIPTION = (
@@ -68,7 +69,7 @@ def wasserstein(y_true, y_pred):
 
 def plain_models(model, config: WGANConfig):
     """Ordinary compiled Keras models doing the same forward/backward work as the two WGAN updates."""
-    steps = config.resolved("generator_steps")
+    steps = config.generator_steps
     critic = keras.models.clone_model(model.critic)
     critic.compile(optimizer(config, config.n_critic * steps), loss=wasserstein)
     frozen = keras.models.clone_model(model.critic)
@@ -88,7 +89,7 @@ def textbook_gp_critic_step(model, config: WGANConfig):
     import tensorflow as tf
 
     critic = keras.models.clone_model(model.critic)
-    opt = optimizer(config, config.n_critic * config.resolved("generator_steps"))
+    opt = optimizer(config, config.n_critic * config.generator_steps)
     opt.build(critic.trainable_variables)
     weight = config.gp_weight
 
@@ -114,7 +115,7 @@ def run(config: WGANBenchmarkConfig, preset: str = "") -> int:
     started, t0 = results.utc_now(), time.perf_counter()
     seed_everything(config.seed)
     shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
-    model = build(config, shape)
+    model = build_model(config, shape)
     critic, stack = plain_models(model, config)
     rng = np.random.default_rng(config.seed)
     b, k = config.batch_size, config.n_critic
@@ -165,8 +166,8 @@ def run(config: WGANBenchmarkConfig, preset: str = "") -> int:
     verdict = "bound +20 %" if judged else "the penalty's second-order pass included; no bound"
     if extra:
         verdict += f"; vs the textbook GP critic step {100 * extra['overhead_vs_textbook_gp']:+.1f} % (bound +20 %)"
-    return training.conclude_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
-                                       description=DESCRIPTION, line=(
+    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
+                           description=DESCRIPTION, line=(
         f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}: WGAN step {final['wgan_step_ms']:.0f} ms "
         f"vs plain {k} x {final['plain_critic_ms']:.0f} + {final['plain_g_through_critic_ms']:.0f} ms: "
         f"overhead {100 * overhead:+.1f} % ({verdict})"))

@@ -3,7 +3,7 @@ CIFAR-10 and MNIST with the DCGAN-style generator and critic, or Gulrajani et al
 (`--architecture=resnet`). Defaults: each paper's Algorithm 1,
 completed from the authors' released code where the paper is silent (README, Deviations). Fields whose
 value differs between the variants or architectures default to 0 / "auto", meaning "this variant's
-value" (`WGANConfig.resolved`).
+value": `WGANConfig.automatic` fills them in when the config is made, and the record lists them.
 
 Presets (reference hardware: the project's 2-core CPU, TensorFlow backend):
 
@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import ConfigError, param
-from common.gan import DATASETS, NORMS
+from common.data.image_sets import DATASETS
 from common.gen_metrics import SampleScoreConfig
-from papers.wgan.model import AUTHORS_SCHEDULE, LOSSES, SCHEDULES
+from papers.wgan.model import AUTHORS_SCHEDULE, LOSSES, NORMS, SCHEDULES
 
 # The two papers' values where they differ (Arjovsky et al. Algorithm 1; Gulrajani et al. Algorithm 1).
 VARIANT_DEFAULTS = {"clip": {"learning_rate": 5e-5, "critic_norm": "batch"},
@@ -37,6 +37,8 @@ ARCHITECTURES = ("dcgan", "resnet")
 ARCHITECTURE_DEFAULTS = {"dcgan": {"generator_steps": 200_000, "lr_decay": "false", "generator_batch_multiple": 1},
                          "resnet": {"generator_steps": 100_000, "lr_decay": "true", "generator_batch_multiple": 2}}
 JOINT_DEFAULTS = {("gp", "resnet"): {"learning_rate": 2e-4}}
+# The fields whose 0 / "auto" means "this variant's and architecture's value".
+AUTOMATIC = ("learning_rate", "critic_norm", "generator_steps", "generator_batch", "lr_decay")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class WGANConfig(SampleScoreConfig):
 
     loss: str = param("gp", "clip: weight clipping (Arjovsky et al.); gp: gradient penalty (Gulrajani et al.)")
     dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)")
-    architecture: str = param("dcgan", "dcgan: the DCGAN-style G and critic (common.gan; Table 3's DCGAN row); "
+    architecture: str = param("dcgan", "dcgan: the DCGAN-style G and critic (model.py; the DCGAN architecture "
+                                       "both papers train as a baseline); "
                                        "resnet: Gulrajani et al.'s ResNet G and critic (Appendix C; Table 3's 7.86)")
     latent_dim: int = param(128, "dimension of z ~ N(0, I) (Gulrajani et al.'s code: 128)")
     ngf: int = param(128, "G's filters before the output layer (4 ngf, 2 ngf, ngf; Gulrajani et al.'s DIM = 128)")
@@ -78,49 +81,42 @@ class WGANConfig(SampleScoreConfig):
     track_samples: int = param(500, "samples and held-out images for that tracking")
     data_workers: int = param(2, "threads that build batches ahead of the train step")
 
+    def automatic(self) -> dict:
+        """This variant's and architecture's values for the fields left at 0 / "auto"."""
+        if self.loss not in LOSSES or self.architecture not in ARCHITECTURES:
+            return {}  # validate() says what is wrong
+        arch = ARCHITECTURE_DEFAULTS[self.architecture]
+        table = {**VARIANT_DEFAULTS[self.loss], **arch, **JOINT_DEFAULTS.get((self.loss, self.architecture), {}),
+                 "generator_batch": self.batch_size * arch["generator_batch_multiple"]}
+        return {name: table[name] for name in AUTOMATIC if getattr(self, name) in (0, 0.0, "auto")}
+
     def validate(self) -> None:
+        super().validate()
+        if self.loss not in LOSSES:
+            raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(f"--architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
-        if self.lr_decay not in ("auto", "true", "false"):
+        if self.lr_decay not in ("true", "false"):
             raise ConfigError(f"--lr_decay must be auto, true or false, got {self.lr_decay!r}")
-        if self.generator_steps < 0 or self.generator_batch < 0:
-            raise ConfigError("generator_steps and generator_batch must be >= 0 (0: the architecture's)")
+        if self.generator_steps < 1 or self.generator_batch < 1:
+            raise ConfigError("generator_steps and generator_batch must be positive (or 0: the architecture's)")
         if self.critic_schedule not in SCHEDULES:
             raise ConfigError(f"--critic_schedule must be one of {', '.join(SCHEDULES)}, got {self.critic_schedule!r}")
         heavy = AUTHORS_SCHEDULE["heavy_critic_updates"]
         if self.critic_schedule == "authors" and heavy % self.n_critic:
             raise ConfigError(f"--critic_schedule=authors needs n_critic to divide {heavy}, got {self.n_critic}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.dataset not in DATASETS:
             raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
-        if self.critic_norm not in ("auto", *NORMS):
+        if self.critic_norm not in NORMS:
             raise ConfigError(f"--critic_norm must be auto or one of {', '.join(NORMS)}, got {self.critic_norm!r}")
-        if self.resolved("critic_norm") == "batch" and self.loss == "gp":
+        if self.critic_norm == "batch" and self.loss == "gp":
             raise ConfigError("the gradient penalty is per example; batch normalisation in the critic couples "
                               "the examples (Gulrajani et al. §4): use --critic_norm=layer or none")
         if min(self.latent_dim, self.ngf, self.ndf, self.batch_size, self.n_critic) < 1:
             raise ConfigError("latent_dim, ngf, ndf, batch_size and n_critic must be positive")
-        if self.learning_rate < 0 or self.clip_value <= 0 or self.gp_weight < 0:
-            raise ConfigError("learning_rate must be >= 0 (0: the variant's), clip_value > 0, gp_weight >= 0")
+        if self.learning_rate <= 0 or self.clip_value <= 0 or self.gp_weight < 0:
+            raise ConfigError("learning_rate must be > 0 (or 0: the variant's), clip_value > 0, gp_weight >= 0")
         self.validate_scores()
-        if self.jit_compile not in ("auto", "true", "false"):
-            raise ConfigError(f"jit_compile must be auto, true or false, got {self.jit_compile!r}")
-
-    def resolved(self, name: str):
-        """The value in effect: a field left at 0 / "auto" takes this variant's and architecture's default."""
-        value = getattr(self, name)
-        if value not in (0, 0.0, "auto"):
-            return value
-        arch = ARCHITECTURE_DEFAULTS[self.architecture]
-        if name == "generator_batch":
-            return self.batch_size * arch["generator_batch_multiple"]
-        for table in (JOINT_DEFAULTS.get((self.loss, self.architecture), {}), arch, VARIANT_DEFAULTS[self.loss]):
-            if name in table:
-                return table[name]
-        raise KeyError(f"{name} has no variant default")
-
-    RESOLVED = ("learning_rate", "critic_norm", "generator_steps", "generator_batch", "lr_decay")
 
     @property
     def variant(self) -> str:

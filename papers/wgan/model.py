@@ -1,6 +1,6 @@
 """Wasserstein GANs on 32x32 images: weight clipping (Arjovsky, Chintala & Bottou 2017, Algorithm 1)
 and the gradient penalty (Gulrajani et al. 2017, Algorithm 1), with the DCGAN-style generator and
-critic of `common.gan`.
+critic below (both papers' CIFAR-10 baseline architecture) or Gulrajani et al.'s ResNet (`resnet.py`).
 
 Both maximise, over the critic f, the estimate of the Wasserstein-1 distance
 
@@ -19,16 +19,65 @@ generator update: the loops of both papers' Algorithm 1, with static shapes on T
 from __future__ import annotations
 
 import keras
-from keras import ops
+from keras import layers, ops
 
 from common.adversarial import AdversarialModel, input_gradient
 
 LOSSES = ("clip", "gp")
+NORMS = ("batch", "layer", "none")
 # When the critic takes its generator step: "algorithm1" after every n_critic critic updates (both
 # papers' Algorithm 1); "authors" as the WGAN authors' code (main.py, Diters): after 100 critic updates
 # for each of the first 25 generator updates and every 500th, otherwise after n_critic.
 SCHEDULES = ("algorithm1", "authors")
 AUTHORS_SCHEDULE = {"heavy_critic_updates": 100, "first": 25, "every": 500}
+
+
+def _normal(std: float):
+    # A new initializer for every layer: an unseeded Keras initializer takes its seed when it is made.
+    return keras.initializers.RandomNormal(stddev=std)
+
+
+def _norm(kind: str, std: float):
+    if kind == "batch":  # the DCGAN authors' code initialises the BN gain from N(1, 0.02) like the weights
+        return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, std))
+    if kind == "layer":  # per example over all of a feature map's positions and channels
+        return layers.LayerNormalization(axis=(1, 2, 3))
+    return layers.Identity()
+
+
+def dcgan_generator(image_shape=(32, 32, 3), latent_dim: int = 128, ngf: int = 128, init_std: float = 0.02):
+    """DCGAN's generator (Radford et al. 2015), as both papers' DCGAN-architecture runs use it: z ->
+    project and reshape to 4x4x(4 ngf) -> BN, ReLU -> 5x5 fractional-strided convolutions to 8x8x(2 ngf),
+    16x16x(ngf) (BN, ReLU) -> 32x32xC, tanh. No biases where BN follows."""
+    if tuple(image_shape[:2]) != (32, 32):
+        raise ValueError(f"this generator makes 32x32 images (pad MNIST to 32x32), got {image_shape}")
+    z = keras.Input((latent_dim,), name="z")
+    h = layers.Dense(4 * 4 * 4 * ngf, use_bias=False, kernel_initializer=_normal(init_std), name="project")(z)
+    h = layers.ReLU()(_norm("batch", init_std)(layers.Reshape((4, 4, 4 * ngf))(h)))
+    for filters in (2 * ngf, ngf):
+        h = layers.Conv2DTranspose(filters, 5, strides=2, padding="same", use_bias=False,
+                                   kernel_initializer=_normal(init_std))(h)
+        h = layers.ReLU()(_norm("batch", init_std)(h))
+    x = layers.Conv2DTranspose(image_shape[2], 5, strides=2, padding="same", activation="tanh",
+                               kernel_initializer=_normal(init_std), name="image")(h)
+    return keras.Model(z, x, name="generator")
+
+
+def dcgan_critic(image_shape=(32, 32, 3), ndf: int = 128, init_std: float = 0.02, norm: str = "batch"):
+    """DCGAN's discriminator as a critic: 32x32xC -> 5x5 stride-2 convolutions to 16x16x(ndf) (LeakyReLU
+    0.2, never normalised), 8x8x(2 ndf), 4x4x(4 ndf) (`norm`, LeakyReLU 0.2) -> flatten -> one unbounded
+    value. `norm`: batch (WGAN, as the authors' code), layer or none (WGAN-GP, Gulrajani et al. §4)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    x = keras.Input(image_shape, name="image")
+    h = layers.Conv2D(ndf, 5, strides=2, padding="same", kernel_initializer=_normal(init_std), name="conv1")(x)
+    h = layers.LeakyReLU(0.2)(h)
+    for i, filters in enumerate((2 * ndf, 4 * ndf), start=2):
+        h = layers.Conv2D(filters, 5, strides=2, padding="same", use_bias=norm == "none",
+                          kernel_initializer=_normal(init_std), name=f"conv{i}")(h)
+        h = layers.LeakyReLU(0.2)(_norm(norm, init_std)(h))
+    out = layers.Dense(1, kernel_initializer=_normal(init_std), name="value")(layers.Flatten()(h))
+    return keras.Model(x, out, name="critic")
 
 
 def critic_updates_before(generator_step: int, n_critic: int, schedule: str) -> int:
@@ -146,3 +195,34 @@ class WGAN(AdversarialModel):
         super().compile(players={"critic": (critic_optimizer, self.critic.trainable_weights),
                                  "generator": (g_optimizer, self.generator.trainable_weights)},
                         count="generator", **kwargs)
+
+
+def optimizer(config, updates: int) -> keras.optimizers.Optimizer:
+    """The variant's optimizer for a player making `updates` updates in the whole run (for the decay):
+    RMSProp for weight clipping (Arjovsky et al. Algorithm 1), Adam for the penalty (Gulrajani et al.)."""
+    lr = config.learning_rate
+    if config.lr_decay == "true":  # linearly to 0 at the last update (Gulrajani et al.'s ResNet script)
+        lr = keras.optimizers.schedules.PolynomialDecay(lr, updates, end_learning_rate=0.0, power=1.0)
+    if config.loss == "clip":
+        return keras.optimizers.RMSprop(lr, rho=config.rmsprop_rho)
+    return keras.optimizers.Adam(lr, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
+
+
+def build_model(config, image_shape) -> WGAN:
+    """Generator, critic and the compiled WGAN of a `WGANConfig` (its automatic fields filled in)."""
+    from papers.wgan import resnet
+
+    if config.architecture == "resnet":
+        generator = resnet.resnet_generator(image_shape, config.latent_dim, config.ngf)
+        critic = resnet.resnet_critic(image_shape, config.ndf, norm=config.critic_norm)
+    else:
+        generator = dcgan_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
+        critic = dcgan_critic(image_shape, config.ndf, config.init_std, norm=config.critic_norm)
+    model = WGAN(generator, critic, config.latent_dim, loss=config.loss, n_critic=config.n_critic,
+                 batch_size=config.batch_size, clip_value=config.clip_value, gp_weight=config.gp_weight,
+                 seed=config.seed, g_batch_size=config.generator_batch, critic_schedule=config.critic_schedule,
+                 name=f"wgan_{config.loss}")
+    steps = config.generator_steps
+    critic_updates = config.n_critic * train_steps_for(steps, config.n_critic, config.critic_schedule)
+    model.compile(optimizer(config, critic_updates), optimizer(config, steps), jit_compile=config.jit)
+    return model

@@ -53,10 +53,10 @@ def test_overrides_that_change_the_recipe_are_labelled_custom():
 
 def test_recipe_changes_name_what_makes_a_run_custom():
     preset, config = parse_args(ToyConfig, PRESETS, ["--preset=quick", "--rate=0.5", "--seed=3", "--steps=1,2"])
-    assert recipe_changes(config, preset) == {"rate": 0.5, "steps": (1, 2)}
+    assert recipe_changes(config, PRESETS, preset) == {"rate": 0.5, "steps": (1, 2)}
     preset, config = parse_args(ToyConfig, PRESETS, ["--preset=quick", "--seed=3"])
-    assert recipe_changes(config, preset) == {}
-    assert recipe_changes(config, "benchmark") == {}
+    assert recipe_changes(config, PRESETS, preset) == {}
+    assert recipe_changes(config, PRESETS, "benchmark") == {}
 
 
 def test_unknown_key_lists_the_valid_ones():

@@ -84,6 +84,43 @@ def test_check_notices_a_missing_figure(repo):
     assert any("missing figure" in s for s in report.check(res, papers, readme))
 
 
+def test_smoke_runs_stay_out_of_the_readme_table_but_not_the_report(repo):
+    _, res, papers, readme = repo
+    _write(res, 0, 0.3, preset="smoke")
+    _write(res, 0, 0.4, preset="smoke-custom", changes={"steps": 3})
+    rendered = report.render(res, papers, readme, res, draw=False)
+    assert "smoke" not in rendered[readme]
+    assert "| v1 | smoke (not the paper's recipe) | 30.00 |" in rendered[papers / "toy" / "REPORT.md"]
+
+
+def test_unknown_paper_json_key_is_an_error(repo):
+    _, res, papers, readme = repo
+    (papers / "toy" / "paper.json").write_text(json.dumps({**META, "metrc": "error"}))
+    with pytest.raises(ValueError, match="unknown key.*metrc.*PAPER_JSON"):
+        report.render(res, papers, readme, res, draw=False)
+
+
+def test_runs_from_a_dirty_tree_or_resumed_under_changed_code_are_marked(repo):
+    _, res, papers, readme = repo
+    clean = {"commit": "a" * 40, "dirty": False}
+    path = _write(res, 0, 0.1)
+    body = json.loads(path.read_text())
+    body.update(sessions=[{**clean, "started": "s"}, {"commit": "b" * 40, "dirty": False, "started": "t"}],
+                code_changed_between_sessions=["common/run.py"])
+    path.write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| v1 | paper (paper's recipe) | 10.00† |" in text and "aaaaaaa → bbbbbbb (code changed)" in text
+    body.update(sessions=[{**clean, "started": "s"}, {"commit": "b" * 40, "dirty": False}],
+                code_changed_between_sessions=[])  # other papers' code changed: nothing to flag
+    path.write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| 10.00 |" in text and "†" not in text
+    body.update(sessions=[{**clean, "dirty": True}], code_changed_between_sessions=[])
+    path.write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "10.00†" in text and "aaaaaaa+dirty" in text and "made from a modified tree" in text
+
+
 def test_readme_without_markers_is_an_error(repo):
     _, res, papers, readme = repo
     readme.write_text("no markers")

@@ -17,7 +17,9 @@ def record(**kw):
     base = dict(paper="toy", variant="v1", preset="quick", config=Cfg(seed=3), started=results.utc_now(),
                 wall_time_s=1.5, history=[{"epoch": 1, "loss": 1.0}], final={"error": 0.25}, status="completed")
     base.update(kw)
-    return results.make_record(**base)
+    r = results.make_record(**base)
+    r["git"] = {"commit": "0123456789abcdef", "dirty": False}  # as a clean checkout writes it, wherever tests run
+    return r
 
 
 def test_record_has_provenance():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from common import gan, results
+from common import gan, report, results
 from common.config import ConfigError, make_config, parse_args
 from common.repro import seed_everything
 from papers.dcgan import features, train
@@ -14,6 +14,7 @@ from papers.dcgan.model import (
     DCGAN,
     build_discriminator,
     build_generator,
+    build_model,
     feature_layers,
     sigmoid_cross_entropy,
 )
@@ -112,7 +113,7 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     assert all((folder / rel).exists() for rel in record["figures"].values())
     run_dirs = list((tmp_path / "runs" / "dcgan").iterdir())
     assert sorted(p.name for p in (run_dirs[0] / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
-    assert "| dcgan-cifar10 | smoke (not the paper's recipe) |" in (folder / "REPORT.md").read_text()
+    assert "| dcgan-cifar10 | smoke (not the paper's recipe) |" in report.report_for(config.results_dir, "dcgan")
     assert 0 <= final["svm_test_accuracy"] <= 1 and 0 <= final["svm_test_accuracy_untrained_d"] <= 1
     assert keras.saving.load_model(final["discriminator_file"]).count_params() > 0
     svm = record["svm"]["trained"]
@@ -138,7 +139,7 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     assert revised["revision"]["config_changes"] == {"svm_alphas": [[1e-3, 1e-2], [1e-4, 1e-3]]}
     assert revised["final"]["svm_test_accuracy"] == revised["svm"]["trained"]["accuracy"]
     assert original.name in results.load_superseded(config.results_dir, "dcgan")
-    text = (folder / "REPORT.md").read_text()
+    text = report.report_for(config.results_dir, "dcgan")
     assert "## Superseded runs" in text and f"`{original.name}`" in text and "re-evaluated at" in text
 
     # A score network added later scores the saved G's samples; the SVM, already current, is not re-run
@@ -194,7 +195,7 @@ def test_svm_separates_separable_classes_and_reports_its_choice():
 def test_untrained_baseline_is_the_runs_initial_discriminator():
     config = make_config(DCGANConfig, PRESETS, "smoke")
     seed_everything(config.seed)
-    model = train.build(config, (32, 32, 3))
+    model = build_model(config, (32, 32, 3))
     initial = train.initial_discriminator(config, (32, 32, 3))
     for a, b in zip(model.discriminator.weights, initial.weights, strict=True):
         np.testing.assert_array_equal(_np(a), _np(b))
@@ -211,5 +212,5 @@ def test_step_cost_benchmark_writes_a_record_and_a_report_section(tmp_path):
     assert record["kind"] == "benchmark" and final["gan_step_ms"] > 0 and final["plain_d_ms"] > 0
     assert final["overhead"] == pytest.approx(final["gan_step_ms"] / (final["plain_d_ms"]
                                               + final["plain_g_through_d_ms"]) - 1)
-    text = (tmp_path / "results" / "dcgan" / "REPORT.md").read_text()
+    text = report.report_for(config.results_dir, "dcgan")
     assert "## Step cost" in text and "| dcgan-cifar10 | CPU" in text

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from common import report
 from papers.unet import augment, weights
 from papers.unet.model import build_unet, check_tile, mirror_pad, output_size, predict_tiled, valid_tiles
 
@@ -128,7 +129,7 @@ def test_smoke_run_writes_results_figures_and_report(isbi_root, tmp_path):
     folder = tmp_path / "results" / "unet"
     assert set(record["figures"]) == {"figure3", "elastic"}
     assert all((folder / rel).exists() for rel in record["figures"].values())
-    assert "| unet-isbi2012 | smoke (not the paper's recipe) |" in (folder / "REPORT.md").read_text()
+    assert "| unet-isbi2012 | smoke (not the paper's recipe) |" in report.report_for(config.results_dir, "unet")
 
 
 def test_training_tiles_are_a_function_of_seed_epoch_and_index(isbi_root):
@@ -165,7 +166,7 @@ def test_inference_benchmark_writes_a_record_and_a_report_section(tmp_path):
     final = record["final"]
     assert final["tiles_per_slice"] == 9 and final["slice_s"] > 0
     assert final["peak_rss_mb"] >= final["rss_before_slice_mb"]
-    assert "## Inference and train-step cost" in (tmp_path / "results" / "unet" / "REPORT.md").read_text()
+    assert "## Inference and train-step cost" in report.report_for(config.results_dir, "unet")
 
 
 def test_submission_is_a_float_tiff_stack(tmp_path):

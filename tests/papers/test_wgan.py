@@ -3,12 +3,21 @@ import numpy as np
 import pytest
 from keras import ops
 
-from common import gan, results
+from common import report, results
 from common.adversarial import input_gradient
 from common.config import ConfigError, make_config, parse_args
 from papers.wgan import train
 from papers.wgan.config import PRESETS, WGANConfig
-from papers.wgan.model import WGAN, critic_updates_before, gradient_penalty, per_example_norm, train_steps_for
+from papers.wgan.model import (
+    WGAN,
+    build_model,
+    critic_updates_before,
+    dcgan_critic,
+    dcgan_generator,
+    gradient_penalty,
+    per_example_norm,
+    train_steps_for,
+)
 
 
 def _np(x):
@@ -60,8 +69,8 @@ def test_norm_has_a_finite_gradient_at_zero():
 
 def _small(loss="gp", critic_lr=1e-3, g_lr=1e-3, batch=8, n_critic=2, norm=None):
     keras.utils.set_random_seed(0)
-    g = gan.dcgan_generator((32, 32, 1), 8, 4)
-    c = gan.dcgan_critic((32, 32, 1), 4, norm=norm or ("none" if loss == "gp" else "batch"), name="critic")
+    g = dcgan_generator((32, 32, 1), 8, 4)
+    c = dcgan_critic((32, 32, 1), 4, norm=norm or ("none" if loss == "gp" else "batch"))
     model = WGAN(g, c, 8, loss=loss, n_critic=n_critic, batch_size=batch, seed=0)
     opt = keras.optimizers.RMSprop if loss == "clip" else keras.optimizers.Adam
     model.compile(opt(critic_lr), opt(g_lr))
@@ -106,8 +115,8 @@ def test_each_player_changes_only_its_own_weights(still):
             assert not any(changed.values()), name
         else:
             # The critic's output bias cancels in E f(real) - E f(fake): its gradient is exactly 0.
-            assert all(c for path, c in changed.items() if path != "logit/bias"), (name, changed)
-            assert name == "generator" or not changed["logit/bias"]
+            assert all(c for path, c in changed.items() if path != "value/bias"), (name, changed)
+            assert name == "generator" or not changed["value/bias"]
 
 
 def test_batch_norm_runs_in_training_mode_in_both_players_steps():
@@ -140,7 +149,7 @@ def test_authors_schedule_skips_generator_updates_until_the_critic_has_caught_up
     monkeypatch.setitem(wgan_model.AUTHORS_SCHEDULE, "first", 2)
     monkeypatch.setitem(wgan_model.AUTHORS_SCHEDULE, "every", 3)
     keras.utils.set_random_seed(0)
-    model = WGAN(gan.dcgan_generator((32, 32, 1), 8, 4), gan.dcgan_critic((32, 32, 1), 4, norm="batch", name="critic"),
+    model = WGAN(dcgan_generator((32, 32, 1), 8, 4), dcgan_critic((32, 32, 1), 4, norm="batch"),
                  8, loss="clip", n_critic=2, batch_size=8, seed=0, critic_schedule="authors")
     model.compile(keras.optimizers.RMSprop(1e-3), keras.optimizers.RMSprop(1e-3))
     counts, g_before = [], _np(model.generator.trainable_weights[0]).copy()
@@ -193,32 +202,33 @@ def test_resnet_generator_and_critic_shapes_and_parameter_counts(channels):
 @pytest.mark.jax
 def test_resnet_wgan_gp_step_decays_lr_and_uses_a_double_generator_batch(cifar_root):
     config = make_config(WGANConfig, PRESETS, "smoke", architecture="resnet")
-    assert (config.resolved("generator_batch"), config.resolved("lr_decay")) == (2 * config.batch_size, "true")
-    model = train.build(config, (32, 32, 3))
+    assert (config.generator_batch, config.lr_decay) == (2 * config.batch_size, "true")
+    model = build_model(config, (32, 32, 3))
     assert model.g_batch_size == 2 * config.batch_size
     logs = model.train_on_batch(_real(config.n_critic * config.batch_size).repeat(3, axis=-1), return_dict=True)
     assert np.isfinite(list(logs.values())).all()
     g_opt = model.optimizer.players["generator"]
-    steps = config.resolved("generator_steps")
+    steps = config.generator_steps
     lr_now = float(_np(g_opt.learning_rate))
-    assert lr_now == pytest.approx(config.resolved("learning_rate") * (1 - 1 / steps), rel=1e-5)
+    assert lr_now == pytest.approx(config.learning_rate * (1 - 1 / steps), rel=1e-5)
 
 
 def test_config_architecture_defaults():
     dcgan, res = make_config(WGANConfig, PRESETS), make_config(WGANConfig, PRESETS, architecture="resnet")
     assert dcgan.variant == "wgan-gp-cifar10" and res.variant == "wgan-gp-resnet-cifar10"
-    assert {k: dcgan.resolved(k) for k in dcgan.RESOLVED} == {
+    assert {k: getattr(dcgan, k) for k in dcgan.chosen_automatically} == {
         "learning_rate": 1e-4, "critic_norm": "none", "generator_steps": 200_000, "generator_batch": 64,
         "lr_decay": "false"}
-    assert {k: res.resolved(k) for k in res.RESOLVED} == {  # Gulrajani et al.'s gan_cifar_resnet.py
+    assert {k: getattr(res, k) for k in res.chosen_automatically} == {  # Gulrajani et al.'s gan_cifar_resnet.py
         "learning_rate": 2e-4, "critic_norm": "none", "generator_steps": 100_000, "generator_batch": 128,
         "lr_decay": "true"}
     clip = make_config(WGANConfig, PRESETS, loss="clip", architecture="resnet")
-    assert clip.resolved("learning_rate") == 5e-5 and clip.variant == "wgan-clip-resnet-cifar10"
+    assert clip.learning_rate == 5e-5 and clip.variant == "wgan-clip-resnet-cifar10"
     assert parse_args(WGANConfig, PRESETS, ["--architecture=resnet"])[0] == "paper"
-    assert make_config(WGANConfig, PRESETS, generator_steps=7).resolved("generator_steps") == 7
+    explicit = make_config(WGANConfig, PRESETS, generator_steps=7)
+    assert explicit.generator_steps == 7 and "generator_steps" not in explicit.chosen_automatically
     for bad, match in (({"architecture": "vgg"}, "dcgan, resnet"), ({"lr_decay": "yes"}, "auto, true or false"),
-                       ({"generator_steps": -1}, ">= 0")):
+                       ({"generator_steps": -1}, "must be positive")):
         with pytest.raises(ConfigError, match=match):
             make_config(WGANConfig, PRESETS, **bad)
 
@@ -226,8 +236,8 @@ def test_config_architecture_defaults():
 def test_config_variant_defaults_and_errors():
     clip = make_config(WGANConfig, PRESETS, loss="clip")
     gp = make_config(WGANConfig, PRESETS)
-    assert (clip.resolved("learning_rate"), clip.resolved("critic_norm")) == (5e-5, "batch")
-    assert (gp.resolved("learning_rate"), gp.resolved("critic_norm")) == (1e-4, "none")
+    assert (clip.learning_rate, clip.critic_norm) == (5e-5, "batch")
+    assert (gp.learning_rate, gp.critic_norm) == (1e-4, "none")
     assert parse_args(WGANConfig, PRESETS, ["--loss=clip", "--dataset=mnist"])[0] == "paper"
     assert parse_args(WGANConfig, PRESETS, ["--n_critic=1"])[0] == "paper-custom"
     with pytest.raises(ConfigError, match="layer or none"):
@@ -261,7 +271,7 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     folder = tmp_path / "results" / "wgan"
     assert set(record["figures"]) == {"samples", "interpolation", "w_vs_quality"}
     assert all((folder / rel).exists() for rel in record["figures"].values())
-    assert "| wgan-gp-cifar10 | smoke (not the paper's recipe) |" in (folder / "REPORT.md").read_text()
+    assert "| wgan-gp-cifar10 | smoke (not the paper's recipe) |" in report.report_for(config.results_dir, "wgan")
 
 
 @pytest.mark.parametrize("loss", ["clip", "gp"])
@@ -286,5 +296,5 @@ def test_step_cost_benchmark_writes_a_record_and_judges_only_clipping(tmp_path, 
         assert final["overhead_vs_textbook_gp"] == pytest.approx(final["wgan_step_ms"] / (
             config.n_critic * final["textbook_gp_critic_ms"] + final["plain_g_through_critic_ms"]) - 1)
         assert isinstance(final["within_20_percent_of_textbook_gp"], bool)
-    text = (tmp_path / "results" / "wgan" / "REPORT.md").read_text()
+    text = report.report_for(config.results_dir, "wgan")
     assert "## Step cost" in text and f"| wgan-{loss}-cifar10 | CPU" in text

@@ -1,0 +1,212 @@
+"""A training run, from its first session to its results record: what every paper's `train.py` shares.
+
+    run = Run(PAPER, config, preset, PRESETS)      # seeds everything, claims the run directory
+    data = load_data(config)
+    run.describe_data(source=..., checksums=data.checksums, train=len(x_train), test=len(x_test))
+    model = build_model(config)
+    run.fit(model, batches, epochs=epochs, images_per_step=config.batch_size, callbacks=[...])
+    if run.failed:
+        return run.finish()                        # recorded as failed, with where the loss became NaN
+    final = {"test_error": ...}                    # the paper's own evaluation and figures
+    return run.finish(final, summary=f"test error {100 * final['test_error']:.2f} %")
+
+What the run object owns, so that a paper does not:
+- **Seeding** (`common.repro.seed_everything`) when it is made, before data or model exist.
+- **The run directory** `runs/<paper>/<variant>-<preset>-seed<N>-<config hash>/`: the
+  `BackupAndRestore` checkpoint, `history.csv`, `state.json` (the clock) and saved networks. The same
+  command run again resumes from the last finished epoch. A lock (`fcntl.flock`, released by the
+  operating system when the process ends, so a killed run never leaves a stale one) stops a second
+  process from using the directory at the same time.
+- **The standard callbacks**, as attributes: `timer` (`training.Timer`: wall time, sessions and
+  images/s across resumes), `nan` (`training.StopOnNaN`), `backup` (`BackupAndRestore`), `csv`
+  (`CSVLogger`), `progress` (a line a minute when the output is not a terminal) and `tensorboard`
+  (when `config.tensorboard`). `fit` runs them after the paper's own callbacks (which may add keys
+  to the epoch's logs) and adds `EpochSync` (the pipeline's epoch), `ReseedEachEpoch` for the
+  `reseed` generators and `StopAtIteration` for `max_steps`.
+- **The record** (`common.results`): `finish` writes one JSON per finished run, atomically and never
+  over another, with the config, the fields chosen automatically, how the run departs from its preset,
+  every session (commit, dirty flag, start, end, steps, wall time) and whether they span a change of
+  the paper's code or `common/`, versions, device, the data's checksums, the history, the final
+  metrics, the run's throughput over all its sessions, and its figures. Then it retires the checkpoint.
+
+Reports are not written here: `python -m common.report` regenerates them from results/.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+
+import keras
+
+from common import repro, results, training
+from common.config import PLUMBING_PRESETS, config_hash, recipe_changes
+from common.errors import UserError
+
+
+class RunInUse(UserError):
+    """Another process holds the run directory's lock."""
+
+
+class Run:
+    """One training run of a paper; see the module docstring."""
+
+    def __init__(self, paper: str, config, preset: str, presets: dict, *, deterministic: bool = True,
+                 throughput_key: str = "train_images_per_s", callbacks=()):
+        """`presets`: the paper's PRESETS (to record how a `-custom` run departs from its preset).
+        `throughput_key`: the name of the run's images/s in `final` (e.g. "train_samples_per_s").
+        `callbacks`: more callbacks for `fit`, after all others (tests use them to interrupt a run)."""
+        self.paper, self.config, self.preset = paper, config, preset
+        self.variant = config.variant
+        self.throughput_key, self.extra_callbacks = throughput_key, list(callbacks)
+        self.changes = recipe_changes(config, presets, preset)
+        repro.seed_everything(config.seed, deterministic)
+        self.dir = Path(config.runs_dir) / paper / f"{self.variant}-{preset}-seed{config.seed}-{config_hash(config)}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = self._claim(self.dir / "lock")
+        self.timer = training.Timer(self.dir / "state.json")
+        self.nan = training.StopOnNaN()
+        # double_checkpoint: a process killed while writing the checkpoint resumes from the one before.
+        self.backup = keras.callbacks.BackupAndRestore(str(self.dir / "backup"), save_freq="epoch",
+                                                       double_checkpoint=True, delete_checkpoint=False)
+        self.csv = keras.callbacks.CSVLogger(str(self.dir / "history.csv"), append=True)
+        self.progress = None if sys.stdout.isatty() else training.ProgressLog()
+        self.tensorboard = keras.callbacks.TensorBoard(str(self.dir / "tensorboard")) if config.tensorboard else None
+        self.data: dict = {}
+        self.figures: dict[str, Path] = {}
+        self.state_files: list[str] = []
+        self.model = None
+        self.record: dict | None = None
+
+    @staticmethod
+    def _claim(path: Path):
+        handle = open(path, "a+")  # noqa: SIM115  (held open for the life of the run: it is the lock)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunInUse(f"{path.parent} is in use by {holder}: the same configuration is already running. "
+                           f"Wait for it to finish, or stop it; it resumes when run again.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
+        return handle
+
+    @property
+    def started(self) -> str:
+        """When the run's first session started (UTC, ISO 8601)."""
+        return self.timer.sessions[0].get("started") or self.timer.session["started"]
+
+    def describe_data(self, **facts) -> None:
+        """What the run trained and was tested on, for the record: its source, the checksums its loader
+        verified (`checksums`), counts, and whatever else identifies it."""
+        self.data.update(facts)
+
+    def fit(self, model, data, *, epochs: int, images_per_step: int, callbacks=(), reseed=(),
+            max_steps: int | None = None, **fit_kwargs):
+        """`model.fit` on `data` with the paper's `callbacks` and the standard ones. `reseed`: the
+        model's `keras.random.SeedGenerator`s, set to a state of (seed, epoch) at each epoch start so
+        that a resumed run draws the same noise. `max_steps`: stop after this many optimizer steps."""
+        self.model = model
+        self.timer.images_per_step = images_per_step
+        if self.progress is not None:
+            self.progress.images_per_step = images_per_step
+        before = [training.EpochSync(data)] if hasattr(data, "set_epoch") else []
+        if reseed:
+            before.append(training.ReseedEachEpoch(reseed, self.config.seed))
+        standard = [cb for cb in (self.timer, self.nan, self.backup, self.csv, self.progress, self.tensorboard) if cb]
+        after = [training.StopAtIteration(max_steps, len(data))] if max_steps else []
+        return training.fit(model, data, self.dir, epochs=epochs,
+                            callbacks=[*before, *callbacks, *standard, *after, *self.extra_callbacks], **fit_kwargs)
+
+    @property
+    def failed(self) -> dict | None:
+        """Where the loss became NaN or infinite ({"epoch", "batch", "loss", "key"}), or None."""
+        return self.nan.failed_at
+
+    def history(self) -> list[dict]:
+        """The per-epoch logs of every session (`history.csv`), epochs counted from 1."""
+        return training.read_history(self.dir)
+
+    @property
+    def throughput(self) -> float | None:
+        """Median images/s of the run's epochs over all its sessions, compilation excluded."""
+        return self.timer.steady_throughput()
+
+    def figure_path(self, name: str) -> Path:
+        """Where the run's figure `name` goes: results/<paper>/figures/<run>_<start>_<name>.png. The
+        record lists every such figure that exists when the run finishes."""
+        stamp = self.started.replace(":", "").replace("-", "")[:15] + "Z"
+        path = Path(self.config.results_dir) / self.paper / "figures" / f"{self.dir.name}_{stamp}_{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.figures[name] = path
+        return path
+
+    def state_file(self, name: str) -> Path:
+        """A file in the run directory that belongs to this run only (a choice made once and kept for
+        resumes, such as the VAE's step-size search); it is retired with the checkpoint at the end, so a
+        later run of the same configuration starts afresh."""
+        self.state_files.append(name)
+        return self.dir / name
+
+    def save_model(self, model, name: str) -> Path:
+        """Save a trained network as `<name>.keras` in the run directory (never replacing a file that an
+        earlier record names)."""
+        return training.save_model(model, self.dir, name)
+
+    def finish(self, final: dict | None = None, *, summary: str = "", extra: dict | None = None,
+               line: str | None = None) -> int:
+        """Write the results record and retire the checkpoint. `final`: the paper's metrics (the
+        optimizer's iteration count and the run's throughput are added); `summary`: its one-line
+        outcome (a failed run prints where it failed instead); `extra`: more top-level record fields;
+        `line` replaces the printed "<variant> (<preset>, seed <s>): <summary>; <time>" line.
+        Returns the exit status: 0, or 1 for a failed run."""
+        failed = self.failed
+        final = dict(final or {})
+        if self.model is not None:
+            final.setdefault("iterations", int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+        final[self.throughput_key] = self.throughput
+        if failed:
+            final["failure"] = failed
+            summary = training.failure_text(failed)
+        sessions = self.timer.close()
+        commits = [s["commit"] for s in sessions if s.get("commit")]
+        figures = {name: Path(os.path.relpath(path, Path(self.config.results_dir) / self.paper)).as_posix()
+                   for name, path in self.figures.items() if path.exists()}
+        self.record = results.make_record(
+            paper=self.paper, variant=self.variant, preset=self.preset, config=self.config, started=self.started,
+            wall_time_s=self.timer.wall_time_s, history=self.history(), final=final,
+            status="failed" if failed else "completed", recipe_changes=self.changes,
+            extra={"chosen_automatically": list(self.config.chosen_automatically), "data": self.data,
+                   "figures": figures, "sessions": sessions,
+                   "code_changed_between_sessions": repro.changed_files(commits, ["common", f"papers/{self.paper}"]),
+                   **(extra or {})})
+        path = results.write(self.record, self.config.results_dir)
+        training.retire(self.dir, self.state_files)
+        self._lock.close()
+        if line is None:
+            line = (f"\n{self.variant} ({self.preset}, seed {self.config.seed}): {summary}; "
+                    f"{self.record['wall_time_s'] / 60:.1f} min on {self.record['device']['name']}.")
+        print(line)
+        print(f"Results: {path}")
+        if self.preset.removesuffix("-custom") not in PLUMBING_PRESETS:
+            print("Reports: python -m common.report regenerates them from results/.")
+        return 1 if failed else 0
+
+
+def write_benchmark(config, paper: str, started: str, wall_time_s: float, final: dict, line: str, **extra) -> int:
+    """The end of a benchmark script: a `kind: benchmark` record (no history; the report gives it its
+    own section), and `line` printed with the device."""
+    record = results.make_record(paper=paper, variant=config.variant, preset="benchmark", config=config,
+                                 started=started, wall_time_s=wall_time_s, history=[], final=final,
+                                 status="completed", extra={"kind": "benchmark", **extra})
+    path = results.write(record, config.results_dir)
+    device = record["device"]
+    print(f"{line} [{device['name']} / {device['backend']}]")
+    print(f"Results: {path}")
+    return 0

@@ -1,0 +1,181 @@
+"""The run object (common.run.Run): sessions, resume, the lock, figures, state files and the record."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from common import repro, results, training
+from common.config import RunConfig, make_config, param
+from common.run import Run, RunInUse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class ToyConfig(RunConfig):
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"width"}
+
+    epochs: int = param(3, "epochs")
+    width: int = param(0, "hidden units; 0: 4 (chosen automatically)")
+
+    def automatic(self) -> dict:
+        return {"width": 4} if self.width == 0 else {}
+
+    @property
+    def variant(self) -> str:
+        return "toy"
+
+
+PRESETS = {"smoke": {"epochs": 2}}
+
+
+def _config(tmp_path, **kw):
+    return make_config(ToyConfig, PRESETS, "smoke", results_dir=str(tmp_path / "results"),
+                       runs_dir=str(tmp_path / "runs"), **kw)
+
+
+def _train(config, preset="smoke", callbacks=()) -> int:
+    run = Run("toy", config, preset, PRESETS, callbacks=callbacks)
+    run.describe_data(source="synthetic", checksums={"x": "sha256:00"})
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    y = x.sum(1, keepdims=True)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(config.width), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.01), loss="mse")
+    run.fit(model, x, epochs=config.epochs, images_per_step=16, y=y, batch_size=16)
+    if run.failed:
+        return run.finish()
+    run.figure_path("never_written")  # a figure the paper asked a path for but did not write is not recorded
+    path = run.figure_path("drawn")
+    path.write_bytes(b"png")
+    return run.finish({"loss": float(model.evaluate(x, y, verbose=0))}, summary="done")
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_record_of_a_resumed_run_lists_every_session(tmp_path):
+    config = _config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, callbacks=[_Interrupt()])
+    assert _train(config) == 0
+    (record,) = results.load_all(config.results_dir, "toy")
+    first, second = record["sessions"]
+    assert (first["first_epoch"], first["last_epoch"], first["steps"]) == (1, 1, 4)
+    assert (second["first_epoch"], second["last_epoch"], second["steps"]) == (2, 2, 4)
+    assert record["started"] == first["started"] and second["ended"] >= second["started"] >= first["ended"]
+    assert {s["commit"] for s in record["sessions"]} == {repro.git_state()["commit"]}
+    assert record["wall_time_s"] == pytest.approx(first["wall_time_s"] + second["wall_time_s"], abs=0.2)
+    assert record["code_changed_between_sessions"] == []
+    assert record["chosen_automatically"] == ["width"] and record["config"]["width"] == 4
+    assert record["data"] == {"source": "synthetic", "checksums": {"x": "sha256:00"}}
+    assert list(record["figures"]) == ["drawn"] and record["figures"]["drawn"].startswith("figures/toy-smoke-seed0-")
+    assert record["final"]["iterations"] == 8 and record["final"]["train_images_per_s"] > 0
+
+
+def test_a_finished_run_retires_its_checkpoint_and_state_files(tmp_path):
+    config = _config(tmp_path)
+    run = Run("toy", config, "smoke", PRESETS)
+    run.state_file("choice.json").write_text("{}")
+    run.finish()
+    names = sorted(p.name for p in run.dir.iterdir())
+    assert "backup" not in names and "choice.json" not in names
+    assert any(n.startswith("choice.json.done-") for n in names)
+    # The same configuration again is a new run in the same directory, not a resume of the finished one.
+    again = Run("toy", config, "smoke", PRESETS)
+    assert len(again.timer.sessions) == 1
+
+
+def test_a_second_process_is_refused_while_the_first_holds_the_run(tmp_path):
+    config = _config(tmp_path)
+    holder = Run("toy", config, "smoke", PRESETS)
+    with pytest.raises(RunInUse, match=f"in use by process {os.getpid()}"):
+        Run("toy", config, "smoke", PRESETS)
+    holder.finish()
+    Run("toy", config, "smoke", PRESETS)  # free again
+
+
+def test_a_killed_run_leaves_no_lock_behind(tmp_path):
+    """The lock is the operating system's (flock): it dies with its process, so a resume is never blocked."""
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from tests.common.test_run import ToyConfig, PRESETS
+        from common.config import make_config
+        from common.run import Run
+        config = make_config(ToyConfig, PRESETS, "smoke", results_dir={str(tmp_path / 'results')!r},
+                             runs_dir={str(tmp_path / 'runs')!r})
+        run = Run("toy", config, "smoke", PRESETS)
+        print("holding", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == -signal.SIGKILL and "holding" in done.stdout, done.stderr[-2000:]
+    Run("toy", _config(tmp_path), "smoke", PRESETS)
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_throughput_is_taken_over_every_session(tmp_path, monkeypatch):
+    """Median images/s of all epochs but each session's first (it compiles), not the last session's."""
+    clock = _Clock()
+    monkeypatch.setattr(training.time, "perf_counter", clock)
+
+    def session(seconds_per_epoch, first_epoch):
+        timer = training.Timer(tmp_path / "state.json", images_per_step=10)
+        for i, seconds in enumerate(seconds_per_epoch):
+            timer.on_epoch_begin(first_epoch + i)
+            clock.now += seconds
+            timer.on_train_batch_end(0)
+            timer.on_epoch_end(first_epoch + i, {})
+        return timer
+
+    session([10.0, 1.0, 1.0, 1.0], 0)  # 1 image/s while compiling, then 10
+    timer = session([10.0, 0.25], 4)  # a resumed session: compiling, then 40 images/s
+    assert timer.steady_throughput() == pytest.approx(10.0)
+    assert [s["first_epoch"] for s in timer.sessions] == [1, 5]
+
+
+def test_changed_files_between_commits(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "common").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "common" / "a.py").write_text("1")
+    (tmp_path / "other" / "b.py").write_text("1")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    first = git("rev-parse", "HEAD")
+    (tmp_path / "other" / "b.py").write_text("2")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    second = git("rev-parse", "HEAD")
+    (tmp_path / "common" / "a.py").write_text("2")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "three")
+    third = git("rev-parse", "HEAD")
+    assert repro.changed_files([first, second], ["common"], root=tmp_path) == []
+    assert repro.changed_files([first, second, third], ["common"], root=tmp_path) == ["common/a.py"]
+    assert repro.changed_files([first, "f" * 40], ["common"], root=tmp_path) is None
+
+
+def test_state_json_of_an_older_run_is_still_resumable(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"wall_time_s": 12.5, "sessions": 2}))
+    timer = training.Timer(tmp_path / "state.json", images_per_step=1)
+    assert len(timer.sessions) == 3 and timer.wall_time_s >= 12.5
