@@ -14,6 +14,10 @@ and writes its algorithm once, with `keras.ops` only, in `adversarial_step(x, y)
 before returning, so the next call sees the updated weights (Algorithm 1 of Goodfellow et al. 2014,
 Arjovsky et al. 2017 and Gulrajani et al. 2017 alike). `minimize_if(condition, ...)` makes the
 update only where a tensor condition holds, for schedules that depend on a step counter.
+`minimize_together(lambda: {"discriminator": d_loss, "generator": g_loss})` instead updates every
+player at once from one forward pass: each player's gradient of its own loss, all taken at the same
+weights (the simultaneous update of Goodfellow et al.'s pylearn2 code, whose players share one
+generated batch and one dropout mask).
 
 Only this module knows the backend: on TensorFlow it uses a gradient tape; on JAX, whose train step
 is a pure function of the state, `adversarial_step` runs in a `StatelessScope` and each `minimize`
@@ -97,6 +101,27 @@ class AdversarialModel(keras.Model):
         raise NotImplementedError(f"AdversarialModel supports the tensorflow and jax backends, not "
                                   f"{keras.backend.backend()}")
 
+    def minimize_together(self, losses_fn, has_aux: bool = False):
+        """Update every player named in `losses_fn()`'s dict {player: loss} along the gradient of its own
+        loss with respect to its own variables, all gradients taken before any update (one forward
+        pass, shared by the losses). Returns the dict of losses (and aux with `has_aux`)."""
+        fn = losses_fn if has_aux else (lambda: (losses_fn(), None))
+        if keras.backend.backend() == "jax":
+            losses, aux = self._minimize_together_jax(fn)
+        elif keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape(persistent=True) as tape:
+                losses, aux = fn()
+            grads = {p: tape.gradient(loss, self._players.variables[p]) for p, loss in losses.items()}
+            del tape
+            for player, player_grads in grads.items():
+                self.optimizer.players[player].apply(player_grads, self._players.variables[player])
+        else:
+            raise NotImplementedError(f"AdversarialModel supports the tensorflow and jax backends, not "
+                                      f"{keras.backend.backend()}")
+        return (losses, aux) if has_aux else losses
+
     def minimize_if(self, condition, player: str, loss_fn):
         """`minimize(player, loss_fn)` where the boolean scalar tensor `condition` holds; otherwise nothing
         changes (no gradient, no optimizer step, no state a loss would update) and the loss reads 0. For
@@ -154,6 +179,45 @@ class AdversarialModel(keras.Model):
                 v.assign(value)
             return loss, aux
 
+        def _minimize_together_jax(self, losses_fn):
+            import jax
+            from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+            outer = get_stateless_scope()
+            players = list(self._players.variables)
+            chosen = [v for p in players for v in self._players.variables[p]]
+            ids = {id(v) for v in chosen}
+            others = [v for v in (*self.variables, *self.optimizer.variables) if id(v) not in ids]
+            names: list[str] = []
+
+            def pure(values):
+                mapping = [(v, outer.get_current_value(v)) for v in others] + list(zip(chosen, values, strict=True))
+                with keras.StatelessScope(state_mapping=mapping) as inner:
+                    losses, aux = losses_fn()
+                names[:] = list(losses)
+                return [losses[p] for p in names], (aux, [inner.get_current_value(v) for v in others])
+
+            current = [outer.get_current_value(v) for v in chosen]
+            out, pullback, (aux, updated) = jax.vjp(pure, current, has_aux=True)
+            for v, value in zip(others, updated, strict=True):
+                v.assign(value)
+            start = {p: sum(len(self._players.variables[q]) for q in players[:players.index(p)]) for p in players}
+            for i, player in enumerate(names):
+                # The gradient of this player's loss alone: a cotangent of 1 on it, 0 on the others.
+                (grads,) = pullback([keras.ops.ones_like(o) if j == i else keras.ops.zeros_like(o)
+                                     for j, o in enumerate(out)])
+                variables = self._players.variables[player]
+                own = grads[start[player]:start[player] + len(variables)]
+                values = current[start[player]:start[player] + len(variables)]
+                optimizer = self.optimizer.players[player]
+                new_values, new_optimizer_values = optimizer.stateless_apply(
+                    [outer.get_current_value(v) for v in optimizer.variables], own, values)
+                for v, value in zip(variables, new_values, strict=True):
+                    v.assign(value)
+                for v, value in zip(optimizer.variables, new_optimizer_values, strict=True):
+                    v.assign(value)
+            return dict(zip(names, out, strict=True)), aux
+
         def _minimize_if_jax(self, condition, player, loss_fn):
             import jax
             from keras.src.backend.common.stateless_scope import get_stateless_scope
@@ -185,6 +249,9 @@ class AdversarialModel(keras.Model):
 
         def _minimize_if_jax(self, condition, player, loss_fn):
             raise RuntimeError("the JAX path of minimize_if needs KERAS_BACKEND=jax")
+
+        def _minimize_together_jax(self, losses_fn):
+            raise RuntimeError("the JAX path of minimize_together needs KERAS_BACKEND=jax")
 
 
 def input_gradient(fn, x):

@@ -1,0 +1,92 @@
+"""Configuration of conditional adversarial nets on MNIST (Mirza & Osindero 2014, §4.1). Defaults: the
+paper's recipe, completed where it is silent from the GAN paper's pylearn2 code that §4.1 follows
+(goodfeli/adversarial, mnist.yaml; README, Deviations).
+
+Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; measured costs are in REPORT.md):
+
+  paper   python papers/cgan/train.py --seed=0                       # CGAN, Table 1: 132 ± 1.8
+          python papers/cgan/train.py --conditional=false --seed=0   # the same networks minus y (GAN: 225 ± 2)
+          SGD on 50,000 training images in minibatches of 100 (500 updates an epoch), learning rate 0.1
+          decayed by 1.00004 per update to its floor of 1e-6 (reached after about 288,000 updates, epoch
+          576), momentum 0.5 rising to 0.7 by epoch 250. After every epoch, the Gaussian Parzen-window
+          log-likelihood of the 10,000 validation images under 10,000 samples (sigma chosen on the first
+          1,000 of them); the generator of the best epoch is kept and training stops after `patience`
+          epochs without a better one. The test log-likelihood is measured with that generator.
+  quick   python papers/cgan/train.py --preset=quick
+          The same recipe for at most 30 epochs (15,000 updates): a short run that shows the pieces work;
+          its numbers are not the paper's.
+  smoke   python papers/cgan/train.py --preset=smoke
+          Tiny networks on 300 images for 2 epochs: seconds. Checks the plumbing; the numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common import parzen
+from common.config import ConfigError, param
+from common.gen_metrics import SampleScoreConfig
+
+TRAIN_IMAGES = 50_000  # the first 50,000 MNIST training images; the last 10,000 are the validation set
+
+
+@dataclass(frozen=True)
+class CGANConfig(SampleScoreConfig):
+    RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"conditional", "eval_block", "nn_samples"}
+
+    conditional: bool = param(True, "condition G and D on the one-hot label (CGAN); false: the same networks "
+                                    "without y, the unconditional GAN of the paper's Table 1 comparison")
+    latent_dim: int = param(100, "dimension of z, uniform in the unit hypercube (§4.1)")
+    batch_size: int = param(100, "minibatch size (§4.1)")
+    learning_rate: float = param(0.1, "initial SGD learning rate (§4.1)")
+    lr_decay: float = param(1.00004, "the learning rate is divided by this after every update (§4.1)")
+    min_learning_rate: float = param(1e-6, "the decay's floor (§4.1: 'down to .000001')")
+    initial_momentum: float = param(0.5, "momentum in the first epoch (§4.1)")
+    final_momentum: float = param(0.7, "momentum it rises to (§4.1)")
+    momentum_start_epoch: int = param(1, "the rise starts after this epoch (GAN code: MomentumAdjustor start 1)")
+    momentum_saturate_epoch: int = param(250, "and reaches final_momentum at this one (GAN code: saturate 250)")
+    dropout: float = param(0.5, "dropout on every hidden layer of G and D (§4.1)")
+    d_input_dropout: float = param(0.2, "dropout on D's inputs x and y (GAN code: input include probability 0.8)")
+    g_init_scale: float = param(0.05, "G's weights uniform in [-s, s] (GAN code: irange .05)")
+    d_init_scale: float = param(0.005, "D's weights uniform in [-s, s] (GAN code: irange .005)")
+    epochs: int = param(576, "most epochs: the learning rate reaches its floor in epoch 576 (288,000 updates)")
+    patience: int = param(50, "stop after this many epochs without a better validation log-likelihood (the "
+                              "paper stops at the best; the patience is ours)")
+    parzen_samples_per_class: int = param(1000, "generated samples per label for the Parzen window (Table 1: 1,000 "
+                                                "each of 10 classes; unconditional: 10 x this many)")
+    sigma_validation_images: int = param(1000, "validation images on which sigma is chosen (the authors' "
+                                               "parzen_ll.py: the first 1,000)")
+    sigma_grid: tuple[float, ...] = param(tuple(round(s, 4) for s in parzen.SIGMA_GRID),
+                                          "sigmas tried (parzen_ll.py: 10 values log-spaced in [0.1, 1])")
+    train_subset: int = param(0, "use only the first N of the 50,000 training images (0: all); for smoke tests")
+    validation_subset: int = param(0, "use only the first N of the 10,000 validation images (0: all)")
+    test_subset: int = param(0, "use only the first N test images (0: all 10,000)")
+    eval_block: int = param(250, "test points per block of the Parzen computation (memory only)")
+    nn_samples: int = param(1000, "samples whose nearest test image is measured at the end")
+
+    def validate(self) -> None:
+        super().validate()
+        if min(self.latent_dim, self.batch_size, self.epochs, self.patience, self.parzen_samples_per_class,
+               self.sigma_validation_images, self.eval_block) < 1:
+            raise ConfigError("latent_dim, batch_size, epochs, patience, parzen_samples_per_class, "
+                              "sigma_validation_images and eval_block must be positive")
+        if not (self.learning_rate > 0 and self.min_learning_rate > 0 and self.lr_decay >= 1):
+            raise ConfigError("learning_rate and min_learning_rate must be positive and lr_decay at least 1")
+        if not (0 <= self.dropout < 1 and 0 <= self.d_input_dropout < 1):
+            raise ConfigError("dropout and d_input_dropout must be in [0, 1)")
+        if not self.sigma_grid or min(self.sigma_grid) <= 0:
+            raise ConfigError("sigma_grid must hold positive values")
+        if self.momentum_saturate_epoch < self.momentum_start_epoch:
+            raise ConfigError("momentum_saturate_epoch must not come before momentum_start_epoch")
+        self.validate_scores()
+
+    @property
+    def variant(self) -> str:
+        return "cgan-mnist" if self.conditional else "gan-mnist"
+
+
+PRESETS = {
+    "quick": {"epochs": 30},
+    "smoke": {"epochs": 2, "train_subset": 300, "validation_subset": 200, "test_subset": 200,
+              "parzen_samples_per_class": 20, "sigma_validation_images": 100, "nn_samples": 50, "score_samples": 50},
+}

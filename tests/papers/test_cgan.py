@@ -1,0 +1,277 @@
+"""CGAN (Mirza & Osindero 2014): every number §4.1 states, read from the built networks and optimizer;
+the maxout layer; the Parzen estimator; conditioning; the simultaneous update; a smoke run."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import scipy.stats
+
+from common import parzen, report, results
+from common.config import ConfigError, make_config, parse_args
+from papers.cgan import train
+from papers.cgan.config import PRESETS, CGANConfig
+from papers.cgan.model import (
+    CGAN,
+    Maxout,
+    MomentumSGD,
+    PaperLearningRate,
+    bce_from_logits,
+    build_discriminator,
+    build_generator,
+    build_model,
+    marginal_logits,
+)
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _layer(model, name):
+    return model.get_layer(name)
+
+
+# --- the networks of §4.1, as built -------------------------------------------------------------
+
+
+def test_generator_is_the_papers():
+    """§4.1: z (100) -> 200 ReLU, y -> 1000 ReLU, joined into 1200 ReLU, then 784 sigmoid."""
+    g = build_model(make_config(CGANConfig, PRESETS), steps_per_epoch=500).generator
+    assert [tuple(i.shape) for i in g.inputs] == [(None, 100), (None, 10)]
+    for name, units, activation in (("z_hidden", 200, "relu"), ("y_hidden", 1000, "relu"), ("joint", 1200, "relu"),
+                                    ("image", 784, "sigmoid")):
+        layer = _layer(g, name)
+        assert (layer.units, layer.activation.__name__) == (units, activation), name
+    assert _layer(g, "joint").input.shape[-1] == 1200  # 200 + 1000
+    # §4.1: dropout 0.5 in G (on its hidden units); weights U(-0.05, 0.05) (the GAN code's irange).
+    assert [la.rate for la in g.layers if isinstance(la, keras.layers.Dropout)] == [0.5, 0.5]
+    for name in ("z_hidden", "y_hidden", "joint", "image"):
+        init = _layer(g, name).kernel_initializer
+        assert (init.minval, init.maxval) == (-0.05, 0.05), name
+        assert np.abs(_np(_layer(g, name).kernel)).max() <= 0.05
+    assert g.count_params() == (100 * 200 + 200) + (10 * 1000 + 1000) + (1200 * 1200 + 1200) + (1200 * 784 + 784)
+
+
+def test_discriminator_is_the_papers():
+    """§4.1: x -> maxout 240 x 5, y -> maxout 50 x 5, joined into maxout 240 x 4, then one sigmoid unit."""
+    d = build_model(make_config(CGANConfig, PRESETS), steps_per_epoch=500).discriminator
+    assert [tuple(i.shape) for i in d.inputs] == [(None, 784), (None, 10)]
+    for name, units, pieces in (("x_maxout", 240, 5), ("y_maxout", 50, 5), ("joint_maxout", 240, 4)):
+        layer = _layer(d, name)
+        assert (layer.units, layer.pieces) == (units, pieces), name
+        init = layer.kernel_initializer
+        assert (init.minval, init.maxval) == (-0.005, 0.005), name  # the GAN code's irange .005
+    assert _layer(d, "joint_maxout").kernel.shape == (290, 960) and _layer(d, "logit").units == 1
+    rates = {la.name: la.rate for la in d.layers if isinstance(la, keras.layers.Dropout)}
+    assert rates == {"x_dropout": 0.2, "y_dropout": 0.2, "joint_dropout": 0.5, "output_dropout": 0.5}
+    assert d.count_params() == (784 * 1200 + 1200) + (10 * 250 + 250) + (290 * 960 + 960) + (240 + 1)
+
+
+def test_unconditional_networks_are_the_same_minus_y():
+    config = make_config(CGANConfig, PRESETS, conditional=False)
+    model = build_model(config, steps_per_epoch=500)
+    assert config.variant == "gan-mnist" and len(model.generator.inputs) == len(model.discriminator.inputs) == 1
+    assert _layer(model.generator, "joint").input.shape[-1] == 200
+    assert _layer(model.discriminator, "joint_maxout").input.shape[-1] == 240
+
+
+def test_output_bias_starts_at_the_pixel_marginals():
+    x = np.random.default_rng(0).uniform(0, 1, (50, 784)).astype(np.float32)
+    g = build_generator(output_bias=marginal_logits(x))
+    bias = _np(_layer(g, "image").bias)
+    np.testing.assert_allclose(1 / (1 + np.exp(-bias)), np.clip(x.mean(0), 1e-3, 1 - 1e-3), rtol=1e-5)
+
+
+# --- maxout ---------------------------------------------------------------------------------------
+
+
+def test_maxout_is_the_maximum_over_pieces_of_a_hand_set_kernel():
+    layer = Maxout(2, 3)
+    layer.build((None, 2))
+    # unit 0: pieces x0, x1, -x0; unit 1: pieces 2 x0, x0 + x1, 0 (columns u * pieces + p).
+    kernel = np.array([[1, 0, -1, 2, 1, 0], [0, 1, 0, 0, 1, 0]], np.float32)
+    layer.kernel.assign(kernel)
+    layer.bias.assign(np.array([0, 0, 0, 0, 0, 0.5], np.float32))
+    x = np.array([[1.0, 3.0], [-2.0, -1.0]], np.float32)
+    np.testing.assert_allclose(_np(layer(x)), [[3.0, 4.0], [2.0, 0.5]])
+    assert layer.compute_output_shape((7, 2)) == (7, 2)
+
+
+# --- the optimizer of §4.1 -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", [0, 1, 100_000, 287_823, 400_000])
+def test_learning_rate_decays_by_1_00004_per_update_to_1e_6(step):
+    model = build_model(make_config(CGANConfig, PRESETS), steps_per_epoch=500)
+    for name in ("discriminator", "generator"):
+        opt = model.optimizer.players[name]
+        opt.iterations.assign(step)
+        assert float(_np(opt.learning_rate)) == pytest.approx(max(0.1 / 1.00004**step, 1e-6), rel=1e-4), (name, step)
+
+
+@pytest.mark.parametrize(("updates", "momentum"), [(0, 0.5), (499, 0.5), (500, 0.5 + 0.2 / 249),
+                                                   (500 * 124, 0.5 + 0.2 * 124 / 249), (500 * 249, 0.7),
+                                                   (500 * 400, 0.7)])
+def test_momentum_rises_from_0_5_in_epoch_1_to_0_7_in_epoch_250(updates, momentum):
+    model = build_model(make_config(CGANConfig, PRESETS), steps_per_epoch=500)
+    for name in ("discriminator", "generator"):
+        opt = model.optimizer.players[name]
+        assert isinstance(opt, MomentumSGD)
+        assert float(_np(opt.momentum_at(updates))) == pytest.approx(momentum, rel=1e-6)
+
+
+def test_momentum_sgd_step_is_classical_momentum():
+    v = keras.Variable(np.array([1.0, -2.0], np.float32))
+    opt = MomentumSGD(PaperLearningRate(0.1, 1.0, 1e-6), 0.5, 0.7, 1, 250, steps_per_epoch=1)
+    g = np.array([0.5, 1.0], np.float32)
+    opt.apply([g], [v])  # velocity -0.1 g
+    opt.apply([g], [v])  # epoch 2: momentum 0.5 + 0.2 / 249
+    m = 0.5 + 0.2 / 249
+    np.testing.assert_allclose(_np(v), np.array([1.0, -2.0]) - 0.1 * g - (m * 0.1 * g + 0.1 * g), rtol=1e-6)
+
+
+# --- the model's step ------------------------------------------------------------------------------
+
+
+def _small(conditional=True, d_lr=0.1, g_lr=0.1):
+    keras.utils.set_random_seed(0)
+    g = build_generator(conditional, latent_dim=8, z_units=6, y_units=5, joint_units=7, init_scale=0.5)
+    d = build_discriminator(conditional, x_units=(6, 2), y_units=(3, 2), joint_units=(4, 2), init_scale=0.5)
+    model = CGAN(g, d, conditional, latent_dim=8, seed=0)
+
+    def sgd(lr):
+        return MomentumSGD(PaperLearningRate(lr, 1.0, 0.0), 0.5, 0.7, 1, 250, steps_per_epoch=10)
+
+    model.compile(sgd(d_lr), sgd(g_lr))
+    return model
+
+
+def _batch(n=20):
+    rng = np.random.default_rng(1)
+    return rng.uniform(0, 1, (n, 784)).astype(np.float32), (np.arange(n) % 10).astype(np.int32)
+
+
+@pytest.mark.jax
+def test_label_changes_the_generated_image_with_z_fixed():
+    model = _small()
+    z = np.random.default_rng(0).uniform(0, 1, (2, 8)).astype(np.float32)
+    a = model.generate(z, np.array([3, 3]))
+    b = model.generate(z, np.array([7, 7]))
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(a, model.generate(z, np.array([3, 3])))  # inference: no dropout
+
+
+@pytest.mark.jax
+def test_the_label_reaches_d_through_its_own_branch():
+    model = _small()
+    d = model.discriminator
+    x, _ = _batch(4)
+    y0, y1 = np.eye(10, dtype=np.float32)[[0] * 4], np.eye(10, dtype=np.float32)[[5] * 4]
+    assert not np.allclose(_np(d([x, y0], training=False)), _np(d([x, y1], training=False)))
+    branch = keras.Model(d.inputs, d.get_layer("y_maxout").output)
+    np.testing.assert_allclose(_np(branch([x, y0])), _np(branch([x * 0, y0])))  # y's branch sees only y
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("still", ["discriminator", "generator"])
+def test_each_player_changes_only_its_own_weights(still):
+    model = _small(d_lr=0.0 if still == "discriminator" else 0.1, g_lr=0.0 if still == "generator" else 0.1)
+    nets = {"discriminator": model.discriminator, "generator": model.generator}
+    before = {k: [_np(v).copy() for v in n.trainable_weights] for k, n in nets.items()}
+    model.train_on_batch(*_batch())
+    for name, net in nets.items():
+        moved = [not np.array_equal(a, _np(v)) for a, v in zip(before[name], net.trainable_weights, strict=True)]
+        assert (not any(moved)) if name == still else any(moved), name
+
+
+@pytest.mark.jax
+def test_players_are_updated_together_from_one_forward_pass():
+    """Both gradients are taken at the weights before the step (the authors' simultaneous SGD step on
+    their summed cost), not G's after D's update: a step equals two single-player steps from the same start."""
+    together = _small()
+    x, y = _batch()
+    together.train_on_batch(x, y)
+    d_only = _small(g_lr=0.0)
+    d_only.train_on_batch(x, y)
+    g_only = _small(d_lr=0.0)
+    g_only.train_on_batch(x, y)
+    for a, b in zip(together.discriminator.weights, d_only.discriminator.weights, strict=True):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-5, atol=1e-7)
+    for a, b in zip(together.generator.weights, g_only.generator.weights, strict=True):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-5, atol=1e-7)
+
+
+def test_losses_are_the_gan_codes_from_logits():
+    logits = np.array([-3.0, 0.0, 2.0], np.float32)
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    np.testing.assert_allclose(_np(bce_from_logits(logits, 1.0)), -np.log(p), rtol=1e-5)
+    np.testing.assert_allclose(_np(bce_from_logits(logits, 0.0)), -np.log(1 - p), rtol=1e-5)
+    assert np.isfinite(_np(bce_from_logits(np.array([1e4, -1e4], np.float32), 1.0))).all()
+
+
+# --- the Parzen estimator (common.parzen) ----------------------------------------------------------
+
+
+def test_parzen_of_one_sample_is_scipys_gaussian_log_density():
+    rng = np.random.default_rng(0)
+    mu, x, sigma = rng.normal(size=(1, 5)), rng.normal(size=(3, 5)), 0.7
+    expected = scipy.stats.multivariate_normal(mu[0], sigma**2 * np.eye(5)).logpdf(x)
+    np.testing.assert_allclose(parzen.log_likelihood(x, mu, sigma), expected, rtol=1e-12)
+
+
+def test_parzen_of_three_samples_is_a_hand_log_mean_exp_and_ignores_their_order():
+    mu = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    x, sigma = np.array([[0.5, 0.5]]), 0.5
+    sq = ((x - mu) ** 2).sum(1)  # 0.5, 0.5, 2.5
+    hand = math.log(np.mean(np.exp(-sq / (2 * sigma**2)))) - 2 * math.log(sigma * math.sqrt(2 * math.pi))
+    assert parzen.log_likelihood(x, mu, sigma)[0] == pytest.approx(hand, rel=1e-12)
+    assert parzen.log_likelihood(x, mu[::-1], sigma)[0] == pytest.approx(hand, rel=1e-12)
+
+
+def test_parzen_of_a_far_point_is_finite():
+    ll = parzen.log_likelihood(np.full((1, 784), 1e3), np.zeros((4, 784)), 0.1)
+    assert np.isfinite(ll).all() and ll[0] < -1e9  # exp first would give log(0) = -inf
+
+
+def test_sigma_is_chosen_by_validation_likelihood_and_the_error_is_std_over_sqrt_n():
+    rng = np.random.default_rng(0)
+    samples, validation = rng.normal(0, 1, (400, 3)), rng.normal(0, 1, (300, 3))
+    sigma, scores = parzen.choose_sigma(samples, validation, (0.01, 0.5, 50.0))
+    assert sigma == 0.5 and scores[0.5] == max(scores.values())
+    ll = np.array([1.0, 2.0, 4.0])
+    assert parzen.mean_and_standard_error(ll) == pytest.approx((7 / 3, ll.std() / math.sqrt(3)))
+    assert parzen.SIGMA_GRID[0] == pytest.approx(0.1) and parzen.SIGMA_GRID[-1] == 1.0 and len(parzen.SIGMA_GRID) == 10
+
+
+# --- config and a smoke run -----------------------------------------------------------------------
+
+
+def test_config_labels_and_errors():
+    assert parse_args(CGANConfig, PRESETS, ["--conditional=false", "--seed=2"])[0] == "paper"
+    assert parse_args(CGANConfig, PRESETS, ["--epochs=10"])[0] == "paper-custom"
+    for bad in ({"lr_decay": 0.9}, {"dropout": 1.0}, {"sigma_grid": (0.0, 1.0)}, {"patience": 0}):
+        with pytest.raises(ConfigError):
+            make_config(CGANConfig, PRESETS, **bad)
+
+
+@pytest.mark.jax
+def test_smoke_run_writes_results_figures_and_scores(mnist_root, tmp_path):
+    inputs = keras.Input((32, 32, 1))
+    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "clf.keras")
+    config = make_config(CGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), download=False,
+                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
+                         feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")
+    assert train.run(config, "smoke") == 0
+    (record,) = results.load_all(config.results_dir, "cgan")
+    final = record["final"]
+    assert record["status"] == "completed" and record["variant"] == "cgan-mnist"
+    assert [h["updates"] for h in record["history"]] == [3, 6]
+    assert final["parzen_samples"] == 200 and final["parzen_sigma"] in config.sigma_grid
+    assert final["best_epoch"] in (1, 2) and math.isfinite(final["test_parzen_ll"])
+    assert 0 <= final["conditional_accuracy"] <= 1 and final["score_network"] == "toy classifier"
+    assert set(record["figures"]) == {"figure2"} and record["data"]["validation"] == 200
+    assert keras.saving.load_model(final["generator_file"]).count_params() > 0
+    assert "| cgan-mnist | smoke (not the paper's recipe) |" in report.report_for(config.results_dir, "cgan")
