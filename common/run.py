@@ -124,6 +124,12 @@ class Run:
         return training.fit(model, data, self.dir, epochs=epochs,
                             callbacks=[*before, *callbacks, *standard, *after, *self.extra_callbacks], **fit_kwargs)
 
+    def unit_done(self, unit: int, steps: int = 0) -> None:
+        """For runs whose work is not one `fit` (a cross-validation's folds): unit `unit` (from 0) is
+        finished; the session record and the clock advance as at an epoch's end. The paper keeps the
+        unit's results in a `state_file`, so that a resumed run skips it."""
+        self.timer.mark(unit, steps)
+
     @property
     def failed(self) -> dict | None:
         """Where the loss became NaN or infinite ({"epoch", "batch", "loss", "key"}), or None."""

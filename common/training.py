@@ -143,6 +143,14 @@ class Timer(keras.callbacks.Callback):
         self.session.update(last_epoch=epoch + 1, steps=self.session["steps"] + self.batches)
         self._save()
 
+    def mark(self, unit: int, steps: int = 0) -> None:
+        """Unit `unit` (counted from 0) of work done outside `fit` (a fold of a cross-validation): the
+        session's record and the state advance as at an epoch's end, without a throughput."""
+        if self.session["first_epoch"] is None:
+            self.session["first_epoch"] = unit + 1
+        self.session.update(last_epoch=unit + 1, steps=self.session["steps"] + steps)
+        self._save()
+
     def _save(self) -> None:
         self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1))
         state = {"wall_time_s": self.wall_time_s, "sessions": self.sessions,
