@@ -43,7 +43,7 @@ class RunConfig:
 
     # Overriding these does not change the recipe (see run_label); a paper adds its variant fields.
     RECIPE_NEUTRAL: typing.ClassVar[frozenset] = frozenset(
-        {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile"})
+        {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile", "repeat"})
 
     seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.repro.seed_everything)")
     data_dir: str = param("", "data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
@@ -51,6 +51,8 @@ class RunConfig:
     results_dir: str = param("results", "where the finished run's JSON is written (results/<paper>/)")
     runs_dir: str = param("runs", "working files: checkpoints for resume, CSV history, TensorBoard")
     tensorboard: bool = param(False, "also write TensorBoard logs to the run directory")
+    repeat: bool = param(False, "run a configuration whose run already finished again (recorded as a repeat of "
+                                "it, never averaged as another seed)")
     jit_compile: str = param("auto", "XLA compilation of the train step: auto, true or false")
 
     def __post_init__(self):
@@ -204,7 +206,7 @@ def to_dict(config) -> dict:
 
 # Fields that decide where files go, not what is computed; left out of the config hash so that a
 # run resumes (or is compared) whatever directory it was pointed at.
-_LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard"}
+_LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat"}
 
 
 def config_hash(config) -> str:

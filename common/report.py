@@ -107,11 +107,14 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "images_per_s": throughput(r, meta.get("throughput_key", "train_images_per_s")),
             "commit": _commits(r) + (f", re-evaluated at {_commit(r['revision']['git'])}"
                                      if r.get("revision") else ""),
-            "modified": bool(_code_note(r)),
+            "modified": bool(_code_note(r)), "config_hash": r.get("config_hash"),
+            # When it finished; a name clash in one second got a numeric suffix, which comes later.
+            "order": (r.get("finished", ""), int(m.group(1)) if (m := re.search(r"-(\d+)\.json$", r["_path"])) else 0),
             "file": Path(r["_path"]).name,
         })
     columns = ["variant", "preset", "seed", "status", "value", "iterations", "epochs", "device", "backend",
-               "wall_min", "images_per_s", "commit", "modified", "file", *(e[0] for e in extras)]
+               "wall_min", "images_per_s", "commit", "modified", "config_hash", "order", "file",
+               *(e[0] for e in extras)]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -202,7 +205,10 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
     rows = []
     for variant, preset in _order(frame, meta):
         group = frame[(frame["variant"] == variant) & (frame["preset"] == preset)]
-        done = group[group["status"] == "completed"]
+        completed = group[group["status"] == "completed"]
+        # One configuration (seed included) counts once: a repeat of a finished run is not another seed.
+        done = completed.sort_values("order").drop_duplicates("config_hash", keep="last")
+        repeats = len(completed) - len(done)
         paper_value = meta.get("paper_values", {}).get(variant)
         mark = MODIFIED_MARK if done["modified"].any() else ""
         row = {"variant": variant, "preset": preset + (" (paper's recipe)" if preset == paper_preset else
@@ -211,7 +217,8 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
                **{key: ("–" if not len(done) else _join(done[key]) if digits is None
                         else _mean_std(done[key].astype(float), digits)) for key, _, digits in _extras(meta)},
                "paper": f"{paper_value}" if paper_value is not None else "–",
-               "n": f"{len(done)}" + (f" (+{len(group) - len(done)} failed)" if len(group) > len(done) else ""),
+               "n": f"{len(done)}" + (f" (+{repeats} repeated, latest used)" if repeats else "")
+                    + (f" (+{len(group) - len(completed)} failed)" if len(group) > len(completed) else ""),
                "iterations": _join(done["iterations"].astype("Int64")) if len(done) else "–",
                "epochs": _join(done["epochs"]) if len(done) else "–",
                "hardware": _join(done["device"] + " / " + done["backend"]) if len(done) else "–",
@@ -512,8 +519,10 @@ def write_all(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "p
 
 def check(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "papers",
           readme: Path = REPO / "README.md") -> list[str]:
-    """The generated files that differ from what results/ gives (empty when all are current)."""
+    """The generated files that differ from what results/ gives, and the results files that cannot be
+    read (empty when all are current)."""
     stale = []
+    results_lib.load_all(results_dir, superseded=True, problems=stale)
     for paper in papers(papers_dir):
         for name in results_lib.load_superseded(results_dir, paper):
             if not (results_dir / paper / name).exists():

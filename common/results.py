@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 from common import repro
@@ -149,9 +150,12 @@ def write_revision(original: dict, results_dir: str | os.PathLike, *, config, fi
     return path
 
 
-def load_all(results_dir: str | os.PathLike, paper: str | None = None, superseded: bool = False) -> list[dict]:
+def load_all(results_dir: str | os.PathLike, paper: str | None = None, superseded: bool = False,
+             problems: list[str] | None = None) -> list[dict]:
     """Every results record under results_dir (optionally one paper's), with its path; without
-    `superseded`, those listed in a paper's superseded.json are left out."""
+    `superseded`, those listed in a paper's superseded.json are left out. A file that is not a readable
+    record (bad JSON, a missing key) is skipped, never fatal: its line goes to `problems` when given,
+    else to a warning."""
     root = Path(results_dir)
     pattern = f"{paper}/*.json" if paper else "*/*.json"
     records = []
@@ -160,11 +164,19 @@ def load_all(results_dir: str | os.PathLike, paper: str | None = None, supersede
             continue
         if not superseded and path.name in load_superseded(root, path.parent.name):
             continue
-        with open(path) as f:
-            record = json.load(f)
-        missing = [k for k in REQUIRED_KEYS if k not in record]
-        if missing:
-            raise ValueError(f"{path} is not a results record: it lacks {missing}")
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            missing = [k for k in REQUIRED_KEYS if k not in record] if isinstance(record, dict) else ["everything"]
+            if missing:
+                raise ValueError(f"it lacks {', '.join(missing)}")
+        except (OSError, ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
+            message = f"{path} is skipped: it is not a readable results record ({e}); fix or remove it"
+            if problems is None:
+                warnings.warn(message, stacklevel=2)
+            else:
+                problems.append(message)
+            continue
         record["_path"] = str(path)
         records.append(record)
     return records

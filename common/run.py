@@ -50,6 +50,10 @@ class RunInUse(UserError):
     """Another process holds the run directory's lock."""
 
 
+class RunFinished(UserError):
+    """The configuration already has a finished results record (and `repeat` was not asked for)."""
+
+
 class Run:
     """One training run of a paper; see the module docstring."""
 
@@ -62,6 +66,7 @@ class Run:
         self.variant = config.variant
         self.throughput_key, self.extra_callbacks = throughput_key, list(callbacks)
         self.changes = recipe_changes(config, presets, preset)
+        self.repeat_of = self._finished_before()
         repro.seed_everything(config.seed, deterministic)
         self.dir = Path(config.runs_dir) / paper / f"{self.variant}-{preset}-seed{config.seed}-{config_hash(config)}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +84,18 @@ class Run:
         self.state_files: list[str] = []
         self.model = None
         self.record: dict | None = None
+
+    def _finished_before(self) -> list[str]:
+        """The results records of this very configuration (same config hash, seed included, and preset
+        label) that already finished; refuses to run it again unless `config.repeat`."""
+        done = [Path(r["_path"]).name for r in results.load_all(self.config.results_dir, self.paper, superseded=True)
+                if r.get("kind", "training") == "training" and r["status"] == "completed"
+                and r["config_hash"] == config_hash(self.config) and r["preset"] == self.preset]
+        if done and not self.config.repeat:
+            where = Path(self.config.results_dir) / self.paper / done[-1]
+            raise RunFinished(f"this configuration already finished: {where}. Run it again as a repeat with "
+                              f"--repeat=true (the report never averages a repeat as another seed) or change the seed.")
+        return done
 
     @staticmethod
     def _claim(path: Path):
@@ -189,7 +206,7 @@ class Run:
             wall_time_s=self.timer.wall_time_s, history=self.history(), final=final,
             status="failed" if failed else "completed", recipe_changes=self.changes,
             extra={"chosen_automatically": list(self.config.chosen_automatically), "data": self.data,
-                   "figures": figures, "sessions": sessions,
+                   "figures": figures, "sessions": sessions, "repeat_of": self.repeat_of or None,
                    "code_changed_between_sessions": repro.changed_files(commits, ["common", f"papers/{self.paper}"]),
                    **(extra or {})})
         path = results.write(self.record, self.config.results_dir)

@@ -28,6 +28,7 @@ def _write(results_dir, seed, error, preset="paper", status="completed", changes
     r["recipe_changes"] = changes or {}
     r["seed"] = seed
     r["config"]["seed"] = seed
+    r["config_hash"] = f"{preset}-{changes}-{seed}"  # a configuration per seed, as make_record hashes them
     return results.write(r, results_dir)
 
 
@@ -121,6 +122,21 @@ def test_runs_from_a_dirty_tree_or_resumed_under_changed_code_are_marked(repo):
     assert "10.00†" in text and "aaaaaaa+dirty" in text and "made from a modified tree" in text
 
 
+def test_a_repeated_seed_counts_once_and_a_bad_file_is_named_not_fatal(repo):
+    _, res, papers, readme = repo
+    for seed, err in ((0, 0.10), (0, 0.30), (1, 0.14)):  # seed 0 twice: a repeat
+        path = _write(res, seed, err)
+        body = json.loads(path.read_text())
+        body["config_hash"] = f"hash-of-seed-{seed}"
+        path.write_text(json.dumps(body))
+    (res / "toy" / "broken.json").write_text('{"paper": "toy", "varia')
+    with pytest.warns(UserWarning, match="broken.json is skipped"):
+        text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| v1 | paper (paper's recipe) | 22.00 ± 11.31 | 10.0 | 2 (+1 repeated, latest used) |" in text
+    stale = report.check(res, papers, readme)
+    assert any("broken.json is skipped" in s for s in stale)
+
+
 def test_readme_without_markers_is_an_error(repo):
     _, res, papers, readme = repo
     readme.write_text("no markers")
@@ -139,7 +155,7 @@ GROUPED = {**META, "lower_is_better": False, "scale": 1, "metric": "ll", "metric
 def _write_grouped(results_dir, variant, seed, bounds, gap_a, figures=None):
     r = record(preset="quick", final={"ll": -100.0 - seed, "gap_a": gap_a, "gap_b": 0.0, "k": 5000},
                history=[{"epoch": i + 1, "bound": b, "seen": 100 * (i + 1)} for i, b in enumerate(bounds)])
-    r.update(variant=variant, seed=seed, figures=figures or {})
+    r.update(variant=variant, seed=seed, figures=figures or {}, config_hash=f"{variant}-{seed}")
     r["config"].update(seed=seed, dataset="ds")
     return results.write(r, results_dir)
 

@@ -51,7 +51,12 @@ def test_bad_records_are_refused(tmp_path):
         results.write({"paper": "toy"}, tmp_path)
     (tmp_path / "toy").mkdir()
     (tmp_path / "toy" / "x.json").write_text("{}")
-    with pytest.raises(ValueError, match="not a results record"):
+    (tmp_path / "toy" / "y.json").write_text("{not json")
+    problems = []
+    assert results.load_all(tmp_path, problems=problems) == []  # skipped, named, never fatal
+    assert len(problems) == 2 and "x.json is skipped" in problems[0] and "lacks" in problems[0]
+    assert "y.json is skipped" in problems[1]
+    with pytest.warns(UserWarning, match="x.json is skipped"):
         results.load_all(tmp_path)
 
 

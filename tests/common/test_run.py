@@ -15,7 +15,7 @@ import pytest
 
 from common import repro, results, training
 from common.config import RunConfig, make_config, param
-from common.run import Run, RunInUse
+from common.run import Run, RunFinished, RunInUse
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,9 +91,24 @@ def test_a_finished_run_retires_its_checkpoint_and_state_files(tmp_path):
     names = sorted(p.name for p in run.dir.iterdir())
     assert "backup" not in names and "choice.json" not in names
     assert any(n.startswith("choice.json.done-") for n in names)
-    # The same configuration again is a new run in the same directory, not a resume of the finished one.
-    again = Run("toy", config, "smoke", PRESETS)
+    # A repeat of the finished configuration is a new run in the same directory, not a resume of it.
+    again = Run("toy", make_config(ToyConfig, PRESETS, "smoke", results_dir=config.results_dir,
+                                   runs_dir=config.runs_dir, repeat=True), "smoke", PRESETS)
     assert len(again.timer.sessions) == 1
+
+
+def test_a_finished_configuration_is_refused_unless_repeated(tmp_path):
+    config = _config(tmp_path)
+    assert _train(config) == 0
+    with pytest.raises(RunFinished, match="already finished: .*toy_smoke_seed0_.*--repeat=true"):
+        _train(config)
+    assert _train(_config(tmp_path, seed=1)) == 0  # another seed is another configuration
+    assert _train(_config(tmp_path, repeat=True)) == 0
+    records = results.load_all(config.results_dir, "toy")
+    (repeat,) = [r for r in records if r["repeat_of"]]
+    (original,) = [r for r in records if r["seed"] == 0 and not r["repeat_of"]]
+    assert len(records) == 3 and repeat["repeat_of"] == [Path(original["_path"]).name]
+    assert repeat["config_hash"] == original["config_hash"]
 
 
 def test_a_second_process_is_refused_while_the_first_holds_the_run(tmp_path):
@@ -101,7 +116,7 @@ def test_a_second_process_is_refused_while_the_first_holds_the_run(tmp_path):
     holder = Run("toy", config, "smoke", PRESETS)
     with pytest.raises(RunInUse, match=f"in use by process {os.getpid()}"):
         Run("toy", config, "smoke", PRESETS)
-    holder.finish()
+    holder._lock.close()  # what the end of the process does
     Run("toy", config, "smoke", PRESETS)  # free again
 
 
