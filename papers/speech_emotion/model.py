@@ -39,7 +39,9 @@ class ELMClassifier(ClassifierMixin, BaseEstimator):
         self.hidden, self.C, self.random_state = hidden, C, random_state
 
     def _hidden(self, X):
-        return 1.0 / (1.0 + np.exp(-(np.asarray(X, np.float64) @ self.weights_ + self.biases_)))
+        from scipy.special import expit  # the logistic sigmoid, without overflow warnings for large inputs
+
+        return expit(np.asarray(X, np.float64) @ self.weights_ + self.biases_)
 
     def fit(self, X, y):
         X = np.asarray(X, np.float64)
