@@ -25,10 +25,10 @@ class SampleGrid(keras.callbacks.Callback):
     successive grids show the same samples evolving), written as `<folder>/epoch_NNNN.png`."""
 
     def __init__(self, generator, z: np.ndarray, folder: str | Path, rows: int, every: int = 1,
-                 value_range: tuple[float, float] = (-1.0, 1.0)):
+                 value_range: tuple[float, float] = (-1.0, 1.0), image_shape: tuple | None = None):
         super().__init__()
         self.generator, self.z, self.folder, self.rows = generator, z, Path(folder), rows
-        self.every, self.value_range = every, value_range
+        self.every, self.value_range, self.image_shape = every, value_range, image_shape
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
@@ -36,7 +36,10 @@ class SampleGrid(keras.callbacks.Callback):
 
     def write(self, path: Path) -> Path:
         cols = int(np.ceil(len(self.z) / self.rows))
-        return images.save_grid(path, generate(self.generator, self.z), self.rows, cols, value_range=self.value_range)
+        x = generate(self.generator, self.z)
+        if self.image_shape is not None:  # a generator of flat vectors
+            x = x.reshape(-1, *self.image_shape)
+        return images.save_grid(path, x, self.rows, cols, value_range=self.value_range)
 
 
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int) -> np.ndarray:

@@ -1,0 +1,91 @@
+"""Configuration of semi-supervised learning with a feature-matching GAN (Salimans et al. 2016, §3.1, §5).
+Defaults: the authors' scripts (openai/improved-gan, train_mnist_feature_matching.py and
+train_cifar_feature_matching.py), which the paper's numbers come from; README, Deviations.
+
+Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; costs in REPORT.md):
+
+  paper   python papers/semi_supervised_gan/train.py --dataset=mnist --labels=100 --data_seed=1 --seed=0
+          MNIST: 100 labels (10 per class, drawn by --data_seed), all 60,000 training images unlabelled,
+          300 epochs of 600 steps, Adam 0.003 (beta_1 0.5). Table 1: 93 ± 6.5 test errors over 10 draws.
+          --dataset=cifar10: 4,000 labels, 1,200 epochs of 500 steps, Adam 3e-4 falling linearly to 0 over
+          the last 400 epochs (Table 2: 18.63 ± 2.32 %). --labelled_only=true: the same D on the labels alone.
+  quick   python papers/semi_supervised_gan/train.py --preset=quick --dataset=mnist
+          20 epochs (MNIST) or 10 (CIFAR-10): the learning rate schedules as in the paper, shortened.
+  smoke   python papers/semi_supervised_gan/train.py --preset=smoke
+          2 epochs of 5 steps on a few hundred images: seconds. The numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import ConfigError, RunConfig, param
+
+DATASETS = ("mnist", "cifar10", "svhn")
+# The authors' per-dataset settings (their scripts' defaults; SVHN's: train_svhn_feature_matching.py).
+PER_DATASET = {"mnist": {"labels": 100, "epochs": 300, "learning_rate": 0.003, "lr_decay_epochs": 0},
+               "cifar10": {"labels": 4000, "epochs": 1200, "learning_rate": 0.0003, "lr_decay_epochs": 400},
+               "svhn": {"labels": 1000, "epochs": 400, "learning_rate": 0.0003, "lr_decay_epochs": 0}}
+
+
+@dataclass(frozen=True)
+class SemiSupervisedGANConfig(RunConfig):
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "labels", "data_seed", "labelled_only", "eval_every",
+                                                 "sample_every"}
+
+    dataset: str = param("mnist", "mnist, cifar10 or svhn (its .mat files are not available offline here)")
+    labels: int = param(0, "labelled training images, the same number per class; 0: the paper's (MNIST 100, "
+                           "CIFAR-10 4,000, SVHN 1,000)")
+    data_seed: int = param(1, "draws the labelled subset (the authors' --seed_data, default 1); --seed is the run's")
+    labelled_only: bool = param(False, "the baseline: the same discriminator trained on the labelled images alone, "
+                                       "for the same steps (no unlabelled images, no generator)")
+    batch_size: int = param(100, "labelled, unlabelled and generated images per step each (authors: 100)")
+    epochs: int = param(0, "epochs of (unlabelled images / batch) steps; 0: the authors' (MNIST 300, CIFAR-10 "
+                           "1,200, SVHN 400)")
+    learning_rate: float = param(0.0, "Adam's rate for both players; 0: the authors' (MNIST 0.003, else 3e-4)")
+    lr_decay_epochs: int = param(-1, "the rate falls linearly to 0 over this many final epochs; -1: the "
+                                     "authors' (CIFAR-10 400, else none)")
+    beta_1: float = param(0.5, "Adam's beta_1 for both players (authors: mom1 = 0.5)")
+    unlabeled_weight: float = param(1.0, "weight of the unsupervised loss in D's loss (authors' default 1)")
+    average_rate: float = param(1e-4, "D's test-time weights: a moving average of its weights at this rate")
+    init_examples: int = param(500, "images of the data-dependent initialisation (authors: 500)")
+    latent_dim: int = param(100, "dimension of z, uniform in [0, 1]")
+    train_subset: int = param(0, "use only the first N training images (0: all); for smoke runs")
+    test_subset: int = param(0, "test on the first N test images (0: all)")
+    eval_every: int = param(1, "epochs between test-error evaluations (history)")
+    sample_every: int = param(10, "epochs between sample grids in the run directory")
+
+    def automatic(self) -> dict:
+        if self.dataset not in PER_DATASET:
+            return {}
+        defaults = PER_DATASET[self.dataset]
+        chosen = {k: defaults[k] for k in ("labels", "epochs", "learning_rate") if getattr(self, k) == 0}
+        if self.lr_decay_epochs < 0:
+            chosen["lr_decay_epochs"] = defaults["lr_decay_epochs"]
+        return chosen
+
+    def validate(self) -> None:
+        super().validate()
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if self.labels < 10 or self.labels % 10:
+            raise ConfigError(f"--labels must be a positive multiple of 10 (the same number per class), "
+                              f"got {self.labels}")
+        if min(self.batch_size, self.epochs, self.init_examples, self.latent_dim, self.eval_every,
+               self.sample_every) < 1:
+            raise ConfigError("batch_size, epochs, init_examples, latent_dim, eval_every and sample_every must be "
+                              "positive")
+        if self.learning_rate <= 0 or not 0 <= self.lr_decay_epochs <= self.epochs:
+            raise ConfigError("learning_rate must be positive and lr_decay_epochs between 0 and epochs")
+        if not (0 <= self.beta_1 < 1 and 0 < self.average_rate <= 1 and self.unlabeled_weight >= 0):
+            raise ConfigError("beta_1 must be in [0, 1), average_rate in (0, 1], unlabeled_weight >= 0")
+
+    @property
+    def variant(self) -> str:
+        return f"{self.dataset}-{self.labels}labels" + ("-labelled-only" if self.labelled_only else "")
+
+
+PRESETS = {
+    "quick": {"epochs": 20, "lr_decay_epochs": 0},
+    "smoke": {"epochs": 2, "train_subset": 500, "test_subset": 200, "init_examples": 100, "sample_every": 1},
+}

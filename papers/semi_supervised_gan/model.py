@@ -1,0 +1,348 @@
+"""Semi-supervised GAN with feature matching (Salimans et al. 2016, §3.1 and §5), as in the authors' code
+(openai/improved-gan: train_mnist_feature_matching.py, train_cifar_feature_matching.py, nn.py).
+
+The discriminator is a K-class classifier whose logits l_1..l_K stand for the K real classes, the
+"generated" class having the fixed logit 0, so that D(x) = Z(x) / (Z(x) + 1) with Z(x) = sum_k exp l_k(x)
+(§5). Its loss, written with log-sum-exp and softplus:
+
+    L_supervised   = E_lab [ logsumexp(l(x)) - l_y(x) ]                       (cross-entropy over K)
+    L_unsupervised = 0.5 E_unl [ -lse(l(x)) + softplus(lse(l(x))) ] + 0.5 E_z [ softplus(lse(l(G(z)))) ]
+                   = 0.5 E_unl [ -log D(x) ] + 0.5 E_z [ -log(1 - D(G(z))) ]
+
+The generator matches the mean of an intermediate layer of D on a generated batch to that on an
+unlabelled real batch (§3.1): squared error at D's last hidden layer for MNIST, mean absolute error of
+the globally pooled features for CIFAR-10, as the authors' scripts do. Weight normalisation (Salimans &
+Kingma 2016) with data-dependent initialisation, Gaussian noise (MNIST) or dropout (CIFAR-10) inside D,
+and a moving average of D's weights for testing (rate 1e-4, from zeros) as the authors' code.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from common.adversarial import AdversarialModel
+
+
+class _WeightNorm(layers.Layer):
+    """Shared part of the weight-normalised layers: kernel = theta * scale / ||theta|| per output unit;
+    a bias; `initialize(x)` sets scale and bias so that the pre-activations on the batch x have zero mean
+    and standard deviation `init_std` (Salimans & Kingma 2016, §2.2; the authors' nn.py)."""
+
+    def __init__(self, units: int, activation=None, train_scale: bool = False, theta_std: float = 0.05,
+                 init_std: float = 1.0, epsilon: float = 0.0, theta_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.activation = units, keras.activations.get(activation)
+        self.train_scale, self.theta_std, self.init_std, self.epsilon = train_scale, theta_std, init_std, epsilon
+        self.theta_initializer = theta_initializer or keras.initializers.RandomNormal(stddev=theta_std)
+
+    def _make(self, theta_shape):
+        self.theta = self.add_weight(shape=theta_shape, initializer=self.theta_initializer, name="theta")
+        self.scale = self.add_weight(shape=(self.units,), initializer="ones", name="scale", trainable=self.train_scale)
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+    @property
+    def kernel(self):
+        axes = tuple(i for i in range(len(self.theta.shape)) if i != self.unit_axis)
+        return self.theta * self.scale / ops.sqrt(ops.sum(ops.square(self.theta), axis=axes, keepdims=True)
+                                                   + self.epsilon)
+
+    def call(self, x):
+        return self.activation(self.linear(x) + self.bias)
+
+    def initialize(self, x) -> np.ndarray:
+        """Data-dependent initialisation on the batch x; returns the layer's new output on it."""
+        pre = keras.ops.convert_to_numpy(self.linear(x)).astype(np.float64)
+        axes = tuple(range(pre.ndim - 1))
+        mean = pre.mean(axes)
+        inv_std = self.init_std / np.sqrt(((pre - mean) ** 2).mean(axes))
+        self.scale.assign(keras.ops.convert_to_numpy(self.scale) * inv_std)
+        self.bias.assign(-mean * inv_std)
+        return keras.ops.convert_to_numpy(self(keras.ops.convert_to_tensor(x)))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": keras.activations.serialize(self.activation),
+                "train_scale": self.train_scale, "theta_std": self.theta_std, "init_std": self.init_std,
+                "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="semi_supervised_gan")
+class WeightNormDense(_WeightNorm):
+    unit_axis = 1
+
+    def build(self, input_shape):
+        self._make((input_shape[-1], self.units))
+
+    def linear(self, x):
+        return ops.matmul(x, self.kernel)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+
+@keras.saving.register_keras_serializable(package="semi_supervised_gan")
+class WeightNormConv2D(_WeightNorm):
+    """3x3 (or `size`) convolution, channels last; "network in network" layers are size 1."""
+
+    unit_axis = 3
+
+    def __init__(self, units: int, size: int = 3, strides: int = 1, padding: str = "same", **kwargs):
+        super().__init__(units, **kwargs)
+        self.size, self.strides, self.padding = size, strides, padding
+
+    def build(self, input_shape):
+        self._make((self.size, self.size, input_shape[-1], self.units))
+
+    def linear(self, x):
+        return ops.conv(x, self.kernel, strides=self.strides, padding=self.padding)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        if self.padding == "same":
+            size = (None if h is None else -(-h // self.strides), None if w is None else -(-w // self.strides))
+        else:
+            size = tuple(None if d is None else (d - self.size) // self.strides + 1 for d in (h, w))
+        return (n, *size, self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "strides": self.strides, "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="semi_supervised_gan")
+class WeightNormConv2DTranspose(_WeightNorm):
+    """A stride-2 5x5 transposed convolution (G's output layer on CIFAR-10), normalised per output channel."""
+
+    unit_axis = 2
+
+    def __init__(self, units: int, size: int = 5, strides: int = 2, **kwargs):
+        super().__init__(units, **kwargs)
+        self.size, self.strides = size, strides
+
+    def build(self, input_shape):
+        self._make((self.size, self.size, self.units, input_shape[-1]))
+
+    def linear(self, x):
+        return ops.conv_transpose(x, self.kernel, strides=self.strides, padding="same")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        return (n, None if h is None else h * self.strides, None if w is None else w * self.strides, self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "strides": self.strides}
+
+
+def build_mnist_discriminator(noise: bool = True, name: str = "discriminator") -> keras.Sequential:
+    """784 - 1000 - 500 - 250 - 250 - 250 - 10, ReLU, weight-normalised (theta ~ N(0, 0.1), the hidden
+    scales fixed after initialisation, the last layer's trained), Gaussian noise of std 0.3 on the
+    input and 0.5 after every hidden layer (train_mnist_feature_matching.py)."""
+    stack = [keras.Input((784,), name="image")]
+    if noise:
+        stack.append(layers.GaussianNoise(0.3, name="input_noise"))
+    for i, units in enumerate((1000, 500, 250, 250, 250), start=1):
+        stack.append(WeightNormDense(units, "relu", theta_std=0.1, name=f"hidden{i}"))
+        if noise:
+            stack.append(layers.GaussianNoise(0.5, name=f"noise{i}"))
+    stack.append(WeightNormDense(10, None, train_scale=True, theta_std=0.1, name="logits"))
+    return keras.Sequential(stack, name=name)
+
+
+def build_mnist_generator(latent_dim: int = 100, name: str = "generator") -> keras.Sequential:
+    """z uniform in [0, 1]^100 -> 500 -> 500 softplus, each batch-normalised (no gain) -> 784 sigmoid with
+    a weight-normalised kernel (trained scale; Glorot theta, as Lasagne's DenseLayer)."""
+    stack = [keras.Input((latent_dim,), name="z")]
+    for i in (1, 2):
+        stack += [layers.Dense(500, use_bias=False, kernel_initializer="glorot_uniform", name=f"dense{i}"),
+                  layers.BatchNormalization(scale=False, epsilon=1e-6, name=f"bn{i}"),
+                  layers.Activation("softplus", name=f"softplus{i}")]
+    stack.append(WeightNormDense(784, "sigmoid", train_scale=True, epsilon=1e-6,
+                                 theta_initializer=keras.initializers.GlorotUniform(), name="image"))
+    return keras.Sequential(stack, name=name)
+
+
+@keras.saving.register_keras_serializable(package="semi_supervised_gan")
+def lrelu(x):
+    """Leaky ReLU with slope 0.2 (the authors' nn.lrelu)."""
+    return ops.leaky_relu(x, negative_slope=0.2)
+
+
+def build_cifar_discriminator(name: str = "discriminator") -> keras.Sequential:
+    """Dropout 0.2; 3x3 conv 96, 96, 96 stride 2; dropout 0.5; 192, 192, 192 stride 2; dropout 0.5;
+    192 valid; NIN 192, 192; global mean pool; dense 10. Leaky ReLU 0.2, weight normalisation
+    (theta ~ N(0, 0.05)) everywhere (train_cifar_feature_matching.py)."""
+    stack = [keras.Input((32, 32, 3), name="image"), layers.Dropout(0.2, name="input_dropout")]
+    for block, filters in enumerate((96, 192), start=1):
+        stack += [WeightNormConv2D(filters, activation=lrelu, name=f"conv{block}a"),
+                  WeightNormConv2D(filters, activation=lrelu, name=f"conv{block}b"),
+                  WeightNormConv2D(filters, strides=2, activation=lrelu, name=f"conv{block}c"),
+                  layers.Dropout(0.5, name=f"dropout{block}")]
+    stack += [WeightNormConv2D(192, padding="valid", activation=lrelu, name="conv3"),
+              WeightNormConv2D(192, size=1, activation=lrelu, name="nin1"),
+              WeightNormConv2D(192, size=1, activation=lrelu, name="nin2"),
+              layers.GlobalAveragePooling2D(name="pool"),
+              WeightNormDense(10, None, train_scale=True, init_std=0.1, name="logits")]
+    return keras.Sequential(stack, name=name)
+
+
+def build_cifar_generator(latent_dim: int = 100, name: str = "generator") -> keras.Sequential:
+    """z uniform in [0, 1]^100 -> dense 4x4x512 -> 5x5 stride-2 transposed convolutions to 8x8x256,
+    16x16x128 (each batch-normalised without gain, ReLU) -> 32x32x3 tanh, weight-normalised (trained
+    scale, initial std 0.1). Weights N(0, 0.05)."""
+    normal = keras.initializers.RandomNormal(stddev=0.05)
+    stack = [keras.Input((latent_dim,), name="z"),
+             layers.Dense(4 * 4 * 512, use_bias=False, kernel_initializer=normal, name="project"),
+             layers.BatchNormalization(scale=False, epsilon=1e-6, name="bn0"), layers.ReLU(name="relu0"),
+             layers.Reshape((4, 4, 512), name="reshape")]
+    for i, filters in enumerate((256, 128), start=1):
+        stack += [layers.Conv2DTranspose(filters, 5, strides=2, padding="same", use_bias=False,
+                                         kernel_initializer=keras.initializers.RandomNormal(stddev=0.05),
+                                         name=f"deconv{i}"),
+                  layers.BatchNormalization(scale=False, epsilon=1e-6, name=f"bn{i}"), layers.ReLU(name=f"relu{i}")]
+    stack.append(WeightNormConv2DTranspose(3, activation="tanh", train_scale=True, init_std=0.1, name="image"))
+    return keras.Sequential(stack, name=name)
+
+
+def initialize(network: keras.Sequential, x, seed: int = 0) -> None:
+    """The authors' data-dependent initialisation: a pass over the batch x, layer by layer, each
+    weight-normalised layer set from its own pre-activations; noise and dropout active as in training."""
+    h = keras.ops.convert_to_tensor(np.asarray(x, np.float32))
+    for layer in network.layers:
+        if isinstance(layer, _WeightNorm):
+            h = keras.ops.convert_to_tensor(layer.initialize(h))
+        else:
+            h = layer(h, training=True)
+
+
+def log_sum_exp(logits):
+    return ops.logsumexp(logits, axis=-1)
+
+
+def supervised_loss(logits, labels):
+    """Cross-entropy over the K real classes: E[ lse(l(x)) - l_y(x) ]."""
+    picked = ops.take_along_axis(logits, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)[:, 0]
+    return ops.mean(log_sum_exp(logits) - picked)
+
+
+def unsupervised_loss(logits_real, logits_fake):
+    """0.5 E[-log D(x)] + 0.5 E[-log(1 - D(G(z)))] with D = Z / (Z + 1), Z = sum exp(logits)."""
+    lse_real, lse_fake = log_sum_exp(logits_real), log_sum_exp(logits_fake)
+    return (0.5 * ops.mean(-lse_real + ops.softplus(lse_real)) + 0.5 * ops.mean(ops.softplus(lse_fake)))
+
+
+def feature_matching_loss(features_real, features_fake, kind: str = "squared"):
+    """The distance between the batch means of D's features on real and on generated images: the mean of
+    the squared differences (MNIST code) or of the absolute differences (CIFAR-10 code)."""
+    diff = ops.mean(features_real, axis=0) - ops.mean(features_fake, axis=0)
+    return ops.mean(ops.square(diff) if kind == "squared" else ops.abs(diff))
+
+
+class AuthorsAdam(keras.optimizers.Optimizer):
+    """Adam as the authors' nn.adam_updates writes it: the step is m_hat / sqrt(v_hat + 1e-8) (the epsilon
+    inside the square root, where Keras' Adam adds it outside)."""
+
+    def __init__(self, learning_rate, beta_1: float = 0.5, beta_2: float = 0.999, name: str = "authors_adam",
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1, self.beta_2 = beta_1, beta_2
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.m = [self.add_variable_from_reference(v, "m") for v in variables]
+        self.v = [self.add_variable_from_reference(v, "v") for v in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        i = self._get_variable_index(variable)
+        t = ops.cast(self.iterations + 1, variable.dtype)
+        m = self.beta_1 * self.m[i] + (1 - self.beta_1) * gradient
+        v = self.beta_2 * self.v[i] + (1 - self.beta_2) * ops.square(gradient)
+        self.assign(self.m[i], m)
+        self.assign(self.v[i], v)
+        m_hat, v_hat = m / (1 - ops.power(self.beta_1, t)), v / (1 - ops.power(self.beta_2, t))
+        self.assign_sub(variable, ops.cast(learning_rate, variable.dtype) * m_hat / ops.sqrt(v_hat + 1e-8))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+class SemiSupervisedGAN(AdversarialModel):
+    """Per step: a discriminator update on a labelled and an unlabelled batch and a generated one, the
+    moving average of D's weights, then a generator update by feature matching on a second unlabelled
+    batch (the authors' train_batch_disc then train_batch_gen). With `labelled_only`, only the supervised
+    loss trains D and G is never updated: the baseline of the same D on the labels alone."""
+
+    def __init__(self, generator, discriminator, feature_layer: str, latent_dim: int = 100,
+                 feature_distance: str = "squared", unlabeled_weight: float = 1.0, average_rate: float = 1e-4,
+                 labelled_only: bool = False, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator, self.discriminator = generator, discriminator
+        self.features = keras.Model(discriminator.inputs, discriminator.get_layer(feature_layer).output)
+        self.latent_dim, self.feature_distance = latent_dim, feature_distance
+        self.unlabeled_weight, self.average_rate, self.labelled_only = unlabeled_weight, average_rate, labelled_only
+        self.noise = keras.random.SeedGenerator(seed)
+        # The test-time weights: a moving average of D's trainable weights, starting from zeros (authors' code).
+        self.averages = [self.add_weight(shape=v.shape, initializer="zeros", trainable=False,
+                                         name=f"average_{i}") for i, v in enumerate(discriminator.trainable_weights)]
+        names = ("loss_lab", "loss_unl", "loss_gen", "train_error")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+
+    def sample_z(self, n):
+        """z uniform in [0, 1]^latent_dim (the authors' theano_rng.uniform)."""
+        return keras.random.uniform((n, self.latent_dim), 0.0, 1.0, seed=self.noise)
+
+    def adversarial_step(self, x, y=None):
+        x_lab, x_unl, x_unl2 = x
+        n = ops.shape(x_lab)[0]
+
+        def d_loss():
+            logits_lab = self.discriminator(x_lab, training=True)
+            loss_lab = supervised_loss(logits_lab, y)
+            if self.labelled_only:
+                return loss_lab, (loss_lab, ops.zeros(()), logits_lab)
+            logits_unl = self.discriminator(x_unl, training=True)
+            logits_fake = self.discriminator(self.generator(self.sample_z(n), training=True), training=True)
+            loss_unl = unsupervised_loss(logits_unl, logits_fake)
+            return loss_lab + self.unlabeled_weight * loss_unl, (loss_lab, loss_unl, logits_lab)
+
+        _, (loss_lab, loss_unl, logits_lab) = self.minimize("discriminator", d_loss, has_aux=True)
+        for average, weight in zip(self.averages, self.discriminator.trainable_weights, strict=True):
+            average.assign(average + self.average_rate * (weight - average))
+        self.trackers["loss_lab"].update_state(loss_lab)
+        self.trackers["loss_unl"].update_state(loss_unl)
+        wrong = ops.cast(ops.not_equal(ops.argmax(logits_lab, axis=-1), ops.cast(y, "int32")), "float32")
+        self.trackers["train_error"].update_state(ops.mean(wrong))
+        if not self.labelled_only:
+            def g_loss():
+                fake = self.generator(self.sample_z(n), training=True)
+                return feature_matching_loss(self.features(x_unl2, training=True), self.features(fake, training=True),
+                                             self.feature_distance)
+
+            self.trackers["loss_gen"].update_state(self.minimize("generator", g_loss))
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(players={"discriminator": (d_optimizer, self.discriminator.trainable_weights),
+                                 "generator": (g_optimizer, self.generator.trainable_weights)},
+                        count="discriminator", **kwargs)
+
+    def test_errors(self, x: np.ndarray, y: np.ndarray, averaged: bool = True, batch_size: int = 500) -> int:
+        """Misclassified test images, with D's averaged weights (the authors' test-time weights) or its
+        current ones; no noise or dropout."""
+        current = [keras.ops.convert_to_numpy(w) for w in self.discriminator.trainable_weights]
+        if averaged:
+            for w, a in zip(self.discriminator.trainable_weights, self.averages, strict=True):
+                w.assign(a)
+        try:
+            logits = [keras.ops.convert_to_numpy(self.discriminator(x[i:i + batch_size], training=False))
+                      for i in range(0, len(x), batch_size)]
+            predictions = np.argmax(np.concatenate(logits), axis=-1)
+        finally:
+            for w, value in zip(self.discriminator.trainable_weights, current, strict=True):
+                w.assign(value)
+        return int((predictions != y).sum())

@@ -1,0 +1,202 @@
+"""Train a semi-supervised GAN with feature matching as in Salimans et al. 2016 (§3.1, §5), or the same
+discriminator on the labelled images alone, and write its results JSON and figures.
+
+    python papers/semi_supervised_gan/train.py --dataset=mnist --labels=100 --data_seed=1   # Table 1's setting
+    python papers/semi_supervised_gan/train.py --dataset=mnist --labelled_only=true         # the baseline
+    python papers/semi_supervised_gan/train.py --dataset=cifar10 --preset=quick            # Table 2's, short
+    python papers/semi_supervised_gan/train.py --help
+
+Every step: a discriminator update on a labelled, an unlabelled and a generated batch, then a generator
+update by feature matching on a second unlabelled batch (the authors' loop). After every `eval_every`
+epochs the test errors of D's moving-average weights (the authors' test-time weights) and of its
+current weights go into the history; the record's number is the last epoch's, never the best one. An
+interrupted run resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import common.tf_env  # noqa: F401
+
+import keras
+import numpy as np
+
+from common import config as cfg
+from common import gan, images
+from common.data import cifar10, mnist, svhn
+from common.run import Run
+from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
+from papers.semi_supervised_gan.model import (
+    AuthorsAdam,
+    SemiSupervisedGAN,
+    build_cifar_discriminator,
+    build_cifar_generator,
+    build_mnist_discriminator,
+    build_mnist_generator,
+    initialize,
+)
+
+PAPER = "semi_supervised_gan"
+
+
+def load_data(config: SemiSupervisedGANConfig):
+    """Training and test images as the authors' scripts scale them (MNIST vectors in [0, 1], CIFAR-10 and
+    SVHN images as (x - 127.5) / 128), labels, and the loader's provenance."""
+    root = config.data_dir or None
+    if config.dataset == "mnist":
+        data = mnist.load(root, download=config.download)
+        x, y = data.x_train.reshape(-1, 784) / np.float32(255), data.y_train
+        x_test, y_test = data.x_test.reshape(-1, 784) / np.float32(255), data.y_test
+    elif config.dataset == "cifar10":
+        data = cifar10.load(root, download=config.download)
+        x, y, x_test, y_test = data.train.x, data.train.y, data.test.x, data.test.y
+    else:
+        data = svhn.load(root, download=config.download)
+        x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+    if config.dataset != "mnist":
+        x, x_test = (x.astype(np.float32) - 127.5) / 128.0, (x_test.astype(np.float32) - 127.5) / 128.0
+    x, y = x[:config.train_subset or None].astype(np.float32), y[:config.train_subset or None]
+    return (x, y), (x_test[:config.test_subset or None].astype(np.float32), y_test[:config.test_subset or None]), data
+
+
+def labelled_subset(y: np.ndarray, labels: int, data_seed: int) -> np.ndarray:
+    """Indices of the labelled images: the first labels / 10 of each class in a permutation drawn by
+    `data_seed` (the authors' rng_data = RandomState(seed_data); the same images for the same seed)."""
+    order = np.random.RandomState(data_seed).permutation(len(y))
+    per_class = labels // 10
+    chosen = [order[y[order] == c][:per_class] for c in range(10)]
+    if any(len(c) < per_class for c in chosen):
+        raise ValueError(f"the training images hold fewer than {per_class} of some class")
+    return np.concatenate(chosen)
+
+
+class Batches(keras.utils.PyDataset):
+    """Epoch e, step t: ((labelled images, unlabelled images, more unlabelled images), labels). The labelled
+    set is repeated in fresh random orders to fill the epoch; both unlabelled streams are permutations of
+    all training images (the authors' trainx / trainx_unl / trainx_unl2), drawn from (seed, e)."""
+
+    def __init__(self, x, y, labelled: np.ndarray, batch_size: int, seed: int):
+        super().__init__(workers=1, use_multiprocessing=False, max_queue_size=4)
+        self.x, self.y, self.labelled, self.batch_size, self.seed = x, y, labelled, batch_size, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        rng = np.random.default_rng([self.seed, epoch])
+        repeats = math.ceil(len(self.x) / len(self.labelled))
+        self.lab = np.concatenate([self.labelled[rng.permutation(len(self.labelled))] for _ in range(repeats)])
+        self.unl, self.unl2 = rng.permutation(len(self.x)), rng.permutation(len(self.x))
+
+    def __len__(self) -> int:
+        return len(self.x) // self.batch_size
+
+    def __getitem__(self, t: int):
+        part = slice(t * self.batch_size, (t + 1) * self.batch_size)
+        lab = self.lab[part]
+        return (self.x[lab], self.x[self.unl[part]], self.x[self.unl2[part]]), self.y[lab]
+
+
+def learning_rate(config: SemiSupervisedGANConfig, steps_per_epoch: int):
+    """Constant, then (CIFAR-10) falling linearly to 0 over the last `lr_decay_epochs` epochs: the
+    authors' lr * min(3 - epoch / 400, 1) for 1,200 epochs, applied per epoch."""
+    if not config.lr_decay_epochs:
+        return config.learning_rate
+    start = config.epochs - config.lr_decay_epochs
+    boundaries = [(start + k) * steps_per_epoch - 1 for k in range(1, config.lr_decay_epochs)]
+    values = [config.learning_rate * min((config.epochs - e) / config.lr_decay_epochs, 1.0)
+              for e in range(start, config.epochs)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def build_model(config: SemiSupervisedGANConfig, steps_per_epoch: int) -> SemiSupervisedGAN:
+    if config.dataset == "mnist":
+        generator, discriminator = build_mnist_generator(config.latent_dim), build_mnist_discriminator()
+        feature_layer, distance = "hidden5", "squared"
+    else:
+        generator, discriminator = build_cifar_generator(config.latent_dim), build_cifar_discriminator()
+        feature_layer, distance = "pool", "absolute"
+    model = SemiSupervisedGAN(generator, discriminator, feature_layer, config.latent_dim, distance,
+                              config.unlabeled_weight, config.average_rate, config.labelled_only, seed=config.seed,
+                              name="semi_supervised_gan")
+    lr = learning_rate(config, steps_per_epoch)
+    model.compile(AuthorsAdam(lr, config.beta_1), AuthorsAdam(lr, config.beta_1), jit_compile=config.jit)
+    return model
+
+
+class TestErrors(keras.callbacks.Callback):
+    """Test errors of D's moving-average and current weights every `every` epochs (and at the last)."""
+
+    def __init__(self, model: SemiSupervisedGAN, x, y, every: int, last: int):
+        super().__init__()
+        self.ssgan, self.x, self.y, self.every, self.last = model, x, y, every, last
+
+    def on_epoch_end(self, epoch, logs=None):
+        due = (epoch + 1) % self.every == 0 or epoch + 1 == self.last
+        logs["test_errors"] = self.ssgan.test_errors(self.x, self.y) if due else float("nan")
+        logs["test_errors_current_weights"] = (self.ssgan.test_errors(self.x, self.y, averaged=False) if due
+                                               else float("nan"))
+
+
+def samples(model: SemiSupervisedGAN, z: np.ndarray, dataset: str) -> np.ndarray:
+    """G's images for z (its batch normalisation on the batch's statistics, as the authors sample), shaped
+    for a grid in [0, 1] (MNIST) or [-1, 1]."""
+    x = keras.ops.convert_to_numpy(model.generator(keras.ops.convert_to_tensor(z), training=True))
+    return x.reshape(-1, 28, 28) if dataset == "mnist" else x
+
+
+def run(config: SemiSupervisedGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+    run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
+    (x, y), (x_test, y_test), data = load_data(config)
+    labelled = labelled_subset(y, config.labels, config.data_seed)
+    run.describe_data(source=data.source, checksums=data.checksums, verified=data.verified, train=len(x),
+                      test=len(x_test), labelled=len(labelled), labelled_indices_sha256=_digest(labelled))
+    batches = Batches(x, y, labelled, config.batch_size, config.seed)
+    model = build_model(config, len(batches))
+    print(f"{config.variant}, preset {preset}: {len(labelled)} labelled of {len(x)} training images (data seed "
+          f"{config.data_seed}), {len(x_test)} test images from {data.source}; {config.epochs} epochs of "
+          f"{len(batches)} steps; working files in {run.dir}")
+    if not (run.dir / "backup").exists():  # a fresh run: the authors' data-dependent initialisation
+        init_rng = np.random.default_rng([config.seed, 7])
+        init_x = x[init_rng.permutation(len(x))[:config.init_examples]]
+        initialize(model.discriminator, init_x)
+        if config.dataset != "mnist":  # the MNIST script's generator has no data-dependent layer
+            initialize(model.generator, init_rng.uniform(0, 1, (config.init_examples, config.latent_dim)))
+    fixed_z = np.random.default_rng([config.seed, 1]).uniform(0, 1, (100, config.latent_dim)).astype(np.float32)
+    grid = gan.SampleGrid(model.generator, fixed_z, run.dir / "samples", rows=10, every=config.sample_every,
+                          value_range=(0, 1) if config.dataset == "mnist" else (-1, 1),
+                          image_shape=(28, 28) if config.dataset == "mnist" else None)
+    test = TestErrors(model, x_test, y_test, config.eval_every, config.epochs)
+    dropout_or_noise = [layer.seed_generator for net in (model.discriminator, model.generator) for layer in net.layers
+                        if hasattr(layer, "seed_generator")]
+
+    run.fit(model, batches, epochs=config.epochs, images_per_step=config.batch_size,
+            callbacks=[test] + ([] if config.labelled_only else [grid]), reseed=[model.noise, *dropout_or_noise])
+    final = {"epochs": config.epochs}
+    if run.failed:
+        return run.finish(final)
+
+    errors, current = model.test_errors(x_test, y_test), model.test_errors(x_test, y_test, averaged=False)
+    final.update(test_errors=errors, test_error=errors / len(x_test), test_errors_current_weights=current,
+                 test_images=len(x_test))
+    if not config.labelled_only:
+        images.save_grid(run.figure_path("samples"), samples(model, fixed_z, config.dataset), 10, 10,
+                         value_range=(0, 1) if config.dataset == "mnist" else (-1, 1))
+        final["generator_file"] = str(run.save_model(model.generator, "generator"))
+    summary = (f"{errors} test errors of {len(x_test)} ({100 * errors / len(x_test):.2f} %) with D's averaged "
+               f"weights, {current} with its current ones")
+    return run.finish(final, summary=summary)
+
+
+def _digest(indices: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.sort(indices).astype("<i8").tobytes()).hexdigest()
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(SemiSupervisedGANConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Semi-supervised GAN (Salimans et al. 2016): the K+1 formulation, feature matching, weight
+normalisation and its data-dependent initialisation, the labelled subset, every number of the authors'
+MNIST and CIFAR-10 scripts in the built networks and optimizers, the SVHN loader, a smoke run."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import scipy.io
+
+from common import report, results
+from common.config import ConfigError, make_config
+from common.data import svhn
+from common.data.files import DataError
+from papers.semi_supervised_gan import train
+from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
+from papers.semi_supervised_gan.model import (
+    AuthorsAdam,
+    WeightNormConv2D,
+    WeightNormDense,
+    build_cifar_discriminator,
+    build_cifar_generator,
+    build_mnist_discriminator,
+    build_mnist_generator,
+    feature_matching_loss,
+    initialize,
+    supervised_loss,
+    unsupervised_loss,
+)
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+# --- the K+1 discriminator (§5) -----------------------------------------------------------------------
+
+
+def test_d_of_x_is_z_over_z_plus_1_and_the_loss_is_its_log_loss():
+    real = np.array([[0.5, -1.0, 2.0], [0.0, 0.0, 0.0]], np.float32)
+    fake = np.array([[-2.0, 1.0, 0.3]], np.float32)
+    z_real, z_fake = np.exp(real.astype(np.float64)).sum(1), np.exp(fake.astype(np.float64)).sum(1)
+    d_real, d_fake = z_real / (z_real + 1), z_fake / (z_fake + 1)
+    naive = 0.5 * np.mean(-np.log(d_real)) + 0.5 * np.mean(-np.log(1 - d_fake))
+    assert float(_np(unsupervised_loss(real, fake))) == pytest.approx(naive, rel=1e-5)
+
+
+def test_losses_stay_finite_for_logits_of_1e4():
+    big = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], np.float32)
+    assert np.isfinite(float(_np(unsupervised_loss(big, big))))
+    assert np.isfinite(float(_np(supervised_loss(big, np.array([1, 0])))))
+
+
+def test_supervised_loss_is_cross_entropy_over_the_k_classes():
+    logits, y = np.array([[1.0, 2.0, 0.5]], np.float32), np.array([1])
+    p = np.exp(logits[0]) / np.exp(logits[0]).sum()
+    assert float(_np(supervised_loss(logits, y))) == pytest.approx(-np.log(p[1]), rel=1e-5)
+
+
+def test_feature_matching_is_zero_for_identical_batches_and_a_hand_value_otherwise():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    assert float(_np(feature_matching_loss(a, a))) == 0.0
+    b = np.array([[0.0, 0.0], [2.0, 2.0]], np.float32)  # means (2, 3) vs (1, 1): differences 1 and 2
+    assert float(_np(feature_matching_loss(a, b, "squared"))) == pytest.approx((1 + 4) / 2)
+    assert float(_np(feature_matching_loss(a, b, "absolute"))) == pytest.approx((1 + 2) / 2)
+
+
+# --- weight normalisation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layer", [WeightNormDense(5, theta_std=0.3), WeightNormConv2D(5, theta_std=0.3)])
+def test_the_effective_kernel_has_the_norm_of_its_scale_per_output_unit(layer):
+    shape = (4, 7) if isinstance(layer, WeightNormDense) else (2, 6, 6, 3)
+    layer.build(shape)
+    layer.scale.assign(np.array([1.0, 2.0, 0.5, 3.0, 1.5], np.float32))
+    kernel = _np(layer.kernel).reshape(-1, 5)
+    np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), [1.0, 2.0, 0.5, 3.0, 1.5], rtol=1e-5)
+
+
+@pytest.mark.jax
+def test_data_dependent_init_gives_zero_mean_unit_variance_pre_activations():
+    d = build_mnist_discriminator(noise=False)
+    x = np.random.default_rng(0).uniform(0, 1, (200, 784)).astype(np.float32)
+    initialize(d, x)
+    h = x
+    for layer in d.layers:
+        pre = _np(layer.linear(h)) + _np(layer.bias)
+        np.testing.assert_allclose(pre.mean(0), 0, atol=1e-4)
+        np.testing.assert_allclose(pre.std(0), 1, rtol=1e-3)
+        h = _np(layer(h))
+
+
+def test_authors_adam_puts_epsilon_inside_the_root():
+    v = keras.Variable(np.array([1.0, 1.0], np.float32))
+    opt = AuthorsAdam(0.1, beta_1=0.5)
+    g = np.array([1e-4, 2.0], np.float32)
+    opt.apply([g], [v])
+    # t = 1: m_hat = g, v_hat = g^2, step = g / sqrt(g^2 + 1e-8).
+    np.testing.assert_allclose(_np(v), 1.0 - 0.1 * g / np.sqrt(g.astype(np.float64) ** 2 + 1e-8), rtol=1e-6)
+
+
+# --- the authors' networks and optimisers, as built ------------------------------------------------------
+
+
+def test_mnist_networks_are_the_authors():
+    d, g = build_mnist_discriminator(), build_mnist_generator()
+    dense = [la for la in d.layers if isinstance(la, WeightNormDense)]
+    assert [la.units for la in dense] == [1000, 500, 250, 250, 250, 10]
+    assert [la.activation.__name__ for la in dense] == ["relu"] * 5 + ["linear"]
+    noise = [la.stddev for la in d.layers if isinstance(la, keras.layers.GaussianNoise)]
+    assert noise == [0.3, 0.5, 0.5, 0.5, 0.5, 0.5]
+    assert [la.theta_initializer.stddev for la in dense] == [0.1] * 6
+    assert [la.train_scale for la in dense] == [False] * 5 + [True]  # hidden scales set once, at initialisation
+    g_dense = [la for la in g.layers if isinstance(la, (keras.layers.Dense, WeightNormDense))]
+    assert [la.units for la in g_dense] == [500, 500, 784]
+    assert [la.activation.__name__ for la in g.layers if isinstance(la, keras.layers.Activation)] == ["softplus"] * 2
+    bns = [la for la in g.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert len(bns) == 2 and not any(bn.scale for bn in bns) and g.layers[-1].activation.__name__ == "sigmoid"
+
+
+def test_cifar_networks_are_the_authors():
+    d, g = build_cifar_discriminator(), build_cifar_generator()
+    convs = [la for la in d.layers if isinstance(la, WeightNormConv2D)]
+    assert [(la.units, la.size, la.strides, la.padding) for la in convs] == [
+        (96, 3, 1, "same"), (96, 3, 1, "same"), (96, 3, 2, "same"), (192, 3, 1, "same"), (192, 3, 1, "same"),
+        (192, 3, 2, "same"), (192, 3, 1, "valid"), (192, 1, 1, "same"), (192, 1, 1, "same")]
+    assert [la.rate for la in d.layers if isinstance(la, keras.layers.Dropout)] == [0.2, 0.5, 0.5]
+    assert d.output_shape == (None, 10) and d.layers[-1].init_std == 0.1 and d.layers[-1].train_scale
+    assert _np(convs[0].activation(np.array([-1.0], np.float32)))[0] == pytest.approx(-0.2)
+    assert g.output_shape == (None, 32, 32, 3) and g.layers[-1].activation.__name__ == "tanh"
+    assert [la.filters for la in g.layers if isinstance(la, keras.layers.Conv2DTranspose)] == [256, 128]
+    assert g.get_layer("project").units == 4 * 4 * 512
+
+
+@pytest.mark.parametrize(("dataset", "lr", "epochs", "distance", "layer"),
+                         [("mnist", 0.003, 300, "squared", "hidden5"), ("cifar10", 3e-4, 1200, "absolute", "pool")])
+def test_the_built_model_follows_the_authors_script(dataset, lr, epochs, distance, layer):
+    config = make_config(SemiSupervisedGANConfig, PRESETS, dataset=dataset)
+    assert config.epochs == epochs and config.labels == (100 if dataset == "mnist" else 4000)
+    model = train.build_model(config, steps_per_epoch=500)
+    assert model.feature_distance == distance and model.features.output.shape[-1] == (250 if dataset == "mnist"
+                                                                                          else 192)
+    assert model.average_rate == 1e-4 and model.unlabeled_weight == 1.0
+    for name in ("discriminator", "generator"):
+        opt = model.optimizer.players[name]
+        assert isinstance(opt, AuthorsAdam) and opt.beta_1 == 0.5 and opt.beta_2 == 0.999
+        assert float(_np(opt.learning_rate)) == pytest.approx(lr)
+        if dataset == "cifar10":  # lr * min(3 - epoch / 400, 1): constant to epoch 800, then linearly to 0
+            for epoch, factor in ((799, 1.0), (800, 1.0), (900, 0.75), (1199, 1 / 400)):
+                opt.iterations.assign(epoch * 500)
+                assert float(_np(opt.learning_rate)) == pytest.approx(lr * factor, rel=1e-5), epoch
+
+
+# --- the labelled subset -------------------------------------------------------------------------------
+
+
+def test_labelled_subset_is_balanced_a_function_of_the_data_seed_and_inside_the_training_set():
+    y = np.repeat(np.arange(10), 50)
+    a = train.labelled_subset(y, 100, data_seed=1)
+    assert len(a) == 100 and np.bincount(y[a], minlength=10).tolist() == [10] * 10 and len(set(a)) == 100
+    np.testing.assert_array_equal(a, train.labelled_subset(y, 100, data_seed=1))
+    assert set(a) != set(train.labelled_subset(y, 100, data_seed=2))
+    assert a.max() < len(y)  # indices of training images: the test set is never a candidate
+
+
+def test_config_errors():
+    for bad in ({"labels": 105}, {"dataset": "stl10"}, {"lr_decay_epochs": 5000}):
+        with pytest.raises(ConfigError):
+            make_config(SemiSupervisedGANConfig, PRESETS, **bad)
+
+
+def test_svhn_loader_reads_the_mat_layout_and_checks_it(tmp_path):
+    folder = tmp_path / svhn.FOLDER
+    folder.mkdir()
+    for split in ("train", "test"):
+        x = np.random.default_rng(0).integers(0, 255, (32, 32, 3, 12), dtype=np.uint8)
+        scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": np.arange(1, 13).reshape(-1, 1) % 10 + 1})
+    data = svhn.load(str(tmp_path), download=False, verify=False)
+    assert data.x_train.shape == (12, 32, 32, 3) and data.y_train.tolist() == [(k % 10 + 1) % 10 for k in range(1, 13)]
+    with pytest.raises(DataError, match="expected md5 e26dedcc"):
+        svhn.load(str(tmp_path), download=False)
+    with pytest.raises(DataError, match="not found"):
+        svhn.load(str(tmp_path / "elsewhere"), download=False)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("labelled_only", [False, True])
+def test_smoke_run_writes_results_and_samples(mnist_root, tmp_path, labelled_only):
+    config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), download=False,
+                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
+                         labelled_only=labelled_only)
+    assert train.run(config, "smoke") == 0
+    (record,) = results.load_all(config.results_dir, "semi_supervised_gan")
+    final = record["final"]
+    assert record["status"] == "completed" and final["test_images"] == 200 and 0 <= final["test_errors"] <= 200
+    assert math.isfinite(record["history"][-1]["test_errors"]) and record["data"]["labelled"] == 100
+    assert set(record["figures"]) == (set() if labelled_only else {"samples"})
+    assert record["variant"] == "mnist-100labels" + ("-labelled-only" if labelled_only else "")
+    assert record["variant"] in report.report_for(config.results_dir, "semi_supervised_gan")
