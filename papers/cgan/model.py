@@ -208,13 +208,16 @@ class CGAN(AdversarialModel):
                                  "generator": (g_optimizer, self.generator.trainable_weights)},
                         count="generator", **kwargs)
 
-    def generate(self, z: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 1000) -> np.ndarray:
-        """G's images (inference mode, no dropout) for latent vectors `z` and, when conditional, labels."""
+    def generate(self, z: np.ndarray, labels: np.ndarray | None = None, dropout: bool = True,
+                 batch_size: int = 1000) -> np.ndarray:
+        """G's images for latent vectors `z` and, when conditional, labels. G's dropout is part of how it
+        samples (the GAN code's IntrinsicDropoutGenerator: its masks are noise as much as z is), so it is
+        on unless `dropout` is false."""
         out = []
         for i in range(0, len(z), batch_size):
             y = None if labels is None else ops.one_hot(labels[i:i + batch_size], CLASSES)
             z_part = ops.convert_to_tensor(z[i:i + batch_size])
-            out.append(ops.convert_to_numpy(self.generator(self._inputs(z_part, y), training=False)))
+            out.append(ops.convert_to_numpy(self.generator(self._inputs(z_part, y), training=dropout)))
         return np.concatenate(out)
 
 
