@@ -45,8 +45,10 @@ class _WeightNorm(layers.Layer):
     @property
     def kernel(self):
         axes = tuple(i for i in range(len(self.theta.shape)) if i != self.unit_axis)
-        return self.theta * self.scale / ops.sqrt(ops.sum(ops.square(self.theta), axis=axes, keepdims=True)
-                                                   + self.epsilon)
+        shape = [1] * len(self.theta.shape)
+        shape[self.unit_axis] = self.units
+        norm = ops.sqrt(ops.sum(ops.square(self.theta), axis=axes, keepdims=True) + self.epsilon)
+        return self.theta * ops.reshape(self.scale, shape) / norm
 
     def call(self, x):
         return self.activation(self.linear(x) + self.bias)

@@ -68,7 +68,8 @@ def labelled_subset(y: np.ndarray, labels: int, data_seed: int) -> np.ndarray:
     per_class = labels // 10
     chosen = [order[y[order] == c][:per_class] for c in range(10)]
     if any(len(c) < per_class for c in chosen):
-        raise ValueError(f"the training images hold fewer than {per_class} of some class")
+        raise cfg.ConfigError(f"--labels={labels} needs {per_class} training images of every class; the training "
+                              f"images used (see --train_subset) have fewer")
     return np.concatenate(chosen)
 
 
@@ -100,7 +101,7 @@ class Batches(keras.utils.PyDataset):
 def learning_rate(config: SemiSupervisedGANConfig, steps_per_epoch: int):
     """Constant, then (CIFAR-10) falling linearly to 0 over the last `lr_decay_epochs` epochs: the
     authors' lr * min(3 - epoch / 400, 1) for 1,200 epochs, applied per epoch."""
-    if not config.lr_decay_epochs:
+    if config.lr_decay_epochs <= 1:  # a one-epoch decay starts at the full rate: nothing changes
         return config.learning_rate
     start = config.epochs - config.lr_decay_epochs
     boundaries = [(start + k) * steps_per_epoch - 1 for k in range(1, config.lr_decay_epochs)]

@@ -164,6 +164,15 @@ def test_labelled_subset_is_balanced_a_function_of_the_data_seed_and_inside_the_
     assert a.max() < len(y)  # indices of training images: the test set is never a candidate
 
 
+def test_quick_preset_length_and_decay_follow_the_dataset():
+    mnist_quick = make_config(SemiSupervisedGANConfig, PRESETS, "quick")
+    cifar_quick = make_config(SemiSupervisedGANConfig, PRESETS, "quick", dataset="cifar10")
+    cifar = make_config(SemiSupervisedGANConfig, PRESETS, dataset="cifar10")
+    assert (mnist_quick.epochs, mnist_quick.lr_decay_epochs) == (20, 0)
+    assert (cifar_quick.epochs, cifar_quick.lr_decay_epochs) == (2, 1)
+    assert (cifar.epochs, cifar.lr_decay_epochs) == (1200, 400)
+
+
 def test_config_errors():
     for bad in ({"labels": 105}, {"dataset": "stl10"}, {"lr_decay_epochs": 5000}):
         with pytest.raises(ConfigError):
