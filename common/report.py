@@ -196,7 +196,7 @@ def _mean_std(values: pd.Series, digits: int = 2) -> str:
 
 
 def _join(values) -> str:
-    return ", ".join(sorted({str(v) for v in values if v is not None and str(v) != "nan"}))
+    return ", ".join(sorted({str(v) for v in values if v is not None and str(v) not in ("nan", "<NA>")})) or "–"
 
 
 def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:

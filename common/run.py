@@ -185,7 +185,7 @@ class Run:
     def finish(self, final: dict | None = None, *, summary: str = "", extra: dict | None = None,
                line: str | None = None) -> int:
         """Write the results record and retire the checkpoint. `final`: the paper's metrics (the
-        optimizer's iteration count and the run's throughput are added); `summary`: its one-line
+        optimizer's iteration count and the run's throughput are added unless it has them); `summary`: its one-line
         outcome (a failed run prints where it failed instead); `extra`: more top-level record fields;
         `line` replaces the printed "<variant> (<preset>, seed <s>): <summary>; <time>" line.
         Returns the exit status: 0, or 1 for a failed run."""
@@ -193,7 +193,7 @@ class Run:
         final = dict(final or {})
         if self.model is not None:
             final.setdefault("iterations", int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
-        final[self.throughput_key] = self.throughput
+        final.setdefault(self.throughput_key, self.throughput)  # a paper may measure its own
         if failed:
             final["failure"] = failed
             summary = training.failure_text(failed)

@@ -1,0 +1,53 @@
+"""SFEW 2.0 (Dhall et al.; Static Facial Expressions in the Wild, the EmotiW 2015 image sub-challenge),
+licence-gated, in its release layout `SFEW_2/{Train,Val}/<Emotion>/<image>.png` with the seven emotion
+folders Angry, Disgust, Fear, Happy, Neutral, Sad, Surprise (the test images are unlabelled). Images are
+read as grey and resized to 48x48, the size of FER-2013's faces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.data.audio import tree_sha256
+from common.data.files import DataError, data_dir
+
+FOLDER = "SFEW_2"
+CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")  # FER-2013's order
+SPLITS = ("Train", "Val")
+
+
+@dataclass(frozen=True)
+class SFEW:
+    x: dict  # split -> uint8 (n, 48, 48)
+    y: dict  # split -> int32 labels in FER-2013's numbering
+    source: str
+    checksums: dict
+    verified: bool
+
+
+def load(data_dir_: str | None = None, size: int = 48) -> SFEW:
+    from PIL import Image, UnidentifiedImageError
+
+    folder = data_dir(data_dir_) / FOLDER
+    if not folder.is_dir():
+        raise DataError(f"{folder} not found: SFEW 2.0 is licence-gated (EmotiW); put its Train/ and Val/ folders "
+                        f"there or point --data_dir at the folder that holds {FOLDER}/")
+    x, y, files = {}, {}, []
+    for split in SPLITS:
+        images, labels = [], []
+        for path in sorted((folder / split).glob("*/*")):
+            if path.parent.name not in CLASSES:
+                raise DataError(f"{path}: unknown emotion folder {path.parent.name!r} (SFEW has {', '.join(CLASSES)})")
+            try:
+                image = Image.open(path).convert("L").resize((size, size), Image.BILINEAR)
+            except (OSError, UnidentifiedImageError) as e:
+                raise DataError(f"{path} cannot be read as an image ({e})") from e
+            images.append(np.asarray(image))
+            labels.append(CLASSES.index(path.parent.name))
+            files.append(path)
+        if not images:
+            raise DataError(f"{folder / split} holds no images in emotion folders")
+        x[split.lower()], y[split.lower()] = np.stack(images), np.asarray(labels, np.int32)
+    return SFEW(x, y, str(folder), {f"{FOLDER} (tree)": f"sha256:{tree_sha256(folder, files)}"}, verified=False)

@@ -1,0 +1,87 @@
+"""Configuration of cascaded fine-tuning for facial expressions on a small target set (Ng, Nguyen, Vonikakis
+& Winkler, ICMI 2015), with EfficientNet-Lite0 (ported ImageNet weights) standing in for the paper's
+ImageNet CNNs, FER-2013 as the auxiliary set and CK+48 standing in for SFEW 2.0 (README).
+
+Schemes (`--scheme`), each on the same 10 subject-wise folds of CK+48:
+  fer  ImageNet -> FER-2013 (stage one): trained once per seed, its FER-2013 validation and test accuracy
+       recorded, the network saved for the schemes below (run it first)
+  a    ImageNet -> target                      b  ImageNet -> FER-2013 -> target (the paper's cascade)
+  c    ImageNet -> FER-2013 + target, one stage d  random initialisation -> target
+  e    ImageNet -> FER-2013, tested on the target with no target training
+
+Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; costs in REPORT.md):
+  paper   python papers/emotion_transfer/train.py --scheme=fer --seed=0, then --scheme=a ... e
+          48x48 input (FER-2013's own size), 5 FER-2013 epochs, 30 target epochs per fold.
+  quick   python papers/emotion_transfer/train.py --preset=quick --scheme=...
+          1 FER-2013 epoch, 10 target epochs, 3 folds.
+  smoke   python papers/emotion_transfer/train.py --preset=smoke --scheme=...
+          a few hundred images, 1 epoch, 2 folds: seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.config import ConfigError, RunConfig, param
+
+SCHEMES = ("fer", "a", "b", "c", "d", "e")
+BACKBONES = ("efficientnet_lite0", "vgg16")
+DEFAULT_WEIGHTS = {"efficientnet_lite0": "imagenet/efficientnet_lite0_imagenet.weights.h5",  # under runs_dir
+                   "vgg16": "imagenet/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"}
+# The stage-one fields: a saved FER-2013 network is reused only by runs that agree on all of them.
+STAGE_ONE = ("backbone", "imagenet_weights", "input_size", "augment", "fer_epochs", "fer_learning_rate",
+             "batch_size", "momentum", "dropout", "seed", "fer_subset")
+
+
+@dataclass(frozen=True)
+class EmotionTransferConfig(RunConfig):
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"scheme", "backbone", "imagenet_weights"}
+
+    scheme: str = param("b", "fer (stage one), a, b (the paper's cascade), c, d or e; see the module docstring")
+    backbone: str = param("efficientnet_lite0", "efficientnet_lite0 (ImageNet weights ported by port_weights.py) or "
+                                                "vgg16 (keras.applications, given its ImageNet weights file)")
+    imagenet_weights: str = param("", "the backbone's ImageNet weights file; empty: <runs_dir>/imagenet/<the "
+                                      "backbone's file> (port_weights.py writes EfficientNet-Lite0's there)")
+    input_size: int = param(48, "the network's input side: 48x48 grey faces, resized if larger and repeated to "
+                                "three channels (the paper: 224; README, Cost)")
+    augment: bool = param(True, "random horizontal flips and 4-pixel shifts of training images")
+    fer_epochs: int = param(5, "epochs on FER-2013's 28,709 training images (stage one; scheme c: on FER-2013 "
+                               "and the target fold together)")
+    fer_learning_rate: float = param(0.01, "SGD learning rate of stage one, cosine-decayed to 0")
+    target_epochs: int = param(30, "epochs on a target training fold (schemes a, b, d)")
+    target_learning_rate: float = param(0.005, "SGD learning rate on the target, cosine-decayed to 0")
+    batch_size: int = param(64, "minibatch size")
+    momentum: float = param(0.9, "SGD momentum")
+    dropout: float = param(0.2, "dropout before the classifier")
+    folds: int = param(10, "subject-wise folds of CK+48")
+    max_folds: int = param(0, "run only the first N folds (0: all); for short runs")
+    fer_subset: int = param(0, "use only the first N FER-2013 images of each split (0: all); for smoke runs")
+
+    def automatic(self) -> dict:
+        if self.imagenet_weights or self.backbone not in DEFAULT_WEIGHTS:
+            return {}
+        return {"imagenet_weights": str(Path(self.runs_dir) / DEFAULT_WEIGHTS[self.backbone])}
+
+    def validate(self) -> None:
+        super().validate()
+        if self.scheme not in SCHEMES:
+            raise ConfigError(f"--scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"--backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.input_size < 48 or min(self.fer_epochs, self.target_epochs, self.batch_size, self.folds) < 1:
+            raise ConfigError("input_size must be at least 48; fer_epochs, target_epochs, batch_size, folds positive")
+        if self.folds < 2 or self.fer_learning_rate <= 0 or self.target_learning_rate <= 0:
+            raise ConfigError("folds must be at least 2 and the learning rates positive")
+        if not (0 <= self.momentum < 1 and 0 <= self.dropout < 1):
+            raise ConfigError("momentum and dropout must be in [0, 1)")
+
+    @property
+    def variant(self) -> str:
+        return f"{self.backbone}-{'fer2013' if self.scheme == 'fer' else 'ckplus-scheme-' + self.scheme}"
+
+
+PRESETS = {
+    "quick": {"fer_epochs": 1, "target_epochs": 10, "max_folds": 3},
+    "smoke": {"fer_epochs": 1, "target_epochs": 1, "max_folds": 2, "fer_subset": 256, "batch_size": 32},
+}

