@@ -30,11 +30,34 @@ PLUMBING_PRESETS = ("smoke",)
 JIT_CHOICES = {"auto": "auto", "true": True, "false": False}
 
 
-def param(default, help: str):
-    """A config field with its one-line comment (shown by `--help`)."""
+def param(default, help: str, *, low=0, above=None, high=None, below=None):
+    """A config field with its one-line comment (shown by `--help`) and, for numbers (and tuples of them),
+    the range of valid values: at least `low` (0 unless given; None for no bound), greater than `above`,
+    at most `high`, less than `below`. A value outside it is refused when the config is made (parse time:
+    one line and exit status 2), from `RunConfig.validate`."""
     if isinstance(default, (list, dict, set)):
         raise TypeError("config defaults must be immutable; use a tuple")
-    return field(default=default, metadata={"help": help})
+    bounds = {"low": low, "above": above, "high": high, "below": below}
+    return field(default=default, metadata={"help": help, "bounds": bounds})
+
+
+def _range_text(bounds: dict) -> str:
+    parts = []
+    if bounds["above"] is not None:
+        parts.append(f"> {bounds['above']:g}")
+    elif bounds["low"] is not None:
+        parts.append(f">= {bounds['low']:g}")
+    if bounds["below"] is not None:
+        parts.append(f"< {bounds['below']:g}")
+    elif bounds["high"] is not None:
+        parts.append(f"<= {bounds['high']:g}")
+    return " and ".join(parts)
+
+
+def _in_range(value, bounds: dict) -> bool:
+    low, above, high, below = (bounds[k] for k in ("low", "above", "high", "below"))
+    return ((low is None or value >= low) and (above is None or value > above)
+            and (high is None or value <= high) and (below is None or value < below))
 
 
 @dataclass(frozen=True)
@@ -43,7 +66,8 @@ class RunConfig:
 
     # Overriding these does not change the recipe (see run_label); a paper adds its variant fields.
     RECIPE_NEUTRAL: typing.ClassVar[frozenset] = frozenset(
-        {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile", "repeat"})
+        {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile", "repeat",
+         "verify_data"})
 
     seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.repro.seed_everything)")
     data_dir: str = param("", "data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
@@ -51,6 +75,8 @@ class RunConfig:
     results_dir: str = param("results", "where the finished run's JSON is written (results/<paper>/)")
     runs_dir: str = param("runs", "working files: checkpoints for resume, CSV history, TensorBoard")
     tensorboard: bool = param(False, "also write TensorBoard logs to the run directory")
+    verify_data: bool = param(True, "check the data against the publisher's checksums (off only for synthetic test "
+                                    "fixtures; a run records whether its data was verified)")
     repeat: bool = param(False, "run a configuration whose run already finished again (recorded as a repeat of "
                                 "it, never averaged as another seed)")
     jit_compile: str = param("auto", "XLA compilation of the train step: auto, true or false")
@@ -66,7 +92,16 @@ class RunConfig:
         return {}
 
     def validate(self) -> None:
-        """Checks shared by every paper; a paper's `validate` calls `super().validate()` first."""
+        """Checks shared by every paper (every number in its declared range; see `param`); a paper's
+        `validate` calls `super().validate()` first."""
+        for f in dataclasses.fields(self):
+            bounds, value = f.metadata.get("bounds"), getattr(self, f.name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            if bounds is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                continue
+            bad = [v for v in numbers if not math.isfinite(v) or not _in_range(v, bounds)]
+            if bad:
+                raise ConfigError(f"--{f.name}={_show(value)} is out of range: it must be {_range_text(bounds)}")
         if self.jit_compile not in JIT_CHOICES:
             raise ConfigError(f"--jit_compile must be one of {', '.join(JIT_CHOICES)}, got {self.jit_compile!r}")
 
@@ -191,6 +226,10 @@ def help_text(cls, presets: dict[str, dict], description: str = "") -> str:
     return "\n".join(lines)
 
 
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def _fmt(value) -> str:
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
@@ -206,7 +245,7 @@ def to_dict(config) -> dict:
 
 # Fields that decide where files go, not what is computed; left out of the config hash so that a
 # run resumes (or is compared) whatever directory it was pointed at.
-_LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat"}
+_LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data"}
 
 
 def config_hash(config) -> str:

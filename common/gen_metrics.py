@@ -167,7 +167,7 @@ class SampleScoreConfig(RunConfig):
                                       "(e.g. a ResNet run's classifier.keras; MNIST: python -m common.score_network)")
     feature_network_name: str = param("", "how its scores are named, e.g. 'CIFAR-10 classifier'")
     inception_weights: str = param("", "Inception-v3 ImageNet weights (.h5): the real Inception Score and FID")
-    score_samples: int = param(5000, "samples for the final scores (the Inception Score protocol: 50,000)")
+    score_samples: int = param(5000, "samples for the final scores (the Inception Score protocol: 50,000)", low=10)
 
     def validate_scores(self) -> None:
         if self.feature_network and not self.feature_network_name:

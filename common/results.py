@@ -88,6 +88,7 @@ def write(record: dict, results_dir: str | os.PathLike) -> Path:
     stem = f"{record['variant']}_{record['preset']}_seed{record['seed']}_{stamp}"
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a group
         with os.fdopen(fd, "w") as f:
             json.dump(_json_safe(record), f, indent=1, allow_nan=False)
             f.write("\n")

@@ -12,13 +12,13 @@
 
 What the run object owns, so that a paper does not:
 - **Seeding** (`common.repro.seed_everything`) when it is made, before data or model exist.
-- **The run directory** `runs/<paper>/<variant>-<preset>-seed<N>-<config hash>/`: the
-  `BackupAndRestore` checkpoint, `history.csv`, `state.json` (the clock) and saved networks. The same
+- **The run directory** `runs/<paper>/<variant>-<preset>-seed<N>-<config hash>/`: the checkpoints
+  (`training.Checkpoint`: never half-written), `history.csv`, `state.json` (the clock) and saved networks. The same
   command run again resumes from the last finished epoch. A lock (`fcntl.flock`, released by the
   operating system when the process ends, so a killed run never leaves a stale one) stops a second
   process from using the directory at the same time.
 - **The standard callbacks**, as attributes: `timer` (`training.Timer`: wall time, sessions and
-  images/s across resumes), `nan` (`training.StopOnNaN`), `backup` (`BackupAndRestore`), `csv`
+  images/s across resumes), `nan` (`training.StopOnNaN`), `backup` (`training.Checkpoint`), `csv`
   (`CSVLogger`), `progress` (a line a minute when the output is not a terminal) and `tensorboard`
   (when `config.tensorboard`). `fit` runs them after the paper's own callbacks (which may add keys
   to the epoch's logs) and adds `EpochSync` (the pipeline's epoch), `ReseedEachEpoch` for the
@@ -44,6 +44,11 @@ import keras
 from common import repro, results, training
 from common.config import PLUMBING_PRESETS, config_hash, recipe_changes
 from common.errors import UserError
+
+# Exit statuses of a train script: 0 done; 1 a crash (a traceback: a bug to report); 2 the user's mistake (one
+# line on stderr says what to do; nothing was run or written); 3 the run finished as failed (its loss became
+# NaN; the record says where, with status "failed").
+FAILED_RUN = 3
 
 
 class RunInUse(UserError):
@@ -73,9 +78,9 @@ class Run:
         self._lock = self._claim(self.dir / "lock")
         self.timer = training.Timer(self.dir / "state.json")
         self.nan = training.StopOnNaN()
-        # double_checkpoint: a process killed while writing the checkpoint resumes from the one before.
-        self.backup = keras.callbacks.BackupAndRestore(str(self.dir / "backup"), save_freq="epoch",
-                                                       double_checkpoint=True, delete_checkpoint=False)
+        self.backup = training.Checkpoint(self.dir / "backup")
+        if training.repair_history(self.dir / "history.csv"):
+            print(f"{self.dir / 'history.csv'}: a half-written last line (an interrupted run) was cut off")
         self.csv = keras.callbacks.CSVLogger(str(self.dir / "history.csv"), append=True)
         self.progress = None if sys.stdout.isatty() else training.ProgressLog()
         self.tensorboard = keras.callbacks.TensorBoard(str(self.dir / "tensorboard")) if config.tensorboard else None
@@ -188,7 +193,7 @@ class Run:
         optimizer's iteration count and the run's throughput are added unless it has them); `summary`: its one-line
         outcome (a failed run prints where it failed instead); `extra`: more top-level record fields;
         `line` replaces the printed "<variant> (<preset>, seed <s>): <summary>; <time>" line.
-        Returns the exit status: 0, or 1 for a failed run."""
+        Returns the exit status: 0, or `FAILED_RUN` (3) for a run whose loss became NaN."""
         failed = self.failed
         final = dict(final or {})
         if self.model is not None:
@@ -219,7 +224,7 @@ class Run:
         print(f"Results: {path}")
         if self.preset.removesuffix("-custom") not in PLUMBING_PRESETS:
             print("Reports: python -m common.report regenerates them from results/.")
-        return 1 if failed else 0
+        return FAILED_RUN if failed else 0
 
 
 def write_benchmark(config, paper: str, started: str, wall_time_s: float, final: dict, line: str, **extra) -> int:

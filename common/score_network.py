@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from common.errors import UserError
+
 DEFAULT_DIR = Path("runs") / "score_networks"
 
 
@@ -119,7 +121,7 @@ def build_classifier(image_shape: tuple[int, int, int], classes: int = 10, width
 
 def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size: int = 128,
           learning_rate: float = 1e-3, train_subset: int = 0, data_dir: str = "", download: bool = True,
-          verbose: int = 2) -> dict:
+          verify: bool = True, verbose: int = 2) -> dict:
     """Train, evaluate on the test set, save the model and its card; returns the card."""
     from common import repro
     from common.data import image_sets
@@ -136,7 +138,7 @@ def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size
     import keras
 
     started, t0 = utc_now(), time.perf_counter()
-    images = image_sets.load(dataset, data_dir or None, download)
+    images = image_sets.load(dataset, data_dir or None, download, verify)
     x_train, y_train = image_sets.to_tanh_range(images.train), images.y_train
     if train_subset:
         x_train, y_train = x_train[:train_subset], y_train[:train_subset]
@@ -190,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train_subset", type=int, default=0, help="first N training images only (0: all)")
     parser.add_argument("--data_dir", default="", help="data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
     parser.add_argument("--download", choices=("true", "false"), default="true")
+    parser.add_argument("--verify_data", choices=("true", "false"), default="true",
+                        help="check the data against the publisher's checksums (off only for synthetic test fixtures)")
     parser.add_argument("--out", default="",
                         help=f"the .keras file (default {DEFAULT_DIR}/<dataset>-classifier-seed<N>.keras)")
     args = parser.parse_args(argv)
@@ -197,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         card = train(args.dataset, out, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
                      learning_rate=args.learning_rate, train_subset=args.train_subset, data_dir=args.data_dir,
-                     download=args.download == "true")
-    except (FileExistsError, ValueError) as e:
+                     download=args.download == "true", verify=args.verify_data == "true")
+    except (FileExistsError, ValueError, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{args.dataset} score network: test accuracy {100 * card['test_accuracy']:.2f} % "

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from common import repro, results
+from common.errors import UserError
 
 
 class EpochSync(keras.callbacks.Callback):
@@ -44,9 +47,95 @@ class ReseedEachEpoch(keras.callbacks.Callback):
         self.generators, self.seed = list(generators), seed
 
     def on_epoch_begin(self, epoch, logs=None):
-        for i, generator in enumerate(self.generators):
-            state = np.array([self.seed + 7919 * i, epoch * 2**24], dtype=generator.state.dtype)
-            generator.state.assign(state)
+        reseed(self.generators, self.seed, epoch)
+
+
+def reseed(generators, seed: int, epoch: int) -> None:
+    """Set each `keras.random.SeedGenerator` to the state of (seed, epoch) (see ReseedEachEpoch); after
+    training, with epoch = the number of epochs, it makes a final evaluation's noise the same whether or not
+    the run was resumed (a run resumed after its last epoch would otherwise draw from a fresh generator)."""
+    for i, generator in enumerate(generators):
+        generator.state.assign(np.array([seed + 7919 * i, epoch * 2**24], dtype=generator.state.dtype))
+
+
+class CheckpointDamaged(UserError):
+    """No checkpoint of a run directory can be loaded."""
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Resume from the last finished epoch, with checkpoints that are never half-written (in place of Keras'
+    BackupAndRestore, whose weights and epoch are two files written in place one after the other).
+
+    At every epoch end the weights (model and optimizer) and the epoch go into a new folder
+    `epoch-NNNN.tmp`, which is then renamed `epoch-NNNN`: a folder under that name is complete. The
+    newest `keep` are kept. When training begins, the newest checkpoint that loads is restored (a damaged
+    one is passed over for the one before, with a warning); when none loads, the run stops with one line
+    that says how to start over. A run directory written by Keras' BackupAndRestore (`latest.weights.h5`,
+    `training_metadata.json`) is read too."""
+
+    NAME = re.compile(r"^epoch-(\d+)$")
+
+    def __init__(self, folder: Path, keep: int = 2):
+        super().__init__()
+        self.folder, self.keep = Path(folder), keep
+
+    def checkpoints(self) -> list[tuple[int, Path, Path]]:
+        """(epoch, weights file, metadata file) of every complete checkpoint, newest first."""
+        found = []
+        if self.folder.is_dir():
+            for path in self.folder.iterdir():
+                if (m := self.NAME.match(path.name)) is not None:
+                    found.append((int(m.group(1)), path / "weights.weights.h5", path / "epoch.json"))
+            legacy = self.folder / "latest.weights.h5", self.folder / "training_metadata.json"
+            if all(p.exists() for p in legacy) and not found:
+                found.append((-1, *legacy))
+        return sorted(found, key=lambda c: -c[0])
+
+    def on_train_begin(self, logs=None):
+        problems = []
+        for _, weights, metadata in self.checkpoints():
+            try:
+                epoch = int(json.loads(metadata.read_text())["epoch"])
+                if self.model.optimizer is not None and not self.model.optimizer.built:
+                    self.model.optimizer.build(self.model.trainable_variables)  # its state is in the file too
+                self.model.load_weights(weights)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                problems.append(f"{weights.parent.name}: {type(e).__name__}: {e}")
+                continue
+            if problems:
+                warnings.warn(f"damaged checkpoints passed over in {self.folder}: {'; '.join(problems)}", stacklevel=2)
+            self.model._initial_epoch = epoch  # what BackupAndRestore sets: fit starts at this epoch
+            return
+        if problems:
+            raise CheckpointDamaged(f"no checkpoint in {self.folder} can be loaded ({'; '.join(problems)}): delete "
+                                    f"{self.folder.parent} to start this run over")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final, tmp = self.folder / f"epoch-{epoch + 1:04d}", self.folder / f"epoch-{epoch + 1:04d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        self.model.save_weights(tmp / "weights.weights.h5")
+        (tmp / "epoch.json").write_text(json.dumps({"epoch": epoch + 1}))
+        shutil.rmtree(final, ignore_errors=True)  # an epoch trained again after a resume
+        os.replace(tmp, final)
+        for _, weights, _ in self.checkpoints()[self.keep:]:
+            if weights.parent != self.folder:
+                shutil.rmtree(weights.parent, ignore_errors=True)
+
+
+def repair_history(path: Path) -> bool:
+    """Cut a half-written last line (a process killed while the CSV logger wrote) off a history file, so
+    that the resumed run appends to whole rows; True if anything was cut."""
+    if not path.exists():
+        return False
+    text = path.read_text()
+    if not text or text.endswith("\n"):
+        return False
+    tmp = path.with_suffix(".repair")
+    tmp.write_text(text[:text.rfind("\n") + 1])
+    os.replace(tmp, path)
+    return True
 
 
 class StopAtIteration(keras.callbacks.Callback):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data.files import DataError
+from common.data.files import DataError, check_readable
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} is missing; restore the corpus there (or point --data_dir at it)")
+    check_readable(path)
     try:
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as e:

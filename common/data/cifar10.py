@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data.files import DataError, RemoteFile, data_dir, fetch, verify
+from common.data.files import DataError, RemoteFile, check_readable, data_dir, fetch
+from common.data.files import verify as verify_md5
 
 ARCHIVE = RemoteFile(
     name="cifar-10-python.tar.gz",
@@ -65,16 +66,17 @@ class CIFAR10:
     verified: bool  # whether every checksum is the official release's
 
 
-def load(data_dir_: str | None = None, download: bool = True) -> CIFAR10:
-    """Load CIFAR-10 train (50,000) and test (10,000) from the data directory."""
+def load(data_dir_: str | None = None, download: bool = True, verify: bool = True) -> CIFAR10:
+    """Load CIFAR-10 train (50,000) and test (10,000) from the data directory; with `verify`, each split
+    must hold the official release's images and labels (its content checksum)."""
     root = data_dir(data_dir_)
     folder = root / FOLDER
     if folder.is_dir():
-        read = _folder_reader(folder)
+        read = _folder_reader(check_readable(folder))
         source, checksums = folder, {}
     else:
         archive = fetch(ARCHIVE, root, download, what="CIFAR-10 (python version)")
-        verify(archive, ARCHIVE.md5, "CIFAR-10 python-version archive")
+        verify_md5(archive, ARCHIVE.md5, "CIFAR-10 python-version archive")
         read = _archive_reader(archive)
         source, checksums = archive, {ARCHIVE.name: f"md5:{ARCHIVE.md5}"}
     train, test = _read_split(read, TRAIN_FILES), _read_split(read, TEST_FILES)
@@ -83,6 +85,12 @@ def load(data_dir_: str | None = None, download: bool = True) -> CIFAR10:
     data = CIFAR10(train=train, test=test, source=str(source), checksums=checksums,
                    verified=content == CONTENT_SHA256)
     validate(data)
+    wrong = [name for name in content if content[name] != CONTENT_SHA256[name]]
+    if verify and wrong:
+        raise DataError(f"CIFAR-10 {' and '.join(wrong)} in {source}: the images or labels differ from the official "
+                        f"release (content SHA-256 {', '.join(content[w] for w in wrong)}, expected "
+                        f"{', '.join(CONTENT_SHA256[w] for w in wrong)}); left as they are. Replace them with "
+                        f"{ARCHIVE.url} (md5 {ARCHIVE.md5}).")
     return data
 
 
@@ -104,7 +112,7 @@ def _folder_reader(folder: Path):
                 f"as extracted from {ARCHIVE.url} (md5 {ARCHIVE.md5}). Re-extract the archive there, "
                 f"or put the archive itself in {folder.parent} and remove the incomplete folder."
             )
-        return str(path), path.read_bytes()
+        return str(path), check_readable(path).read_bytes()
 
     return read
 

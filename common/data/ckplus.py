@@ -32,7 +32,7 @@ class CKPlus:
     verified: bool
 
 
-def load(data_dir_: str | None = None) -> CKPlus:
+def load(data_dir_: str | None = None, verify: bool = True) -> CKPlus:
     from PIL import Image, UnidentifiedImageError
 
     folder = data_dir(data_dir_) / FOLDER
@@ -61,5 +61,8 @@ def load(data_dir_: str | None = None) -> CKPlus:
     if missing:
         raise DataError(f"{folder} has no image of {', '.join(missing)}")
     digest = tree_sha256(folder, files)
+    if verify and digest != TREE_SHA256:
+        raise DataError(f"{folder}: its files are not the redistribution's 981 (tree SHA-256 {digest}, expected "
+                        f"{TREE_SHA256})")
     return CKPlus(np.stack(x), np.array(labels), np.array(subjects), np.array(sequences), str(folder),
                   {f"{FOLDER} (tree)": f"sha256:{digest}"}, verified=digest == TREE_SHA256)

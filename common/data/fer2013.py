@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data.files import DataError, data_dir, file_digest
+from common.data.files import DataError, check_readable, data_dir, file_digest
 
 FOLDER = "fer2013"
 FILES = ("fer2013.csv", "icml_face_data.csv")
@@ -37,7 +37,7 @@ class FER2013:
 def find(root: Path) -> Path:
     for name in FILES:
         if (root / FOLDER / name).is_file():
-            return root / FOLDER / name
+            return check_readable(root / FOLDER / name)
     raise DataError(f"FER-2013 not found: put {FILES[0]} (or {FILES[1]}) from {URL} in {root / FOLDER}, or point "
                     f"--data_dir at the folder that holds {FOLDER}/")
 

@@ -32,10 +32,23 @@ class RemoteFile:
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
-    return Path.home() / ".keras" / "datasets"
+        path, where = Path(explicit).expanduser(), "--data_dir"
+    elif os.environ.get(ENV_VAR):
+        path, where = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+    else:
+        path, where = Path.home() / ".keras" / "datasets", "the default data directory"
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{where} is {path}, which is a file, not a directory: point it at the folder that holds "
+                        f"the datasets")
+    return path
+
+
+def check_readable(path: Path) -> Path:
+    """`path`, if this process may read it; a DataError that says so otherwise (not "corrupt")."""
+    if not os.access(path, os.R_OK) or (path.is_dir() and not os.access(path, os.X_OK)):
+        raise DataError(f"{path} cannot be read: permission denied. Give this user read access to it "
+                        f"(chmod / chown), or point --data_dir at a copy it can read.")
+    return path
 
 
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:
@@ -63,7 +76,7 @@ def fetch(spec: RemoteFile, root: Path, download: bool, what: str) -> Path:
     """The path of `spec` under `root`, downloading it first if it is missing and allowed."""
     path = root / spec.name
     if path.exists():
-        return path
+        return check_readable(path)
     if not download:
         raise DataError(missing_message(spec, root, what))
     import keras  # deferred: only a download needs it

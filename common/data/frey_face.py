@@ -54,10 +54,13 @@ def _load_all(data_dir_, download):
     return np.ascontiguousarray(ff.T).reshape(N_IMAGES, HEIGHT, WIDTH), md5
 
 
-def load(data_dir_: str | None = None, download: bool = True, n_train: int = 1600) -> FreyFace:
+def load(data_dir_: str | None = None, download: bool = True, n_train: int = 1600, verify: bool = True) -> FreyFace:
     if not 0 < n_train < N_IMAGES:
         raise ValueError(f"n_train must be between 1 and {N_IMAGES - 1}, got {n_train}")
     images, md5 = _load_all(data_dir_, download)
+    if verify and md5 != FILE.md5:
+        raise DataError(f"{data_dir(data_dir_) / FILE.name} is not the publisher's Frey Face file (md5 {md5}, expected "
+                        f"{FILE.md5}); it was left as it is. Replace it with {FILE.url}.")
     order = np.random.default_rng(SPLIT_SEED).permutation(N_IMAGES)
     return FreyFace(images[np.sort(order[:n_train])], images[np.sort(order[n_train:])],
                     str(data_dir(data_dir_) / FILE.name), checksums={FILE.name: f"md5:{md5}"},

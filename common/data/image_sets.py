@@ -24,14 +24,14 @@ class ImageSet:
     verified: bool
 
 
-def load(dataset: str, data_dir: str | None, download: bool) -> ImageSet:
+def load(dataset: str, data_dir: str | None, download: bool, verify: bool = True) -> ImageSet:
     """Training and test images of `dataset` ("cifar10" or "mnist") as 32x32 uint8, with labels."""
     if dataset == "cifar10":
-        data = cifar10.load(data_dir or None, download=download)
+        data = cifar10.load(data_dir or None, download=download, verify=verify)
         return ImageSet(data.train.x, data.train.y, data.test.x, data.test.y, data.source, data.checksums,
                         data.verified)
     if dataset == "mnist":
-        data = mnist.load(data_dir or None, download=download)
+        data = mnist.load(data_dir or None, download=download, verify=verify)
         pad = ((0, 0), (2, 2), (2, 2), (0, 0))
         return ImageSet(np.pad(data.x_train[..., None], pad), data.y_train, np.pad(data.x_test[..., None], pad),
                         data.y_test, data.source, data.checksums, data.verified)

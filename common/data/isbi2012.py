@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.data.files import DataError, data_dir
+from common.data.files import DataError, check_readable, data_dir
 
 FOLDER = "isbi2012"
 URL = "http://brainiac2.mit.edu/isbi_challenge/"
@@ -52,6 +52,7 @@ def read_stack(path, name: str, verify: bool = True) -> np.ndarray:
         raise DataError(f"{path} is missing. Download the ISBI 2012 challenge files ({', '.join(PIXEL_SHA256)}) "
                         f"from {URL} (registration required) and put them in {path.parent}; "
                         f"{name} must decode to {SHAPE} uint8 pixels with SHA-256 {expected}.")
+    check_readable(path)
     try:
         stack = tifffile.imread(path)
     except Exception as e:  # tifffile raises many types for a broken file

@@ -51,7 +51,8 @@ class MNIST:
     verified: bool  # whether every checksum is the official release's
 
 
-def load(data_dir_: str | None = None, download: bool = True) -> MNIST:
+def load(data_dir_: str | None = None, download: bool = True, verify: bool = True) -> MNIST:
+    """The four files; with `verify`, each must hold the official release's bytes (its decompressed md5)."""
     root = data_dir(data_dir_)
     arrays, digests = {}, {}
     for key, spec in FILES.items():
@@ -63,6 +64,11 @@ def load(data_dir_: str | None = None, download: bool = True) -> MNIST:
                  checksums={FILES[k].name.removesuffix(".gz"): f"md5:{v}" for k, v in digests.items()},
                  verified=digests == DECOMPRESSED_MD5)
     _validate(data, root)
+    wrong = [k for k in FILES if digests[k] != DECOMPRESSED_MD5[k]]
+    if verify and wrong:
+        raise DataError(f"{', '.join(str(root / FILES[k].name) for k in wrong)}: not the official MNIST data (the md5 "
+                        f"of the decompressed bytes is not {', '.join(DECOMPRESSED_MD5[k] for k in wrong)}); left as "
+                        f"they are. Replace them with the files from {_BASE}.")
     return data
 
 

@@ -22,7 +22,8 @@ NAME = re.compile(r"^S([MF])(\d+)_F\d+_([AHNS])\d+\.wav$")
 TREE_SHA256 = "aaadbdc32de29e31babb3f4d91c1b2118f00c1b146b1af1658f4c13b99bad7da"
 
 
-def load(data_dir_: str | None = None, emotions: tuple[str, ...] = ("neutral", "happy", "sad", "angry")) -> Corpus:
+def load(data_dir_: str | None = None, emotions: tuple[str, ...] = ("neutral", "happy", "sad", "angry"),
+         verify: bool = True) -> Corpus:
     folder = data_dir(data_dir_) / FOLDER
     if not folder.is_dir():
         raise DataError(f"{folder} not found: clone {URL} and put its four class folders there, or point "
@@ -42,5 +43,8 @@ def load(data_dir_: str | None = None, emotions: tuple[str, ...] = ("neutral", "
             utterances.append(Utterance(str(path), f"S{sex}{speaker}", CLASSES[path.parent.name], sex))
     check_classes(utterances, emotions, str(folder))
     digest = tree_sha256(folder, files)
+    if verify and digest != TREE_SHA256:
+        raise DataError(f"{folder}: its files are not the repository's 400 (tree SHA-256 {digest}, expected "
+                        f"{TREE_SHA256}); restore them from {URL}")
     return Corpus("urdu", tuple(utterances), str(folder), {f"{FOLDER} (tree)": f"sha256:{digest}"},
                   verified=digest == TREE_SHA256)

@@ -36,33 +36,34 @@ class CGANConfig(SampleScoreConfig):
 
     conditional: bool = param(True, "condition G and D on the one-hot label (CGAN); false: the same networks "
                                     "without y, the unconditional GAN of the paper's Table 1 comparison")
-    latent_dim: int = param(100, "dimension of z, uniform in the unit hypercube (§4.1)")
-    batch_size: int = param(100, "minibatch size (§4.1)")
-    learning_rate: float = param(0.1, "initial SGD learning rate (§4.1)")
-    lr_decay: float = param(1.00004, "the learning rate is divided by this after every update (§4.1)")
-    min_learning_rate: float = param(1e-6, "the decay's floor (§4.1: 'down to .000001')")
-    initial_momentum: float = param(0.5, "momentum in the first epoch (§4.1)")
-    final_momentum: float = param(0.7, "momentum it rises to (§4.1)")
+    latent_dim: int = param(100, "dimension of z, uniform in the unit hypercube (§4.1)", low=1)
+    batch_size: int = param(100, "minibatch size (§4.1)", low=1)
+    learning_rate: float = param(0.1, "initial SGD learning rate (§4.1)", above=0)
+    lr_decay: float = param(1.00004, "the learning rate is divided by this after every update (§4.1)", low=1)
+    min_learning_rate: float = param(1e-6, "the decay's floor (§4.1: 'down to .000001')", above=0)
+    initial_momentum: float = param(0.5, "momentum in the first epoch (§4.1)", below=1)
+    final_momentum: float = param(0.7, "momentum it rises to (§4.1)", below=1)
     momentum_start_epoch: int = param(1, "the rise starts after this epoch (GAN code: MomentumAdjustor start 1)")
     momentum_saturate_epoch: int = param(250, "and reaches final_momentum at this one (GAN code: saturate 250)")
-    dropout: float = param(0.5, "dropout on every hidden layer of G and D (§4.1)")
-    d_input_dropout: float = param(0.2, "dropout on D's inputs x and y (GAN code: input include probability 0.8)")
-    g_init_scale: float = param(0.05, "G's weights uniform in [-s, s] (GAN code: irange .05)")
-    d_init_scale: float = param(0.005, "D's weights uniform in [-s, s] (GAN code: irange .005)")
-    epochs: int = param(576, "most epochs: the learning rate reaches its floor in epoch 576 (288,000 updates)")
+    dropout: float = param(0.5, "dropout on every hidden layer of G and D (§4.1)", below=1)
+    d_input_dropout: float = param(0.2, "dropout on D's inputs x and y (GAN code: input include probability 0.8)",
+                                    below=1)
+    g_init_scale: float = param(0.05, "G's weights uniform in [-s, s] (GAN code: irange .05)", above=0)
+    d_init_scale: float = param(0.005, "D's weights uniform in [-s, s] (GAN code: irange .005)", above=0)
+    epochs: int = param(576, "most epochs: the learning rate reaches its floor in epoch 576 (288,000 updates)", low=1)
     patience: int = param(50, "stop after this many epochs without a better validation log-likelihood (the "
-                              "paper stops at the best; the patience is ours)")
+                              "paper stops at the best; the patience is ours)", low=1)
     parzen_samples_per_class: int = param(1000, "generated samples per label for the Parzen window (Table 1: 1,000 "
-                                                "each of 10 classes; unconditional: 10 x this many)")
+                                                "each of 10 classes; unconditional: 10 x this many)", low=1)
     sigma_validation_images: int = param(1000, "validation images on which sigma is chosen (the authors' "
-                                               "parzen_ll.py: the first 1,000)")
+                                               "parzen_ll.py: the first 1,000)", low=1)
     sigma_grid: tuple[float, ...] = param(tuple(round(s, 4) for s in parzen.SIGMA_GRID),
-                                          "sigmas tried (parzen_ll.py: 10 values log-spaced in [0.1, 1])")
+                                          "sigmas tried (parzen_ll.py: 10 values log-spaced in [0.1, 1])", above=0)
     train_subset: int = param(0, "use only the first N of the 50,000 training images (0: all); for smoke tests")
     validation_subset: int = param(0, "use only the first N of the 10,000 validation images (0: all)")
     test_subset: int = param(0, "use only the first N test images (0: all 10,000)")
-    eval_block: int = param(250, "test points per block of the Parzen computation (memory only)")
-    nn_samples: int = param(1000, "samples whose nearest test image is measured at the end")
+    eval_block: int = param(250, "test points per block of the Parzen computation (memory only)", low=1)
+    nn_samples: int = param(1000, "samples whose nearest test image is measured at the end", low=1)
 
     def validate(self) -> None:
         super().validate()

@@ -41,7 +41,7 @@ PAPER = "cgan"
 def prepare_data(config: CGANConfig):
     """MNIST as vectors in [0, 1]: the first 50,000 training images for training, the last 10,000 for
     validation (the GAN code's split), the 10,000 test images for the test."""
-    data = mnist.load(config.data_dir or None, download=config.download)
+    data = mnist.load(config.data_dir or None, download=config.download, verify=config.verify_data)
     x = data.x_train.reshape(len(data.x_train), -1).astype(np.float32) / 255.0
     test = data.x_test.reshape(len(data.x_test), -1).astype(np.float32) / 255.0
     train, val, tst = slice(config.train_subset or None), slice(config.validation_subset or None), \

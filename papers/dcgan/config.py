@@ -28,26 +28,27 @@ class DCGANConfig(SampleScoreConfig):
     RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"dataset", "data_workers", "sample_every", "nn_samples"}
 
     dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)")
-    latent_dim: int = param(100, "dimension of z ~ U(-1, 1) (§4)")
-    ngf: int = param(128, "G's filters before the output layer (4 ngf, 2 ngf, ngf; Fig. 1 and the authors' code)")
-    ndf: int = param(128, "D's filters in its first layer (ndf, 2 ndf, 4 ndf)")
-    batch_size: int = param(128, "minibatch size (§4)")
-    learning_rate: float = param(2e-4, "Adam learning rate for G and D (§4)")
-    beta_1: float = param(0.5, "Adam's momentum term (§4: 0.5 instead of 0.9)")
-    init_std: float = param(0.02, "weights from N(0, 0.02) (§4)")
+    latent_dim: int = param(100, "dimension of z ~ U(-1, 1) (§4)", low=1)
+    ngf: int = param(128, "G's filters before the output layer (4 ngf, 2 ngf, ngf; Fig. 1 and the authors' code)",
+                     low=1)
+    ndf: int = param(128, "D's filters in its first layer (ndf, 2 ndf, 4 ndf)", low=1)
+    batch_size: int = param(128, "minibatch size (§4)", low=1)
+    learning_rate: float = param(2e-4, "Adam learning rate for G and D (§4)", above=0)
+    beta_1: float = param(0.5, "Adam's momentum term (§4: 0.5 instead of 0.9)", below=1)
+    init_std: float = param(0.02, "weights from N(0, 0.02) (§4)", above=0)
     weight_decay: float = param(1e-5, "wd * w added to every gradient (the authors' code; the paper does not say)")
-    epochs: int = param(25, "passes over the training images (the authors' code: niter = 25)")
+    epochs: int = param(25, "passes over the training images (the authors' code: niter = 25)", low=1)
     train_subset: int = param(0, "use only the first N training images (0: all); for smoke tests")
-    sample_every: int = param(1, "write the fixed-noise sample grid every N epochs (run directory)")
-    nn_samples: int = param(1000, "generated images whose nearest real neighbour is measured at the end")
-    data_workers: int = param(2, "threads that build batches ahead of the train step")
+    sample_every: int = param(1, "write the fixed-noise sample grid every N epochs (run directory)", low=1)
+    nn_samples: int = param(1000, "generated images whose nearest real neighbour is measured at the end", low=1)
+    data_workers: int = param(2, "threads that build batches ahead of the train step", low=1)
     svm_eval: bool = param(True, "§5.1: L2-SVM on max-pooled D features, trained and tested on the dataset's "
                                  "labels, for the trained D and an untrained D of the same seed")
     svm_alphas: tuple[float, ...] = param((1e-7, 1e-6, 1e-5, 1e-4, 1e-3),
                                           "L2 penalties the SVM chooses from on held-out training images (the "
-                                          "first grid, 1e-5 ... 1e-2, chose its lowest value in every run)")
-    svm_epochs: int = param(20, "SGD epochs of each SVM fit")
-    svm_val_size: int = param(5000, "training images held out to choose the SVM's penalty")
+                                          "first grid, 1e-5 ... 1e-2, chose its lowest value in every run)", above=0)
+    svm_epochs: int = param(20, "SGD epochs of each SVM fit", low=1)
+    svm_val_size: int = param(5000, "training images held out to choose the SVM's penalty", low=1)
     svm_train_subset: int = param(0, "train the SVM on the first N labelled training images (0: all)")
 
     def validate(self) -> None:

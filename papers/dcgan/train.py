@@ -36,7 +36,7 @@ PAPER = "dcgan"
 def prepare_data(config: DCGANConfig) -> dict:
     """Training and test images scaled to [-1, 1] (§4: 'no pre-processing besides scaling to the range
     of the tanh'); MNIST zero-padded from 28x28 to 32x32."""
-    data = image_sets.load(config.dataset, config.data_dir, config.download)
+    data = image_sets.load(config.dataset, config.data_dir, config.download, config.verify_data)
     scale = image_sets.to_tanh_range
     # The SVM of §5.1 sees every labelled training image (or `svm_train_subset`); the GAN `train_subset`.
     return {"train": scale(data.train[:config.train_subset or None]), "test": scale(data.test), "set": data,

@@ -44,17 +44,17 @@ class EmotionTransferConfig(RunConfig):
     imagenet_weights: str = param("", "the backbone's ImageNet weights file; empty: <runs_dir>/imagenet/<the "
                                       "backbone's file> (port_weights.py writes EfficientNet-Lite0's there)")
     input_size: int = param(48, "the network's input side: 48x48 grey faces, resized if larger and repeated to "
-                                "three channels (the paper: 224; README, Cost)")
+                                "three channels (the paper: 224; README, Cost)", low=48)
     augment: bool = param(True, "random horizontal flips and 4-pixel shifts of training images")
     fer_epochs: int = param(5, "epochs on FER-2013's 28,709 training images (stage one; scheme c: on FER-2013 "
-                               "and the target fold together)")
-    fer_learning_rate: float = param(0.01, "SGD learning rate of stage one, cosine-decayed to 0")
-    target_epochs: int = param(30, "epochs on a target training fold (schemes a, b, d)")
-    target_learning_rate: float = param(0.005, "SGD learning rate on the target, cosine-decayed to 0")
-    batch_size: int = param(64, "minibatch size")
-    momentum: float = param(0.9, "SGD momentum")
-    dropout: float = param(0.2, "dropout before the classifier")
-    folds: int = param(10, "subject-wise folds of CK+48")
+                               "and the target fold together)", low=1)
+    fer_learning_rate: float = param(0.01, "SGD learning rate of stage one, cosine-decayed to 0", above=0)
+    target_epochs: int = param(30, "epochs on a target training fold (schemes a, b, d)", low=1)
+    target_learning_rate: float = param(0.005, "SGD learning rate on the target, cosine-decayed to 0", above=0)
+    batch_size: int = param(64, "minibatch size", low=1)
+    momentum: float = param(0.9, "SGD momentum", below=1)
+    dropout: float = param(0.2, "dropout before the classifier", below=1)
+    folds: int = param(10, "subject-wise folds of CK+48", low=2)
     max_folds: int = param(0, "run only the first N folds (0: all); for short runs")
     fer_subset: int = param(0, "use only the first N FER-2013 images of each split (0: all); for smoke runs")
 

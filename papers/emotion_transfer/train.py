@@ -110,7 +110,7 @@ def stage_one_path(config: EmotionTransferConfig) -> Path:
 
 
 def fer_arrays(config: EmotionTransferConfig):
-    data = fer2013.load(config.data_dir or None, check_counts=not config.fer_subset)
+    data = fer2013.load(config.data_dir or None, check_counts=config.verify_data)
     n = config.fer_subset or None
     return {k: (v[:n, ..., None], data.y[k][:n]) for k, v in data.x.items()}, data
 
@@ -119,7 +119,7 @@ def target_arrays(config: EmotionTransferConfig):
     """CK+48 without contempt, labels in FER-2013's numbering, and its subject-wise folds."""
     from sklearn.model_selection import GroupKFold
 
-    data = ckplus.load(config.data_dir or None)
+    data = ckplus.load(config.data_dir or None, verify=config.verify_data)
     keep = data.labels != "contempt"
     x, y = data.x[keep][..., None], np.array([CK_TO_FER[c] for c in data.labels[keep]], np.int32)
     subjects = data.subjects[keep]

@@ -27,24 +27,25 @@ from papers.resnet.model import blocks_per_stage
 class ResNetConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"depth", "eval_batch_size", "deterministic", "data_workers"}
 
-    depth: int = param(20, "6n+2 layers; the paper's are 20, 32, 44, 56, 110 (§4.2, Table 6)")
-    batch_size: int = param(128, "minibatch size (§4.2)")
-    learning_rate: float = param(0.1, "initial learning rate (§4.2)")
+    depth: int = param(20, "6n+2 layers; the paper's are 20, 32, 44, 56, 110 (§4.2, Table 6)", low=8)
+    batch_size: int = param(128, "minibatch size (§4.2)", low=1)
+    learning_rate: float = param(0.1, "initial learning rate (§4.2)", above=0)
     lr_boundaries: tuple[int, ...] = param((32000, 48000), "iterations at which lr is divided by 10 (§4.2)")
-    max_iterations: int = param(64000, "training stops after this many iterations (§4.2)")
+    max_iterations: int = param(64000, "training stops after this many iterations (§4.2)", low=1)
     warmup_iterations: int = param(-1, "lr 0.01 for this many iterations first; -1: 400 for ResNet-110, "
-                                       "else 0 (§4.2: 'until the training error is below 80%, about 400 iterations')")
-    warmup_lr: float = param(0.01, "learning rate during warm-up (§4.2)")
-    momentum: float = param(0.9, "SGD momentum (§4.2)")
+                                       "else 0 (§4.2: 'until the training error is below 80%, about 400 iterations')",
+                                 low=-1)
+    warmup_lr: float = param(0.01, "learning rate during warm-up (§4.2)", above=0)
+    momentum: float = param(0.9, "SGD momentum (§4.2)", below=1)
     weight_decay: float = param(1e-4, "weight decay, added to the gradient as wd * w (§4.2); see model.py")
     val_size: int = param(5000, "images held out of the 50k training set for validation (§4.2: 45k/5k split)")
     augment: bool = param(True, "4-pixel zero padding, random 32x32 crop, random horizontal flip (§4.2)")
     pad: int = param(4, "padding in pixels for the random crop (§4.2)")
     train_subset: int = param(0, "use only the first N training images (0: all); for smoke tests")
     test_subset: int = param(0, "evaluate on the first N test images (0: all 10,000); for smoke tests")
-    eval_batch_size: int = param(500, "batch size for validation and test (no effect on results)")
+    eval_batch_size: int = param(500, "batch size for validation and test (no effect on results)", low=1)
     deterministic: bool = param(True, "deterministic kernels on TensorFlow, so that a resumed run matches")
-    data_workers: int = param(2, "threads that build augmented batches ahead of the train step")
+    data_workers: int = param(2, "threads that build augmented batches ahead of the train step", low=1)
 
     def automatic(self) -> dict:
         """warmup_iterations -1: §4.2's 400 for ResNet-110, none for the others."""
@@ -58,8 +59,8 @@ class ResNetConfig(RunConfig):
             raise ConfigError(f"--depth: {e}") from None
         if list(self.lr_boundaries) != sorted(self.lr_boundaries):
             raise ConfigError(f"lr_boundaries must be increasing, got {self.lr_boundaries}")
-        if self.batch_size < 1 or self.max_iterations < 1:
-            raise ConfigError("batch_size and max_iterations must be positive")
+        if self.val_size % 10:
+            raise ConfigError(f"--val_size={self.val_size} must be a multiple of 10 (the same share of every class)")
 
     @property
     def variant(self) -> str:

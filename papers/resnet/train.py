@@ -57,7 +57,7 @@ def compile_model(model: keras.Model, config: ResNetConfig) -> keras.Model:
 
 def prepare_data(config: ResNetConfig):
     """Train / val / test arrays with the per-pixel training mean subtracted (§4.2), in [0, 1] units."""
-    data = cifar10.load(config.data_dir or None, download=config.download)
+    data = cifar10.load(config.data_dir or None, download=config.download, verify=config.verify_data)
     train, val = cifar10.train_val_split(data.train, config.val_size)
     test = data.test
     if config.train_subset:

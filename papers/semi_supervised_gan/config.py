@@ -39,25 +39,26 @@ class SemiSupervisedGANConfig(RunConfig):
 
     dataset: str = param("mnist", "mnist, cifar10 or svhn (its .mat files are not available offline here)")
     labels: int = param(0, "labelled training images, the same number per class; 0: the paper's (MNIST 100, "
-                           "CIFAR-10 4,000, SVHN 1,000)")
+                           "CIFAR-10 4,000, SVHN 1,000)", low=0)
     data_seed: int = param(1, "draws the labelled subset (the authors' --seed_data, default 1); --seed is the run's")
     labelled_only: bool = param(False, "the baseline: the same discriminator trained on the labelled images alone, "
                                        "for the same steps (no unlabelled images, no generator)")
-    batch_size: int = param(100, "labelled, unlabelled and generated images per step each (authors: 100)")
+    batch_size: int = param(100, "labelled, unlabelled and generated images per step each (authors: 100)", low=1)
     epochs: int = param(0, "epochs of (unlabelled images / batch) steps; 0: the authors' (MNIST 300, CIFAR-10 "
-                           "1,200, SVHN 400); -1: the quick preset's (MNIST 20, CIFAR-10 and SVHN 2)")
+                           "1,200, SVHN 400); -1: the quick preset's (MNIST 20, CIFAR-10 and SVHN 2)", low=-1)
     learning_rate: float = param(0.0, "Adam's rate for both players; 0: the authors' (MNIST 0.003, else 3e-4)")
     lr_decay_epochs: int = param(-1, "the rate falls linearly to 0 over this many final epochs; -1: the "
-                                     "authors' share (CIFAR-10: the last third, 400 of 1,200; else none)")
-    beta_1: float = param(0.5, "Adam's beta_1 for both players (authors: mom1 = 0.5)")
+                                     "authors' share (CIFAR-10: the last third, 400 of 1,200; else none)", low=-1)
+    beta_1: float = param(0.5, "Adam's beta_1 for both players (authors: mom1 = 0.5)", below=1)
     unlabeled_weight: float = param(1.0, "weight of the unsupervised loss in D's loss (authors' default 1)")
-    average_rate: float = param(1e-4, "D's test-time weights: a moving average of its weights at this rate")
-    init_examples: int = param(500, "images of the data-dependent initialisation (authors: 500)")
-    latent_dim: int = param(100, "dimension of z, uniform in [0, 1]")
+    average_rate: float = param(1e-4, "D's test-time weights: a moving average of its weights at this rate",
+                                  above=0, high=1)
+    init_examples: int = param(500, "images of the data-dependent initialisation (authors: 500)", low=1)
+    latent_dim: int = param(100, "dimension of z, uniform in [0, 1]", low=1)
     train_subset: int = param(0, "use only the first N training images (0: all); for smoke runs")
     test_subset: int = param(0, "test on the first N test images (0: all)")
-    eval_every: int = param(1, "epochs between test-error evaluations (history)")
-    sample_every: int = param(10, "epochs between sample grids in the run directory")
+    eval_every: int = param(1, "epochs between test-error evaluations (history)", low=1)
+    sample_every: int = param(10, "epochs between sample grids in the run directory", low=1)
 
     def automatic(self) -> dict:
         if self.dataset not in PER_DATASET:

@@ -46,14 +46,14 @@ def load_data(config: SemiSupervisedGANConfig):
     SVHN images as (x - 127.5) / 128), labels, and the loader's provenance."""
     root = config.data_dir or None
     if config.dataset == "mnist":
-        data = mnist.load(root, download=config.download)
+        data = mnist.load(root, download=config.download, verify=config.verify_data)
         x, y = data.x_train.reshape(-1, 784) / np.float32(255), data.y_train
         x_test, y_test = data.x_test.reshape(-1, 784) / np.float32(255), data.y_test
     elif config.dataset == "cifar10":
-        data = cifar10.load(root, download=config.download)
+        data = cifar10.load(root, download=config.download, verify=config.verify_data)
         x, y, x_test, y_test = data.train.x, data.train.y, data.test.x, data.test.y
     else:
-        data = svhn.load(root, download=config.download)
+        data = svhn.load(root, download=config.download, verify=config.verify_data)
         x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
     if config.dataset != "mnist":
         x, x_test = (x.astype(np.float32) - 127.5) / 128.0, (x_test.astype(np.float32) - 127.5) / 128.0

@@ -53,7 +53,7 @@ def load_corpus(config: SpeechEmotionConfig) -> Corpus:
     if config.dataset == "ravdess":
         corpus = ravdess.load(root, config.emotions, config.ravdess_intensity)
     elif config.dataset == "urdu":
-        corpus = urdu.load(root, config.emotions)
+        corpus = urdu.load(root, config.emotions, verify=config.verify_data)
     else:
         corpus = iemocap.load(root, config.emotions, config.iemocap_improvised_only)
     if config.max_per_speaker_and_class:

@@ -29,31 +29,30 @@ N_SLICES, FOLDS = 30, 5
 
 @dataclass(frozen=True)
 class UNetConfig(RunConfig):
-    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"fold", "data_workers", "predict_test", "eval_batch", "verify_data",
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"fold", "data_workers", "predict_test", "eval_batch",
                                                  "warping_error"}
 
-    fold: int = param(0, "held-out fold of the 5-fold split of the 30 training slices (0-4)")
+    fold: int = param(0, "held-out fold of the 5-fold split of the 30 training slices (0-4)", high=4)
     tile: int = param(572, "input tile size; its output is tile - 184 for depth 4 (§2, Fig. 1: 572 -> 388)")
-    filters: int = param(64, "filters of the first level, doubling at each of the 4 poolings (Fig. 1: 64)")
-    dropout: float = param(0.5, "drop-out at the end of the contracting path (§3.1)")
+    filters: int = param(64, "filters of the first level, doubling at each of the 4 poolings (Fig. 1: 64)", low=1)
+    dropout: float = param(0.5, "drop-out at the end of the contracting path (§3.1)", below=1)
     learning_rate: float = param(0.001, "SGD learning rate (not given in the paper; 0.01 and 0.003 collapsed to a "
-                                        "constant prediction on the quick preset, README Deviations)")
+                                        "constant prediction on the quick preset, README Deviations)", above=0)
     momentum: float = param(0.99, "SGD momentum (§3: 0.99, 'a large number of the previously seen training "
-                                  "samples determine the update')")
-    batch_size: int = param(1, "tiles per step (§3: a single image per batch, large tiles instead)")
-    steps: int = param(20_000, "SGD steps (not given in the paper, which trained for 10 hours on a Titan GPU)")
-    steps_per_epoch: int = param(100, "steps between evaluations, history rows and checkpoints")
+                                  "samples determine the update')", below=1)
+    batch_size: int = param(1, "tiles per step (§3: a single image per batch, large tiles instead)", low=1)
+    steps: int = param(20_000, "SGD steps (not given in the paper, which trained for 10 hours on a Titan GPU)", low=1)
+    steps_per_epoch: int = param(100, "steps between evaluations, history rows and checkpoints", low=1)
     w0: float = param(10.0, "weight of the border term of the loss weights (§3, Eq. 2: w0 = 10)")
-    sigma: float = param(5.0, "width of the border term in pixels (§3: sigma ~ 5)")
+    sigma: float = param(5.0, "width of the border term in pixels (§3: sigma ~ 5)", above=0)
     elastic_sigma: float = param(10.0, "std of the coarse 3x3 grid's random displacements in pixels (§3.1: 10)")
-    elastic_grid: int = param(3, "size of the coarse displacement grid (§3.1: 3 x 3)")
+    elastic_grid: int = param(3, "size of the coarse displacement grid (§3.1: 3 x 3)", low=1)
     augment: bool = param(True, "rotations, flips, shifts, elastic deformation and grey-value variation (§3.1)")
-    val_every: int = param(10, "epochs between held-out evaluations (pixel error, V_rand at threshold 0.5)")
-    eval_batch: int = param(2, "tiles per inference call of the overlap-tile prediction")
+    val_every: int = param(10, "epochs between held-out evaluations (pixel error, V_rand at threshold 0.5)", low=1)
+    eval_batch: int = param(2, "tiles per inference call of the overlap-tile prediction", low=1)
     warping_error: bool = param(True, "compute the warping error in the final evaluation (slow for a poor network)")
     predict_test: bool = param(True, "predict the 30 test slices and write the TIFF stack the challenge accepts")
-    data_workers: int = param(2, "threads that augment tiles ahead of the train step")
-    verify_data: bool = param(True, "check the stacks' pixel checksums (off only for synthetic test fixtures)")
+    data_workers: int = param(2, "threads that augment tiles ahead of the train step", low=1)
 
     def validate(self) -> None:
         super().validate()

@@ -38,15 +38,15 @@ class VAEConfig(RunConfig):
 
     dataset: str = param("mnist", "mnist (Bernoulli decoder) or frey_face (Gaussian decoder) (§5)")
     latent_dim: int = param(20, "N_z; the paper's: 3, 5, 10, 20, 200 for MNIST, 2, 5, 10, 20 for Frey Face "
-                                "(Fig. 2), and 2 for the manifolds of Fig. 4")
+                                "(Fig. 2), and 2 for the manifolds of Fig. 4", low=1)
     hidden_units: int = param(0, "units of the one tanh hidden layer in encoder and decoder; 0: the paper's "
                                  "500 for MNIST, 200 for Frey Face (§5)")
-    batch_size: int = param(100, "minibatch size M (§5: M = 100)")
+    batch_size: int = param(100, "minibatch size M (§5: M = 100)", low=1)
     learning_rate: float = param(0.0, "Adagrad step size; 0: pick from lr_candidates by the training bound "
                                       "after lr_search_samples (§5)")
-    lr_candidates: tuple[float, ...] = param((0.01, 0.02, 0.1), "step sizes to choose from (§5)")
+    lr_candidates: tuple[float, ...] = param((0.01, 0.02, 0.1), "step sizes to choose from (§5)", above=0)
     lr_search_samples: int = param(50_000, "training samples each candidate step size is run for (§5: 'the "
-                                           "first few iterations')")
+                                           "first few iterations')", low=1)
     adagrad_initial_accumulator: float = param(0.0, "Adagrad's starting sum of squared gradients (Duchi et "
                                                     "al. 2011 start at 0; Keras' default is 0.1)")
     max_samples: int = param(0, "training samples to see, iterations x M; 0: the paper's, 10^8 for MNIST "
@@ -57,20 +57,20 @@ class VAEConfig(RunConfig):
                                          "values each time an image is used; test images sampled once), "
                                          "fixed (all sampled once), threshold (> 0.5), none (grey values)")
     init_std: float = param(0.01, "every weight and bias starts from N(0, 0.01), 0.01 read as the standard "
-                                  "deviation (§5)")
+                                  "deviation (§5)", above=0)
     prior_std: float = param(1.0, "weight decay as an N(0, prior_std^2 I) prior on the parameters (§5): L2 of "
                                   "1 / (2 N prior_std^2) on the per-datapoint loss; 0: none")
     frey_train_size: int = param(1600, "Frey Face frames used for training; the other 365 are the test set "
-                                       "(split of the authors' released code; the paper gives none)")
+                                       "(split of the authors' released code; the paper gives none)", low=1, high=1964)
     train_subset: int = param(0, "use only the first N training images (0: all); for smoke tests")
     test_subset: int = param(0, "use only the first N test images (0: all); for smoke tests")
     train_eval_size: int = param(10_000, "training images on which the train bound is evaluated after each "
                                          "epoch (Fig. 2's train curve); 0: all")
-    ll_samples: int = param(5000, "k, importance samples per test point for log p(x) (Burda et al. 2015)")
+    ll_samples: int = param(5000, "k, importance samples per test point for log p(x) (Burda et al. 2015)", low=1)
     ll_test_points: int = param(0, "test points for log p(x) (the first N of the test set); 0: all")
-    ll_chunk: int = param(500, "importance samples per compiled call (memory and speed only)")
-    eval_batch_size: int = param(1000, "batch size for evaluation (no effect on results)")
-    data_workers: int = param(1, "threads that build (binarised) batches ahead of the train step")
+    ll_chunk: int = param(500, "importance samples per compiled call (memory and speed only)", low=1)
+    eval_batch_size: int = param(1000, "batch size for evaluation (no effect on results)", low=1)
+    data_workers: int = param(1, "threads that build (binarised) batches ahead of the train step", low=1)
 
     def automatic(self) -> dict:
         """The paper's values for the fields left at 0: hidden units and training samples per dataset

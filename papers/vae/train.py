@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import images
+from common import images, training
 from common.data import frey_face, mnist
 from common.data.pipeline import ArrayBatches
 from common.repro import seed_everything
@@ -56,11 +56,12 @@ def prepare_data(config: VAEConfig) -> dict:
     """Training images (as stored; `transform` turns a batch into model input), and the test set and
     train-bound subset as model input, flattened to vectors."""
     if config.dataset == "mnist":
-        data = mnist.load(config.data_dir or None, download=config.download)
+        data = mnist.load(config.data_dir or None, download=config.download, verify=config.verify_data)
         train, test = data.x_train, data.x_test
         likelihood = "bernoulli"
     else:
-        data = frey_face.load(config.data_dir or None, download=config.download, n_train=config.frey_train_size)
+        data = frey_face.load(config.data_dir or None, download=config.download, n_train=config.frey_train_size,
+                              verify=config.verify_data)
         train, test, likelihood = data.x_train, data.x_test, "gaussian"
     image_shape = train.shape[1:]
     train = train.reshape(len(train), -1)[:config.train_subset or None]
@@ -205,6 +206,7 @@ def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -
     if run.failed:
         return run.finish(final, extra={"lr_search": lr_search})
 
+    training.reseed([model.noise], config.seed, epochs)  # the evaluation's noise, resumed or not
     evaluate = {"batch_size": config.eval_batch_size, "verbose": 0, "return_dict": True}
     test_eval = model.evaluate(test, **evaluate)
     train_eval = model.evaluate(data["train_eval"], **evaluate)

@@ -51,24 +51,26 @@ class WGANConfig(SampleScoreConfig):
     architecture: str = param("dcgan", "dcgan: the DCGAN-style G and critic (model.py; the DCGAN architecture "
                                        "both papers train as a baseline); "
                                        "resnet: Gulrajani et al.'s ResNet G and critic (Appendix C; Table 3's 7.86)")
-    latent_dim: int = param(128, "dimension of z ~ N(0, I) (Gulrajani et al.'s code: 128)")
-    ngf: int = param(128, "G's filters before the output layer (4 ngf, 2 ngf, ngf; Gulrajani et al.'s DIM = 128)")
-    ndf: int = param(128, "the critic's filters in its first layer (ndf, 2 ndf, 4 ndf)")
-    batch_size: int = param(64, "critic and generator minibatch m (both papers: 64)")
-    n_critic: int = param(5, "critic updates per generator update, each on a fresh real minibatch (both: 5)")
+    latent_dim: int = param(128, "dimension of z ~ N(0, I) (Gulrajani et al.'s code: 128)", low=1)
+    ngf: int = param(128, "G's filters before the output layer (4 ngf, 2 ngf, ngf; Gulrajani et al.'s DIM = 128)",
+                     low=1)
+    ndf: int = param(128, "the critic's filters in its first layer (ndf, 2 ndf, 4 ndf)", low=1)
+    batch_size: int = param(64, "critic and generator minibatch m (both papers: 64)", low=1)
+    n_critic: int = param(5, "critic updates per generator update, each on a fresh real minibatch (both: 5)", low=1)
     critic_schedule: str = param("algorithm1", "algorithm1: n_critic critic updates before every generator update "
                                                "(both papers' Algorithm 1); authors: as the WGAN authors' code, "
                                                "100 before each of the first 25 generator updates and every 500th")
-    clip_value: float = param(0.01, "clip: critic weights to [-c, c] after each update (Arjovsky et al.: 0.01)")
+    clip_value: float = param(0.01, "clip: critic weights to [-c, c] after each update (Arjovsky et al.: 0.01)",
+                               above=0)
     gp_weight: float = param(10.0, "gp: penalty coefficient lambda (Gulrajani et al.: 10)")
     learning_rate: float = param(0.0, "0: the variant's (clip: RMSProp 5e-5; gp: Adam 1e-4)")
-    adam_beta_1: float = param(0.0, "gp: Adam beta_1 (Gulrajani et al., Algorithm 1: 0)")
-    adam_beta_2: float = param(0.9, "gp: Adam beta_2 (Gulrajani et al.: 0.9)")
+    adam_beta_1: float = param(0.0, "gp: Adam beta_1 (Gulrajani et al., Algorithm 1: 0)", below=1)
+    adam_beta_2: float = param(0.9, "gp: Adam beta_2 (Gulrajani et al.: 0.9)", below=1)
     rmsprop_rho: float = param(0.99, "clip: RMSProp decay of the squared-gradient average (PyTorch's 0.99, "
-                                     "which the WGAN authors' code used)")
+                                     "which the WGAN authors' code used)", below=1)
     critic_norm: str = param("auto", "auto: the variant's (clip: batch, as the WGAN code; gp: none, "
                                      "Gulrajani et al. §4); or batch, layer, none")
-    init_std: float = param(0.02, "weights from N(0, 0.02) (DCGAN §4)")
+    init_std: float = param(0.02, "weights from N(0, 0.02) (DCGAN §4)", above=0)
     generator_steps: int = param(0, "generator updates; 0: the architecture's (Gulrajani et al.'s CIFAR-10 scripts: "
                                     "DCGAN 200,000, ResNet 100,000)")
     generator_batch: int = param(0, "G's minibatch per generator update; 0: the architecture's (DCGAN: batch_size; "
@@ -76,10 +78,10 @@ class WGANConfig(SampleScoreConfig):
     lr_decay: str = param("auto", "decay both learning rates linearly to 0 over the run: true, false, or auto: the "
                                   "architecture's (ResNet: true, as their ResNet script; DCGAN: false)")
     train_subset: int = param(0, "use only the first N training images (0: all); for smoke tests")
-    sample_every: int = param(1, "write the fixed-noise sample grid every N epochs (run directory)")
-    track_every: int = param(1, "every N epochs: critic estimate on held-out images and sample quality")
-    track_samples: int = param(500, "samples and held-out images for that tracking")
-    data_workers: int = param(2, "threads that build batches ahead of the train step")
+    sample_every: int = param(1, "write the fixed-noise sample grid every N epochs (run directory)", low=1)
+    track_every: int = param(1, "every N epochs: critic estimate on held-out images and sample quality", low=1)
+    track_samples: int = param(500, "samples and held-out images for that tracking", low=1)
+    data_workers: int = param(2, "threads that build batches ahead of the train step", low=1)
 
     def automatic(self) -> dict:
         """This variant's and architecture's values for the fields left at 0 / "auto"."""

@@ -81,7 +81,7 @@ def plot_w_vs_quality(history: list[dict], path: Path, steps_per_epoch: int, qua
 
 def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
-    data = image_sets.load(config.dataset, config.data_dir, config.download)
+    data = image_sets.load(config.dataset, config.data_dir, config.download, config.verify_data)
     train = image_sets.to_tanh_range(data.train[:config.train_subset or None])
     test = image_sets.to_tanh_range(data.test)
     run.describe_data(source=data.source, checksums=data.checksums, verified=data.verified, train=len(train),

@@ -17,8 +17,9 @@ from common.config import (
 
 @dataclass(frozen=True)
 class ToyConfig(RunConfig):
-    depth: int = param(20, "layers (§4.2)")
-    rate: float = param(0.1, "learning rate (§4.2)")
+    depth: int = param(20, "layers (§4.2)", low=1)
+    rate: float = param(0.1, "learning rate (§4.2)", above=0)
+    share: float = param(0.5, "a share", below=1)
     flag: bool = param(True, "a switch")
     steps: tuple[int, ...] = param((32000, 48000), "boundaries (§4.2)")
     name: str = param("a", "a name")
@@ -101,6 +102,18 @@ def test_hash_ignores_locations_but_not_computation():
     base = make_config(ToyConfig, PRESETS)
     assert config_hash(base) == config_hash(make_config(ToyConfig, PRESETS, results_dir="/elsewhere"))
     assert config_hash(base) != config_hash(make_config(ToyConfig, PRESETS, depth=8))
+
+
+@pytest.mark.parametrize(("arg", "message"), [
+    ("--rate=-0.1", "--rate=-0.1 is out of range: it must be > 0"), ("--rate=nan", "is not a valid float"),
+    ("--rate=inf", "is not a valid float"), ("--depth=0", "--depth=0 is out of range: it must be >= 1"),
+    ("--steps=10,-2", "--steps=10,-2 is out of range: it must be >= 0"), ("--share=1.0", "must be >= 0 and < 1")])
+def test_values_out_of_their_declared_range_are_refused_at_parse_time(arg, message, capsys):
+    with pytest.raises(ConfigError, match=message.replace("+", "\\+")):
+        parse_args(ToyConfig, PRESETS, [arg])
+    assert cli_main(ToyConfig, PRESETS, lambda c, preset: 0, [arg]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err  # one line
 
 
 def test_mutable_default_is_refused():

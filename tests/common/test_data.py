@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import os
 import pickle
 import shutil
 import tarfile
@@ -9,13 +10,14 @@ import numpy as np
 import pytest
 
 from common.data import cifar10, files, frey_face, mnist
+from common.data.files import DataError
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from tests.conftest import write_cifar_folder, write_frey_face, write_idx_gz, write_mnist_folder
 
 # CIFAR-10 -------------------------------------------------------------------------------------------------
 
 def test_cifar_folder_loads_with_official_counts(cifar_root):
-    data = cifar10.load(cifar_root, download=False)
+    data = cifar10.load(cifar_root, download=False, verify=False)
     assert data.train.x.shape == (50_000, 32, 32, 3) and data.train.x.dtype == np.uint8
     assert data.test.x.shape == (10_000, 32, 32, 3)
     assert np.bincount(data.train.y).tolist() == [5000] * 10
@@ -29,13 +31,13 @@ def test_cifar_pixels_are_read_channel_last(tmp_path):
     batch[b"data"][0] = np.repeat(np.array([1, 2, 3], np.uint8), 1024)
     with open(folder / "test_batch", "wb") as f:
         pickle.dump(batch, f)
-    x = cifar10.load(tmp_path, download=False).test.x[0]
+    x = cifar10.load(tmp_path, download=False, verify=False).test.x[0]
     assert (x[..., 0] == 1).all() and (x[..., 1] == 2).all() and (x[..., 2] == 3).all()
 
 
 def test_cifar_missing_everything_names_file_checksum_and_place(tmp_path):
     with pytest.raises(files.DataError) as e:
-        cifar10.load(tmp_path, download=False)
+        cifar10.load(tmp_path, download=False, verify=False)
     message = str(e.value)
     assert "cifar-10-python.tar.gz" in message and cifar10.ARCHIVE.md5 in message and str(tmp_path) in message
 
@@ -44,7 +46,7 @@ def test_cifar_missing_batch_in_folder(tmp_path):
     folder = write_cifar_folder(tmp_path)
     (folder / "data_batch_3").unlink()
     with pytest.raises(files.DataError, match="data_batch_3 is missing"):
-        cifar10.load(tmp_path, download=False)
+        cifar10.load(tmp_path, download=False, verify=False)
 
 
 def test_cifar_corrupt_batch_is_reported_and_left_alone(tmp_path):
@@ -52,7 +54,7 @@ def test_cifar_corrupt_batch_is_reported_and_left_alone(tmp_path):
     blob = (folder / "data_batch_2").read_bytes()
     (folder / "data_batch_2").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(files.DataError, match="data_batch_2 is corrupt"):
-        cifar10.load(tmp_path, download=True)
+        cifar10.load(tmp_path, download=True, verify=False)
     assert (folder / "data_batch_2").stat().st_size == len(blob) // 2
 
 
@@ -64,7 +66,7 @@ def test_cifar_class_imbalance_is_refused(tmp_path):
     with open(folder / "test_batch", "wb") as f:
         pickle.dump(batch, f)
     with pytest.raises(files.DataError, match="class counts"):
-        cifar10.load(tmp_path, download=False)
+        cifar10.load(tmp_path, download=False, verify=False)
 
 
 def _make_archive(src_root, dest_dir):
@@ -79,8 +81,8 @@ def test_cifar_archive_read_in_place_after_md5_check(cifar_root, tmp_path, monke
     archive = _make_archive(cifar_root, tmp_path / "a")
     monkeypatch.setattr(cifar10, "ARCHIVE", files.RemoteFile(archive.name, "https://example.invalid/x",
                                                             files.md5sum(archive)))
-    data = cifar10.load(archive.parent, download=False)
-    reference = cifar10.load(cifar_root, download=False)
+    data = cifar10.load(archive.parent, download=False, verify=False)
+    reference = cifar10.load(cifar_root, download=False, verify=False)
     assert np.array_equal(data.train.x, reference.train.x) and np.array_equal(data.test.y, reference.test.y)
 
 
@@ -88,7 +90,7 @@ def test_cifar_archive_with_wrong_md5_is_not_replaced(cifar_root, tmp_path):
     archive = _make_archive(cifar_root, tmp_path / "a")
     before = files.md5sum(archive)
     with pytest.raises(files.DataError, match=f"expected {cifar10.ARCHIVE.md5}"):
-        cifar10.load(archive.parent, download=True)
+        cifar10.load(archive.parent, download=True, verify=False)
     assert files.md5sum(archive) == before
 
 
@@ -103,7 +105,7 @@ def test_download_is_verified_then_renamed(cifar_root, tmp_path, monkeypatch):
         shutil.copyfile(archive, f"{cache_dir}/{fname}")
 
     monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
-    data = cifar10.load(tmp_path / "cache", download=True)
+    data = cifar10.load(tmp_path / "cache", download=True, verify=False)
     assert calls == [spec.url] and len(data.train) == 50_000
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [spec.name]
 
@@ -123,7 +125,7 @@ def test_failed_download_says_where_to_put_the_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.utils, "get_file", lambda *a, **k: offline())
     with pytest.raises(files.DataError) as e:
-        cifar10.load(tmp_path, download=True)
+        cifar10.load(tmp_path, download=True, verify=False)
     assert "could not download" in str(e.value) and cifar10.ARCHIVE.md5 in str(e.value)
     assert not list(tmp_path.iterdir())
 
@@ -136,7 +138,7 @@ def test_data_dir_resolution(monkeypatch, tmp_path):
 
 
 def test_val_split_is_stratified_and_independent_of_file_order(cifar_root):
-    train = cifar10.load(cifar_root, download=False).train
+    train = cifar10.load(cifar_root, download=False, verify=False).train
     rest, val = cifar10.train_val_split(train, 5000)
     assert len(rest) == 45_000 and np.bincount(val.y).tolist() == [500] * 10
     assert not set(val.filenames) & set(rest.filenames)
@@ -147,7 +149,7 @@ def test_val_split_is_stratified_and_independent_of_file_order(cifar_root):
 # MNIST ----------------------------------------------------------------------------------------------------
 
 def test_mnist_loads_with_official_counts(mnist_root):
-    data = mnist.load(mnist_root, download=False)
+    data = mnist.load(mnist_root, download=False, verify=False)
     assert data.x_train.shape == (60_000, 28, 28) and data.x_test.shape == (10_000, 28, 28)
     assert np.bincount(data.y_test).tolist() == mnist.CLASS_COUNTS["test"]
 
@@ -160,28 +162,28 @@ def test_mnist_truncated_file_is_reported(tmp_path):
     with gzip.open(path, "wb") as f:
         f.write(raw[:-100])
     with pytest.raises(files.DataError, match="truncated"):
-        mnist.load(tmp_path, download=False)
+        mnist.load(tmp_path, download=False, verify=False)
 
 
 def test_mnist_not_gzip_is_reported(tmp_path):
     folder = write_mnist_folder(tmp_path)
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"not a gzip file")
     with pytest.raises(files.DataError, match="train-labels-idx1-ubyte.gz is corrupt"):
-        mnist.load(tmp_path, download=False)
+        mnist.load(tmp_path, download=False, verify=False)
 
 
 def test_mnist_missing_file(tmp_path):
     folder = write_mnist_folder(tmp_path)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(files.DataError, match=mnist.FILES["test_labels"].md5):
-        mnist.load(tmp_path, download=False)
+        mnist.load(tmp_path, download=False, verify=False)
 
 
 def test_mnist_wrong_class_counts(tmp_path):
     folder = write_mnist_folder(tmp_path)
     write_idx_gz(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(10_000, np.uint8))
     with pytest.raises(files.DataError, match="class counts"):
-        mnist.load(tmp_path, download=False)
+        mnist.load(tmp_path, download=False, verify=False)
 
 
 # The real files, where CI restored them ----------------------------------------------------------------------
@@ -255,8 +257,8 @@ def test_several_passes_per_epoch_and_batches_without_labels():
 def test_frey_face_loads_in_file_order_and_splits_the_same_way_everywhere(tmp_path):
     frames = write_frey_face(tmp_path)
     assert np.array_equal(frey_face.load_all(str(tmp_path), download=False), frames)
-    a = frey_face.load(str(tmp_path), download=False)
-    b = frey_face.load(str(tmp_path), download=False)
+    a = frey_face.load(str(tmp_path), download=False, verify=False)
+    b = frey_face.load(str(tmp_path), download=False, verify=False)
     assert a.x_train.shape == (1600, 28, 20) and a.x_test.shape == (365, 28, 20)
     assert np.array_equal(a.x_test, b.x_test)
     together = np.concatenate([a.x_train, a.x_test]).reshape(1965, -1)
@@ -265,11 +267,11 @@ def test_frey_face_loads_in_file_order_and_splits_the_same_way_everywhere(tmp_pa
 
 def test_frey_face_missing_and_corrupt(tmp_path):
     with pytest.raises(files.DataError, match=frey_face.FILE.md5) as err:
-        frey_face.load(str(tmp_path), download=False)
+        frey_face.load(str(tmp_path), download=False, verify=False)
     assert "frey_rawface.mat" in str(err.value) and frey_face.FILE.url in str(err.value)
     (tmp_path / "frey_rawface.mat").write_bytes(b"MATLAB 5.0 MAT-file, truncated")
     with pytest.raises(files.DataError, match="corrupt"):
-        frey_face.load(str(tmp_path), download=False)
+        frey_face.load(str(tmp_path), download=False, verify=False)
     assert (tmp_path / "frey_rawface.mat").read_bytes() == b"MATLAB 5.0 MAT-file, truncated"
 
 
@@ -278,7 +280,7 @@ def test_frey_face_wrong_shape_is_refused(tmp_path):
 
     scipy.io.savemat(tmp_path / "frey_rawface.mat", {"ff": np.zeros((560, 100), np.uint8)})
     with pytest.raises(files.DataError, match="560, 1965"):
-        frey_face.load(str(tmp_path), download=False)
+        frey_face.load(str(tmp_path), download=False, verify=False)
 
 
 def test_real_frey_face(real_data_dir):
@@ -287,3 +289,29 @@ def test_real_frey_face(real_data_dir):
     assert files.md5sum(real_data_dir / frey_face.FILE.name) == frey_face.FILE.md5
     frames = frey_face.load_all(str(real_data_dir), download=False)
     assert frames.shape == (1965, 28, 20) and 140 < frames.mean() < 170
+
+
+def test_data_that_is_not_the_publishers_is_refused_unless_verification_is_off(cifar_root, mnist_root, tmp_path):
+    with pytest.raises(DataError, match="differ from the official release \\(content SHA-256"):
+        cifar10.load(cifar_root, download=False)
+    with pytest.raises(DataError, match="not the official MNIST data"):
+        mnist.load(mnist_root, download=False)
+    write_frey_face(tmp_path)
+    with pytest.raises(DataError, match="not the publisher's Frey Face file .* expected 5aeb024d"):
+        frey_face.load(str(tmp_path), download=False)
+    assert frey_face.load(str(tmp_path), download=False, verify=False).x_train.shape[1:] == (28, 20)
+
+
+def test_a_data_directory_that_is_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file, not a directory"):
+        mnist.load(str(tmp_path / "file"), download=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may read any file: permissions cannot be tested as root")
+def test_an_unreadable_file_is_reported_as_such_not_as_corrupt(mnist_root, tmp_path):
+    shutil.copytree(mnist_root, tmp_path / "copy")
+    path = next((tmp_path / "copy" / "mnist").glob("train-images*"))
+    path.chmod(0)
+    with pytest.raises(DataError, match="permission denied"):
+        mnist.load(str(tmp_path / "copy"), download=False, verify=False)

@@ -80,7 +80,7 @@ def test_score_network_trains_saves_a_card_and_never_overwrites(mnist_root, tmp_
     from common.score_network import card_path, main
 
     out = tmp_path / "nets" / "mnist-classifier.keras"
-    argv = ["--dataset=mnist", f"--data_dir={mnist_root}", "--download=false", "--epochs=2",
+    argv = ["--dataset=mnist", f"--data_dir={mnist_root}", "--download=false", "--verify_data=false", "--epochs=2",
             "--train_subset=1024", f"--out={out}"]
     assert main(argv) == 0
     card = json.loads(card_path(out).read_text())

@@ -194,3 +194,53 @@ def test_state_json_of_an_older_run_is_still_resumable(tmp_path):
     (tmp_path / "state.json").write_text(json.dumps({"wall_time_s": 12.5, "sessions": 2}))
     timer = training.Timer(tmp_path / "state.json", images_per_step=1)
     assert len(timer.sessions) == 3 and timer.wall_time_s >= 12.5
+
+
+def test_a_damaged_checkpoint_is_passed_over_and_all_damaged_stop_in_one_line(tmp_path):
+    config = _config(tmp_path, epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, callbacks=[_StopAfter(2)])
+    run_dir = next((tmp_path / "runs" / "toy").iterdir())
+    newest = sorted((run_dir / "backup").glob("epoch-*"))[-1]
+    (newest / "weights.weights.h5").write_bytes(b"truncated")  # killed while writing it... as it can no longer be
+    (run_dir / "backup" / "epoch-0009.tmp").mkdir()  # a half-made checkpoint folder is never read
+    with pytest.warns(UserWarning, match="damaged checkpoints passed over"):
+        assert _train(config) == 0
+    (record,) = results.load_all(config.results_dir, "toy")
+    assert [h["epoch"] for h in record["history"]] == [1, 2, 3]  # epoch 2 trained again from epoch 1's checkpoint
+    config = _config(tmp_path, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, callbacks=[_StopAfter(1)])
+    run_dir = next(p for p in (tmp_path / "runs" / "toy").iterdir() if "seed5" in p.name)
+    for weights in (run_dir / "backup").glob("epoch-*/weights.weights.h5"):
+        weights.write_bytes(b"")
+    with pytest.raises(training.CheckpointDamaged, match=f"delete {run_dir} to start this run over"):
+        _train(config)
+
+
+class _StopAfter(keras.callbacks.Callback):
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt
+
+
+def test_a_half_written_history_line_is_cut_before_the_run_resumes(tmp_path):
+    config = _config(tmp_path, epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, callbacks=[_StopAfter(1)])
+    history = next((tmp_path / "runs" / "toy").iterdir()) / "history.csv"
+    history.write_text(history.read_text() + "1,0.5,0.2")  # a row cut off mid-line by a kill
+    assert _train(config) == 0
+    (record,) = results.load_all(config.results_dir, "toy")
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+
+
+def test_results_files_are_readable_by_the_group_and_world(tmp_path):
+    config = _config(tmp_path)
+    assert _train(config) == 0
+    (path,) = (tmp_path / "results" / "toy").glob("*.json")
+    assert path.stat().st_mode & 0o777 == 0o644

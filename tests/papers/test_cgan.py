@@ -263,7 +263,7 @@ def test_smoke_run_writes_results_figures_and_scores(mnist_root, tmp_path):
     inputs = keras.Input((32, 32, 1))
     hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
     keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "clf.keras")
-    config = make_config(CGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), download=False,
+    config = make_config(CGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
                          feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")
     assert train.run(config, "smoke") == 0

@@ -101,7 +101,7 @@ def test_config_labels_and_errors():
 
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
-    config = make_config(DCGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), download=False,
+    config = make_config(DCGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
     assert train.run(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "dcgan")
@@ -162,7 +162,8 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
 
 
 def test_mnist_is_padded_to_32(mnist_root):
-    config = make_config(DCGANConfig, PRESETS, "smoke", dataset="mnist", data_dir=str(mnist_root), download=False)
+    config = make_config(DCGANConfig, PRESETS, "smoke", dataset="mnist", data_dir=str(mnist_root), verify_data=False,
+                         download=False)
     data = train.prepare_data(config)
     assert data["train"].shape == (128, 32, 32, 1) and data["test"].shape == (10000, 32, 32, 1)
     assert data["train"].min() >= -1 and data["train"].max() <= 1 and (data["train"][:, :2] == -1).all()

@@ -120,7 +120,7 @@ def _ck_tree(root: Path, subjects=12):
 
 def test_ck_folds_never_share_a_subject_and_the_class_map_is_total(tmp_path):
     _ck_tree(tmp_path)
-    config = make_config(EmotionTransferConfig, PRESETS, data_dir=str(tmp_path))
+    config = make_config(EmotionTransferConfig, PRESETS, data_dir=str(tmp_path), verify_data=False)
     x, y, subjects, folds, data = train.target_arrays(config)
     assert len(folds) == 10 and sorted(np.concatenate(folds).tolist()) == list(range(len(y)))
     for test in folds:
@@ -158,7 +158,7 @@ def _random_weights(tmp_path) -> str:
 
 def _config(tmp_path, scheme, **kw):
     return make_config(EmotionTransferConfig, PRESETS, "smoke", scheme=scheme, data_dir=str(tmp_path / "data"),
-                       results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
+                       verify_data=False, results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
                        imagenet_weights=_random_weights(tmp_path), **kw)
 
 

@@ -99,7 +99,7 @@ def test_config_rejects_bad_depth_and_presets_are_valid():
 
 
 def _smoke(cifar_root, tmp_path, name, **overrides):
-    return make_config(ResNetConfig, PRESETS, "smoke", data_dir=str(cifar_root), download=False,
+    return make_config(ResNetConfig, PRESETS, "smoke", data_dir=str(cifar_root), verify_data=False, download=False,
                        results_dir=str(tmp_path / name / "results"), runs_dir=str(tmp_path / name / "runs"),
                        **overrides)
 
@@ -169,7 +169,7 @@ def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
 
 def test_nan_loss_stops_the_run_and_marks_it_failed(cifar_root, tmp_path, capsys):
     config = _smoke(cifar_root, tmp_path, "nan", learning_rate=1e30, lr_boundaries=())
-    assert train.run(config, "smoke") == 1
+    assert train.run(config, "smoke") == 3  # FAILED_RUN: the loss became NaN
     record = _final_result(config)
     assert record["status"] == "failed" and "test_error" not in record["final"]
     assert record["final"]["failure"]["epoch"] == 0
@@ -196,6 +196,7 @@ def test_train_script_runs_from_the_repo_root(cifar_root, tmp_path):
     """`python papers/resnet/train.py` as a user types it, then the report generator's check."""
     env = {**os.environ, "KPB_DATA_DIR": str(cifar_root), "PYTHONPATH": str(report.REPO)}
     out = subprocess.run([sys.executable, "papers/resnet/train.py", "--preset=smoke", "--download=false",
+                          "--verify_data=false",
                           f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}"],
                          cwd=report.REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -208,7 +209,8 @@ def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
     from papers.resnet import benchmark
 
     config = make_config(benchmark.BenchmarkConfig, {}, depth=8, batch_size=16, steps=2, warmup_steps=1, repeats=1,
-                         data_dir=str(cifar_root), download=False, results_dir=str(tmp_path / "results"))
+                         data_dir=str(cifar_root), verify_data=False, download=False,
+                         results_dir=str(tmp_path / "results"))
     assert benchmark.run(config) == 0
     (record,) = results.load_all(tmp_path / "results", "resnet")
     final = record["final"]
@@ -217,3 +219,12 @@ def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
     assert final["pipeline_overhead"] == pytest.approx(1 - final["pipeline_images_per_s"] /
                                                        final["in_memory_images_per_s"])
     assert record["data"]["checksums"]
+
+
+def test_a_data_error_during_the_run_is_one_line_and_exit_2(tmp_path, capsys):
+    assert train.main(["--preset=smoke", f"--data_dir={tmp_path}", "--download=false",
+                       f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: CIFAR-10 (python version): ") and err.count("\n") == 1 and "Traceback" not in err
+    assert train.main(["--preset=smoke", "--val_size=55"]) == 2
+    assert "--val_size=55 must be a multiple of 10" in capsys.readouterr().err

@@ -196,7 +196,8 @@ def test_svhn_loader_reads_the_mat_layout_and_checks_it(tmp_path):
 @pytest.mark.jax
 @pytest.mark.parametrize("labelled_only", [False, True])
 def test_smoke_run_writes_results_and_samples(mnist_root, tmp_path, labelled_only):
-    config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), download=False,
+    config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False,
+                         download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
                          labelled_only=labelled_only)
     assert train.run(config, "smoke") == 0

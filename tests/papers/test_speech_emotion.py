@@ -175,11 +175,11 @@ def test_urdu_loader_reads_speakers_from_names_and_checks_the_folder(tmp_path):
     for folder, letter in (("Angry", "A"), ("Happy", "H"), ("Neutral", "N"), ("Sad", "S")):
         for speaker in ("SM1", "SF2"):
             _write_wav(tmp_path / urdu.FOLDER / folder / f"{speaker}_F1_{letter}01.wav", _tone(seconds=0.3))
-    corpus = urdu.load(str(tmp_path))
+    corpus = urdu.load(str(tmp_path), verify=False)
     assert corpus.speakers() == ["SF2", "SM1"] and not corpus.verified
     (tmp_path / urdu.FOLDER / "Sad" / "SM1_F2_A02.wav").write_bytes(b"")
     with pytest.raises(DataError, match="says angry but it is in the Sad folder"):
-        urdu.load(str(tmp_path))
+        urdu.load(str(tmp_path), verify=False)
 
 
 def test_iemocap_loader_reads_the_release_layout(tmp_path):
@@ -209,7 +209,7 @@ def test_iemocap_loader_reads_the_release_layout(tmp_path):
 
 def test_folds_never_share_a_speaker(tmp_path):
     _ravdess_tree(tmp_path, actors=range(1, 9))
-    config = make_config(SpeechEmotionConfig, PRESETS, data_dir=str(tmp_path), folds=4)
+    config = make_config(SpeechEmotionConfig, PRESETS, data_dir=str(tmp_path), verify_data=False, folds=4)
     corpus = train.load_corpus(config)
     folds = train.speaker_folds(corpus, config)
     assert folds == [["actor01", "actor02"], ["actor03", "actor04"], ["actor05", "actor06"], ["actor07", "actor08"]]
@@ -228,7 +228,7 @@ def test_config_errors():
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_resumes_at_its_first_unfinished_fold(tmp_path):
     _ravdess_tree(tmp_path / "data", actors=range(1, 9), rate=16_000)
-    config = make_config(SpeechEmotionConfig, PRESETS, "smoke", data_dir=str(tmp_path / "data"),
+    config = make_config(SpeechEmotionConfig, PRESETS, "smoke", data_dir=str(tmp_path / "data"), verify_data=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"), folds=4,
                          max_folds=0, max_per_speaker_and_class=2)
     assert train.run(config, "smoke-custom") == 0
@@ -240,7 +240,7 @@ def test_smoke_run_writes_results_figures_and_resumes_at_its_first_unfinished_fo
     assert np.sum(record["confusions"]["dnn_kelm"]) == 64  # every utterance tested once
     assert "| ravdess-4class |" in report.report_for(config.results_dir, "speech_emotion")
     # The cache is keyed by the audio's checksum: a second run computes no features.
-    config2 = make_config(SpeechEmotionConfig, PRESETS, "smoke", data_dir=str(tmp_path / "data"),
+    config2 = make_config(SpeechEmotionConfig, PRESETS, "smoke", data_dir=str(tmp_path / "data"), verify_data=False,
                           results_dir=str(tmp_path / "results2"), runs_dir=str(tmp_path / "runs"), folds=4,
                           max_folds=2, max_per_speaker_and_class=2, seed=1)
     run_dir = Path(config2.runs_dir) / "speech_emotion"

@@ -117,7 +117,7 @@ def test_smoke_run_writes_results_figures_and_report(isbi_root, tmp_path):
     from papers.unet import train
     from papers.unet.config import PRESETS, UNetConfig
 
-    config = make_config(UNetConfig, PRESETS, "smoke", data_dir=str(isbi_root), fold=4, verify_data=False,
+    config = make_config(UNetConfig, PRESETS, "smoke", data_dir=str(isbi_root), verify_data=False, fold=4,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
     assert train.run(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "unet")
@@ -188,7 +188,7 @@ def test_config_errors_and_folds():
 
     with pytest.raises(ConfigError, match="556 and 572"):
         make_config(UNetConfig, PRESETS, tile=570)
-    with pytest.raises(ConfigError, match="0-4"):
+    with pytest.raises(ConfigError, match="--fold=5 is out of range: it must be >= 0 and <= 4"):
         make_config(UNetConfig, PRESETS, fold=5)
     config = make_config(UNetConfig, PRESETS, fold=2)
     assert config.held_out == [12, 13, 14, 15, 16, 17] and len(config.training_slices) == 24

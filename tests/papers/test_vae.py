@@ -163,14 +163,14 @@ def test_binarisation_samples_grey_values_and_the_test_set_is_fixed(mnist_root):
     x = np.full((2000, 10), 64, np.uint8)
     sample = train.binarize(x, np.random.default_rng(0))
     assert set(np.unique(sample)) == {0.0, 1.0} and sample.mean() == pytest.approx(64 / 255, abs=0.01)
-    config = make_config(VAEConfig, PRESETS, "smoke", data_dir=str(mnist_root), download=False)
+    config = make_config(VAEConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False, download=False)
     a, b = train.prepare_data(config), train.prepare_data(config)
     np.testing.assert_array_equal(a["test"], b["test"])
     assert a["train"].dtype == np.uint8 and a["binarization"] == "dynamic"
     batch = a["transform"](a["train"][:20], np.random.default_rng(0))
     assert set(np.unique(batch)) <= {0.0, 1.0}
-    grey = train.prepare_data(make_config(VAEConfig, PRESETS, "smoke", data_dir=str(mnist_root), download=False,
-                                          binarization="none"))
+    grey = train.prepare_data(make_config(VAEConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False,
+                                          download=False, binarization="none"))
     assert grey["test"].max() <= 1.0 and len(np.unique(grey["test"])) > 2
 
 
@@ -189,7 +189,7 @@ def test_config_variants_labels_and_errors():
 
 
 def _smoke(root, tmp_path, name, **kw):
-    return make_config(VAEConfig, PRESETS, "smoke", data_dir=str(root), download=False,
+    return make_config(VAEConfig, PRESETS, "smoke", data_dir=str(root), verify_data=False, download=False,
                        results_dir=str(tmp_path / name / "results"), runs_dir=str(tmp_path / name / "runs"), **kw)
 
 
@@ -252,3 +252,23 @@ def test_interrupted_run_resumes_to_the_same_result(mnist_root, tmp_path):
     assert b["final"]["learning_rate"] == a["final"]["learning_rate"]
     for key in ("elbo", "val_elbo", "train_elbo"):
         assert a["history"][-1][key] == pytest.approx(b["history"][-1][key], rel=1e-5), key
+
+
+class _KilledAfterTraining(keras.callbacks.Callback):
+    """A kill after the last epoch's checkpoint, during the evaluation (log p(x))."""
+
+    def on_train_end(self, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_a_run_resumed_after_its_last_epoch_evaluates_as_an_uninterrupted_one(mnist_root, tmp_path):
+    straight = _smoke(mnist_root, tmp_path, "straight")
+    assert train.run(straight, "smoke") == 0
+    resumed = _smoke(mnist_root, tmp_path, "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train.run(resumed, "smoke", extra_callbacks=[_KilledAfterTraining()])
+    assert train.run(resumed, "smoke") == 0
+    (a,), (b,) = results.load_all(straight.results_dir, "vae"), results.load_all(resumed.results_dir, "vae")
+    for key in ("test_elbo", "train_elbo", "test_ll"):
+        assert a["final"][key] == pytest.approx(b["final"][key], rel=1e-6), key
+    assert b["final"]["train_samples_per_s"] is not None  # the throughput of the epochs run in the first session

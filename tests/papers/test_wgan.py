@@ -228,7 +228,7 @@ def test_config_architecture_defaults():
     explicit = make_config(WGANConfig, PRESETS, generator_steps=7)
     assert explicit.generator_steps == 7 and "generator_steps" not in explicit.chosen_automatically
     for bad, match in (({"architecture": "vgg"}, "dcgan, resnet"), ({"lr_decay": "yes"}, "auto, true or false"),
-                       ({"generator_steps": -1}, "must be positive")):
+                       ({"generator_steps": -1}, "--generator_steps=-1 is out of range: it must be >= 0")):
         with pytest.raises(ConfigError, match=match):
             make_config(WGANConfig, PRESETS, **bad)
 
@@ -257,7 +257,7 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     inputs = keras.Input((32, 32, 3))
     hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
     keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "clf.keras")
-    config = make_config(WGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), download=False,
+    config = make_config(WGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
                          feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")
     assert train.run(config, "smoke") == 0
