@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from common import results as results_lib
@@ -46,7 +47,8 @@ PAPER_JSON = {
     "references": "[{what, value, source}]: other published numbers shown under the summary",
     "claims": "[{claim, measure, holds_if: ['>' or '<', threshold], and one of difference: [a, b] (final "
               "keys), gain: history key with from_fraction, correlation: [history key, history key]; "
-              "optional scale}]: the paper's claims, judged per row",
+              "optional scale; margin: the smallest effect that counts, in the measure's units}]: the "
+              "paper's claims, each row judged by a stated test (supports, contradicts, inconclusive)",
     "curves": "[[history key, label, is_accuracy], ...]: the learning curves drawn per run",
     "curve_group": "a config field whose value groups runs into one figure (default: one per variant)",
     "curve_x": "the history key on the x axis (default 'epoch')",
@@ -392,9 +394,63 @@ def _claim_value(record: dict, spec: dict) -> float | None:
     return (values[-1] - start) * spec.get("scale", 1)
 
 
+SIGNIFICANCE = 0.05  # the claims' tests: two-sided, at this level
+
+
+def _spearman(record: dict, spec: dict) -> tuple[float, float] | None:
+    """(rho, p) of the Spearman correlation of two history keys over the epochs where both were logged."""
+    from scipy.stats import spearmanr
+
+    a, b = spec["correlation"]
+    pairs = pd.DataFrame([(h.get(a), h.get(b)) for h in record["history"]], columns=["a", "b"]).dropna()
+    if len(pairs) < 3 or pairs["a"].nunique() < 2 or pairs["b"].nunique() < 2:
+        return None
+    rho, p = spearmanr(pairs["a"], pairs["b"])
+    return float(rho), float(p)
+
+
+def _verdict(values: list[float], op: str, threshold: float, margin: float) -> tuple[str, str]:
+    """A row's verdict on a difference or gain claim, and the statistic it rests on: the 95 % confidence
+    interval of the mean over runs (Student's t; one run: the value itself) must lie beyond the threshold
+    by more than `margin` on the claimed side to support the claim, on the other side to contradict it;
+    otherwise the row is inconclusive."""
+    from scipy import stats
+
+    mean = float(np.mean(values))
+    if len(values) > 1:
+        half = float(stats.t.ppf(1 - SIGNIFICANCE / 2, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+        low, high, shown = mean - half, mean + half, f"{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}]"
+    else:
+        low = high = mean
+        shown = f"{mean:.2f} (one run: no interval)"
+    sign = 1 if op == ">" else -1
+    if sign * (low if sign > 0 else high) > sign * threshold + margin:
+        return "supports", shown
+    if sign * (high if sign > 0 else low) < sign * threshold - margin:
+        return "**contradicts**", shown
+    return "inconclusive", shown
+
+
+def _correlation_verdict(tests: list[tuple[float, float]], op: str, threshold: float) -> tuple[str, str]:
+    """Each run's Spearman correlation is significant on the claimed side (p < SIGNIFICANCE) or on the
+    other; the row supports (contradicts) the claim when every run does, and is inconclusive otherwise."""
+    sides = []
+    for rho, p in tests:
+        claimed = rho > threshold if op == ">" else rho < threshold
+        sides.append(0 if p >= SIGNIFICANCE else 1 if claimed else -1)
+    shown = f"ρ {np.mean([r for r, _ in tests]):.2f} (p {min(p for _, p in tests):.3g}" + (
+        f"-{max(p for _, p in tests):.3g})" if len(tests) > 1 else ")")
+    if all(side == 1 for side in sides):
+        return "supports", shown
+    if all(side == -1 for side in sides):
+        return "**contradicts**", shown
+    return "inconclusive", shown
+
+
 def _claims(records: list[dict], meta: dict) -> list[str]:
-    """paper.json's `claims`: for each claim, the number it is judged on per (variant, preset), mean
-    over seeds, and whether it meets the stated rule (`holds_if`: [">" or "<", threshold])."""
+    """paper.json's `claims`: for each claim and (variant, preset), the number it is judged on, the
+    statistic of a stated test (see `_verdict`, `_correlation_verdict`) and the verdict: supports,
+    contradicts or inconclusive. `margin` (in the measure's units) is the smallest effect that counts."""
     runs = [r for r in records if r.get("kind", "training") == "training" and r["status"] == "completed"]
     if not meta.get("claims") or not runs:
         return []
@@ -402,23 +458,40 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
     lines = ["", "## The paper's claims, checked on these runs", ""]
     for claim in meta["claims"]:
         op, threshold = claim["holds_if"]
-        lines += [f"**{claim['claim']}** Judged on: {claim['measure']}; a row supports the claim when it is "
-                  f"{'above' if op == '>' else 'below'} {threshold}.", ""]
+        margin = claim.get("margin", 0.0)
+        side = "above" if op == ">" else "below"
+        if "correlation" in claim:
+            rule = (f"a row supports the claim when the correlation of every run is {side} {threshold} and "
+                    f"significant (Spearman's test, p < {SIGNIFICANCE}), contradicts it when every run is "
+                    f"significant on the other side, and is inconclusive otherwise")
+        else:
+            rule = (f"a row supports the claim when the 95 % confidence interval of its mean over runs lies "
+                    f"{side} {threshold} by more than {margin:g}, contradicts it when it lies beyond that on the "
+                    f"other side, and is inconclusive otherwise (one run: its value instead of an interval)")
+        lines += [f"**{claim['claim']}** Judged on: {claim['measure']}; {rule}.", ""]
         rows, verdicts = [], []
         keys = sorted({(r["variant"], _preset(r)) for r in runs}, key=lambda k: (order.get(k[0], 99), k))
         for variant, preset in keys:
-            values = [v for r in runs if (r["variant"], _preset(r)) == (variant, preset)
-                      if (v := _claim_value(r, claim)) is not None]
-            if not values:
-                continue
-            mean = sum(values) / len(values)
-            holds = mean > threshold if op == ">" else mean < threshold
-            verdicts.append(holds)
-            rows.append({"variant": variant, "preset": preset, "value": f"{mean:.2f}", "n": len(values),
-                         "holds": "yes" if holds else "**no**"})
+            group = [r for r in runs if (r["variant"], _preset(r)) == (variant, preset)]
+            if "correlation" in claim:
+                tests = [t for r in group if (t := _spearman(r, claim)) is not None]
+                if not tests:
+                    continue
+                verdict, shown = _correlation_verdict(tests, op, threshold)
+                n = len(tests)
+            else:
+                values = [v for r in group if (v := _claim_value(r, claim)) is not None]
+                if not values:
+                    continue
+                verdict, shown = _verdict(values, op, threshold, margin)
+                n = len(values)
+            verdicts.append(verdict.strip("*"))
+            rows.append({"variant": variant, "preset": preset, "value": shown, "n": n, "verdict": verdict})
+        counts = {v: verdicts.count(v) for v in ("supports", "contradicts", "inconclusive")}
         lines += [_table(rows, {"variant": "model", "preset": "preset", "value": claim["measure"], "n": "runs",
-                                "holds": "supports the claim"}), "",
-                  f"Supported by {sum(verdicts)} of {len(verdicts)} rows.", ""]
+                                "verdict": "verdict"}), "",
+                  f"Of {len(verdicts)} rows: {counts['supports']} support the claim, {counts['contradicts']} "
+                  f"contradict it, {counts['inconclusive']} are inconclusive.", ""]
     return lines
 
 

@@ -10,7 +10,7 @@ import os
 
 # TensorFlow's C++ start-up messages (CPU feature notes) bury the training log; warnings still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-# TensorFlow enables its oneDNN CPU kernels by default only on some Intel CPUs. Measured on the
-# project's 2-core AMD EPYC: ResNet-20 train steps run 1.6-1.7x faster with them (about 380 vs 227
-# images/s). Set TF_ENABLE_ONEDNN_OPTS=0 to turn them off; results JSONs record the setting.
+# TensorFlow enables its oneDNN CPU kernels by default only on some Intel CPUs. On the project's 2-core
+# AMD EPYC ResNet-20 train steps ran faster with them (a measurement of an early session, not kept as a
+# record). Set TF_ENABLE_ONEDNN_OPTS=0 to turn them off; results JSONs record the setting.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

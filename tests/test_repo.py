@@ -25,3 +25,46 @@ def test_every_paper_folder_names_its_deviations():
         if folder.is_dir() and (folder / "train.py").exists():
             text = (folder / "README.md").read_text()
             assert re.search(r"^## Deviations", text, re.M), f"{folder}/README.md has no Deviations section"
+
+
+# A figure that claims a measurement of ours: a duration or a throughput.
+MEASUREMENT = re.compile(r"\b\d[\d,.]*\s?(?:-|–)?\s?[\d,.]*\s?"
+                         r"(?:min|minutes|hours|h|seconds|images/s|samples/s|tiles/s)\b"
+                         r"|well under an hour|about an hour|\b\d[\d.]*x faster")
+# Where such a figure may stand: next to the record it comes from (REPORT.md is generated from results/).
+BACKED = re.compile(r"REPORT\.md|results/|record|\.json\b")
+# Durations that are the papers' own statements, not our measurements.
+PAPERS_OWN = ("10 hours on a Titan GPU", '"for 10 hours on a NVidia Titan')
+
+
+def _paragraphs(text: str):
+    """Paragraphs of a Markdown file or docstring: blocks between blank lines, a table row each."""
+    for block in re.split(r"\n\s*\n", text):
+        if block.lstrip().startswith("|"):
+            yield from block.splitlines()
+        else:
+            yield block
+
+
+def _hand_written_docs():
+    readme = (REPO / "README.md").read_text()
+    start, end = readme.index("<!-- results:start -->"), readme.index("<!-- results:end -->")
+    yield REPO / "README.md", readme[:start] + readme[end:]  # the results table is generated
+    for path in sorted((REPO / "papers").glob("*/README.md")):
+        yield path, path.read_text()
+    for path in sorted([*(REPO / "papers").glob("*/*.py"), *(REPO / "common").rglob("*.py")]):
+        yield path, path.read_text()
+
+
+def test_every_measured_figure_in_the_docs_points_at_its_record():
+    """A duration or throughput written by hand goes stale; one that stands beside the record it comes
+    from (REPORT.md, a results file) can be checked against it."""
+    unbacked = []
+    for path, text in _hand_written_docs():
+        for paragraph in _paragraphs(text):
+            if any(own in paragraph for own in PAPERS_OWN):
+                continue
+            if MEASUREMENT.search(paragraph) and not BACKED.search(paragraph):
+                unbacked.append(f"{path.relative_to(REPO)}: {MEASUREMENT.search(paragraph).group(0)!r} in "
+                                f"{paragraph.strip()[:160]!r}")
+    assert not unbacked, "figures that claim a measurement without naming their record:\n" + "\n".join(unbacked)

@@ -4,11 +4,11 @@ paper's recipe, completed from the authors' released code (Newmu/dcgan_code) whe
 Presets (reference hardware: the project's 2-core CPU, TensorFlow backend):
 
   paper   python papers/dcgan/train.py --dataset=cifar10 --seed=0
-          25 epochs of batch 128 over the 50,000 CIFAR-10 training images, ngf = ndf = 128. On the
-          2-core CPU this model trains at roughly 30-50 images/s (measured while another job shared the
-          CPU), i.e. 7-12 hours: a GPU job. Not yet run.
+          25 epochs of batch 128 over the 50,000 CIFAR-10 training images, ngf = ndf = 128. A GPU job:
+          the step-cost benchmark at this size (REPORT.md, "Step cost") gives its images/s on the 2-core
+          CPU, from which 25 epochs take about a day. Not yet run.
   quick   python papers/dcgan/train.py --preset=quick --dataset=cifar10
-          ngf = ndf = 64 for 2 epochs: ~100-150 images/s, well under an hour. Samples show colour
+          ngf = ndf = 64 for 2 epochs (each run's wall time and images/s: REPORT.md). Samples show colour
           blobs and rough shapes; the preset checks the pipeline, it does not reproduce the paper.
   smoke   python papers/dcgan/train.py --preset=smoke
           ngf = ndf = 8 on 128 images: seconds. The numbers mean nothing.

@@ -42,8 +42,8 @@ def svm_accuracy(f_train, y_train, f_test, y_test, alphas=(1e-7, 1e-6, 1e-5, 1e-
     (stratified); the SVM is then refit on all training images and scored once on the test set.
 
     Trained by SGD for a fixed number of `epochs` (scikit-learn's `SGDClassifier`): the same objective
-    as `LinearSVC`, whose exact solvers took 14 minutes for a single C on 8,000 x 7,168 features on
-    the 2-core CPU (README, Deviations)."""
+    as `LinearSVC`, whose exact solvers were far too slow for 50,000 images on the 2-core CPU (README,
+    Deviations)."""
     from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline

@@ -8,7 +8,7 @@ Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; GPU: 
           Paper, Table 6: 8.75 % test error (ResNet-20).
   quick   python papers/resnet/train.py --preset=quick
           The same recipe with the schedule compressed to 3,000 iterations (8.5 epochs), lr / 10
-          at 50 % and 75 % of it, as in the paper. About 17 min for ResNet-20 on the 2-core CPU.
+          at 50 % and 75 % of it, as in the paper (each run's wall time: REPORT.md).
           Far from the paper's number (see REPORT.md for what it reaches), but it shows that model,
           data and schedule work together.
   smoke   python papers/resnet/train.py --preset=smoke

@@ -9,7 +9,7 @@ Presets (reference hardware: the project's 2-core CPU, TensorFlow backend):
           tile: a GPU job (a step takes tens of seconds on the CPU).
   quick   python papers/unet/train.py --preset=quick --fold=0
           the same architecture with 16 filters in the first level (1/16 of the computation) on
-          380x380 tiles (196x196 outputs), 1,500 steps: about an hour on 2 CPU cores.
+          380x380 tiles (196x196 outputs), 1,500 steps (each fold's wall time: REPORT.md).
   smoke   python papers/unet/train.py --preset=smoke
           4 filters, 380x380 tiles, 2 steps, no test-volume prediction: seconds. Numbers mean nothing.
 

@@ -4,9 +4,8 @@ Presets (reference hardware: the project's 2-core CPU, TensorFlow backend):
 
   paper   python papers/vae/train.py --dataset=mnist --latent_dim=20 --seed=0
           10^8 training samples for MNIST (the end of Figure 2's horizontal axis; 1,667 passes over
-          60k images), 10^7 for Frey Face. MNIST N_z = 20 trains at ~7,000 samples/s on the 2-core CPU
-          (measured with another job sharing it), so 10^8 samples take about 4 hours, plus ~8 min for
-          log p(x) with k = 5000 on all 10,000 test images. The paper has no table for these
+          60k images), 10^7 for Frey Face. The MNIST N_z = 20 run's wall time, samples/s and log p(x)
+          time (k = 5000 on all 10,000 test images) are in REPORT.md. The paper has no table for these
           experiments, only Figure 2's curves; Burda et al. 2015 report -86.76 nats (k = 5000) for a
           different VAE (see README.md).
   quick   python papers/vae/train.py --preset=quick --dataset=mnist --latent_dim=20

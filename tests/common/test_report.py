@@ -171,10 +171,34 @@ def test_extra_metrics_grouped_curves_claims_and_run_figures(repo):
     assert "| v1 | paper (paper's recipe) | not run yet |" in text
     assert "| v1 | quick (not the paper's recipe) | -100.50 ± 0.71 | 1.5 ± 0.7 | 5000 |" in text
     assert (res / "toy" / "figures" / "ds_quick.png").exists() and "figures/ds_quick.png" in text
-    assert "| v1 | quick | 8.00 | 2 | yes |" in text and "| v2 | quick | -5.00 | 1 | **no** |" in text
-    assert "| v2 | quick | 5.00 | 1 | **no** |" in text and "Supported by 1 of 2 rows." in text
+    assert "| v1 | quick | 8.00 [-17.41, 33.41] | 2 | inconclusive |" in text
+    assert "| v2 | quick | -5.00 (one run: no interval) | 1 | **contradicts** |" in text
+    assert "| v2 | quick | 5.00 (one run: no interval) | 1 | **contradicts** |" in text
+    assert "Of 2 rows: 0 support the claim, 1 contradict it, 1 are inconclusive." in text
     assert "![v1 quick samples](../../results/toy/figures/s.png)" in text
     assert "v2 quick samples" not in text
+
+
+def test_a_claim_is_supported_only_when_its_interval_clears_threshold_and_margin():
+    # mean 11, sd 1, n 3: t(0.975, 2) = 4.303, so the 95 % interval is 11 +- 2.48
+    assert report._verdict([10, 11, 12], ">", 0, 0) == ("supports", "11.00 [8.52, 13.48]")
+    assert report._verdict([10, 11, 12], ">", 0, 9)[0] == "inconclusive"  # 8.52 is not beyond 0 + 9
+    assert report._verdict([10, 11, 12], ">", 15, 0)[0] == "**contradicts**"
+    assert report._verdict([10, 11, 12], "<", 20, 5)[0] == "supports"
+    # two runs: t(0.975, 1) = 12.71 makes the interval wide
+    assert report._verdict([10, 6], ">", 0, 0) == ("inconclusive", "8.00 [-17.41, 33.41]")
+    assert report._verdict([-0.5], ">", 0, 1)[0] == "inconclusive"
+    assert report._verdict([-1.5], ">", 0, 1)[0] == "**contradicts**"
+
+
+def test_a_correlation_claim_needs_every_run_significant_on_one_side():
+    assert report._correlation_verdict([(0.9, 0.001), (0.8, 0.01)], ">", 0) == ("supports", "ρ 0.85 (p 0.001-0.01)")
+    assert report._correlation_verdict([(0.9, 0.001), (0.2, 0.5)], ">", 0)[0] == "inconclusive"
+    assert report._correlation_verdict([(-0.9, 0.001), (-0.7, 0.02)], ">", 0)[0] == "**contradicts**"
+    # ranks of a: 1 2 3 4, of b: 1 2 4 3 (the epoch without b is dropped): rho = 1 - 6 * 2 / (4 * 15)
+    history = [{"a": 1, "b": 2}, {"a": 2, "b": 5}, {"a": 3}, {"a": 4, "b": 7}, {"a": 5, "b": 6}]
+    rho, p = report._spearman({"history": history}, {"correlation": ["a", "b"]})
+    assert rho == pytest.approx(0.8) and p > report.SIGNIFICANCE  # 0.8 on four points is not significant
 
 
 def test_extra_metrics_and_claims_can_be_scaled():
