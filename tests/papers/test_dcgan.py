@@ -18,6 +18,7 @@ from papers.dcgan.model import (
     feature_layers,
     sigmoid_cross_entropy,
 )
+from tests.recipe import planned_training
 
 SHAPES = {"cifar10": (32, 32, 3), "mnist": (32, 32, 1)}
 
@@ -215,3 +216,91 @@ def test_step_cost_benchmark_writes_a_record_and_a_report_section(tmp_path):
                                               + final["plain_g_through_d_ms"]) - 1)
     text = report.report_for(config.results_dir, "dcgan")
     assert "## Step cost" in text and "| dcgan-cifar10 | CPU" in text
+
+
+# The paper's recipe, read from what train.py builds with the paper preset (Radford et al. 2015, §3-§4;
+# the authors' code, Newmu/dcgan_code, where the paper is silent).
+
+@pytest.fixture(scope="module")
+def paper_plan(cifar_root, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        return planned_training(mp, train, DCGANConfig, PRESETS, tmp_path_factory.mktemp("dcgan_recipe"),
+                                data_dir=str(cifar_root))
+
+
+def _layers(model, kind):
+    return [la for la in model.layers if type(la).__name__ == kind]
+
+
+def test_recipe_generator_layer_by_layer(paper_plan):
+    g = paper_plan.model.generator
+    # Fig. 1: z (100) -> project and reshape to 4x4x512 -> 5x5 stride-2 "deconvolutions" to 8x8x256,
+    # 16x16x128, 32x32x3; BN and ReLU after every layer but the output, which is tanh (§3).
+    assert [type(la).__name__ for la in g.layers] == [
+        "InputLayer", "Dense", "Reshape", "BatchNormalization", "ReLU",
+        "Conv2DTranspose", "BatchNormalization", "ReLU", "Conv2DTranspose", "BatchNormalization", "ReLU",
+        "Conv2DTranspose"]
+    assert g.input_shape == (None, 100) and g.output_shape == (None, 32, 32, 3)
+    assert g.layers[1].units == 4 * 4 * 512 and not g.layers[1].use_bias
+    deconvs = _layers(g, "Conv2DTranspose")
+    assert [(c.filters, c.kernel_size, c.strides, c.padding, c.use_bias) for c in deconvs] == [
+        (256, (5, 5), (2, 2), "same", False), (128, (5, 5), (2, 2), "same", False), (3, (5, 5), (2, 2), "same", True)]
+    assert deconvs[-1].activation.__name__ == "tanh"
+    assert all(la.activation.__name__ == "linear" for la in deconvs[:-1])
+    # parameters: 100 x 8192; 5x5 kernels 512->256, 256->128, 128->3 (+3 biases); BN gain and shift
+    assert g.count_params() == 100 * 8192 + 25 * (512 * 256 + 256 * 128 + 128 * 3) + 3 + 2 * 2 * (512 + 256 + 128)
+
+
+def test_recipe_discriminator_layer_by_layer(paper_plan):
+    d = paper_plan.model.discriminator
+    # §3: strided convolutions, no BN on D's input layer, LeakyReLU with slope 0.2 (§4) in every layer,
+    # the last convolution flattened into one output.
+    assert [type(la).__name__ for la in d.layers] == [
+        "InputLayer", "Conv2D", "LeakyReLU", "Conv2D", "BatchNormalization", "LeakyReLU",
+        "Conv2D", "BatchNormalization", "LeakyReLU", "Flatten", "Dense"]
+    convs = _layers(d, "Conv2D")
+    assert [(c.filters, c.kernel_size, c.strides, c.padding, c.use_bias) for c in convs] == [
+        (128, (5, 5), (2, 2), "same", True), (256, (5, 5), (2, 2), "same", False), (512, (5, 5), (2, 2), "same", False)]
+    assert [la.negative_slope for la in _layers(d, "LeakyReLU")] == [0.2, 0.2, 0.2]
+    assert d.layers[-1].units == 1 and d.layers[-1].activation.__name__ == "linear"  # the sigmoid is in the loss
+    assert d.count_params() == (25 * 3 * 128 + 128 + 25 * (128 * 256 + 256 * 512) + 4 * (256 + 512)
+                                + 4 * 4 * 512 + 1)
+
+
+def test_recipe_initialisation_is_normal_with_std_0_02(paper_plan):
+    model = paper_plan.model
+    for layer in (*model.generator.layers, *model.discriminator.layers):
+        if hasattr(layer, "kernel_initializer"):  # §4: zero-centred normal, standard deviation 0.02
+            init = layer.kernel_initializer
+            assert (type(init).__name__, init.mean, init.stddev) == ("RandomNormal", 0.0, 0.02), layer.name
+        if isinstance(layer, keras.layers.BatchNormalization):  # the authors' code: BN gain from N(1, 0.02)
+            init = layer.gamma_initializer
+            assert (type(init).__name__, init.mean, init.stddev) == ("RandomNormal", 1.0, 0.02), layer.name
+            assert type(layer.beta_initializer).__name__ == "Zeros"
+
+
+def test_recipe_optimisers_weight_decay_and_noise(paper_plan):
+    model = paper_plan.model
+    for name in ("discriminator", "generator"):  # §4: Adam, learning rate 0.0002, beta_1 0.5
+        opt = model.optimizer.players[name]
+        assert type(opt).__name__ == "Adam"
+        assert float(opt.learning_rate) == pytest.approx(2e-4, rel=1e-6) and opt.beta_1 == 0.5
+    # The authors' code decays every weight by 1e-5: the gradient of the loss term is 1e-5 * w.
+    # The loss term is 1e-5 / 2 * sum(w^2): here 0.5e-5 * (1 + 4 + 9).
+    w = np.array([1.0, -2.0, 3.0], np.float32)
+    assert float(_np(model._decay([w]))) == pytest.approx(0.5e-5 * 14, rel=1e-6)
+    # §4: z is 100-dimensional, uniform in [-1, 1]
+    z = _np(model.sample_z(20000))
+    assert z.shape == (20000, 100) and z.min() >= -1 and z.max() <= 1 and abs(z.mean()) < 0.01
+    assert np.quantile(z, 0.25) == pytest.approx(-0.5, abs=0.01)
+
+
+def test_recipe_batches_epochs_and_scaling(paper_plan, cifar_root):
+    # §4: minibatches of 128; images scaled to tanh's [-1, 1] and nothing else; 25 epochs (the authors' code)
+    data = paper_plan.data
+    assert data.batch_size == 128 and paper_plan.images_per_step == 128 and paper_plan.epochs == 25
+    assert len(data) == 50_000 // 128  # the last partial batch is dropped (README, Deviations 10)
+    from common.data import cifar10
+
+    raw = cifar10.load(str(cifar_root), download=False, verify=False).train.x
+    np.testing.assert_allclose(data.x, raw.astype(np.float32) / 127.5 - 1)

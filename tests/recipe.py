@@ -1,0 +1,147 @@
+"""What a paper's `train.py` would train, read from the objects it builds: the tests that pin a paper's
+recipe (its `test_recipe_*` tests) call `planned_training`, which runs `train.run` with the paper preset
+up to its `Run.fit` and returns the model, the batches and the fit's arguments instead of training.
+A test that built its own model would not notice a change to `train.py`; a test of a config field
+would not notice a change to how the field is used.
+
+`python -m tests.recipe` changes each constant of every paper's recipe in turn, in a copy of the
+repository, and runs that paper's recipe tests, so that a constant no test guards is named."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from common.config import make_config
+from common.run import Run
+
+
+class _Planned(Exception):
+    """Raised by the patched `Run.fit` once it has recorded what it was given."""
+
+
+def planned_training(monkeypatch, train_module, config_cls, presets, tmp_path, **overrides):
+    """Run `train_module.run` with the paper preset (and `overrides`, for data locations and subsets
+    that keep fixtures small) until it calls `Run.fit`; return a namespace of that call: `model`,
+    `data`, `epochs`, `images_per_step`, `max_steps`, `callbacks`, `reseed`, the other keyword
+    arguments, and `config`, `run` (the Run object)."""
+    plan = {}
+
+    def fit(self, model, data, **kwargs):
+        plan.update(model=model, data=data, run=self, **kwargs)
+        raise _Planned
+
+    monkeypatch.setattr(Run, "fit", fit)
+    config = make_config(config_cls, presets, "paper", verify_data=False, download=False,
+                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"), **overrides)
+    with pytest.raises(_Planned):
+        train_module.run(config)
+    plan.setdefault("max_steps", None)
+    plan.setdefault("callbacks", ())
+    plan.setdefault("reseed", ())
+    return types.SimpleNamespace(config=config, **plan)
+
+
+def layer_summary(model) -> list[tuple]:
+    """(class name, the settings a paper states) per layer, in order: what an architecture test compares
+    with the paper's figure or table."""
+    import keras
+
+    rows = []
+    for layer in model.layers:
+        row = [type(layer).__name__]
+        for attr in ("filters", "units", "kernel_size", "strides", "padding", "use_bias", "rate", "negative_slope",
+                     "pool_size"):
+            if hasattr(layer, attr):
+                row.append((attr, getattr(layer, attr)))
+        activation = getattr(layer, "activation", None)
+        if activation is not None and activation is not keras.activations.linear:
+            row.append(("activation", activation.__name__))
+        rows.append(tuple(row))
+    return rows
+
+
+# (file, text, its replacement, what the change does): one constant of a paper's recipe each.
+MUTATIONS = {
+    "dcgan": [
+        ("papers/dcgan/model.py", "h = layers.LeakyReLU(0.2)(h)", "h = layers.LeakyReLU(0.1)(h)", "D's first slope"),
+        ("papers/dcgan/model.py", "layers.LeakyReLU(0.2)(_batch_norm", "layers.LeakyReLU(0.1)(_batch_norm",
+         "D's other slopes"),
+        ("papers/dcgan/config.py", 'param(0.02, "weights from N(0, 0.02)', 'param(0.03, "weights from N(0, 0.02)',
+         "init std"),
+        ("papers/dcgan/model.py", "RandomNormal(1.0, init_std)", "RandomNormal(0.0, init_std)", "BN gain's mean"),
+        ("papers/dcgan/config.py", "param(1e-5, ", "param(1e-4, ", "weight decay x 10"),
+        ("papers/dcgan/model.py", "return 0.5 * self.weight_decay", "return self.weight_decay", "decay's factor"),
+        ("papers/dcgan/config.py", 'param(2e-4, "Adam', 'param(1e-4, "Adam', "learning rate"),
+        ("papers/dcgan/config.py", 'param(0.5, "Adam', 'param(0.9, "Adam', "beta_1"),
+        ("papers/dcgan/model.py", "keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)",
+         "keras.optimizers.RMSprop(config.learning_rate)", "optimizer kind"),
+        ("papers/dcgan/config.py", 'param(128, "minibatch', 'param(64, "minibatch', "batch size"),
+        ("papers/dcgan/config.py", 'param(25, "passes', 'param(20, "passes', "epochs"),
+        ("papers/dcgan/config.py", 'param(100, "dimension of z', 'param(128, "dimension of z', "latent size"),
+        ("papers/dcgan/model.py", "uniform((n, self.latent_dim), -1.0, 1.0", "uniform((n, self.latent_dim), 0.0, 1.0",
+         "z's range"),
+        ("papers/dcgan/config.py", 'ngf: int = param(128,', 'ngf: int = param(64,', "G's width"),
+        ("papers/dcgan/config.py", 'ndf: int = param(128,', 'ndf: int = param(64,', "D's width"),
+        ("papers/dcgan/model.py", "layers.Conv2DTranspose(filters, 5, strides=2", "layers.Conv2DTranspose(filters, 4, "
+         "strides=2", "G's kernel size"),
+        ("papers/dcgan/model.py", 'padding="same", activation="tanh"', 'padding="same", activation="sigmoid"',
+         "G's output"),
+        ("papers/dcgan/model.py", "name=\"conv1\")(x)", "name=\"conv1\")(layers.BatchNormalization()(x))",
+         "BN on D's input"),
+        ("common/data/image_sets.py", "x.astype(np.float32) / 127.5 - 1.0", "x.astype(np.float32) / 255.0",
+         "scaling"),
+    ],
+}
+
+
+def _run_mutations(papers: list[str]) -> int:
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=repo, capture_output=True,
+                           text=True, check=True).stdout.split()
+    survived = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in files:
+            if (repo / name).is_file() and not name.startswith("results/"):
+                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(repo / name, Path(tmp) / name)
+
+        def tests_pass(paper):
+            cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", "recipe",
+                   f"tests/papers/test_{paper}.py"]
+            return subprocess.run(cmd, cwd=tmp, capture_output=True).returncode == 0
+
+        for paper in papers:
+            if not tests_pass(paper):
+                print(f"{paper}: the recipe tests fail on the unchanged code; fix that first")
+                return 1
+            for path, old, new, what in MUTATIONS[paper]:
+                target = Path(tmp) / path
+                original = target.read_text()
+                if original.count(old) < 1:
+                    print(f"{paper}: {what}: {old!r} is not in {path}; update MUTATIONS")
+                    return 1
+                target.write_text(original.replace(old, new))
+                try:
+                    caught = not tests_pass(paper)
+                finally:
+                    target.write_text(original)
+                survived += not caught
+                print(f"{paper:22s} {what:28s} {'caught' if caught else 'SURVIVED: no test guards it'}", flush=True)
+    print(f"{survived} change(s) survived" if survived else "every change was caught")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("papers", nargs="*", default=list(MUTATIONS), help="papers to check (default: all)")
+    raise SystemExit(_run_mutations(parser.parse_args().papers))
