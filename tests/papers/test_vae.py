@@ -17,6 +17,7 @@ from papers.vae.model import (
     gaussian_log_density,
     marginal_log_likelihood,
 )
+from tests.recipe import planned_training
 
 DATA_DIM = {"mnist": 784, "frey_face": 560}
 LIKELIHOOD = {"mnist": "bernoulli", "frey_face": "gaussian"}
@@ -272,3 +273,105 @@ def test_a_run_resumed_after_its_last_epoch_evaluates_as_an_uninterrupted_one(mn
     for key in ("test_elbo", "train_elbo", "test_ll"):
         assert a["final"][key] == pytest.approx(b["final"][key], rel=1e-6), key
     assert b["final"]["train_samples_per_s"] is not None  # the throughput of the epochs run in the first session
+
+
+# The paper's recipe, read from what train.py builds with the paper preset (Kingma & Welling 2013, §5,
+# Appendix C). The step-size search is kept but its training is replaced by a stub whose "bound" is
+# the candidate's step size, so the largest candidate wins.
+
+def _plan(monkeypatch, tmp_path, **overrides):
+    searched = []
+
+    def fit(self, data, epochs=1, steps_per_epoch=None, **kwargs):
+        searched.append((float(self.optimizer.learning_rate), steps_per_epoch, data.batch_size))
+
+    def evaluate(self, x, **kwargs):
+        return {"elbo": float(self.optimizer.learning_rate)}
+
+    monkeypatch.setattr(VAE, "fit", fit)
+    monkeypatch.setattr(VAE, "evaluate", evaluate)
+    plan = planned_training(monkeypatch, train, VAEConfig, PRESETS, tmp_path, **overrides)
+    plan.searched = searched
+    return plan
+
+
+@pytest.fixture(scope="module")
+def mnist_plan(mnist_root, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        return _plan(mp, tmp_path_factory.mktemp("vae_recipe"), data_dir=str(mnist_root))
+
+
+@pytest.fixture(scope="module")
+def frey_plan(frey_root, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        return _plan(mp, tmp_path_factory.mktemp("vae_recipe_frey"), data_dir=str(frey_root), dataset="frey_face",
+                     latent_dim=2)
+
+
+def _dense_layers(model):
+    return [model.encoder_hidden, model.encoder_mean, model.encoder_logvar, model.decoder_hidden, model.decoder_out,
+            *([model.decoder_logvar] if model.decoder_logvar is not None else [])]
+
+
+@pytest.mark.parametrize(("plan_name", "hidden", "latent", "data_dim"),
+                         [("mnist_plan", 500, 20, 784), ("frey_plan", 200, 2, 560)])
+def test_recipe_encoder_and_decoder_are_one_tanh_layer_mlps(request, plan_name, hidden, latent, data_dim):
+    model = request.getfixturevalue(plan_name).model
+    # §5: one hidden layer of 500 units (MNIST) or 200 (Frey Face) in encoder and decoder; App. C: tanh
+    units = [(la.units, la.activation.__name__) for la in _dense_layers(model)]
+    expected = [(hidden, "tanh"), (latent, "linear"), (latent, "linear"), (hidden, "tanh"), (data_dim, "linear")]
+    assert units == expected + ([(data_dim, "linear")] if data_dim == 560 else [])
+    encoder = data_dim * hidden + hidden + 2 * (hidden * latent + latent)
+    decoder = latent * hidden + hidden + (2 if data_dim == 560 else 1) * (hidden * data_dim + data_dim)
+    assert model.count_params() == encoder + decoder
+
+
+@pytest.mark.parametrize(("plan_name", "n_train"), [("mnist_plan", 60_000), ("frey_plan", 1600)])
+def test_recipe_initialisation_and_the_weight_prior(request, plan_name, n_train):
+    model = request.getfixturevalue(plan_name).model
+    for layer in _dense_layers(model):  # §5: parameters initialised from N(0, 0.01), as a standard deviation
+        for init in (layer.kernel_initializer, layer.bias_initializer):
+            assert (type(init).__name__, init.mean, init.stddev) == ("RandomNormal", 0.0, 0.01)
+    # §5: weight decay from the prior p(theta) = N(0, I); on the per-datapoint loss it is sum(theta^2) / 2N
+    squares = sum(float(np.sum(_np(w) ** 2)) for w in model.trainable_weights)
+    assert float(_np(ops.sum(ops.stack(model.losses)))) == pytest.approx(squares / (2 * n_train), rel=1e-5)
+
+
+def test_recipe_adagrad_step_size_chosen_from_the_papers_three_on_the_training_bound(mnist_plan):
+    # §5: Adagrad, its global step size chosen from {0.01, 0.02, 0.1} by the training-set bound after the
+    # first iterations (here 50,000 samples: 500 minibatches of 100)
+    assert [lr for lr, _, _ in mnist_plan.searched] == pytest.approx([0.01, 0.02, 0.1])
+    assert {(steps, batch) for _, steps, batch in mnist_plan.searched} == {(500, 100)}
+    opt = mnist_plan.model.optimizer
+    assert type(opt).__name__ == "Adagrad" and float(opt.learning_rate) == pytest.approx(0.1)
+    assert opt.initial_accumulator_value == 0.0  # Duchi et al. 2011 (README, Deviations)
+
+
+@pytest.mark.parametrize(("plan_name", "samples", "steps_per_epoch"),
+                         [("mnist_plan", 10**8, 600), ("frey_plan", 10**7, 160)])
+def test_recipe_minibatches_of_100_up_to_figure_2s_sample_counts(request, plan_name, samples, steps_per_epoch):
+    plan = request.getfixturevalue(plan_name)
+    # §5: M = 100; Fig. 2's horizontal axis ends at 10^8 (MNIST) and 10^7 (Frey Face) training samples
+    assert plan.data.batch_size == plan.images_per_step == 100
+    assert plan.max_steps * 100 == samples and len(plan.data) == steps_per_epoch
+    assert plan.epochs == math.ceil(plan.max_steps / steps_per_epoch)
+
+
+def test_recipe_likelihoods_bernoulli_for_mnist_gaussian_with_sigmoid_mean_for_frey(mnist_plan, frey_plan):
+    x = np.zeros((1, 784), np.float32)
+    mnist = mnist_plan.model
+    mnist.decoder_out.bias.assign(np.full(784, np.log(3.0), np.float32))  # p = 0.75 wherever the kernel gives 0
+    mnist.decoder_out.kernel.assign(np.zeros_like(_np(mnist.decoder_out.kernel)))
+    assert float(_np(mnist.log_likelihood(x, mnist.decode(np.zeros((1, 20), np.float32))))[0]) == pytest.approx(
+        784 * np.log(0.25), rel=1e-5)  # App. C.1
+    frey = frey_plan.model
+    for layer, value in ((frey.decoder_out, 2.0), (frey.decoder_logvar, 0.0)):
+        layer.kernel.assign(np.zeros_like(_np(layer.kernel)))
+        layer.bias.assign(np.full(560, value, np.float32))
+    mean, logvar = frey.decode(np.zeros((1, 2), np.float32))  # App. C.2, mean squashed by a sigmoid into (0, 1)
+    np.testing.assert_allclose(_np(mean), np.full((1, 560), 1 / (1 + np.exp(-2.0))), rtol=1e-6)
+    assert _np(logvar).max() == 0.0
+
+
+def test_recipe_frey_face_split_is_the_authors_1600_and_365(frey_plan):
+    assert frey_plan.run.data["train"] == 1600 and frey_plan.run.data["test"] == 365
