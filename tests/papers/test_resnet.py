@@ -12,6 +12,7 @@ from common.config import ConfigError, make_config
 from papers.resnet import train
 from papers.resnet.config import PRESETS, ResNetConfig
 from papers.resnet.model import DEPTHS, build_model, zero_pad_shortcut
+from tests.recipe import planned_training
 
 # Table 6 of He et al. 2016: parameters of the CIFAR-10 ResNets (option A shortcuts).
 TABLE6_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
@@ -228,3 +229,121 @@ def test_a_data_error_during_the_run_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.startswith("error: CIFAR-10 (python version): ") and err.count("\n") == 1 and "Traceback" not in err
     assert train.main(["--preset=smoke", "--val_size=55"]) == 2
     assert "--val_size=55 must be a multiple of 10" in capsys.readouterr().err
+
+
+# The paper's recipe, read from what train.py builds with the paper preset (He et al. 2016, §4.2, Table 6).
+
+@pytest.fixture(scope="module")
+def paper_plan(cifar_root, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        return planned_training(mp, train, ResNetConfig, PRESETS, tmp_path_factory.mktemp("resnet_recipe"),
+                                data_dir=str(cifar_root))
+
+
+def _inputs_of(model) -> dict[str, list[str]]:
+    """Each layer's input layers, by name, from the functional model's graph."""
+    def history(node):
+        if isinstance(node, dict):
+            if "keras_history" in node:
+                return [node["keras_history"][0]]
+            return [n for v in node.values() for n in history(v)]
+        if isinstance(node, (list, tuple)):
+            return [n for v in node for n in history(v)]
+        return []
+
+    return {la["name"]: history(la["inbound_nodes"]) for la in model.get_config()["layers"]}
+
+
+def _trainable(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+
+
+def test_recipe_resnet20_layer_by_layer(paper_plan):
+    model = paper_plan.model
+    convs = [la for la in model.layers if isinstance(la, keras.layers.Conv2D)]
+    # §4.2: a 3x3 convolution of 16 filters, then 3 stages of n = 3 blocks of two 3x3 convolutions on
+    # 32x32, 16x16 and 8x8 maps with 16, 32, 64 filters; subsampling by stride 2 at each stage's first block
+    assert [(c.filters, c.kernel_size, c.strides, c.use_bias) for c in convs] == (
+        [(16, (3, 3), (1, 1), False)] + [(16, (3, 3), (1, 1), False)] * 6
+        + [(32, (3, 3), (2, 2), False)] + [(32, (3, 3), (1, 1), False)] * 5
+        + [(64, (3, 3), (2, 2), False)] + [(64, (3, 3), (1, 1), False)] * 5)
+    # BN right after each convolution, before its activation ([16]; §3.4)
+    sources = _inputs_of(model)
+    bns = [la.name for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert sorted(sources[bn] for bn in bns) == sorted([c.name] for c in convs)
+    # block: conv-BN-ReLU-conv-BN, added to the shortcut, then ReLU (Fig. 2); option A shortcuts where the
+    # shape changes (§3.3), identity elsewhere
+    adds = [la.name for la in model.layers if isinstance(la, keras.layers.Add)]
+    assert len(adds) == 9
+    shortcuts = []
+    for add in adds:
+        residual, shortcut = sources[add]
+        assert residual == add.replace("_add", "_bn2") and sources[add.replace("_add", "_relu2")] == [add]
+        shortcuts.append(shortcut)
+    assert [s for s in shortcuts if s.endswith("_shortcut")] == ["stage2_block1_shortcut", "stage3_block1_shortcut"]
+    assert all(s == "stem_relu" or s.endswith("_relu2") for s in shortcuts if not s.endswith("_shortcut"))
+    # option A: the input subsampled to every other pixel, its 16 channels in the middle of 32, zeros around
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    probe = keras.Model(model.input, [model.get_layer("stage1_block3_relu2").output,
+                                      model.get_layer("stage2_block1_shortcut").output])
+    before, after = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    np.testing.assert_array_equal(after[..., 8:24], before[:, ::2, ::2, :])
+    assert after.shape == (2, 16, 16, 32) and not after[..., :8].any() and not after[..., 24:].any()
+    # ... global average pooling, a 10-way fully connected layer with softmax: 6n + 2 = 20 weighted layers
+    assert isinstance(model.layers[-2], keras.layers.GlobalAveragePooling2D)
+    assert model.layers[-1].units == 10 and model.layers[-1].activation.__name__ == "softmax"
+    # option A shortcuts are parameter-free (§4.2): convolutions, BN gain and shift, classifier only
+    expected = 27 * 16 + 2 * 16 + 64 * 10 + 10
+    for c_in, f in [(16, 16)] * 3 + [(16, 32)] + [(32, 32)] * 2 + [(32, 64)] + [(64, 64)] * 2:
+        expected += 9 * c_in * f + 9 * f * f + 4 * f
+    assert _trainable(model) == expected and f"{expected / 1e6:.2f}M" == "0.27M"  # Table 6
+
+
+def test_recipe_he_initialisation_and_weight_decay_on_every_parameter(paper_plan):
+    model = paper_plan.model
+    for layer in model.layers:  # "we initialize the weights as in [13]": N(0, 2 / fan_in)
+        if isinstance(layer, keras.layers.Conv2D):
+            init = layer.kernel_initializer
+            assert (type(init).__name__, init.scale, init.mode, init.distribution) == (
+                "VarianceScaling", 2.0, "fan_in", "untruncated_normal")
+    # §4.2: weight decay 0.0001, the Caffe update's wd * w, i.e. a loss term of 0.0001 / 2 * sum(w^2)
+    squares = sum(float(np.sum(keras.ops.convert_to_numpy(w) ** 2)) for w in model.trainable_weights)
+    penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
+    assert penalty == pytest.approx(0.5 * 1e-4 * squares, rel=1e-4)
+    assert len(model.losses) == len(model.trainable_weights)
+
+
+def test_recipe_sgd_with_momentum_and_the_step_schedule(paper_plan):
+    opt = paper_plan.model.optimizer
+    # §4.2: SGD, momentum 0.9, lr 0.1 divided by 10 at 32k and 48k iterations, stop at 64k
+    assert type(opt).__name__ == "SGD" and opt.momentum == pytest.approx(0.9) and not opt.nesterov
+    rate = {i: float(keras.ops.convert_to_numpy(opt._learning_rate(i)))
+            for i in (0, 31_999, 32_000, 47_999, 48_000, 63_999)}
+    assert rate == pytest.approx({0: 0.1, 31_999: 0.1, 32_000: 0.01, 47_999: 0.01, 48_000: 0.001, 63_999: 0.001})
+    assert paper_plan.max_steps == 64_000
+    assert type(paper_plan.model.loss).__name__ == "SparseCategoricalCrossentropy"
+
+
+def test_recipe_minibatch_split_mean_and_augmentation(paper_plan):
+    data, run = paper_plan.data, paper_plan.run
+    # §4.2: minibatch 128; a 45k/5k train/val split; the per-pixel mean subtracted
+    assert data.batch_size == paper_plan.images_per_step == 128
+    assert (run.data["train"], run.data["val"]) == (45_000, 5_000)
+    np.testing.assert_allclose(data.x.mean(axis=0), 0.0, atol=1e-5)
+    # 4 pixels padded on each side, a random 32x32 crop of the padded image or its horizontal flip
+    x = np.random.default_rng(0).normal(size=(64, 32, 32, 3)).astype(np.float32)
+    out = data.augment(x, np.random.default_rng(1))
+    padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    offsets = [(i, dy, dx, flip) for i in range(64) for dy in range(9) for dx in range(9) for flip in (False, True)
+               if np.array_equal(out[i], (lambda c: c[:, ::-1] if flip else c)(padded[i, dy:dy + 32, dx:dx + 32]))]
+    # every image is such a crop, and the crops reach every offset from 0 to 8 on both axes
+    assert {i for i, _, _, _ in offsets} == set(range(64)) and {f for *_, f in offsets} == {False, True}
+    assert {dy for _, dy, _, _ in offsets} == {dx for _, _, dx, _ in offsets} == set(range(9))
+
+
+def test_recipe_resnet110_warms_up_at_0_01_for_400_iterations(cifar_root, tmp_path, monkeypatch):
+    plan = planned_training(monkeypatch, train, ResNetConfig, PRESETS, tmp_path, data_dir=str(cifar_root), depth=110)
+    opt = plan.model.optimizer
+    rate = {i: float(keras.ops.convert_to_numpy(opt._learning_rate(i))) for i in (0, 399, 400, 32_000)}
+    assert rate == pytest.approx({0: 0.01, 399: 0.01, 400: 0.1, 32_000: 0.01})  # §4.2
+    assert f"{_trainable(plan.model) / 1e6:.1f}M" == "1.7M"  # Table 6
