@@ -5,6 +5,7 @@ import pytest
 from common import report
 from papers.unet import augment, weights
 from papers.unet.model import build_unet, check_tile, mirror_pad, output_size, predict_tiled, valid_tiles
+from tests.recipe import planned_training
 
 
 def test_output_size_arithmetic_of_the_paper():
@@ -195,3 +196,96 @@ def test_config_errors_and_folds():
     assert not set(config.held_out) & set(config.training_slices)
     assert parse_args(UNetConfig, PRESETS, ["--fold=3", "--seed=1"])[0] == "paper"
     assert parse_args(UNetConfig, PRESETS, ["--preset=quick", "--steps=10"])[0] == "quick-custom"
+
+
+# The paper's recipe, read from what train.py builds with the paper preset (Ronneberger et al. 2015,
+# Fig. 1, §3, §3.1).
+
+@pytest.fixture(scope="module")
+def paper_plan(isbi_root, tmp_path_factory):
+    from papers.unet import train
+    from papers.unet.config import PRESETS, UNetConfig
+
+    with pytest.MonkeyPatch.context() as mp:
+        return planned_training(mp, train, UNetConfig, PRESETS, tmp_path_factory.mktemp("unet_recipe"),
+                                data_dir=str(isbi_root))
+
+
+def test_recipe_figure_1_layer_by_layer(paper_plan):
+    model = paper_plan.model
+    convs = [la for la in model.layers if isinstance(la, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    # Fig. 1: two unpadded 3x3 convolutions with ReLU per level, 64 -> 1024 filters down, 512 -> 64 up;
+    # 2x2 up-convolutions halving the channels; a final 1x1 convolution to 2 classes (23 in all)
+    three = [(f, (3, 3), (1, 1), "valid", "relu") for f in (64, 64, 128, 128, 256, 256, 512, 512, 1024, 1024)]
+    up = []
+    for f in (512, 256, 128, 64):
+        up += [(f, (2, 2), (2, 2), "valid", "linear"), (f, (3, 3), (1, 1), "valid", "relu"),
+               (f, (3, 3), (1, 1), "valid", "relu")]
+    assert [(c.filters, c.kernel_size, c.strides, c.padding, c.activation.__name__) for c in convs] == (
+        three + up + [(2, (1, 1), (1, 1), "valid", "linear")])
+    pools = [la for la in model.layers if isinstance(la, keras.layers.MaxPooling2D)]
+    assert [(p.pool_size, p.strides) for p in pools] == [((2, 2), (2, 2))] * 4
+    # 572x572 tiles give 388x388 outputs (Fig. 1); four concatenations with the cropped contracting maps
+    assert model.input_shape == (None, 572, 572, 1) and model.output_shape == (None, 388, 388, 2)
+    assert sum(isinstance(la, keras.layers.Concatenate) for la in model.layers) == 4
+    crops = [la.cropping for la in model.layers if isinstance(la, keras.layers.Cropping2D)]
+    assert crops == [((c, c), (c, c)) for c in (4, 16, 40, 88)]  # centre crops: 64 -> 56, ..., 568 -> 392
+    assert model.count_params() == 31_030_658
+    # §3.1: drop-out (0.5) at the end of the contracting path: after the 1024-filter convolutions
+    names = [la.name for la in model.layers]
+    dropout = model.get_layer("dropout")
+    assert dropout.rate == 0.5 and names.index("dropout") == names.index(convs[9].name) + 1
+
+
+def test_recipe_initialisation_sgd_and_the_weighted_loss(paper_plan, isbi_root):
+    model = paper_plan.model
+    for layer in model.layers:  # §3: Gaussian with standard deviation sqrt(2 / N), N the inputs of a unit
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            init = layer.kernel_initializer
+            assert (type(init).__name__, init.scale, init.mode, init.distribution) == (
+                "VarianceScaling", 2.0, "fan_in", "untruncated_normal")
+    # §3: SGD with momentum 0.99, one tile per batch; README, Deviations: learning rate 0.001
+    opt = model.optimizer
+    assert type(opt).__name__ == "SGD" and opt.momentum == pytest.approx(0.99)
+    assert float(opt.learning_rate) == pytest.approx(0.001)
+    # Eq. 1: pixel-wise softmax and cross-entropy, weighted per pixel by the map of Eq. 2 (w0 = 10, sigma = 5)
+    assert type(model.loss).__name__ == "SparseCategoricalCrossentropy" and model.loss.from_logits
+    data = paper_plan.data
+    x, y, w = data[0]
+    assert (x.shape, y.shape, w.shape) == ((1, 572, 572, 1), (1, 388, 388), (1, 388, 388))
+    assert paper_plan.images_per_step == 1
+    from common.data import isbi2012
+
+    labels = isbi2012.load(str(isbi_root), verify=False).train_labels
+    first = paper_plan.config.training_slices[0]
+    np.testing.assert_allclose(data.weights[0], weights.weight_map(labels[first], 10.0, 5.0), rtol=1e-6)
+
+
+def test_recipe_a_tile_its_labels_and_its_loss_weights_are_one_window(paper_plan, monkeypatch):
+    # Without the random deformation, a training tile is a 572x572 window of a slice (mirrored beyond its
+    # border, Fig. 2), and its labels and loss weights are the 388x388 window at its centre.
+    monkeypatch.setattr(augment, "augment", lambda image, labels, wmap, *args: (image, labels, wmap))
+    data = paper_plan.data
+    x, y, w = data.tile(np.random.default_rng(3))
+    found = []
+    for k, wk in enumerate(data.weights):
+        padded = mirror_pad(data.images[k], (92, 92), (92, 92))
+        for r, c in np.argwhere(wk[:125, :125] == w[0, 0]):
+            if (np.array_equal(wk[r:r + 388, c:c + 388], w) and np.array_equal(data.labels[k][r:r + 388, c:c + 388], y)
+                    and np.array_equal(padded[r:r + 572, c:c + 572], x[..., 0])):
+                found.append((k, r, c))
+    assert len(found) == 1
+    assert w.max() > 2 * w.min()  # the border term of Eq. 2 is inside the window
+
+
+def test_recipe_elastic_deformation_on_a_3x3_grid_of_10_pixels(paper_plan, monkeypatch):
+    drawn = []
+    coarse = augment.coarse_displacement
+
+    def spy(rng, grid=3, sigma=10.0):
+        drawn.append((grid, sigma))
+        return coarse(rng, grid, sigma)
+
+    monkeypatch.setattr(augment, "coarse_displacement", spy)
+    paper_plan.data.tile(np.random.default_rng(0))
+    assert drawn == [(3, 10.0)]  # §3.1: random displacements on a coarse 3x3 grid, 10 pixels standard deviation
