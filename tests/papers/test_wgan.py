@@ -18,6 +18,7 @@ from papers.wgan.model import (
     per_example_norm,
     train_steps_for,
 )
+from tests.recipe import planned_training
 
 
 def _np(x):
@@ -298,3 +299,98 @@ def test_step_cost_benchmark_writes_a_record_and_judges_only_clipping(tmp_path, 
         assert isinstance(final["within_20_percent_of_textbook_gp"], bool)
     text = report.report_for(config.results_dir, "wgan")
     assert "## Step cost" in text and f"| wgan-{loss}-cifar10 | CPU" in text
+
+
+# Both papers' recipes, read from what train.py builds with the paper preset (Arjovsky et al. 2017,
+# Algorithm 1; Gulrajani et al. 2017, Algorithm 1 and their released CIFAR-10 scripts).
+
+def _paper_plan(cifar_root, tmp_path_factory, **overrides):
+    with pytest.MonkeyPatch.context() as mp:
+        return planned_training(mp, train, WGANConfig, PRESETS, tmp_path_factory.mktemp("wgan_recipe"),
+                                data_dir=str(cifar_root), **overrides)
+
+
+@pytest.fixture(scope="module")
+def gp_plan(cifar_root, tmp_path_factory):
+    return _paper_plan(cifar_root, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def clip_plan(cifar_root, tmp_path_factory):
+    return _paper_plan(cifar_root, tmp_path_factory, loss="clip")
+
+
+def _rate(optimizer, step):
+    lr = optimizer._learning_rate
+    return float(_np(lr(step) if callable(lr) else lr))
+
+
+def test_recipe_gradient_penalty_adam_lambda_and_n_critic(gp_plan):
+    model = gp_plan.model
+    # Gulrajani et al. Algorithm 1: lambda = 10, n_critic = 5, m = 64, Adam(alpha = 1e-4, beta_1 = 0, beta_2 = 0.9)
+    for name in ("critic", "generator"):
+        opt = model.optimizer.players[name]
+        assert type(opt).__name__ == "Adam" and (opt.beta_1, opt.beta_2) == (0.0, 0.9)
+        assert _rate(opt, 0) == pytest.approx(1e-4) and _rate(opt, 199_999) == pytest.approx(1e-4)  # no decay
+    real = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    loss, (w, penalty) = model.critic_loss(real)
+    assert float(_np(loss)) == pytest.approx(-float(_np(w)) + 10.0 * float(_np(penalty)), rel=1e-5)
+    assert model.n_critic == 5 and model.batch_size == 64 and model.g_batch_size == 64
+    # each train step takes n_critic fresh minibatches of 64; 200,000 generator iterations (gan_cifar.py)
+    assert gp_plan.data.batch_size == gp_plan.images_per_step == 5 * 64
+    assert gp_plan.max_steps == 200_000
+    # §4: no batch normalisation in the critic (the penalty is per example); G keeps it
+    assert not [la for la in model.critic.layers if "Normalization" in type(la).__name__]
+    assert sum(isinstance(la, keras.layers.BatchNormalization) for la in model.generator.layers) == 3
+
+
+def test_recipe_weight_clipping_rmsprop_and_a_batch_normalised_critic(clip_plan):
+    model = clip_plan.model
+    # Arjovsky et al. Algorithm 1: alpha = 5e-5, c = 0.01, m = 64, n_critic = 5, RMSProp
+    for name in ("critic", "generator"):
+        opt = model.optimizer.players[name]
+        assert type(opt).__name__ == "RMSprop" and _rate(opt, 0) == pytest.approx(5e-5)
+        assert opt.rho == 0.99 and opt.momentum == 0.0  # PyTorch's RMSprop, the authors' code (README)
+    weights = model.critic.trainable_weights[0]
+    weights.assign(np.full(weights.shape, 0.5, np.float32))
+    model.clip_critic()
+    assert float(_np(ops.max(weights))) == pytest.approx(0.01)
+    assert float(_np(model.critic_loss(np.zeros((4, 32, 32, 3), np.float32))[1][1])) == 0.0  # no penalty
+    assert model.n_critic == 5 and clip_plan.data.batch_size == 5 * 64
+    # the authors' code: the DCGAN critic keeps its batch normalisation
+    assert sum(isinstance(la, keras.layers.BatchNormalization) for la in model.critic.layers) == 2
+
+
+@pytest.mark.parametrize("plan_name", ["gp_plan", "clip_plan"])
+def test_recipe_dcgan_architecture_and_normal_latent(request, plan_name):
+    model = request.getfixturevalue(plan_name).model
+    # the DCGAN generator and critic (Radford et al.): 5x5 stride-2 (de)convolutions, LeakyReLU 0.2,
+    # N(0, 0.02) weights; z of 128 from N(0, I) (Gulrajani et al.'s code)
+    g, critic = model.generator, model.critic
+    assert g.input_shape == (None, 128) and g.output_shape == (None, 32, 32, 3)
+    convs = [la for la in (*g.layers, *critic.layers)
+             if isinstance(la, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    assert [(c.filters, c.kernel_size, c.strides) for c in convs] == [
+        (256, (5, 5), (2, 2)), (128, (5, 5), (2, 2)), (3, (5, 5), (2, 2)),
+        (128, (5, 5), (2, 2)), (256, (5, 5), (2, 2)), (512, (5, 5), (2, 2))]
+    assert [la.negative_slope for la in critic.layers if isinstance(la, keras.layers.LeakyReLU)] == [0.2] * 3
+    assert critic.layers[-1].units == 1 and critic.layers[-1].activation.__name__ == "linear"
+    for layer in (*g.layers, *critic.layers):
+        if hasattr(layer, "kernel_initializer"):
+            assert (layer.kernel_initializer.mean, layer.kernel_initializer.stddev) == (0.0, 0.02)
+    z = _np(model.sample_z(20_000))
+    assert abs(z.mean()) < 0.01 and z.std() == pytest.approx(1.0, abs=0.01)
+    assert np.quantile(z, 0.8413) == pytest.approx(1.0, abs=0.03)  # a normal's, not a uniform's, quantile
+
+
+def test_recipe_resnet_script_decays_2e_4_to_zero_over_100k_steps(cifar_root, tmp_path_factory):
+    plan = _paper_plan(cifar_root, tmp_path_factory, architecture="resnet")
+    model = plan.model
+    # gan_cifar_resnet.py: Adam(2e-4, 0, 0.9), both rates decayed linearly to 0 over 100,000 generator
+    # iterations; generator minibatches of 128, critic minibatches of 64
+    g_opt, c_opt = model.optimizer.players["generator"], model.optimizer.players["critic"]
+    assert [_rate(g_opt, s) for s in (0, 50_000, 100_000)] == pytest.approx([2e-4, 1e-4, 0.0])
+    assert [_rate(c_opt, s) for s in (0, 250_000, 500_000)] == pytest.approx([2e-4, 1e-4, 0.0])
+    assert (c_opt.beta_1, c_opt.beta_2) == (0.0, 0.9)
+    assert model.g_batch_size == 128 and model.batch_size == 64 and plan.max_steps == 100_000
+    assert model.generator.count_params() == 1_206_275 and model.critic.count_params() == 1_053_825
