@@ -23,6 +23,7 @@ from papers.cgan.model import (
     build_model,
     marginal_logits,
 )
+from tests.recipe import planned_training
 
 
 def _np(x):
@@ -36,9 +37,17 @@ def _layer(model, name):
 # --- the networks of §4.1, as built -------------------------------------------------------------
 
 
-def test_generator_is_the_papers():
+@pytest.fixture(scope="module")
+def paper_plan(mnist_root, tmp_path_factory):
+    """What train.py would train with the paper preset (tests.recipe)."""
+    with pytest.MonkeyPatch.context() as mp:
+        return planned_training(mp, train, CGANConfig, PRESETS, tmp_path_factory.mktemp("cgan_recipe"),
+                                data_dir=str(mnist_root))
+
+
+def test_recipe_generator_is_the_papers(paper_plan):
     """§4.1: z (100) -> 200 ReLU, y -> 1000 ReLU, joined into 1200 ReLU, then 784 sigmoid."""
-    g = build_model(make_config(CGANConfig, PRESETS), steps_per_epoch=500).generator
+    g = paper_plan.model.generator
     assert [tuple(i.shape) for i in g.inputs] == [(None, 100), (None, 10)]
     for name, units, activation in (("z_hidden", 200, "relu"), ("y_hidden", 1000, "relu"), ("joint", 1200, "relu"),
                                     ("image", 784, "sigmoid")):
@@ -54,9 +63,9 @@ def test_generator_is_the_papers():
     assert g.count_params() == (100 * 200 + 200) + (10 * 1000 + 1000) + (1200 * 1200 + 1200) + (1200 * 784 + 784)
 
 
-def test_discriminator_is_the_papers():
+def test_recipe_discriminator_is_the_papers(paper_plan):
     """§4.1: x -> maxout 240 x 5, y -> maxout 50 x 5, joined into maxout 240 x 4, then one sigmoid unit."""
-    d = build_model(make_config(CGANConfig, PRESETS), steps_per_epoch=500).discriminator
+    d = paper_plan.model.discriminator
     assert [tuple(i.shape) for i in d.inputs] == [(None, 784), (None, 10)]
     for name, units, pieces in (("x_maxout", 240, 5), ("y_maxout", 50, 5), ("joint_maxout", 240, 4)):
         layer = _layer(d, name)
@@ -67,6 +76,20 @@ def test_discriminator_is_the_papers():
     rates = {la.name: la.rate for la in d.layers if isinstance(la, keras.layers.Dropout)}
     assert rates == {"x_dropout": 0.2, "y_dropout": 0.2, "joint_dropout": 0.5, "output_dropout": 0.5}
     assert d.count_params() == (784 * 1200 + 1200) + (10 * 250 + 250) + (290 * 960 + 960) + (240 + 1)
+
+
+def test_recipe_minibatches_epochs_and_the_latent_hypercube(paper_plan):
+    # §4.1: minibatches of 100 over the 50,000 training images (the GAN code's split: 10,000 validate
+    # sigma and the stopping epoch); at most 576 epochs, when the decayed rate reaches its 1e-6 floor
+    data, run = paper_plan.data, paper_plan.run
+    assert data.batch_size == paper_plan.images_per_step == 100 and len(data) == 500
+    assert (run.data["train"], run.data["validation"], run.data["test"]) == (50_000, 10_000, 10_000)
+    assert paper_plan.epochs == 576 and 0.1 / 1.00004 ** (576 * 500) < 1e-6 < 0.1 / 1.00004 ** (575 * 500)
+    x, y = data[0]
+    assert x.shape == (100, 784) and y.shape == (100,)  # the label goes in as an integer, one-hot inside
+    z = _np(paper_plan.model.sample_z(20_000))  # §4.1: z uniform in the unit hypercube, 100 dimensions
+    assert z.shape == (20_000, 100) and z.min() >= 0 and z.max() <= 1
+    assert np.quantile(z, [0.25, 0.75]) == pytest.approx([0.25, 0.75], abs=0.01)
 
 
 def test_unconditional_networks_are_the_same_minus_y():
@@ -103,21 +126,23 @@ def test_maxout_is_the_maximum_over_pieces_of_a_hand_set_kernel():
 
 
 @pytest.mark.parametrize("step", [0, 1, 100_000, 287_823, 400_000])
-def test_learning_rate_decays_by_1_00004_per_update_to_1e_6(step):
-    model = build_model(make_config(CGANConfig, PRESETS), steps_per_epoch=500)
+def test_recipe_learning_rate_decays_by_1_00004_per_update_to_1e_6(paper_plan, step):
     for name in ("discriminator", "generator"):
-        opt = model.optimizer.players[name]
+        opt = paper_plan.model.optimizer.players[name]
         opt.iterations.assign(step)
-        assert float(_np(opt.learning_rate)) == pytest.approx(max(0.1 / 1.00004**step, 1e-6), rel=1e-4), (name, step)
+        try:
+            rate = float(_np(opt.learning_rate))
+        finally:
+            opt.iterations.assign(0)
+        assert rate == pytest.approx(max(0.1 / 1.00004**step, 1e-6), rel=1e-4), (name, step)
 
 
 @pytest.mark.parametrize(("updates", "momentum"), [(0, 0.5), (499, 0.5), (500, 0.5 + 0.2 / 249),
                                                    (500 * 124, 0.5 + 0.2 * 124 / 249), (500 * 249, 0.7),
                                                    (500 * 400, 0.7)])
-def test_momentum_rises_from_0_5_in_epoch_1_to_0_7_in_epoch_250(updates, momentum):
-    model = build_model(make_config(CGANConfig, PRESETS), steps_per_epoch=500)
+def test_recipe_momentum_rises_from_0_5_in_epoch_1_to_0_7_in_epoch_250(paper_plan, updates, momentum):
     for name in ("discriminator", "generator"):
-        opt = model.optimizer.players[name]
+        opt = paper_plan.model.optimizer.players[name]
         assert isinstance(opt, MomentumSGD)
         assert float(_np(opt.momentum_at(updates))) == pytest.approx(momentum, rel=1e-6)
 
