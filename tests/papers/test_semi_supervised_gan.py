@@ -19,15 +19,13 @@ from papers.semi_supervised_gan.model import (
     AuthorsAdam,
     WeightNormConv2D,
     WeightNormDense,
-    build_cifar_discriminator,
-    build_cifar_generator,
     build_mnist_discriminator,
-    build_mnist_generator,
     feature_matching_loss,
     initialize,
     supervised_loss,
     unsupervised_loss,
 )
+from tests.recipe import planned_training
 
 
 def _np(x):
@@ -103,8 +101,36 @@ def test_authors_adam_puts_epsilon_inside_the_root():
 # --- the authors' networks and optimisers, as built ------------------------------------------------------
 
 
-def test_mnist_networks_are_the_authors():
-    d, g = build_mnist_discriminator(), build_mnist_generator()
+def _plan(tmp_path_factory, data_dir, **overrides):
+    """What train.py would train with the paper preset (tests.recipe), and the sizes of the batches its
+    data-dependent initialisation saw."""
+    initialised = []
+
+    def initialize(network, x):
+        initialised.append((network.name, len(x)))
+        return original(network, x)
+
+    original = train.initialize
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train, "initialize", initialize)
+        plan = planned_training(mp, train, SemiSupervisedGANConfig, PRESETS, tmp_path_factory.mktemp("ssgan_recipe"),
+                                data_dir=str(data_dir), **overrides)
+    plan.initialised = initialised
+    return plan
+
+
+@pytest.fixture(scope="module")
+def mnist_plan(mnist_root, tmp_path_factory):
+    return _plan(tmp_path_factory, mnist_root)
+
+
+@pytest.fixture(scope="module")
+def cifar_plan(cifar_root, tmp_path_factory):
+    return _plan(tmp_path_factory, cifar_root, dataset="cifar10")
+
+
+def test_recipe_mnist_networks_are_the_authors(mnist_plan):
+    d, g = mnist_plan.model.discriminator, mnist_plan.model.generator
     dense = [la for la in d.layers if isinstance(la, WeightNormDense)]
     assert [la.units for la in dense] == [1000, 500, 250, 250, 250, 10]
     assert [la.activation.__name__ for la in dense] == ["relu"] * 5 + ["linear"]
@@ -119,8 +145,8 @@ def test_mnist_networks_are_the_authors():
     assert len(bns) == 2 and not any(bn.scale for bn in bns) and g.layers[-1].activation.__name__ == "sigmoid"
 
 
-def test_cifar_networks_are_the_authors():
-    d, g = build_cifar_discriminator(), build_cifar_generator()
+def test_recipe_cifar_networks_are_the_authors(cifar_plan):
+    d, g = cifar_plan.model.discriminator, cifar_plan.model.generator
     convs = [la for la in d.layers if isinstance(la, WeightNormConv2D)]
     assert [(la.units, la.size, la.strides, la.padding) for la in convs] == [
         (96, 3, 1, "same"), (96, 3, 1, "same"), (96, 3, 2, "same"), (192, 3, 1, "same"), (192, 3, 1, "same"),
@@ -135,10 +161,21 @@ def test_cifar_networks_are_the_authors():
 
 @pytest.mark.parametrize(("dataset", "lr", "epochs", "distance", "layer"),
                          [("mnist", 0.003, 300, "squared", "hidden5"), ("cifar10", 3e-4, 1200, "absolute", "pool")])
-def test_the_built_model_follows_the_authors_script(dataset, lr, epochs, distance, layer):
-    config = make_config(SemiSupervisedGANConfig, PRESETS, dataset=dataset)
-    assert config.epochs == epochs and config.labels == (100 if dataset == "mnist" else 4000)
-    model = train.build_model(config, steps_per_epoch=500)
+def test_recipe_the_built_model_follows_the_authors_script(request, dataset, lr, epochs, distance, layer):
+    plan = request.getfixturevalue("mnist_plan" if dataset == "mnist" else "cifar_plan")
+    model, steps = plan.model, len(plan.data)
+    # the authors' scripts: minibatches of 100 labelled, 100 unlabelled and 100 generated images; epochs of
+    # (training images / 100) steps; 300 epochs on MNIST, 1,200 on CIFAR-10; 100 or 4,000 labels, 10 or
+    # 400 per class (§5.1, §5.2)
+    x_lab, x_unl, x_unl2 = plan.data[0][0]
+    assert len(x_lab) == len(x_unl) == len(x_unl2) == 100 and plan.images_per_step == 100
+    assert steps == (600 if dataset == "mnist" else 500) and plan.epochs == epochs
+    assert plan.run.data["labelled"] == (100 if dataset == "mnist" else 4000)
+    assert np.bincount(plan.data.y[plan.data.labelled], minlength=10).tolist() == [len(plan.data.labelled) // 10] * 10
+    # the authors' data-dependent initialisation on 500 training images (and, on CIFAR-10, 500 latent vectors)
+    assert plan.initialised == ([("discriminator", 500)] if dataset == "mnist"
+                                else [("discriminator", 500), ("generator", 500)])
+    assert model.features.layers[-1].name == layer  # the authors' feature layer: the last hidden one (MNIST)
     assert model.feature_distance == distance and model.features.output.shape[-1] == (250 if dataset == "mnist"
                                                                                           else 192)
     assert model.average_rate == 1e-4 and model.unlabeled_weight == 1.0
@@ -148,8 +185,9 @@ def test_the_built_model_follows_the_authors_script(dataset, lr, epochs, distanc
         assert float(_np(opt.learning_rate)) == pytest.approx(lr)
         if dataset == "cifar10":  # lr * min(3 - epoch / 400, 1): constant to epoch 800, then linearly to 0
             for epoch, factor in ((799, 1.0), (800, 1.0), (900, 0.75), (1199, 1 / 400)):
-                opt.iterations.assign(epoch * 500)
+                opt.iterations.assign(epoch * steps)
                 assert float(_np(opt.learning_rate)) == pytest.approx(lr * factor, rel=1e-5), epoch
+            opt.iterations.assign(0)
 
 
 # --- the labelled subset -------------------------------------------------------------------------------
