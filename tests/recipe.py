@@ -21,18 +21,36 @@ class _Planned(Exception):
     """Raised by the patched `Run.fit` once it has recorded what it was given."""
 
 
-def planned_training(monkeypatch, train_module, config_cls, presets, tmp_path, **overrides):
+def planned_training(monkeypatch, train_module, config_cls, presets, tmp_path, *, keras_fit: bool = False,
+                     **overrides):
     """Run `train_module.run` with the paper preset (and `overrides`, for data locations and subsets
-    that keep fixtures small) until it calls `Run.fit`; return a namespace of that call: `model`,
+    that keep fixtures small) until it calls `Run.fit` (with `keras_fit`: the first `keras.Model.fit`,
+    for papers that train several models in one run); return a namespace of that call: `model`,
     `data`, `epochs`, `images_per_step`, `max_steps`, `callbacks`, `reseed`, the other keyword
-    arguments, and `config`, `run` (the Run object)."""
+    arguments, and `config`, `run` (the Run object, with Run.fit)."""
+    import keras
+
     plan = {}
 
-    def fit(self, model, data, **kwargs):
+    def run_fit(self, model, data, **kwargs):
         plan.update(model=model, data=data, run=self, **kwargs)
         raise _Planned
 
-    monkeypatch.setattr(Run, "fit", fit)
+    def model_fit(self, data=None, *args, **kwargs):
+        plan.update(model=self, data=data, **kwargs)
+        raise _Planned
+
+    describe = Run.describe_data
+
+    def describe_data(self, **facts):
+        plan["run"] = self
+        describe(self, **facts)
+
+    monkeypatch.setattr(Run, "describe_data", describe_data)
+    if keras_fit:
+        monkeypatch.setattr(keras.Model, "fit", model_fit)
+    else:
+        monkeypatch.setattr(Run, "fit", run_fit)
     config = make_config(config_cls, presets, "paper", verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"), **overrides)
     with pytest.raises(_Planned):
@@ -43,23 +61,23 @@ def planned_training(monkeypatch, train_module, config_cls, presets, tmp_path, *
     return types.SimpleNamespace(config=config, **plan)
 
 
-def layer_summary(model) -> list[tuple]:
-    """(class name, the settings a paper states) per layer, in order: what an architecture test compares
-    with the paper's figure or table."""
-    import keras
+def crop_offsets(augment, pad: int, size: int = 32, n: int = 64) -> set[tuple[int, int, bool]]:
+    """The (dy, dx, flipped) of each crop `augment` (a pipeline augmentation) makes of `n` random images:
+    each output must be a `size`-pixel window of the image zero-padded by `pad`, or its mirror image;
+    an output that is neither fails."""
+    import numpy as np
 
-    rows = []
-    for layer in model.layers:
-        row = [type(layer).__name__]
-        for attr in ("filters", "units", "kernel_size", "strides", "padding", "use_bias", "rate", "negative_slope",
-                     "pool_size"):
-            if hasattr(layer, attr):
-                row.append((attr, getattr(layer, attr)))
-        activation = getattr(layer, "activation", None)
-        if activation is not None and activation is not keras.activations.linear:
-            row.append(("activation", activation.__name__))
-        rows.append(tuple(row))
-    return rows
+    x = np.random.default_rng(0).normal(size=(n, size, size, 1)).astype(np.float32)
+    out = augment(x, np.random.default_rng(1))
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    found = set()
+    for i in range(n):
+        matches = [(dy, dx, flip) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1) for flip in (False, True)
+                   if np.array_equal(out[i], (lambda c, f: c[:, ::-1] if f else c)(
+                       padded[i, dy:dy + size, dx:dx + size], flip))]
+        assert matches, f"augmented image {i} is not a {size}-pixel crop of the {pad}-pixel padded image"
+        found.update(matches)
+    return found
 
 
 # (file, text, its replacement, what the change does): one constant of a paper's recipe each.
@@ -263,6 +281,31 @@ MUTATIONS = {
          'layers.Dropout(0.1, name="input_dropout")', "CIFAR input dropout"),
         ("papers/semi_supervised_gan/train.py", 'feature_layer, distance = "hidden5", "squared"',
          'feature_layer, distance = "hidden4", "squared"', "MNIST feature layer"),
+    ],
+    "emotion_transfer": [
+        ("papers/emotion_transfer/config.py", 'fer_epochs: int = param(5,', 'fer_epochs: int = param(4,', "FER epochs"),
+        ("papers/emotion_transfer/config.py", 'fer_learning_rate: float = param(0.01,',
+         'fer_learning_rate: float = param(0.02,', "FER lr"),
+        ("papers/emotion_transfer/config.py", 'target_epochs: int = param(30,', 'target_epochs: int = param(20,',
+         "target epochs"),
+        ("papers/emotion_transfer/config.py", 'target_learning_rate: float = param(0.005,',
+         'target_learning_rate: float = param(0.01,', "target lr"),
+        ("papers/emotion_transfer/config.py", 'batch_size: int = param(64,', 'batch_size: int = param(32,',
+         "batch size"),
+        ("papers/emotion_transfer/config.py", 'momentum: float = param(0.9,', 'momentum: float = param(0.0,',
+         "momentum"),
+        ("papers/emotion_transfer/config.py", 'dropout: float = param(0.2,', 'dropout: float = param(0.5,', "dropout"),
+        ("papers/emotion_transfer/config.py", 'folds: int = param(10,', 'folds: int = param(5,', "folds"),
+        ("papers/emotion_transfer/train.py", "CosineDecay(learning_rate, decay_steps=max(steps, 1))",
+         "CosineDecay(learning_rate, decay_steps=max(2 * steps, 1))", "decay length"),
+        ("papers/emotion_transfer/train.py", "augment=pad_crop_flip(4) if", "augment=pad_crop_flip(2) if", "shifts"),
+        ("papers/emotion_transfer/train.py", 'keep = data.labels != "contempt"', "keep = data.labels != None",
+         "contempt"),
+        ("papers/emotion_transfer/train.py", 'layers.Rescaling(1 / 128, offset=-127 / 128,',
+         'layers.Rescaling(1 / 255, offset=0.0,', "input scaling"),
+        ("papers/emotion_transfer/train.py", 'epochs = config.fer_epochs if config.scheme == "c" else',
+         'epochs = config.target_epochs if config.scheme == "c" else', "scheme c length"),
+        ("papers/emotion_transfer/train.py", 'imagenet=config.scheme != "d")', 'imagenet=True)', "scheme d start"),
     ],
 }
 

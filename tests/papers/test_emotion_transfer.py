@@ -18,6 +18,7 @@ from common.data.files import DataError
 from papers.emotion_transfer import port_weights, train
 from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
 from papers.emotion_transfer.model import efficientnet_lite0
+from tests.recipe import crop_offsets, planned_training
 
 
 def _pth():
@@ -200,3 +201,82 @@ def test_config_errors_and_default_weights_path():
     for bad in ({"scheme": "f"}, {"backbone": "resnet"}, {"input_size": 32}, {"folds": 1}):
         with pytest.raises(ConfigError):
             make_config(EmotionTransferConfig, PRESETS, **bad)
+
+
+# The recipe, read from what train.py builds with the paper preset. The paper fine-tunes its ImageNet
+# CNNs with settings it does not give; ours are README Deviations 2-5, pinned here as such.
+
+def _paper_plan(tmp_path, monkeypatch, scheme):
+    _ck_tree(tmp_path / "data")
+    _fer_csv(tmp_path / "data" / fer2013.FOLDER / "fer2013.csv")
+    weights = _random_weights(tmp_path)
+    if scheme in ("b", "e"):  # their stage-one network, where train.py looks for it
+        config = make_config(EmotionTransferConfig, PRESETS, scheme=scheme, runs_dir=str(tmp_path / "runs"),
+                             imagenet_weights=weights)
+        path = train.stage_one_path(config)
+        path.parent.mkdir(parents=True)
+        train.build_classifier(config).save(path)
+    plan = planned_training(monkeypatch, train, EmotionTransferConfig, PRESETS, tmp_path, keras_fit=scheme != "fer",
+                            data_dir=str(tmp_path / "data"), scheme=scheme, imagenet_weights=weights)
+    plan.weights = weights
+    return plan
+
+
+def _rates(model, fractions):
+    schedule, steps = model.optimizer._learning_rate, model.optimizer._learning_rate.decay_steps
+    return steps, [float(keras.ops.convert_to_numpy(schedule(f * steps))) for f in fractions]
+
+
+def test_recipe_stage_one_on_fer2013(tmp_path, monkeypatch):
+    plan = _paper_plan(tmp_path, monkeypatch, "fer")
+    model = plan.model
+    # Deviation 3: 48x48 grey faces repeated to three channels, scaled as EfficientNet-Lite was trained
+    assert model.input_shape == (None, 48, 48, 1)
+    assert len(model.get_layer("grey_to_rgb").input) == 3
+    scale = model.get_layer("to_minus1_1")
+    assert (scale.scale, scale.offset) == (1 / 128, -127 / 128)
+    # ImageNet weights in the backbone (the file given), a new FER-2013 classifier after dropout 0.2
+    reference = efficientnet_lite0((48, 48, 3))
+    reference.load_weights(plan.weights)
+    backbone = model.get_layer("efficientnet_lite0_features")
+    for name in ("stem_conv", "pool"):
+        if reference.get_layer(name).weights:
+            np.testing.assert_array_equal(backbone.get_layer(name).get_weights()[0],
+                                          reference.get_layer(name).get_weights()[0])
+    assert model.get_layer("dropout").rate == 0.2 and model.get_layer("fer_logits").units == 7
+    # Deviation 2: SGD, momentum 0.9, learning rate 0.01 cosine-decayed to 0 over 5 epochs, batches of 64
+    opt = model.optimizer
+    assert type(opt).__name__ == "SGD" and opt.momentum == pytest.approx(0.9)
+    steps, rates = _rates(model, (0, 0.5, 1))
+    assert steps == 5 * len(plan.data) and rates == pytest.approx([0.01, 0.005, 0.0], abs=1e-9)
+    assert plan.epochs == 5 and plan.data.batch_size == plan.images_per_step == 64
+    # random horizontal flips and 4-pixel shifts
+    offsets = crop_offsets(plan.data.augment, pad=4, size=48)
+    assert {dy for dy, _, _ in offsets} == set(range(9)) and {f for _, _, f in offsets} == {False, True}
+
+
+@pytest.mark.parametrize("scheme", ["a", "b", "c", "d"])
+def test_recipe_target_schemes(tmp_path, monkeypatch, scheme):
+    plan = _paper_plan(tmp_path, monkeypatch, scheme)
+    model = plan.model
+    # 10 subject-wise CK+48 folds, contempt left out (Deviation 4): six classes in FER-2013's numbering
+    assert plan.run.data["folds"] == 10
+    y = plan.data.y
+    _, y_ck, _, folds, _ = train.target_arrays(plan.config)
+    fold_train = np.delete(y_ck, folds[0])
+    assert set(y_ck) == set(train.TARGET_CLASSES) == {0, 1, 2, 3, 4, 5}
+    if scheme == "c":  # Deviation 5: one stage on FER-2013 and the fold together, as long as stage one
+        np.testing.assert_array_equal(y, np.concatenate([np.arange(14) % 7, fold_train]))
+        steps, rates = _rates(model, (0, 1))
+        assert plan.epochs == 5 and rates == pytest.approx([0.01, 0.0], abs=1e-9)
+    else:  # 30 target epochs at 0.005, cosine-decayed (Deviation 2)
+        np.testing.assert_array_equal(y, fold_train)
+        steps, rates = _rates(model, (0, 0.5, 1))
+        assert plan.epochs == 30 and rates == pytest.approx([0.005, 0.0025, 0.0], abs=1e-9)
+    assert steps == plan.epochs * len(plan.data) and plan.data.batch_size == 64
+    # where each scheme starts: ImageNet (a, c), the stage-one network (b), random (d)
+    reference = efficientnet_lite0((48, 48, 3))
+    reference.load_weights(plan.weights)
+    same = np.array_equal(model.get_layer("efficientnet_lite0_features").get_layer("stem_conv").get_weights()[0],
+                          reference.get_layer("stem_conv").get_weights()[0])
+    assert same == (scheme != "d")

@@ -12,7 +12,7 @@ from common.config import ConfigError, make_config
 from papers.resnet import train
 from papers.resnet.config import PRESETS, ResNetConfig
 from papers.resnet.model import DEPTHS, build_model, zero_pad_shortcut
-from tests.recipe import planned_training
+from tests.recipe import crop_offsets, planned_training
 
 # Table 6 of He et al. 2016: parameters of the CIFAR-10 ResNets (option A shortcuts).
 TABLE6_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
@@ -330,15 +330,11 @@ def test_recipe_minibatch_split_mean_and_augmentation(paper_plan):
     assert data.batch_size == paper_plan.images_per_step == 128
     assert (run.data["train"], run.data["val"]) == (45_000, 5_000)
     np.testing.assert_allclose(data.x.mean(axis=0), 0.0, atol=1e-5)
-    # 4 pixels padded on each side, a random 32x32 crop of the padded image or its horizontal flip
-    x = np.random.default_rng(0).normal(size=(64, 32, 32, 3)).astype(np.float32)
-    out = data.augment(x, np.random.default_rng(1))
-    padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)))
-    offsets = [(i, dy, dx, flip) for i in range(64) for dy in range(9) for dx in range(9) for flip in (False, True)
-               if np.array_equal(out[i], (lambda c: c[:, ::-1] if flip else c)(padded[i, dy:dy + 32, dx:dx + 32]))]
-    # every image is such a crop, and the crops reach every offset from 0 to 8 on both axes
-    assert {i for i, _, _, _ in offsets} == set(range(64)) and {f for *_, f in offsets} == {False, True}
-    assert {dy for _, dy, _, _ in offsets} == {dx for _, _, dx, _ in offsets} == set(range(9))
+    # 4 pixels padded on each side, a random 32x32 crop of the padded image or its horizontal flip; the crops
+    # reach every offset from 0 to 8 on both axes
+    offsets = crop_offsets(data.augment, pad=4)
+    assert {dy for dy, _, _ in offsets} == {dx for _, dx, _ in offsets} == set(range(9))
+    assert {flip for _, _, flip in offsets} == {False, True}
 
 
 def test_recipe_resnet110_warms_up_at_0_01_for_400_iterations(cifar_root, tmp_path, monkeypatch):
