@@ -22,7 +22,6 @@ from papers.speech_emotion.config import PRESETS, SpeechEmotionConfig
 from papers.speech_emotion.model import (
     ELMClassifier,
     KernelELMClassifier,
-    build_dnn,
     unweighted_accuracy,
     weighted_accuracy,
 )
@@ -53,7 +52,7 @@ def test_a_200_hz_harmonic_tone_has_a_pitch_period_of_5_ms():
 
 
 @pytest.mark.parametrize("n", [16_000, 16_001, 12_345])
-def test_frame_count_is_the_25_ms_10_ms_formula(n):
+def test_recipe_frame_count_is_the_25_ms_10_ms_formula(n):
     assert F.frame_count(n) == 1 + (n - 400) // 160
     assert F.frame_features(_tone(seconds=n / 16_000)).shape == (F.frame_count(n), 30)
 
@@ -66,7 +65,7 @@ def test_deltas_of_a_linear_ramp_are_constant():
     np.testing.assert_allclose(deltas, np.broadcast_to([0.5, -2.0], deltas.shape), atol=1e-9)
 
 
-def test_features_are_the_papers_thirty():
+def test_recipe_features_are_the_papers_thirty():
     assert F.FEATURES[:12] == [f"mfcc{i}" for i in range(1, 13)]
     assert F.FEATURES[12:15] == ["log_energy", "pitch_period", "hnr"] and F.FEATURES[15:] == [
         f"d_{n}" for n in F.FEATURES[:15]]
@@ -82,28 +81,19 @@ def test_segments_stack_25_frames_and_stay_inside_their_utterance():
     assert F.segments(feats[:24], context=12).shape == (0, 50)  # too short for one full segment: none
 
 
-def test_the_most_energetic_segments_are_chosen():
+def test_recipe_the_most_energetic_segments_are_chosen():
     energy = np.array([1.0, 5.0, 3.0, 9.0, 2.0, 8.0, 0.0, 4.0, 7.0, 6.0])
     np.testing.assert_array_equal(F.most_energetic(energy, 0.3), [3, 5, 8])
-    assert len(F.most_energetic(energy, 0.01)) == 1
+    assert len(F.most_energetic(energy, 0.01)) == 1 and len(F.most_energetic(energy, 0.26)) == 3  # nearest count
 
 
-def test_utterance_statistics_equal_a_hand_computation():
+def test_recipe_utterance_statistics_equal_a_hand_computation():
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.4, 0.4, 0.2]])
     expected = [0.7, 0.6, 0.3, 0.1, 0.2, 0.1, 0.4, 0.4, 0.2, 2 / 3, 2 / 3, 1 / 3]
     np.testing.assert_allclose(F.utterance_features(p, threshold=0.2), expected)
 
 
 # --- the DNN and the ELMs ----------------------------------------------------------------------------
-
-
-def test_dnn_is_three_relu_layers_of_256_and_a_softmax():
-    dnn = build_dnn(750, 4)
-    dense = [la for la in dnn.layers if isinstance(la, keras.layers.Dense)]
-    assert [(la.units, la.activation.__name__) for la in dense] == [(256, "relu")] * 3 + [(4, "softmax")]
-    config = make_config(SpeechEmotionConfig, PRESETS)
-    assert config.hidden == (256, 256, 256) and config.context == 12 and config.threshold == 0.2
-    assert dnn.count_params() == 750 * 256 + 256 + 2 * (256 * 256 + 256) + 256 * 4 + 4
 
 
 def test_elm_output_weights_are_the_closed_form_ridge_solution():
@@ -235,7 +225,8 @@ def test_smoke_run_writes_results_figures_and_resumes_at_its_first_unfinished_fo
     (record,) = results.load_all(config.results_dir, "speech_emotion")
     final = record["final"]
     assert record["status"] == "completed" and final["folds"] == 4 and len(record["folds"]) == 4
-    assert all(0 <= final[f"{k}_{m}"] <= 1 for m in train.METHODS for k in ("wa", "ua"))
+    # every test fold holds two utterances of each class per speaker: balanced, so WA = UA for every method
+    assert all(final[f"wa_{m}"] == pytest.approx(final[f"ua_{m}"]) for m in train.METHODS)
     assert set(record["figures"]) == {"confusion", "utterance"}
     assert np.sum(record["confusions"]["dnn_kelm"]) == 64  # every utterance tested once
     assert "| ravdess-4class |" in report.report_for(config.results_dir, "speech_emotion")
@@ -249,3 +240,86 @@ def test_smoke_run_writes_results_figures_and_resumes_at_its_first_unfinished_fo
     assert train.extract_features(train.load_corpus(config2), run_dir / "features")[1]["features_computed_s"] == 0
     assert first_fold["y_true"] and set(first_fold["predictions"]) == set(train.METHODS)
     assert math.isfinite(json.loads(json.dumps(first_fold["dnn_s"])))
+
+
+# The recipe, read from one fold as train.py runs it with the paper preset (Han, Yu & Tashev 2014, §2;
+# the settings the paper does not give are README Deviations, pinned here as such).
+
+@pytest.fixture(scope="module")
+def paper_fold(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("speech_recipe")
+    _ravdess_tree(tmp / "data", actors=range(1, 25), rate=16_000)
+    config = make_config(SpeechEmotionConfig, PRESETS, data_dir=str(tmp / "data"), verify_data=False,
+                         results_dir=str(tmp / "results"), runs_dir=str(tmp / "runs"))
+    corpus = train.load_corpus(config)
+    folds = train.speaker_folds(corpus, config)
+    frames, _ = train.extract_features(corpus, tmp / "features")
+    seen = {"fit": [], "threshold": set(), "context": set(), "fraction": set(), "grids": {}, "elm_hidden": set(),
+            "elm_inputs": set()}
+    fit, utterance_features, segments, most_energetic = (keras.Model.fit, F.utterance_features, F.segments,
+                                                         F.most_energetic)
+    grid_search, elm_fit = train.grid_search, ELMClassifier.fit
+
+    def spy_fit(self, x=None, y=None, **kwargs):
+        seen["fit"].append((self, x, kwargs))
+        return fit(self, x, y, **kwargs)
+
+    def spy_grid(estimator, grid, *args):
+        seen["grids"][type(estimator).__name__ + ("" if type(estimator).__name__ != "SVC" else
+                                                   str(len(seen["grids"])))] = {k: tuple(v) for k, v in grid.items()}
+        return grid_search(estimator, grid, *args)
+
+    def spy_elm_fit(self, x, y):
+        seen["elm_hidden"].add(self.hidden)
+        seen["elm_inputs"].add(np.shape(x)[1])
+        return elm_fit(self, x, y)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(keras.Model, "fit", spy_fit)
+        mp.setattr(F, "utterance_features", lambda p, threshold: (seen["threshold"].add(threshold),
+                                                                   utterance_features(p, threshold))[1])
+        mp.setattr(F, "segments", lambda f, context: (seen["context"].add(context), segments(f, context))[1])
+        mp.setattr(F, "most_energetic", lambda e, fraction: (seen["fraction"].add(fraction),
+                                                              most_energetic(e, fraction))[1])
+        mp.setattr(train, "grid_search", spy_grid)
+        mp.setattr(ELMClassifier, "fit", spy_elm_fit)
+        result = train.run_fold(0, folds[0], corpus, frames, config)
+    return {"config": config, "corpus": corpus, "folds": folds, "frames": frames, "result": result, **seen}
+
+
+def test_recipe_speaker_independent_folds_and_segments(paper_fold):
+    # RAVDESS: 12 folds, each holding out one pair of actors (a man and a woman)
+    folds = paper_fold["folds"]
+    assert len(folds) == 12 and folds[0] == ["actor01", "actor02"] and folds[11] == ["actor23", "actor24"]
+    # §2.1: segments of 25 frames (12 on each side) of the 30 frame features, 750 inputs to the DNN;
+    # the DNN trains on the 10 % most energetic segments of each training utterance
+    assert paper_fold["context"] == {12} and paper_fold["fraction"] == {0.1}
+    ((dnn, x, kwargs),) = paper_fold["fit"]
+    train_utterances = [u for u in paper_fold["corpus"].utterances if u.speaker not in folds[0]]
+    expected = sum(max(1, round(0.1 * (len(paper_fold["frames"][u.path]) - 24))) for u in train_utterances)
+    assert x.shape == (expected, 25 * 30)
+
+
+def test_recipe_the_segment_dnn(paper_fold):
+    ((dnn, x, kwargs),) = paper_fold["fit"]
+    # §2.1: three hidden ReLU layers of 256 units, a softmax over the four emotions
+    dense = [la for la in dnn.layers if isinstance(la, keras.layers.Dense)]
+    assert [(la.units, la.activation.__name__) for la in dense] == [(256, "relu")] * 3 + [(4, "softmax")]
+    assert dnn.count_params() == 750 * 256 + 256 + 2 * (256 * 256 + 256) + 256 * 4 + 4
+    # Deviations: Adam at 1e-3, minibatches of 128, 20 epochs (the paper gives none of them)
+    assert type(dnn.optimizer).__name__ == "Adam" and float(dnn.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert (kwargs["batch_size"], kwargs["epochs"]) == (128, 20)
+
+
+def test_recipe_utterance_features_and_the_classifiers(paper_fold):
+    # §2.2: per emotion the maximum, minimum and mean of the segment probabilities and the share above 0.2
+    assert paper_fold["threshold"] == {0.2} and paper_fold["elm_inputs"] == {4 * 4}
+    # §2.3: the ELM (120 hidden units: Deviations) and the kernel ELM; the SVM baselines; every ridge and
+    # kernel parameter chosen by a speaker-grouped search inside the training fold
+    assert paper_fold["elm_hidden"] == {120}
+    assert paper_fold["grids"] == {
+        "ELMClassifier": {"C": (0.01, 0.1, 1.0, 10.0, 100.0)},
+        "KernelELMClassifier": {"C": (0.01, 0.1, 1.0, 10.0, 100.0), "gamma": (0.001, 0.01, 0.1, 1.0)},
+        "SVC2": {"C": (0.1, 1.0, 10.0, 100.0), "gamma": (0.001, 0.01, 0.1)},
+        "SVC3": {"C": (0.1, 1.0, 10.0, 100.0), "gamma": (0.001, 0.01, 0.1)}}
+    assert set(paper_fold["result"]["predictions"]) == set(train.METHODS)
