@@ -86,7 +86,8 @@ def write(record: dict, results_dir: str | os.PathLike) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = record["finished"].replace(":", "").replace("-", "").replace("+0000", "Z")
     stem = f"{record['variant']}_{record['preset']}_seed{record['seed']}_{stamp}"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    remove_stale_temporaries(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=".json", dir=folder)
     try:
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a group
         with os.fdopen(fd, "w") as f:
@@ -106,6 +107,26 @@ def write(record: dict, results_dir: str | os.PathLike) -> Path:
         os.unlink(tmp)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files (`.tmp-<pid>-*.json`) that a process killed while writing its record left
+    in `folder`; those of a live process (another run writing now) are kept. Returns what was removed."""
+    removed = []
+    for path in folder.glob(".tmp-*-*.json"):
+        pid = path.name.split("-")[1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or another user's: PermissionError below)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def load_superseded(results_dir: str | os.PathLike, paper: str) -> dict[str, str]:
     """The paper's superseded records: {file name: reason}."""
     path = Path(results_dir) / paper / SUPERSEDED
@@ -121,7 +142,8 @@ def mark_superseded(results_dir: str | os.PathLike, paper: str, name: str, reaso
     if not (folder / name).exists():
         raise FileNotFoundError(f"no results record {folder / name} to mark as superseded")
     entries = {**load_superseded(results_dir, paper), name: reason}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    remove_stale_temporaries(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=".json", dir=folder)
     with os.fdopen(fd, "w") as f:
         json.dump(entries, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -141,7 +141,9 @@ class Run:
         before = [training.EpochSync(data)] if hasattr(data, "set_epoch") else []
         if reseed:
             before.append(training.ReseedEachEpoch(reseed, self.config.seed))
-        standard = [cb for cb in (self.timer, self.nan, self.backup, self.csv, self.progress, self.tensorboard) if cb]
+        # the history row before the checkpoint: a run stopped between the two redoes the epoch and its row
+        # (the last row of an epoch wins), where the other order would leave a checkpoint without its row
+        standard = [cb for cb in (self.timer, self.nan, self.csv, self.progress, self.tensorboard, self.backup) if cb]
         after = [training.StopAtIteration(max_steps, len(data))] if max_steps else []
         return training.fit(model, data, self.dir, epochs=epochs,
                             callbacks=[*before, *callbacks, *standard, *after, *self.extra_callbacks], **fit_kwargs)

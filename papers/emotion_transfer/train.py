@@ -175,11 +175,13 @@ def run_stage_one(run: Run, config: EmotionTransferConfig) -> int:
     confusion_figure(run.figure_path("confusion"), confusion, f"FER-2013 test, {100 * test_accuracy:.1f} %")
     path = stage_one_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
+    mine = run.state_file("stage_one.json")  # the digest of the file this run saved, should it be stopped later
+    if path.exists() and not (mine.exists() and json.loads(mine.read_text())["sha256"] == file_digest(path)):
         raise DataError(f"{path} exists: a stage-one network of this configuration and seed was saved before; "
                         f"schemes b and e use it. Remove it to train a new one.")
     tmp = path.with_name(path.stem + ".tmp.keras")
     model.save(tmp)
+    mine.write_text(json.dumps({"sha256": file_digest(tmp)}))
     os.replace(tmp, path)
     final = {"accuracy": test_accuracy, "fer_val_accuracy": float(val_accuracy), "fer_test_accuracy": test_accuracy,
              "stage_one_file": str(path), "stage_one_sha256": file_digest(path)}

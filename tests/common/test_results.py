@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +66,19 @@ def test_bad_records_are_refused(tmp_path):
 def test_load_all_skips_temporary_files(tmp_path):
     results.write(record(), tmp_path)
     (tmp_path / "toy" / ".tmp-abc.json").write_text("{")
+    assert len(results.load_all(tmp_path, "toy")) == 1
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    left = folder / f".tmp-{int(dead.stdout)}-k1ll.json"   # its writer was SIGKILLed before linking it
+    writing = folder / f".tmp-{os.getpid()}-live.json"     # a live process is writing this one now
+    left.write_text("{")
+    writing.write_text("{")
+    results.write(record(), tmp_path)
+    assert not left.exists() and writing.exists()
     assert len(results.load_all(tmp_path, "toy")) == 1
 
 
