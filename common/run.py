@@ -35,6 +35,7 @@ Reports are not written here: `python -m common.report` regenerates them from re
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sys
 from pathlib import Path
@@ -148,11 +149,25 @@ class Run:
         return training.fit(model, data, self.dir, epochs=epochs,
                             callbacks=[*before, *callbacks, *standard, *after, *self.extra_callbacks], **fit_kwargs)
 
-    def unit_done(self, unit: int, steps: int = 0) -> None:
-        """For runs whose work is not one `fit` (a cross-validation's folds): unit `unit` (from 0) is
-        finished; the session record and the clock advance as at an epoch's end. The paper keeps the
-        unit's results in a `state_file`, so that a resumed run skips it."""
-        self.timer.mark(unit, steps)
+    def units(self, items, work, *, state: str = "units.json", done=None) -> list:
+        """Work that is not one `fit` (a cross-validation's folds), resumable a unit at a time: `work(k, item)`
+        returns unit k's result (JSON-serialisable), which is kept in the run's state file `state` as soon as
+        it exists, so that a resumed run skips the units finished before; the session record and the clock
+        advance as at an epoch's end. `done(k, result)` is called after each new unit (to print it).
+        Returns every unit's result, in order."""
+        path = self.state_file(state)
+        results = json.loads(path.read_text()) if path.exists() else []
+        for k, item in enumerate(items):
+            if k < len(results):
+                continue
+            results.append(work(k, item))
+            self.timer.mark(k)  # first, as at an epoch's end: a session stopped after the unit's work is recorded
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results))
+            os.replace(tmp, path)
+            if done is not None:
+                done(k, results[-1])
+        return results
 
     @property
     def failed(self) -> dict | None:

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import gan, images, parzen
+from common import gan, images, parzen, training
 from common.data import mnist
 from common.data.pipeline import ArrayBatches
 from common.run import Run
@@ -141,6 +141,9 @@ def run(config: CGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
         return run.finish(final)
 
     model.generator.load_weights(keep.best_weights)
+    # the evaluation's dropout masks from a state of their own, the same whether or not the run was resumed
+    # after its last epoch (when no epoch start reseeds them)
+    training.reseed([model.noise, *dropout], config.seed, config.epochs)
     final.update(best_epoch=keep.best["epoch"], best_updates=keep.best["updates"], val_parzen_ll=keep.best["ll"],
                  val_parzen_ll_sem=keep.best["sem"])
     t0 = time.perf_counter()

@@ -240,18 +240,12 @@ def run_scheme(run: Run, config: EmotionTransferConfig) -> int:
     run.describe_data(**facts)
     print(f"{config.variant}: {len(y)} CK+48 images of {len(set(subjects))} subjects from {data.source}, "
           f"{len(folds)} subject-wise folds; working files in {run.dir}")
-    done = run.state_file("folds.json")
-    results = json.loads(done.read_text()) if done.exists() else []
-    for fold, test in enumerate(folds):
-        if fold < len(results):
-            continue
-        results.append(run_fold(fold, test, x, y, config, fer, stage_one))
-        tmp = done.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results))
-        os.replace(tmp, done)
-        run.unit_done(fold)
-        print(f"  fold {fold + 1}/{len(folds)}: {100 * results[-1]['accuracy']:.1f} % of {len(test)} images; "
-              f"{results[-1]['train_s']:.0f} s", flush=True)
+    def show(fold, r):
+        print(f"  fold {fold + 1}/{len(folds)}: {100 * r['accuracy']:.1f} % of {r['test_images']} images; "
+              f"{r['train_s']:.0f} s", flush=True)
+
+    results = run.units(folds, lambda fold, test: run_fold(fold, test, x, y, config, fer, stage_one),
+                        state="folds.json", done=show)
     accuracy = [r["accuracy"] for r in results]
     confusion = sum(confusion_matrix(r["y_true"], r["y_pred"], labels=TARGET_CLASSES) for r in results)
     confusion_figure(run.figure_path("confusion"), confusion,

@@ -271,20 +271,13 @@ def run(config: SpeechEmotionConfig, preset: str = cfg.PAPER_PRESET, extra_callb
     audio_h = sum(len(f) for f in frames.values()) * F.HOP / F.SAMPLE_RATE / 3600
     print(f"frame features: {timing['features_computed_s']:.0f} s for {timing['audio_computed_h'] * 60:.1f} min of "
           f"audio not yet cached ({audio_h * 60:.1f} min in all)")
-    done = run.state_file("folds.json")
-    results = json.loads(done.read_text()) if done.exists() else []
-    for fold, speakers in enumerate(folds):
-        if fold < len(results):
-            continue
-        results.append(run_fold(fold, speakers, corpus, frames, config))
-        tmp = done.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results))
-        os.replace(tmp, done)
-        run.unit_done(fold)
-        r = results[-1]
+    def show(fold, r):
         accuracy = {m: np.mean(np.array(r["predictions"][m]) == np.array(r["y_true"])) for m in METHODS}
-        print(f"  fold {fold + 1}/{len(folds)} ({', '.join(speakers)}): " +
+        print(f"  fold {fold + 1}/{len(folds)} ({', '.join(r['test_speakers'])}): " +
               ", ".join(f"{m} {100 * a:.0f} %" for m, a in accuracy.items()) + f"; {r['fold_s']:.0f} s", flush=True)
+
+    results = run.units(folds, lambda fold, speakers: run_fold(fold, speakers, corpus, frames, config),
+                        state="folds.json", done=show)
     final, confusions = summarise(results, classes)
     final.update(folds=len(results), audio_hours=round(audio_h, 4),
                  feature_s_per_audio_hour=timing["feature_s_per_audio_hour"],

@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import subprocess
@@ -211,6 +212,26 @@ def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
     assert final["pipeline_overhead"] == pytest.approx(1 - final["pipeline_images_per_s"] /
                                                        final["in_memory_images_per_s"])
     assert record["data"]["checksums"]
+
+
+def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, capsys):
+    from papers.resnet import peer_benchmark
+
+    kinds = "tensorflow,torch" if importlib.util.find_spec("torch") else "tensorflow"
+    assert peer_benchmark.main([f"--kinds={kinds}", "--depth=8", "--batch_size=4", "--steps=1", "--warmup_steps=1",
+                                "--repeats=2", f"--results_dir={tmp_path / 'results'}"]) == 0
+    (record,) = results.load_all(tmp_path / "results", "resnet")
+    final = record["final"]
+    assert record["kind"] == "benchmark" and set(final["all_measurements"]) == set(kinds.split(","))
+    assert all(len(m) == 2 and min(m) > 0 for m in final["all_measurements"].values())  # every kind, each round
+    if "torch" in kinds:
+        assert final["best_peer"] == "torch" and final["ratio_tensorflow_vs_best_peer"] == pytest.approx(
+            final["images_per_s"]["tensorflow"] / final["images_per_s"]["torch"])
+        # the peer is the same network: as many trainable parameters as ours
+        assert record["kinds"]["torch"]["parameters"] == record["kinds"]["tensorflow"]["parameters"]
+    assert "Speed against a PyTorch peer" in report.report_for(str(tmp_path / "results"), "resnet")
+    assert peer_benchmark.main(["--kinds=tensorflow,mxnet"]) == 2
+    assert "--kinds: mxnet; choose from tensorflow, jax, torch, torch-channels-last" in capsys.readouterr().err
 
 
 def test_a_data_error_during_the_run_is_one_line_and_exit_2(tmp_path, capsys):

@@ -1,0 +1,151 @@
+"""Training speed of ResNet-20 here against a PyTorch peer on the same machine, measured alternately in
+one process tree, as a results JSON (the report's "Speed against a PyTorch peer" table).
+
+    pip install -r requirements-peer.txt        # PyTorch, for the peer only (never imported by the library)
+    python papers/resnet/peer_benchmark.py
+    python papers/resnet/peer_benchmark.py --kinds=tensorflow,torch-channels-last --repeats=5
+
+Kinds (each measured in its own process, in turn, `repeats` times, the order rotated each round):
+  tensorflow, jax           this repository's train step as train.py builds it (papers/resnet: build_model and
+                            compile_model, `fit` on arrays in memory) on that Keras backend
+  torch, torch-channels-last  peers/resnet_torch.py: the same ResNet (option A, 269,722 parameters) and
+                            step (cross-entropy, SGD momentum 0.9, weight decay 1e-4 on every parameter) in
+                            PyTorch, NCHW or channels-last; with --torch_compile, `torch.compile`d
+All take batches of `batch_size` random 32x32x3 images in fp32; the first `warmup_steps` (compilation,
+caches) are not timed. The record keeps every measurement, the best of each kind, and ours / best peer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import config as cfg
+from common import results
+from common.config import param
+from common.run import write_benchmark
+from papers.resnet.config import ResNetConfig
+
+PAPER = "resnet"
+ROOT = Path(__file__).resolve().parents[2]
+OURS = ("tensorflow", "jax")
+PEERS = ("torch", "torch-channels-last")
+
+
+@dataclass(frozen=True)
+class PeerBenchmarkConfig(ResNetConfig):
+    kinds: str = param("tensorflow,jax,torch,torch-channels-last", "what to time, comma-separated: "
+                       "tensorflow, jax (ours), torch, torch-channels-last (the PyTorch peer)")
+    steps: int = param(30, "timed train steps per measurement", low=1)
+    warmup_steps: int = param(5, "untimed steps first (compilation, caches)", low=1)
+    repeats: int = param(3, "measurements of each kind, alternating; the best of each is kept", low=1)
+    torch_compile: bool = param(False, "torch.compile the peer's train step (for a GPU)")
+    child: str = param("", "internal: measure this one kind of ours in this process and print it as JSON")
+
+    def validate(self) -> None:
+        super().validate()
+        unknown = [k for k in self.kind_list if k not in OURS + PEERS]
+        if unknown or not self.kind_list:
+            raise cfg.ConfigError(f"--kinds: {', '.join(unknown) or 'none given'}; choose from "
+                                  f"{', '.join(OURS + PEERS)}")
+
+    @property
+    def kind_list(self) -> list[str]:
+        return [k.strip() for k in self.kinds.split(",") if k.strip()]
+
+
+def measure_ours(config: PeerBenchmarkConfig) -> dict:
+    """Images/s of our train step on the backend this process runs (KERAS_BACKEND)."""
+    import common.tf_env  # noqa: F401
+
+    import keras
+    import numpy as np
+
+    from common.repro import seed_everything
+    from papers.resnet.benchmark import _timed_fit
+    from papers.resnet.model import build_model
+    from papers.resnet.train import compile_model
+
+    seed_everything(config.seed, config.deterministic)
+    bs, total = config.batch_size, config.warmup_steps + config.steps
+    rng = np.random.default_rng(config.seed)
+    x = rng.standard_normal((total * bs, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, total * bs)
+    model = compile_model(build_model(config.depth, weight_decay=config.weight_decay), config)
+    rate = _timed_fit(model, config.steps, config.warmup_steps, bs, x=x, y=y, batch_size=bs, shuffle=False)
+    return {"images_per_s": rate, "backend": keras.backend.backend(), "keras": keras.__version__,
+            "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables))}
+
+
+def _command(kind: str, config: PeerBenchmarkConfig, argv: list[str]) -> tuple[list[str], dict]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if kind in OURS:
+        env["KERAS_BACKEND"] = kind
+        return [sys.executable, str(Path(__file__)), *argv, f"--child={kind}"], env
+    return ([sys.executable, str(ROOT / "peers" / "resnet_torch.py"), f"--depth={config.depth}",
+             f"--batch_size={config.batch_size}", f"--steps={config.steps}", f"--warmup_steps={config.warmup_steps}",
+             *(["--channels_last"] if kind == "torch-channels-last" else []),
+             *(["--compile"] if config.torch_compile else [])], env)
+
+
+def _measure(kind: str, config: PeerBenchmarkConfig, argv: list[str]) -> dict:
+    command, env = _command(kind, config, argv)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        missing = "No module named 'torch'" in done.stderr
+        raise cfg.ConfigError(f"{kind}: " + ("PyTorch is not installed; pip install -r requirements-peer.txt, or "
+                                             "leave the peer out with --kinds" if missing else
+                                             f"the measurement failed: {done.stderr.strip()[-500:]}"))
+    return json.loads(lines[-1])
+
+
+def run(config: PeerBenchmarkConfig, preset: str = "", argv: list[str] | None = None) -> int:
+    if config.child:
+        print(json.dumps(measure_ours(config)))
+        return 0
+    started, t0 = results.utc_now(), time.perf_counter()
+    argv = [a for a in (argv or []) if not a.startswith("--child=")]
+    kinds = config.kind_list
+    measured: dict[str, list[float]] = {k: [] for k in kinds}
+    facts: dict[str, dict] = {}
+    for round_ in range(config.repeats):
+        for kind in kinds[round_ % len(kinds):] + kinds[:round_ % len(kinds)]:
+            out = _measure(kind, config, argv)
+            measured[kind].append(out.pop("images_per_s"))
+            facts[kind] = out
+            print(f"  round {round_ + 1}/{config.repeats}  {kind:20s} {measured[kind][-1]:7.1f} images/s", flush=True)
+    best = {k: max(v) for k, v in measured.items()}
+    peers = {k: v for k, v in best.items() if k in PEERS}
+    best_peer = max(peers, key=peers.get) if peers else None
+    ratios = {f"ratio_{k}_vs_best_peer": best[k] / best[best_peer] for k in kinds if k in OURS and best_peer}
+    final = {"images_per_s": best, "all_measurements": measured, "best_peer": best_peer, **ratios,
+             "title": "Speed against a PyTorch peer",
+             "summary": {**{f"{k} (img/s)": f"{v:.0f}" for k, v in best.items()},
+                         **{f"{k} / best peer": f"{best[k] / best[best_peer]:.2f}x"
+                            for k in kinds if k in OURS and best_peer},
+                         "batch": str(config.batch_size), "steps x repeats": f"{config.steps} x {config.repeats}"}}
+    line = f"{config.variant}, batch {config.batch_size}: " + ", ".join(f"{k} {v:.0f}" for k, v in best.items())
+    line += " images/s" + "".join(f"; {k} / {best_peer} = {best[k] / best[best_peer]:.2f}x"
+                                  for k in kinds if k in OURS and best_peer)
+    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final, line=line, kinds=facts,
+                           description="Images per second of the full ResNet-20 train step (forward, backward, SGD "
+                           "with momentum and weight decay), fp32, random data, best of the alternating repeats, "
+                           "compilation excluded; ours (Keras 3) on each backend and the hand-written PyTorch "
+                           "peer (peers/resnet_torch.py) measured in turn on the same machine "
+                           "(papers/resnet/peer_benchmark.py).")
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return cfg.cli_main(PeerBenchmarkConfig, {}, lambda config, preset: run(config, preset, argv), argv,
+                        description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
