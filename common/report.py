@@ -103,7 +103,8 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             **{e[0]: _extra_value(r, e) for e in extras},
             "variant": r["variant"], "preset": _preset(r), "seed": r["seed"], "status": r["status"],
             "value": None if value is None else value * meta.get("scale", 1),
-            "iterations": r["final"].get("iterations"), "epochs": len(r["history"]),
+            # a run whose work is not Keras epochs (a cross-validation's folds) has no history: no epoch count
+            "iterations": r["final"].get("iterations"), "epochs": len(r["history"]) or None,
             "device": r["device"]["name"], "backend": _backend(r),
             "wall_min": r["wall_time_s"] / 60,
             "images_per_s": throughput(r, meta.get("throughput_key", "train_images_per_s")),
@@ -197,8 +198,13 @@ def _mean_std(values: pd.Series, digits: int = 2) -> str:
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
+def _show_value(v) -> str:
+    """A listed value as people write it: a whole float (a count that pandas widened, 3.0) as 3."""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
 def _join(values) -> str:
-    return ", ".join(sorted({str(v) for v in values if v is not None and str(v) not in ("nan", "<NA>")})) or "–"
+    return ", ".join(sorted({_show_value(v) for v in values if v is not None and str(v) not in ("nan", "<NA>")})) or "–"
 
 
 def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
@@ -322,8 +328,10 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
         for r in runs:
             r["value"] = "–" if pd.isna(r["value"]) else f"{r['value']:.{digits}f}"
             for key, _, d in _extras(meta):
-                r[key] = "–" if r[key] is None or pd.isna(r[key]) else str(r[key]) if d is None else f"{r[key]:.{d}f}"
+                r[key] = ("–" if r[key] is None or pd.isna(r[key]) else _show_value(r[key]) if d is None
+                          else f"{r[key]:.{d}f}")
             r["wall_min"] = f"{r['wall_min']:.1f}"
+            r["epochs"] = "–" if pd.isna(r["epochs"]) else _show_value(r["epochs"])
             rate = r["images_per_s"]
             r["images_per_s"] = "–" if pd.isna(rate) else f"{rate:.0f}" if rate >= 10 else f"{rate:.2f}"
         lines += ["", "## Every run", "",
