@@ -22,8 +22,8 @@ class _Planned(Exception):
 
 
 def planned_training(monkeypatch, train_module, config_cls, presets, tmp_path, *, keras_fit: bool = False,
-                     **overrides):
-    """Run `train_module.run` with the paper preset (and `overrides`, for data locations and subsets
+                     preset: str = "paper", **overrides):
+    """Run `train_module.run` with the paper preset, or `preset` (and `overrides`, for data locations and subsets
     that keep fixtures small) until it calls `Run.fit` (with `keras_fit`: the first `keras.Model.fit`,
     for papers that train several models in one run); return a namespace of that call: `model`,
     `data`, `epochs`, `images_per_step`, `max_steps`, `callbacks`, `reseed`, the other keyword
@@ -51,10 +51,10 @@ def planned_training(monkeypatch, train_module, config_cls, presets, tmp_path, *
         monkeypatch.setattr(keras.Model, "fit", model_fit)
     else:
         monkeypatch.setattr(Run, "fit", run_fit)
-    config = make_config(config_cls, presets, "paper", verify_data=False, download=False,
+    config = make_config(config_cls, presets, preset, verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"), **overrides)
     with pytest.raises(_Planned):
-        train_module.run(config)
+        train_module.run(config, preset)
     plan.setdefault("max_steps", None)
     plan.setdefault("callbacks", ())
     plan.setdefault("reseed", ())
@@ -137,6 +137,18 @@ MUTATIONS = {
     ],
     "resnet": [
         ("papers/resnet/config.py", 'param(128, "minibatch size', 'param(64, "minibatch size', "batch size"),
+        ("papers/resnet/config.py", "FAST_BATCH = 256", "FAST_BATCH = 200", "fast: batch"),
+        ("papers/resnet/config.py", "64_000 * 128 // 6 // FAST_BATCH", "64_000 * 128 // 5 // FAST_BATCH",
+         "fast: a sixth"),
+        ("papers/resnet/config.py", '"learning_rate": 0.2, "lr_peak_share": 0.2', '"learning_rate": 0.3, '
+         '"lr_peak_share": 0.2', "fast: peak lr"),
+        ("papers/resnet/config.py", '"lr_peak_share": 0.2,', '"lr_peak_share": 0.3,', "fast: peak share"),
+        ("papers/resnet/config.py", '"nesterov": True', '"nesterov": False', "fast: Nesterov"),
+        ("papers/resnet/config.py", '"weight_decay": 5e-4', '"weight_decay": 1e-4', "fast: weight decay"),
+        ("papers/resnet/config.py", '"label_smoothing": 0.1', '"label_smoothing": 0.2', "fast: smoothing"),
+        ("papers/resnet/config.py", '"val_size": 0,', '"val_size": 5000,', "fast: no validation split"),
+        ("papers/resnet/model.py", "(1.0 - self.epsilon) * nll", "nll", "fast: smoothed loss"),
+        ("papers/resnet/train.py", "x[:, :, ::-1]", "x[:, ::-1]", "fast: mirror axis"),
         ("papers/resnet/config.py", 'param(0.1, "initial learning rate', 'param(0.2, "initial learning rate', "lr"),
         ("papers/resnet/config.py", "param((32000, 48000),", "param((32000, 46000),", "lr boundaries"),
         ("papers/resnet/train.py", "config.learning_rate * 0.1**i", "config.learning_rate * 0.2**i", "lr drop factor"),

@@ -76,3 +76,41 @@ def build_model(depth: int = 20, num_classes: int = 10, weight_decay: float = 1e
     outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, bias_regularizer=reg,
                            name="fc")(x)
     return keras.Model(inputs, outputs, name=f"resnet{depth}")
+
+
+@keras.saving.register_keras_serializable(package="resnet")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """The fast preset's learning rate (ours, not §4.2's): a linear rise from 0 to `peak` over the first
+    `peak_at` iterations, then a linear fall to 0 at `total`. A pure function of the iteration count, so
+    that a resumed run continues it exactly."""
+
+    def __init__(self, peak: float, peak_at: int, total: int):
+        self.peak, self.peak_at, self.total = float(peak), int(peak_at), int(total)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32") + 1.0  # the rate of update number step + 1
+        rise = self.peak * step / max(self.peak_at, 1)
+        fall = self.peak * (self.total - step) / max(self.total - self.peak_at, 1)
+        return keras.ops.maximum(keras.ops.where(step <= self.peak_at, rise, fall), 0.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "peak_at": self.peak_at, "total": self.total}
+
+
+@keras.saving.register_keras_serializable(package="resnet")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy against targets with `epsilon` of their mass spread evenly over the classes (label
+    smoothing; the fast preset's, not §4.2's), for integer labels and a softmax output."""
+
+    def __init__(self, epsilon: float, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        log_p = keras.ops.log(keras.ops.clip(y_pred, 1e-7, 1.0))
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1, 1))
+        nll = -keras.ops.take_along_axis(log_p, labels, axis=-1)[:, 0]
+        return (1.0 - self.epsilon) * nll - self.epsilon * keras.ops.mean(log_p, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

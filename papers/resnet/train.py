@@ -23,12 +23,20 @@ from common.data import cifar10
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.run import Run
 from papers.resnet.config import PRESETS, ResNetConfig
-from papers.resnet.model import build_model
+from papers.resnet.model import OneCycle, SmoothedSparseCrossentropy, build_model
 
 PAPER = "resnet"
 
 
 def lr_schedule(config: ResNetConfig):
+    """The learning rate as a function of the iteration count: §4.2's steps, or the fast preset's one cycle."""
+    if config.lr_schedule == "onecycle":
+        return OneCycle(config.learning_rate, round(config.lr_peak_share * config.max_iterations),
+                        config.max_iterations)
+    return step_schedule(config)
+
+
+def step_schedule(config: ResNetConfig):
     """Step schedule over iterations (§4.2): lr / 10 at each boundary, after an optional warm-up at
     `warmup_lr`. A pure function of the iteration count, so it compiles into the train step on
     every backend and resumes exactly with the optimizer's state."""
@@ -47,8 +55,9 @@ def lr_schedule(config: ResNetConfig):
 
 def compile_model(model: keras.Model, config: ResNetConfig) -> keras.Model:
     model.compile(
-        optimizer=keras.optimizers.SGD(lr_schedule(config), momentum=config.momentum),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        optimizer=keras.optimizers.SGD(lr_schedule(config), momentum=config.momentum, nesterov=config.nesterov),
+        loss=(SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
+              else keras.losses.SparseCategoricalCrossentropy()),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=config.jit,
     )
@@ -72,6 +81,13 @@ def prepare_data(config: ResNetConfig):
     arrays = {"train": (prep(train.x), train.y), "val": (prep(val.x), val.y), "test": (prep(test.x), test.y),
               "pixel_mean": mean.astype(np.float32)}
     return arrays, data
+
+
+def flip_averaged_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
+    """Accuracy of the mean class probabilities of each image and its left-right mirror."""
+    p = model.predict(x, batch_size=batch_size, verbose=0) + model.predict(x[:, :, ::-1], batch_size=batch_size,
+                                                                            verbose=0)
+    return float(np.mean(p.argmax(1) == y))
 
 
 def image_classifier(model: keras.Model, pixel_mean: np.ndarray) -> keras.Model:
@@ -126,6 +142,9 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
         return run.finish(final)
 
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=config.eval_batch_size, verbose=0)
+    if config.flip_test:
+        final["test_error_without_flip"] = 1.0 - float(test_acc)
+        test_acc = flip_averaged_accuracy(model, x_test, y_test, config.eval_batch_size)
     classifier = run.save_model(image_classifier(model, arrays["pixel_mean"]), "classifier")
     final.update(test_error=1.0 - float(test_acc), test_loss=float(test_loss), classifier_file=str(classifier))
     status = run.finish(final, summary=f"test error {100 * final['test_error']:.2f} %")

@@ -349,6 +349,44 @@ def test_recipe_minibatch_split_mean_and_augmentation(paper_plan):
     assert {flip for _, _, flip in offsets} == {False, True}
 
 
+def test_recipe_fast_preset_is_resnet20_on_a_sixth_of_the_papers_training_images(cifar_root, tmp_path, monkeypatch):
+    """The fast preset is ours (#23: the paper's number with at most a sixth of its training images); its
+    settings, read from what train.py builds."""
+    plan = planned_training(monkeypatch, train, ResNetConfig, PRESETS, tmp_path, preset="fast",
+                            data_dir=str(cifar_root))
+    model, opt = plan.model, plan.model.optimizer
+    assert _trainable(model) == 269_722  # ResNet-20 itself (Table 6: 0.27M)
+    assert (plan.run.data["train"], plan.run.data["val"]) == (50_000, 0)  # no validation split
+    assert plan.images_per_step == plan.data.batch_size == 256
+    images = plan.max_steps * 256
+    assert images <= 30 * 50_000 and images * 6 <= 64_000 * 128 and plan.max_steps == 5_333
+    # one cycle: linear from 0 up to 0.2 at 20 % of the iterations (update 1,067), then linear down to 0
+    rate = {i: float(keras.ops.convert_to_numpy(opt._learning_rate(i))) for i in (0, 1066, 3199, 5332)}
+    assert rate == pytest.approx({0: 0.2 / 1067, 1066: 0.2, 3199: 0.2 * 2133 / 4266, 5332: 0.0}, abs=1e-6)
+    assert type(opt).__name__ == "SGD" and opt.nesterov and opt.momentum == pytest.approx(0.9)
+    squares = sum(float(np.sum(keras.ops.convert_to_numpy(w) ** 2)) for w in model.trainable_weights)
+    penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
+    assert penalty == pytest.approx(0.5 * 5e-4 * squares, rel=1e-4)  # weight decay 5e-4
+    # label smoothing 0.1: the target is 0.9 on the label plus 0.01 on each of the 10 classes
+    probs = np.array([[0.7, 0.2, 0.1] + [0.0] * 7], np.float32)
+    target = np.full(10, 0.01)
+    target[0] += 0.9
+    expected = -np.sum(target * np.log(np.clip(probs[0], 1e-7, 1.0)))
+    assert float(model.loss(np.array([0]), probs)) == pytest.approx(expected, rel=1e-5)
+    assert plan.config.flip_test
+
+
+def test_recipe_fast_flip_test_averages_each_image_with_its_mirror():
+    inputs = keras.Input((1, 2, 1))
+    # class 1 when the left pixel is brighter; an image and its mirror then disagree, and their mean decides
+    logits = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant([[-1, 1], [1, -1]]),
+                                use_bias=False)(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))
+    x = np.array([[[[3.0], [1.0]]], [[[1.0], [2.0]]]], np.float32)
+    assert train.flip_averaged_accuracy(model, x, np.array([1, 0]), 2) == 0.5  # each pair averages to a tie -> 0
+    assert np.argmax(model.predict(x, verbose=0), 1).tolist() == [1, 0]
+
+
 def test_recipe_resnet110_warms_up_at_0_01_for_400_iterations(cifar_root, tmp_path, monkeypatch):
     plan = planned_training(monkeypatch, train, ResNetConfig, PRESETS, tmp_path, data_dir=str(cifar_root), depth=110)
     opt = plan.model.optimizer
