@@ -15,7 +15,7 @@ Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; GPU: 
           ResNet-20 on a sixth of the paper's training images (27.3 epochs of all 50k), aiming at the
           paper's 8.75 %: batch 256, a one-cycle learning rate peaking at 0.2, Nesterov
           momentum, weight decay 5e-4, label smoothing 0.1, no validation split, mirror-averaged test
-          predictions. Not the paper's recipe (README.md, Deviations); REPORT.md has what it reaches.
+          predictions; the test error after every epoch gives a time-to-accuracy figure. Not the paper's recipe (README.md, Deviations); REPORT.md has what it reaches.
   smoke   python papers/resnet/train.py --preset=smoke
           ResNet-8 on 96 images for 6 iterations (2 epochs): seconds. Checks the plumbing; the number means nothing.
 """
@@ -30,7 +30,8 @@ from papers.resnet.model import blocks_per_stage
 
 @dataclass(frozen=True)
 class ResNetConfig(RunConfig):
-    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"depth", "eval_batch_size", "deterministic", "data_workers"}
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"depth", "eval_batch_size", "deterministic", "data_workers",
+                                                 "test_each_epoch"}
 
     depth: int = param(20, "6n+2 layers; the paper's are 20, 32, 44, 56, 110 (§4.2, Table 6)", low=8)
     batch_size: int = param(128, "minibatch size (§4.2)", low=1)
@@ -59,6 +60,9 @@ class ResNetConfig(RunConfig):
                                         "preset; §4.2: none)", low=0, below=1)
     flip_test: bool = param(False, "test error of the mean prediction for each image and its mirror image (ours, "
                                    "the fast preset; §4.2: the image alone)")
+    test_each_epoch: bool = param(False, "also measure the test error after every epoch, for a time-to-accuracy "
+                                         "curve (nothing is chosen on it; the fast preset, which has no validation "
+                                         "split, turns it on)")
     deterministic: bool = param(True, "deterministic kernels on TensorFlow, so that a resumed run matches")
     data_workers: int = param(2, "threads that build augmented batches ahead of the train step", low=1)
 
@@ -97,7 +101,8 @@ PRESETS = {
     "quick": {"max_iterations": 3000, "lr_boundaries": (1500, 2250)},
     "fast": {"batch_size": FAST_BATCH, "max_iterations": 64_000 * 128 // 6 // FAST_BATCH, "val_size": 0,
              "lr_schedule": "onecycle", "lr_boundaries": (), "learning_rate": 0.2, "lr_peak_share": 0.2,
-             "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1, "flip_test": True},
+             "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1, "flip_test": True,
+             "test_each_epoch": True},
     "smoke": {"depth": 8, "batch_size": 32, "max_iterations": 6, "lr_boundaries": (3, 5), "val_size": 50,
               "train_subset": 96, "test_subset": 100, "eval_batch_size": 50},
 }

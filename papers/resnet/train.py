@@ -9,8 +9,11 @@ An interrupted run resumes from its last finished epoch when the same command is
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+import time
+from pathlib import Path
 
 import common.tf_env  # noqa: F401
 
@@ -90,6 +93,47 @@ def flip_averaged_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, bat
     return float(np.mean(p.argmax(1) == y))
 
 
+class TestEachEpoch(keras.callbacks.Callback):
+    """After every epoch, the test accuracy (`test_accuracy`, mirror-averaged when `flip`) and the seconds it
+    took (`test_eval_s`), into the epoch's logs: the points of a time-to-accuracy curve. Nothing is chosen
+    on them."""
+
+    def __init__(self, x, y, batch_size: int, flip: bool):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.flip = x, y, batch_size, flip
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.perf_counter()
+        if self.flip:
+            logs["test_accuracy"] = flip_averaged_accuracy(self.model, self.x, self.y, self.batch_size)
+        else:
+            logs["test_accuracy"] = float(np.mean(
+                self.model.predict(self.x, batch_size=self.batch_size, verbose=0).argmax(1) == self.y))
+        logs["test_eval_s"] = time.perf_counter() - start
+
+
+def time_to_accuracy_figure(path, history: list[dict], target_error: float, title: str) -> None:
+    """Test error after each epoch against the training time so far (minutes, test evaluations excluded),
+    with the paper's error as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [h for h in history if h.get("test_accuracy") is not None and h.get("epoch_time_s") is not None]
+    minutes = np.cumsum([h["epoch_time_s"] - (h.get("test_eval_s") or 0.0) for h in rows]) / 60
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    errors = [100 * (1 - h["test_accuracy"]) for h in rows]
+    ax.plot(minutes, errors, marker=".", label="test error")
+    ax.axhline(100 * target_error, color="C3", ls="--", lw=1, label=f"paper: {100 * target_error:.2f} %")
+    ax.set(xlabel="training time (min)", ylabel="test error (%)", title=title, ylim=(0, min(100, max(errors) + 5)))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
 def image_classifier(model: keras.Model, pixel_mean: np.ndarray) -> keras.Model:
     """The trained network as a self-contained classifier of CIFAR-10 images in [-1, 1] (the range of
     a GAN generator's tanh) with its preprocessing inside: -> [0, 1] -> minus the per-pixel training
@@ -130,8 +174,10 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
           f"images from {data.source}; {config.max_iterations} iterations = {epochs} epochs of {len(train_ds)} "
           f"steps; working files in {run.dir}")
 
+    tested = [TestEachEpoch(x_test, y_test, config.eval_batch_size, config.flip_test)] if config.test_each_epoch else []
     run.fit(model, train_ds, epochs=epochs, images_per_step=config.batch_size, max_steps=config.max_iterations,
-            validation_data=(x_val, y_val) if len(x_val) else None, validation_batch_size=config.eval_batch_size)
+            validation_data=(x_val, y_val) if len(x_val) else None, validation_batch_size=config.eval_batch_size,
+            callbacks=tested)
     history = run.history()
     final = {"epochs": epochs}
     if history and history[-1].get("accuracy") is not None:
@@ -145,6 +191,10 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
     if config.flip_test:
         final["test_error_without_flip"] = 1.0 - float(test_acc)
         test_acc = flip_averaged_accuracy(model, x_test, y_test, config.eval_batch_size)
+    if config.test_each_epoch:
+        table6 = json.loads((Path(__file__).parent / "paper.json").read_text())["paper_values"]  # Table 6, %
+        time_to_accuracy_figure(run.figure_path("time_to_accuracy"), run.history(), table6[config.variant] / 100,
+                                f"{config.variant}, preset {preset}, seed {config.seed}")
     classifier = run.save_model(image_classifier(model, arrays["pixel_mean"]), "classifier")
     final.update(test_error=1.0 - float(test_acc), test_loss=float(test_loss), classifier_file=str(classifier))
     status = run.finish(final, summary=f"test error {100 * final['test_error']:.2f} %")

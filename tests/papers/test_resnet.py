@@ -374,6 +374,23 @@ def test_recipe_fast_preset_is_resnet20_on_a_sixth_of_the_papers_training_images
     expected = -np.sum(target * np.log(np.clip(probs[0], 1e-7, 1.0)))
     assert float(model.loss(np.array([0]), probs)) == pytest.approx(expected, rel=1e-5)
     assert plan.config.flip_test
+    # the test error after every epoch, mirror-averaged, for the time-to-accuracy curve
+    (tested,) = [cb for cb in plan.callbacks if isinstance(cb, train.TestEachEpoch)]
+    assert tested.flip and len(tested.y) == 10_000
+
+
+def test_time_to_accuracy_figure_leaves_out_the_test_evaluations(tmp_path, monkeypatch):
+    drawn = {}
+    import matplotlib.axes
+
+    plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, **kw: drawn.update(x=list(x), y=list(y))
+                        or plot(ax, x, y, **kw))
+    history = [{"epoch": 1, "epoch_time_s": 70.0, "test_eval_s": 10.0, "test_accuracy": 0.5},
+               {"epoch": 2, "epoch_time_s": 130.0, "test_eval_s": 10.0, "test_accuracy": 0.8}]
+    train.time_to_accuracy_figure(tmp_path / "t.png", history, 0.0875, "toy")
+    assert (tmp_path / "t.png").stat().st_size > 0
+    assert drawn == {"x": pytest.approx([1.0, 3.0]), "y": pytest.approx([50.0, 20.0])}
 
 
 def test_recipe_fast_flip_test_averages_each_image_with_its_mirror():
