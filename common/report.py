@@ -281,6 +281,8 @@ def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[
                 for i, r in enumerate(seeds):
                     points = [(h.get(x_key), h[key]) for h in r["history"]
                               if h.get(key) is not None and h.get(x_key) is not None]
+                    if not points:  # a curve this run does not log (e.g. only one preset measures it)
+                        continue
                     xs = [x for x, _ in points]
                     vals = [100 * (1 - v) if is_accuracy else v for _, v in points]
                     legend = (f"{variant} {label}" if grouped else label) if i == 0 else None

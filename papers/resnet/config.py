@@ -13,9 +13,10 @@ Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; GPU: 
           data and schedule work together.
   fast    python papers/resnet/train.py --preset=fast --seed=0
           ResNet-20 on a sixth of the paper's training images (27.3 epochs of all 50k), aiming at the
-          paper's 8.75 %: batch 256, a one-cycle learning rate peaking at 0.2, Nesterov
-          momentum, weight decay 5e-4, label smoothing 0.1, no validation split, mirror-averaged test
-          predictions; the test error after every epoch gives a time-to-accuracy figure. Not the paper's recipe (README.md, Deviations); REPORT.md has what it reaches.
+          paper's 8.75 %: batch 256, a one-cycle learning rate peaking at 0.2, Nesterov momentum,
+          weight decay 5e-4, label smoothing 0.1, no validation split, mirror-averaged test predictions;
+          the test error after every epoch gives a time-to-accuracy figure. Not the paper's recipe
+          (README.md, Deviations); REPORT.md has what it reaches.
   smoke   python papers/resnet/train.py --preset=smoke
           ResNet-8 on 96 images for 6 iterations (2 epochs): seconds. Checks the plumbing; the number means nothing.
 """

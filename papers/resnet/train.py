@@ -120,13 +120,14 @@ def time_to_accuracy_figure(path, history: list[dict], target_error: float, titl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [h for h in history if h.get("test_accuracy") is not None and h.get("epoch_time_s") is not None]
-    minutes = np.cumsum([h["epoch_time_s"] - (h.get("test_eval_s") or 0.0) for h in rows]) / 60
+    rows = [row for row in history if row.get("test_accuracy") is not None and row.get("epoch_time_s") is not None]
+    minutes = np.cumsum([row["epoch_time_s"] - (row.get("test_eval_s") or 0.0) for row in rows]) / 60
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    errors = [100 * (1 - h["test_accuracy"]) for h in rows]
+    errors = [100 * (1 - row["test_accuracy"]) for row in rows]
     ax.plot(minutes, errors, marker=".", label="test error")
     ax.axhline(100 * target_error, color="C3", ls="--", lw=1, label=f"paper: {100 * target_error:.2f} %")
-    ax.set(xlabel="training time (min)", ylabel="test error (%)", title=title, ylim=(0, min(100, max(errors) + 5)))
+    top = min(100, max(errors) + 5)
+    ax.set(xlabel="training time (min)", ylabel="test error (%)", title=title, ylim=(0, top))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
