@@ -46,7 +46,8 @@ PAPER_JSON = {
     "throughput_label": "its column label (default 'train images/s')",
     "references": "[{what, value, source}]: other published numbers shown under the summary",
     "claims": "[{claim, measure, holds_if: ['>' or '<', threshold], and one of difference: [a, b] (final "
-              "keys), gain: history key with from_fraction, correlation: [history key, history key]; "
+              "keys), gain: history key with from_fraction, correlation: [history key, history key], "
+              "between: [variant, variant] with key (a final key; runs of one preset paired by seed); "
               "optional scale; margin: the smallest effect that counts, in the measure's units}]: the "
               "paper's claims, each row judged by a stated test (supports, contradicts, inconclusive)",
     "curves": "[[history key, label, is_accuracy], ...]: the learning curves drawn per run",
@@ -480,7 +481,21 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
                     f"other side, and is inconclusive otherwise (one run: its value instead of an interval)")
         lines += [f"**{claim['claim']}** Judged on: {claim['measure']}; {rule}.", ""]
         rows, verdicts = [], []
-        keys = sorted({(r["variant"], _preset(r)) for r in runs}, key=lambda k: (order.get(k[0], 99), k))
+        if "between" in claim:  # two variants' runs of one preset, paired by seed
+            first, second = claim["between"]
+            for preset in sorted({_preset(r) for r in runs}):
+                by_seed = [{r["seed"]: r for r in runs if r["variant"] == v and _preset(r) == preset}
+                           for v in (first, second)]
+                values = [(by_seed[0][s]["final"][claim["key"]] - by_seed[1][s]["final"][claim["key"]])
+                          * claim.get("scale", 1) for s in sorted(set(by_seed[0]) & set(by_seed[1]))]
+                if values:
+                    verdict, shown = _verdict(values, op, threshold, margin)
+                    verdicts.append(verdict.strip("*"))
+                    rows.append({"variant": f"{first} minus {second}", "preset": preset, "value": shown,
+                                 "n": len(values), "verdict": verdict})
+            keys = []
+        else:
+            keys = sorted({(r["variant"], _preset(r)) for r in runs}, key=lambda k: (order.get(k[0], 99), k))
         for variant, preset in keys:
             group = [r for r in runs if (r["variant"], _preset(r)) == (variant, preset)]
             if "correlation" in claim:
@@ -497,6 +512,9 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
                 n = len(values)
             verdicts.append(verdict.strip("*"))
             rows.append({"variant": variant, "preset": preset, "value": shown, "n": n, "verdict": verdict})
+        if not rows:
+            lines += ["Not judged yet: no finished runs of what it compares.", ""]
+            continue
         counts = {v: verdicts.count(v) for v in ("supports", "contradicts", "inconclusive")}
         lines += [_table(rows, {"variant": "model", "preset": "preset", "value": claim["measure"], "n": "runs",
                                 "verdict": "verdict"}), "",

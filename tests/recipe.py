@@ -349,7 +349,7 @@ MUTATIONS = {
 }
 
 
-def _run_mutations(papers: list[str]) -> int:
+def _run_mutations(papers: list[str], only: str = "") -> int:
     import shutil
     import subprocess
     import sys
@@ -376,6 +376,8 @@ def _run_mutations(papers: list[str]) -> int:
                 print(f"{paper}: the recipe tests fail on the unchanged code; fix that first")
                 return 1
             for path, old, new, what in MUTATIONS[paper]:
+                if only not in what:
+                    continue
                 target = Path(tmp) / path
                 original = target.read_text()
                 if original.count(old) < 1:
@@ -397,4 +399,6 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("papers", nargs="*", default=list(MUTATIONS), help="papers to check (default: all)")
-    raise SystemExit(_run_mutations(parser.parse_args().papers))
+    parser.add_argument("--only", default="", help="only the changes whose label contains this text")
+    args = parser.parse_args()
+    raise SystemExit(_run_mutations(args.papers, args.only))

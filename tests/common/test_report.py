@@ -216,3 +216,20 @@ def test_claims_can_be_judged_by_rank_correlation_over_epochs():
     rho = report._claim_value({"history": history}, {"correlation": ["w", "d"]})
     assert rho == pytest.approx(0.8)  # ranks (4,3,2,1) vs (4,3,1,2)
     assert report._claim_value({"history": history[:2]}, {"correlation": ["w", "d"]}) is None
+
+
+def test_a_claim_between_two_variants_pairs_their_runs_by_seed():
+    def run(variant, seed, accuracy, preset="quick"):
+        r = record(preset=preset, final={"accuracy": accuracy})
+        r.update(variant=variant, seed=seed, _path=f"{variant}-{seed}.json")
+        return r
+
+    runs = [run("b", 0, 0.80), run("c", 0, 0.70), run("b", 1, 0.90), run("c", 1, 0.75), run("b", 2, 0.5),
+            run("c", 3, 0.1), run("b", 0, 0.2, "paper")]  # seeds 2 and 3 have no partner; paper has no c
+    claim = {"claim": "b beats c.", "measure": "b minus c (points)", "between": ["b", "c"], "key": "accuracy",
+             "scale": 100, "holds_if": [">", 0], "margin": 1}
+    text = "\n".join(report._claims(runs, {"claims": [claim]}))
+    # the differences 10 and 15 over seeds 0 and 1: mean 12.5, t(0.975, 1) * 3.54 / sqrt(2) = 31.77
+    assert "| b minus c | quick | 12.50 [-19.27, 44.27] | 2 | inconclusive |" in text
+    assert "| paper |" not in text
+    assert "Not judged yet" in "\n".join(report._claims(runs, {"claims": [{**claim, "between": ["b", "x"]}]}))
