@@ -11,12 +11,15 @@ Kinds (each measured in its own process, in turn, `repeats` times, the order rot
   torch, torch-channels-last  peers/resnet_torch.py: the same ResNet (option A, 269,722 parameters) and
                             step (cross-entropy, SGD momentum 0.9, weight decay 1e-4 on every parameter) in
                             PyTorch, NCHW or channels-last; with --torch_compile, `torch.compile`d
+  tensorflow/FIELD=VALUE/...  ours with settings of train.py changed, to measure a lever in the same
+                            alternation (tensorflow/deterministic=false, tensorflow/jit_compile=true)
 All take batches of `batch_size` random 32x32x3 images in fp32; the first `warmup_steps` (compilation,
 caches) are not timed. The record keeps every measurement, the best of each kind, and ours / best peer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -40,7 +43,8 @@ PEERS = ("torch", "torch-channels-last")
 @dataclass(frozen=True)
 class PeerBenchmarkConfig(ResNetConfig):
     kinds: str = param("tensorflow,jax,torch,torch-channels-last", "what to time, comma-separated: "
-                       "tensorflow, jax (ours), torch, torch-channels-last (the PyTorch peer)")
+                       "tensorflow, jax (ours, optionally with /FIELD=VALUE settings), torch, "
+                       "torch-channels-last (the PyTorch peer)")
     steps: int = param(30, "timed train steps per measurement", low=1)
     warmup_steps: int = param(5, "untimed steps first (compilation, caches)", low=1)
     repeats: int = param(3, "measurements of each kind, alternating; the best of each is kept", low=1)
@@ -49,10 +53,14 @@ class PeerBenchmarkConfig(ResNetConfig):
 
     def validate(self) -> None:
         super().validate()
-        unknown = [k for k in self.kind_list if k not in OURS + PEERS]
+        fields = {f.name for f in dataclasses.fields(ResNetConfig)}
+        unknown = [k for k in self.kind_list if k.split("/")[0] not in OURS + PEERS
+                   or (k.split("/")[0] in PEERS and "/" in k)
+                   or any(o.split("=")[0] not in fields or "=" not in o for o in k.split("/")[1:])]
         if unknown or not self.kind_list:
             raise cfg.ConfigError(f"--kinds: {', '.join(unknown) or 'none given'}; choose from "
-                                  f"{', '.join(OURS + PEERS)}")
+                                  f"{', '.join(OURS + PEERS)}, ours optionally with settings of train.py "
+                                  f"(tensorflow/deterministic=false/jit_compile=true)")
 
     @property
     def kind_list(self) -> list[str]:
@@ -79,14 +87,16 @@ def measure_ours(config: PeerBenchmarkConfig) -> dict:
     model = compile_model(build_model(config.depth, weight_decay=config.weight_decay), config)
     rate = _timed_fit(model, config.steps, config.warmup_steps, bs, x=x, y=y, batch_size=bs, shuffle=False)
     return {"images_per_s": rate, "backend": keras.backend.backend(), "keras": keras.__version__,
-            "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables))}
+            "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
+            "config": {f.name: getattr(config, f.name) for f in dataclasses.fields(ResNetConfig)}}
 
 
 def _command(kind: str, config: PeerBenchmarkConfig, argv: list[str]) -> tuple[list[str], dict]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if kind in OURS:
-        env["KERAS_BACKEND"] = kind
-        return [sys.executable, str(Path(__file__)), *argv, f"--child={kind}"], env
+    backend, *settings = kind.split("/")
+    if backend in OURS:
+        env["KERAS_BACKEND"] = backend
+        return [sys.executable, str(Path(__file__)), *argv, *(f"--{o}" for o in settings), f"--child={backend}"], env
     return ([sys.executable, str(ROOT / "peers" / "resnet_torch.py"), f"--depth={config.depth}",
              f"--batch_size={config.batch_size}", f"--steps={config.steps}", f"--warmup_steps={config.warmup_steps}",
              *(["--channels_last"] if kind == "torch-channels-last" else []),
@@ -123,16 +133,16 @@ def run(config: PeerBenchmarkConfig, preset: str = "", argv: list[str] | None = 
     best = {k: max(v) for k, v in measured.items()}
     peers = {k: v for k, v in best.items() if k in PEERS}
     best_peer = max(peers, key=peers.get) if peers else None
-    ratios = {f"ratio_{k}_vs_best_peer": best[k] / best[best_peer] for k in kinds if k in OURS and best_peer}
+    ours = [k for k in kinds if k.split("/")[0] in OURS]
+    ratios = {f"ratio_{k}_vs_best_peer": best[k] / best[best_peer] for k in ours if best_peer}
     final = {"images_per_s": best, "all_measurements": measured, "best_peer": best_peer, **ratios,
              "title": "Speed against a PyTorch peer",
              "summary": {**{f"{k} (img/s)": f"{v:.0f}" for k, v in best.items()},
-                         **{f"{k} / best peer": f"{best[k] / best[best_peer]:.2f}x"
-                            for k in kinds if k in OURS and best_peer},
+                         **{f"{k} / best peer": f"{best[k] / best[best_peer]:.2f}x" for k in ours if best_peer},
                          "batch": str(config.batch_size), "steps x repeats": f"{config.steps} x {config.repeats}"}}
     line = f"{config.variant}, batch {config.batch_size}: " + ", ".join(f"{k} {v:.0f}" for k, v in best.items())
     line += " images/s" + "".join(f"; {k} / {best_peer} = {best[k] / best[best_peer]:.2f}x"
-                                  for k in kinds if k in OURS and best_peer)
+                                  for k in ours if best_peer)
     return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final, line=line, kinds=facts,
                            description="Images per second of the full ResNet-20 train step (forward, backward, SGD "
                            "with momentum and weight decay), fp32, random data, best of the alternating repeats, "

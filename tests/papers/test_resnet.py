@@ -215,7 +215,7 @@ def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
 def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, capsys):
     from papers.resnet import peer_benchmark
 
-    kinds = "tensorflow,torch" if importlib.util.find_spec("torch") else "tensorflow"
+    kinds = "tensorflow,tensorflow/deterministic=false" + (",torch" if importlib.util.find_spec("torch") else "")
     assert peer_benchmark.main([f"--kinds={kinds}", "--depth=8", "--batch_size=4", "--steps=1", "--warmup_steps=1",
                                 "--repeats=2", f"--results_dir={tmp_path / 'results'}"]) == 0
     (record,) = results.load_all(tmp_path / "results", "resnet")
@@ -227,8 +227,11 @@ def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, 
         # the peer is the same network: as many trainable parameters as ours
         assert record["kinds"]["torch"]["parameters"] == record["kinds"]["tensorflow"]["parameters"]
     assert "Speed against a PyTorch peer" in report.report_for(str(tmp_path / "results"), "resnet")
-    assert peer_benchmark.main(["--kinds=tensorflow,mxnet"]) == 2
-    assert "--kinds: mxnet; choose from tensorflow, jax, torch, torch-channels-last" in capsys.readouterr().err
+    assert "ratio_tensorflow/deterministic=false_vs_best_peer" in final or "torch" not in kinds
+    assert [record["kinds"][k]["config"]["deterministic"] for k in kinds.split(",")[:2]] == [True, False]
+    for bad in ("mxnet", "torch/deterministic=false", "tensorflow/no_such_field=1", "jax/depth"):
+        assert peer_benchmark.main([f"--kinds=tensorflow,{bad}"]) == 2
+        assert f"--kinds: {bad}; choose from tensorflow, jax, torch, torch-channels-last" in capsys.readouterr().err
 
 
 def test_a_data_error_during_the_run_is_one_line_and_exit_2(tmp_path, capsys):
