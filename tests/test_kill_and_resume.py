@@ -4,8 +4,8 @@ written (tests/interrupt.py), then the same command again. The resumed run must 
 metrics and history of an uninterrupted run under the same seed, bit for bit, in one results record,
 with the killed session in it.
 
-Each paper costs nine smoke processes (a minute or more on the 2-core CPU), so all but ResNet's are
-`slow`; `python -m pytest -m slow tests/test_kill_and_resume.py` runs them all."""
+Each paper costs nine smoke processes, so all but ResNet's are `slow`;
+`python -m pytest -m slow tests/test_kill_and_resume.py` runs them all."""
 
 from __future__ import annotations
 

@@ -108,10 +108,13 @@ def _measure(kind: str, config: PeerBenchmarkConfig, argv: list[str]) -> dict:
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        missing = "No module named 'torch'" in done.stderr
-        raise cfg.ConfigError(f"{kind}: " + ("PyTorch is not installed; pip install -r requirements-peer.txt, or "
-                                             "leave the peer out with --kinds" if missing else
-                                             f"the measurement failed: {done.stderr.strip()[-500:]}"))
+        if "No module named 'torch'" in done.stderr:  # the user's to fix: one line, exit status 2
+            raise cfg.ConfigError(f"{kind}: PyTorch is not installed; pip install -r requirements-peer.txt, or "
+                                  f"leave the peer out with --kinds")
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        if done.returncode == 2 and errors:  # a bad setting in the kind, refused by train.py's config
+            raise cfg.ConfigError(f"{kind}: {errors[-1].removeprefix('error: ')}")
+        raise RuntimeError(f"{kind}: the measurement failed (exit status {done.returncode}):\n{done.stderr[-2000:]}")
     return json.loads(lines[-1])
 
 

@@ -229,6 +229,9 @@ def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, 
     assert "Speed against a PyTorch peer" in report.report_for(str(tmp_path / "results"), "resnet")
     assert "ratio_tensorflow/deterministic=false_vs_best_peer" in final or "torch" not in kinds
     assert [record["kinds"][k]["config"]["deterministic"] for k in kinds.split(",")[:2]] == [True, False]
+    assert peer_benchmark.main(["--kinds=tensorflow/depth=9", "--steps=1", "--warmup_steps=1", "--repeats=1",
+                                f"--results_dir={tmp_path / 'results'}"]) == 2  # a setting train.py refuses
+    assert capsys.readouterr().err.startswith("error: tensorflow/depth=9: --depth")
     for bad in ("mxnet", "torch/deterministic=false", "tensorflow/no_such_field=1", "jax/depth"):
         assert peer_benchmark.main([f"--kinds=tensorflow,{bad}"]) == 2
         assert f"--kinds: {bad}; choose from tensorflow, jax, torch, torch-channels-last" in capsys.readouterr().err
