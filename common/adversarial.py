@@ -31,6 +31,8 @@ import types
 
 import keras
 
+from common import distribute
+
 
 class PlayerOptimizers(keras.optimizers.Optimizer):
     """One optimizer per player, presented to Keras as the model's single optimizer, so that fit's
@@ -96,7 +98,8 @@ class AdversarialModel(keras.Model):
 
             with tf.GradientTape() as tape:
                 loss, aux = fn()
-            optimizer.apply(tape.gradient(loss, variables), variables)
+                share = distribute.replica_loss(loss)  # under a strategy: gradients are summed over replicas
+            optimizer.apply(tape.gradient(share, variables), variables)
             return (loss, aux) if has_aux else loss
         raise NotImplementedError(f"AdversarialModel supports the tensorflow and jax backends, not "
                                   f"{keras.backend.backend()}")
@@ -113,7 +116,8 @@ class AdversarialModel(keras.Model):
 
             with tf.GradientTape(persistent=True) as tape:
                 losses, aux = fn()
-            grads = {p: tape.gradient(loss, self._players.variables[p]) for p, loss in losses.items()}
+                shares = {p: distribute.replica_loss(loss) for p, loss in losses.items()}
+            grads = {p: tape.gradient(share, self._players.variables[p]) for p, share in shares.items()}
             del tape
             for player, player_grads in grads.items():
                 self.optimizer.players[player].apply(player_grads, self._players.variables[player])

@@ -28,6 +28,7 @@ PAPER_PRESET = "paper"
 # Presets that only check the plumbing: their runs never appear in the top-level README's table.
 PLUMBING_PRESETS = ("smoke",)
 JIT_CHOICES = {"auto": "auto", "true": True, "false": False}
+DISTRIBUTE_CHOICES = ("none", "data_parallel", "auto")
 
 
 def param(default, help: str, *, low=0, above=None, high=None, below=None):
@@ -67,7 +68,10 @@ class RunConfig:
     # Overriding these does not change the recipe (see run_label); a paper adds its variant fields.
     RECIPE_NEUTRAL: typing.ClassVar[frozenset] = frozenset(
         {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile", "repeat",
-         "verify_data"})
+         "verify_data", "distribute", "coordinator", "num_processes", "process_id"})
+    # Why data parallel on TensorFlow would change this paper's training beyond float noise (Dropout masks that
+    # repeat across replicas, a loss over the whole batch), or "" when it would not: see common.distribute.
+    TF_DATA_PARALLEL_DIFFERS: typing.ClassVar[str] = ""
 
     seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.repro.seed_everything)")
     data_dir: str = param("", "data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
@@ -80,6 +84,16 @@ class RunConfig:
     repeat: bool = param(False, "run a configuration whose run already finished again (recorded as a repeat of "
                                 "it, never averaged as another seed)")
     jit_compile: str = param("auto", "XLA compilation of the train step: auto, true or false")
+    distribute: str = param("auto", "none (one device), data_parallel (every visible device; the paper's batch split "
+                                    "over them) or auto (data parallel when several accelerators or hosts take part)")
+    sync_batchnorm: bool = param(True, "with data parallel on TensorFlow, batch-norm statistics over the global batch "
+                                       "as on one device (false: each replica's share, a recipe change); JAX always "
+                                       "uses the global batch")
+    coordinator: str = param("", "several hosts (JAX): process 0's HOST:PORT; empty: $KERAS_DISTRIBUTION_JOB_ADDRESSES")
+    num_processes: int = param(0, "several hosts (JAX): how many processes take part; 0: "
+                                  "$KERAS_DISTRIBUTION_NUM_PROCESSES, else 1")
+    process_id: int = param(-1, "several hosts (JAX): this process's index, 0 the chief; -1: "
+                                "$KERAS_DISTRIBUTION_PROCESS_ID, else 0", low=-1)
 
     def __post_init__(self):
         chosen = self.automatic()
@@ -104,6 +118,8 @@ class RunConfig:
                 raise ConfigError(f"--{f.name}={_show(value)} is out of range: it must be {_range_text(bounds)}")
         if self.jit_compile not in JIT_CHOICES:
             raise ConfigError(f"--jit_compile must be one of {', '.join(JIT_CHOICES)}, got {self.jit_compile!r}")
+        if self.distribute not in DISTRIBUTE_CHOICES:
+            raise ConfigError(f"--distribute must be one of {', '.join(DISTRIBUTE_CHOICES)}, got {self.distribute!r}")
 
     @property
     def jit(self):
@@ -245,12 +261,17 @@ def to_dict(config) -> dict:
 
 # Fields that decide where files go, not what is computed; left out of the config hash so that a
 # run resumes (or is compared) whatever directory it was pointed at.
-_LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data"}
+# The placement fields too: a run may resume on another number of devices (its sessions record each placement).
+_LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data",
+                    "distribute", "coordinator", "num_processes", "process_id"}
+# Fields added after runs were recorded: hashed only when they leave their default, so that those runs keep their hash.
+_HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True}
 
 
 def config_hash(config) -> str:
     """A short stable hash of the fields that change the computation."""
-    relevant = {k: v for k, v in to_dict(config).items() if k not in _LOCATION_FIELDS}
+    relevant = {k: v for k, v in to_dict(config).items() if k not in _LOCATION_FIELDS
+                and not (k in _HASHED_UNLESS_DEFAULT and v == _HASHED_UNLESS_DEFAULT[k])}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 
 

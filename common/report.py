@@ -106,7 +106,7 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "value": None if value is None else value * meta.get("scale", 1),
             # a run whose work is not Keras epochs (a cross-validation's folds) has no history: no epoch count
             "iterations": r["final"].get("iterations"), "epochs": len(r["history"]) or None,
-            "device": r["device"]["name"], "backend": _backend(r),
+            "device": _device(r), "backend": _backend(r),
             "wall_min": r["wall_time_s"] / 60,
             "images_per_s": throughput(r, meta.get("throughput_key", "train_images_per_s")),
             "commit": _commits(r) + (f", re-evaluated at {_commit(r['revision']['git'])}"
@@ -172,6 +172,16 @@ def _preset(record: dict) -> str:
         return record["preset"]
     shown = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(changes.items()))
     return f"{record['preset']} ({shown})"
+
+
+def _device(record: dict) -> str:
+    """The device's name, with the number of devices and hosts of a data-parallel run (common.distribute)."""
+    placed = record.get("distribution") or {}
+    name = record["device"]["name"]
+    if placed.get("replicas", 1) > 1:
+        name += f" (data parallel: {placed['replicas']} devices" + (
+            f" on {placed['hosts']} hosts)" if placed.get("hosts", 1) > 1 else ")")
+    return name
 
 
 def _backend(record: dict) -> str:
@@ -348,7 +358,7 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
         rows = []
         for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
             f = r["final"]
-            rows.append({"variant": r["variant"], "device": r["device"]["name"], "backend": _backend(r),
+            rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r),
                          "jit": r["config"].get("jit_compile"), "batch": r["config"].get("batch_size"),
                          "pipeline": f"{f['pipeline_images_per_s']:.0f}",
                          "memory": f"{f['in_memory_images_per_s']:.0f}",
@@ -531,7 +541,7 @@ def _summary_benchmarks(records: list[dict]) -> list[str]:
     rows, columns = [], {"variant": "model", "device": "device", "backend": "backend"}
     for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
         columns.update({k: k for k in r["final"]["summary"]})
-        rows.append({"variant": r["variant"], "device": r["device"]["name"], "backend": _backend(r),
+        rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r),
                      **r["final"]["summary"], "commit": _commit(r["git"]), "file": Path(r["_path"]).name})
     columns.update(commit="commit", file="results file")
     description = bench[-1].get("description", "")

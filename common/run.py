@@ -42,7 +42,7 @@ from pathlib import Path
 
 import keras
 
-from common import repro, results, training
+from common import distribute, repro, results, training
 from common.config import PLUMBING_PRESETS, config_hash, recipe_changes
 from common.errors import UserError
 
@@ -73,11 +73,15 @@ class Run:
         self.throughput_key, self.extra_callbacks = throughput_key, list(callbacks)
         self.changes = recipe_changes(config, presets, preset)
         self.repeat_of = self._finished_before()
+        self.placement = distribute.setup(config)  # before any variable or random draw exists
         repro.seed_everything(config.seed, deterministic)
         self.dir = Path(config.runs_dir) / paper / f"{self.variant}-{preset}-seed{config.seed}-{config_hash(config)}"
+        if not self.placement.chief:  # each host keeps its own checkpoints (the same weights), lock and clock
+            self.dir = self.dir / f"process-{self.placement.process_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = self._claim(self.dir / "lock")
         self.timer = training.Timer(self.dir / "state.json")
+        self.timer.session.update(devices=self.placement.replicas, hosts=self.placement.hosts)
         self.nan = training.StopOnNaN()
         self.backup = training.Checkpoint(self.dir / "backup")
         if training.repair_history(self.dir / "history.csv"):
@@ -136,6 +140,9 @@ class Run:
         model's `keras.random.SeedGenerator`s, set to a state of (seed, epoch) at each epoch start so
         that a resumed run draws the same noise. `max_steps`: stop after this many optimizer steps."""
         self.model = model
+        if getattr(data, "batch_size", None):
+            distribute.check_batch(data.batch_size)
+        distribute.prepare_model(model, self.config.sync_batchnorm)
         self.timer.images_per_step = images_per_step
         if self.progress is not None:
             self.progress.images_per_step = images_per_step
@@ -146,7 +153,7 @@ class Run:
         # (the last row of an epoch wins), where the other order would leave a checkpoint without its row
         standard = [cb for cb in (self.timer, self.nan, self.csv, self.progress, self.tensorboard, self.backup) if cb]
         after = [training.StopAtIteration(max_steps, len(data))] if max_steps else []
-        return training.fit(model, data, self.dir, epochs=epochs,
+        return training.fit(model, distribute.shard_for_process(data), self.dir, epochs=epochs,
                             callbacks=[*before, *callbacks, *standard, *after, *self.extra_callbacks], **fit_kwargs)
 
     def units(self, items, work, *, state: str = "units.json", done=None) -> list:
@@ -230,7 +237,12 @@ class Run:
             extra={"chosen_automatically": list(self.config.chosen_automatically), "data": self.data,
                    "figures": figures, "sessions": sessions, "repeat_of": self.repeat_of or None,
                    "code_changed_between_sessions": repro.changed_files(commits, ["common", f"papers/{self.paper}"]),
-                   **(extra or {})})
+                   "distribution": self.placement.as_dict(), **(extra or {})})
+        if not self.placement.chief:  # process 0 writes the record; this one only lets go of its checkpoint
+            training.retire(self.dir, self.state_files)
+            self._lock.close()
+            print(f"process {self.placement.process_id}: done; the record is written by process 0")
+            return FAILED_RUN if failed else 0
         path = results.write(self.record, self.config.results_dir)
         training.retire(self.dir, self.state_files)
         self._lock.close()

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from common import distribute
 from common.adversarial import AdversarialModel
 
 IMAGE_DIM, CLASSES = 784, 10
@@ -179,7 +180,8 @@ class CGAN(AdversarialModel):
 
     def sample_z(self, n):
         """z uniform in the unit hypercube [0, 1]^latent_dim (§4.1)."""
-        return keras.random.uniform((n, self.latent_dim), 0.0, 1.0, seed=self.noise)
+        return distribute.batch_draw(lambda rows: keras.random.uniform((rows, self.latent_dim), 0.0, 1.0,
+                                                                        seed=self.noise), n)
 
     def _inputs(self, first, y):
         return [first, y] if self.conditional else [first]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from common import distribute
 from common.adversarial import AdversarialModel
 
 
@@ -91,7 +92,8 @@ class DCGAN(AdversarialModel):
 
     def sample_z(self, n):
         """z ~ U(-1, 1)^latent_dim (§4)."""
-        return keras.random.uniform((n, self.latent_dim), -1.0, 1.0, seed=self.noise)
+        return distribute.batch_draw(lambda rows: keras.random.uniform((rows, self.latent_dim), -1.0, 1.0,
+                                                                        seed=self.noise), n)
 
     def _decay(self, variables):
         if not self.weight_decay:

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from common import distribute
 from common.adversarial import AdversarialModel
 
 
@@ -292,7 +293,8 @@ class SemiSupervisedGAN(AdversarialModel):
 
     def sample_z(self, n):
         """z uniform in [0, 1]^latent_dim (the authors' theano_rng.uniform)."""
-        return keras.random.uniform((n, self.latent_dim), 0.0, 1.0, seed=self.noise)
+        return distribute.batch_draw(lambda rows: keras.random.uniform((rows, self.latent_dim), 0.0, 1.0,
+                                                                        seed=self.noise), n)
 
     def adversarial_step(self, x, y=None):
         x_lab, x_unl, x_unl2 = x

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from common import distribute
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -117,7 +119,8 @@ class VAE(keras.Model):
     def call(self, x, training=False):
         x = ops.reshape(ops.cast(x, "float32"), (-1, self.data_dim))
         mean, logvar = self.encode(x)
-        eps = keras.random.normal(ops.shape(mean), seed=self.noise)
+        eps = distribute.batch_draw(lambda rows: keras.random.normal((rows, self.latent_dim), seed=self.noise),
+                                    ops.shape(mean)[0])
         z = mean + ops.exp(0.5 * logvar) * eps
         reconstruction = self.log_likelihood(x, self.decode(z))
         kl = gaussian_kl(mean, logvar)
@@ -128,7 +131,7 @@ class VAE(keras.Model):
         loss = -ops.mean(y_pred["elbo"])
         for extra in self.losses:
             loss = loss + ops.sum(extra)
-        return loss
+        return distribute.replica_loss(loss)  # as Keras scales its compiled losses under a TensorFlow strategy
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.elbo_tracker.update_state(y_pred["elbo"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from common import distribute
 from common.adversarial import AdversarialModel, input_gradient
 
 LOSSES = ("clip", "gp")
@@ -142,7 +143,7 @@ class WGAN(AdversarialModel):
 
     def sample_z(self, n):
         """z ~ N(0, I) (both papers' released code)."""
-        return keras.random.normal((n, self.latent_dim), seed=self.noise)
+        return distribute.batch_draw(lambda rows: keras.random.normal((rows, self.latent_dim), seed=self.noise), n)
 
     def critic_loss(self, real):
         """(loss, (W estimate, penalty)) of one critic minibatch; the generator's output is a constant here."""
@@ -150,7 +151,8 @@ class WGAN(AdversarialModel):
         fake = ops.stop_gradient(self.generator(self.sample_z(n), training=True))
         w = ops.mean(self.critic(real, training=True)) - ops.mean(self.critic(fake, training=True))
         if self.loss_kind == "gp":
-            penalty = gradient_penalty(self.critic, real, fake, keras.random.uniform((n,), seed=self.noise))
+            eps = distribute.batch_draw(lambda rows: keras.random.uniform((rows,), seed=self.noise), n)
+            penalty = gradient_penalty(self.critic, real, fake, eps)
         else:
             penalty = ops.zeros(())
         return -w + self.gp_weight * penalty if self.loss_kind == "gp" else -w, (w, penalty)

@@ -1,0 +1,117 @@
+"""A few train steps of one paper's model on one placement, for tests/common/test_distribute.py: run as
+
+    python tests/distributed_steps.py MODEL DISTRIBUTE OUT.npz [--devices=N] [--processes=P --process_id=I
+                                                                 --coordinator=HOST:PORT] [--sync_batchnorm=false]
+
+MODEL: resnet (ResNet-8 with batch normalisation, `Model.fit`), dcgan (the adversarial custom step with
+batch normalisation and drawn noise) or vae (its own loss with the weight prior, and drawn noise).
+DISTRIBUTE: none or data_parallel, set up by `common.distribute` as a run does. `--devices`: host CPU
+devices to show (on JAX through XLA_FLAGS, on TensorFlow as logical CPUs), set before the backend starts.
+Process 0 writes every weight and the per-step losses to OUT.npz.
+"""
+
+import faulthandler
+import os
+import sys
+
+faulthandler.dump_traceback_later(float(os.environ.get("KPB_STACKS_AFTER_S", "1e9")), exit=False)
+
+args = dict(a[2:].split("=", 1) for a in sys.argv[4:])
+MODEL, DISTRIBUTE, OUT = sys.argv[1:4]
+DEVICES = int(args.get("devices", 1))
+if DEVICES > 1:
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES}"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import common.tf_env  # noqa: E402,F401
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+if keras.backend.backend() == "tensorflow" and DEVICES > 1:
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * DEVICES)
+
+from common import distribute, repro  # noqa: E402
+from common.config import make_config  # noqa: E402
+
+STEPS, BATCH = 3, 16
+
+
+class Losses(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.rows.append([float(v) for _, v in sorted(logs.items())])
+
+
+def main():
+    overrides = {"distribute": DISTRIBUTE, "num_processes": int(args.get("processes", 0)),
+                 "process_id": int(args.get("process_id", -1)), "coordinator": args.get("coordinator", ""),
+                 "sync_batchnorm": args.get("sync_batchnorm", "true") == "true"}
+    if MODEL == "resnet":
+        from papers.resnet.config import PRESETS, ResNetConfig
+        from papers.resnet.model import build_model
+
+        config = make_config(ResNetConfig, PRESETS, "smoke", **overrides)
+    elif MODEL == "dcgan":
+        from papers.dcgan.config import PRESETS, DCGANConfig
+        from papers.dcgan.model import build_model
+
+        config = make_config(DCGANConfig, PRESETS, "smoke", **overrides)
+    else:
+        from papers.vae import train as vae
+        from papers.vae.config import PRESETS, VAEConfig
+
+        config = make_config(VAEConfig, PRESETS, "smoke", **overrides)
+    placement = distribute.setup(config)
+    repro.seed_everything(0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (STEPS * BATCH, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, STEPS * BATCH)
+    if MODEL == "resnet":
+        model = build_model(depth=8)
+        model.compile(keras.optimizers.SGD(0.01, momentum=0.9), keras.losses.SparseCategoricalCrossentropy())
+        data = ArrayData(x, y)
+    elif MODEL == "dcgan":
+        # Plain SGD, not the paper's Adam: Adam's step hardly depends on the gradient's scale, so it would hide
+        # a loss that a replica failed to scale by 1 / replicas. The same for the VAE's Adagrad.
+        model = build_model(config, (32, 32, 3))
+        model.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05), jit_compile=config.jit)
+        data = ArrayData(x, None)
+    else:
+        model = vae.build_model(config, len(x), 784, "bernoulli")
+        model.compile(keras.optimizers.SGD(1e-3), jit_compile=config.jit)
+        data = ArrayData((x.reshape(len(x), -1)[:, :784] > 0).astype("float32"), None)
+    distribute.check_batch(BATCH)
+    distribute.prepare_model(model, config.sync_batchnorm)
+    losses = Losses()
+    model.fit(distribute.shard_for_process(data), epochs=1, verbose=0, shuffle=False, callbacks=[losses])
+    if placement.chief:
+        weights = [keras.ops.convert_to_numpy(v) for v in model.weights]
+        np.savez(OUT, losses=np.array(losses.rows), replicas=placement.replicas, hosts=placement.hosts,
+                 **{f"w{i}": w for i, w in enumerate(weights)})
+    print(f"done: {placement}", flush=True)
+
+
+class ArrayData(keras.utils.PyDataset):
+    """The same fixed batches whatever the placement (global batches; `shard_for_process` splits them)."""
+
+    def __init__(self, x, y):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.x, self.y, self.batch_size = x, y, BATCH
+
+    def __len__(self):
+        return len(self.x) // BATCH
+
+    def __getitem__(self, i):
+        rows = slice(i * BATCH, (i + 1) * BATCH)
+        return self.x[rows] if self.y is None else (self.x[rows], self.y[rows])
+
+
+if __name__ == "__main__":
+    main()
