@@ -1,23 +1,24 @@
 """A few train steps of one paper's model on one placement, for tests/common/test_distribute.py: run as
 
-    python tests/distributed_steps.py MODEL DISTRIBUTE OUT.npz [--devices=N] [--processes=P --process_id=I
-                                                                 --coordinator=HOST:PORT] [--sync_batchnorm=false]
+    python tests/distributed_steps.py MODELS DISTRIBUTE OUT_DIR [--devices=N] [--processes=P --process_id=I
+                                                                  --coordinator=HOST:PORT] [--sync_batchnorm=false]
 
-MODEL: resnet (ResNet-8 with batch normalisation, `Model.fit`), dcgan (the adversarial custom step with
-batch normalisation and drawn noise) or vae (its own loss with the weight prior, and drawn noise).
+MODELS, comma-separated: resnet (ResNet-8 with batch normalisation, `Model.fit`), dcgan (the adversarial
+custom step with batch normalisation and drawn noise), vae (its own loss with the weight prior, drawn noise).
 DISTRIBUTE: none or data_parallel, set up by `common.distribute` as a run does. `--devices`: host CPU
 devices to show (on JAX through XLA_FLAGS, on TensorFlow as logical CPUs), set before the backend starts.
-Process 0 writes every weight and the per-step losses to OUT.npz.
+Process 0 writes every weight and the per-step losses of each model to OUT_DIR/<model>.npz.
 """
 
 import faulthandler
 import os
 import sys
+from pathlib import Path
 
 faulthandler.dump_traceback_later(float(os.environ.get("KPB_STACKS_AFTER_S", "1e9")), exit=False)
 
 args = dict(a[2:].split("=", 1) for a in sys.argv[4:])
-MODEL, DISTRIBUTE, OUT = sys.argv[1:4]
+MODELS, DISTRIBUTE, OUT = sys.argv[1].split(","), sys.argv[2], sys.argv[3]
 DEVICES = int(args.get("devices", 1))
 if DEVICES > 1:
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES}"
@@ -36,6 +37,8 @@ if keras.backend.backend() == "tensorflow" and DEVICES > 1:
 
 from common import distribute, repro  # noqa: E402
 from common.config import make_config  # noqa: E402
+from papers.resnet.config import PRESETS as RESNET_PRESETS  # noqa: E402
+from papers.resnet.config import ResNetConfig  # noqa: E402
 
 STEPS, BATCH = 3, 16
 
@@ -50,15 +53,31 @@ class Losses(keras.callbacks.Callback):
 
 
 def main():
+    """Each model of MODELS in turn, in one process, on the placement that the switch's fields give."""
     overrides = {"distribute": DISTRIBUTE, "num_processes": int(args.get("processes", 0)),
                  "process_id": int(args.get("process_id", -1)), "coordinator": args.get("coordinator", ""),
                  "sync_batchnorm": args.get("sync_batchnorm", "true") == "true"}
-    if MODEL == "resnet":
-        from papers.resnet.config import PRESETS, ResNetConfig
+    placement = distribute.setup(make_config(ResNetConfig, RESNET_PRESETS, "smoke", **overrides))
+    for name in MODELS:
+        config, model, data = build(name, overrides)
+        distribute.check_batch(BATCH)
+        distribute.prepare_model(model, config.sync_batchnorm)
+        losses = Losses()
+        model.fit(distribute.shard_for_process(data), epochs=1, verbose=0, shuffle=False, callbacks=[losses])
+        if placement.chief:
+            weights = [keras.ops.convert_to_numpy(v) for v in model.weights]
+            np.savez(Path(OUT) / f"{name}.npz", losses=np.array(losses.rows), replicas=placement.replicas,
+                     hosts=placement.hosts, **{f"w{i}": w for i, w in enumerate(weights)})
+    print(f"done: {placement}", flush=True)
+
+
+def build(name, overrides):
+    """(config, compiled model, batches) of `name`, from seed 0 and the same fixed data whatever the placement."""
+    if name == "resnet":
         from papers.resnet.model import build_model
 
-        config = make_config(ResNetConfig, PRESETS, "smoke", **overrides)
-    elif MODEL == "dcgan":
+        config = make_config(ResNetConfig, RESNET_PRESETS, "smoke", **overrides)
+    elif name == "dcgan":
         from papers.dcgan.config import PRESETS, DCGANConfig
         from papers.dcgan.model import build_model
 
@@ -68,34 +87,23 @@ def main():
         from papers.vae.config import PRESETS, VAEConfig
 
         config = make_config(VAEConfig, PRESETS, "smoke", **overrides)
-    placement = distribute.setup(config)
     repro.seed_everything(0)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (STEPS * BATCH, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, STEPS * BATCH)
-    if MODEL == "resnet":
+    if name == "resnet":
         model = build_model(depth=8)
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), keras.losses.SparseCategoricalCrossentropy())
-        data = ArrayData(x, y)
-    elif MODEL == "dcgan":
-        # Plain SGD, not the paper's Adam: Adam's step hardly depends on the gradient's scale, so it would hide
-        # a loss that a replica failed to scale by 1 / replicas. The same for the VAE's Adagrad.
+        return config, model, ArrayData(x, y)
+    # Plain SGD, not the papers' Adam and Adagrad: their steps hardly depend on the gradient's scale, so they
+    # would hide a loss that a replica failed to scale by 1 / replicas.
+    if name == "dcgan":
         model = build_model(config, (32, 32, 3))
         model.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05), jit_compile=config.jit)
-        data = ArrayData(x, None)
-    else:
-        model = vae.build_model(config, len(x), 784, "bernoulli")
-        model.compile(keras.optimizers.SGD(1e-3), jit_compile=config.jit)
-        data = ArrayData((x.reshape(len(x), -1)[:, :784] > 0).astype("float32"), None)
-    distribute.check_batch(BATCH)
-    distribute.prepare_model(model, config.sync_batchnorm)
-    losses = Losses()
-    model.fit(distribute.shard_for_process(data), epochs=1, verbose=0, shuffle=False, callbacks=[losses])
-    if placement.chief:
-        weights = [keras.ops.convert_to_numpy(v) for v in model.weights]
-        np.savez(OUT, losses=np.array(losses.rows), replicas=placement.replicas, hosts=placement.hosts,
-                 **{f"w{i}": w for i, w in enumerate(weights)})
-    print(f"done: {placement}", flush=True)
+        return config, model, ArrayData(x, None)
+    model = vae.build_model(config, len(x), 784, "bernoulli")
+    model.compile(keras.optimizers.SGD(1e-3), jit_compile=config.jit)
+    return config, model, ArrayData((x.reshape(len(x), -1)[:, :784] > 0).astype("float32"), None)
 
 
 class ArrayData(keras.utils.PyDataset):

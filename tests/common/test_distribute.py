@@ -28,15 +28,19 @@ STEPS = REPO / "tests" / "distributed_steps.py"
 pytestmark = pytest.mark.distributed
 
 
-def _steps(tmp_path, backend, model, mode, devices=1, name=None, **flags):
-    out = tmp_path / f"{name or f'{backend}-{model}-{mode}-{devices}'}.npz"
+MODELS = ("resnet", "dcgan", "vae")
+
+
+def _steps(folder, backend, mode, devices=1, models=MODELS, **flags):
+    """{model: its npz} of one harness run: every model of `models` on one placement."""
+    folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KERAS_BACKEND": backend}
     env.pop("XLA_FLAGS", None)
     args = [f"--devices={devices}", *(f"--{k}={v}" for k, v in flags.items())]
-    done = subprocess.run([sys.executable, str(STEPS), model, mode, str(out), *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(STEPS), ",".join(models), mode, str(folder), *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
-    return np.load(out)
+    return {m: np.load(folder / f"{m}.npz") for m in models}
 
 
 def _assert_same(one, many, replicas):
@@ -50,40 +54,33 @@ def _assert_same(one, many, replicas):
 
 
 @pytest.fixture(scope="module")
-def jax_resnet_one(tmp_path_factory):
-    return _steps(tmp_path_factory.mktemp("one"), "jax", "resnet", "none")
-
-
-def test_jax_data_parallel_over_4_devices_matches_one_device_resnet(tmp_path, jax_resnet_one):
-    _assert_same(jax_resnet_one, _steps(tmp_path, "jax", "resnet", "data_parallel", 4), 4)
-
-
-@pytest.mark.parametrize("model", ["dcgan", "vae"])
-def test_jax_data_parallel_over_4_devices_matches_one_device_custom_steps(tmp_path, model):
-    one = _steps(tmp_path, "jax", model, "none")
-    _assert_same(one, _steps(tmp_path, "jax", model, "data_parallel", 4), 4)
+def jax_one(tmp_path_factory):
+    return _steps(tmp_path_factory.mktemp("jax-one"), "jax", "none")
 
 
 @pytest.fixture(scope="module")
-def tf_resnet_one(tmp_path_factory):
-    return _steps(tmp_path_factory.mktemp("one"), "tensorflow", "resnet", "none")
+def tf_one(tmp_path_factory):
+    return _steps(tmp_path_factory.mktemp("tf-one"), "tensorflow", "none")
 
 
-def test_tensorflow_mirrored_over_2_devices_matches_one_device_resnet(tmp_path, tf_resnet_one):
-    _assert_same(tf_resnet_one, _steps(tmp_path, "tensorflow", "resnet", "data_parallel", 2), 2)
+def test_jax_data_parallel_over_4_devices_matches_one_device(tmp_path, jax_one):
+    """ResNet-8's `fit` step, DCGAN's adversarial step and the VAE's own loss, each on 4 devices."""
+    many = _steps(tmp_path, "jax", "data_parallel", 4)
+    for model in MODELS:
+        _assert_same(jax_one[model], many[model], 4)
 
 
-def test_tensorflow_per_replica_batchnorm_departs_from_one_device(tmp_path, tf_resnet_one):
+def test_tensorflow_mirrored_over_2_devices_matches_one_device(tmp_path, tf_one):
+    many = _steps(tmp_path, "tensorflow", "data_parallel", 2)
+    for model in MODELS:
+        _assert_same(tf_one[model], many[model], 2)
+
+
+def test_tensorflow_per_replica_batchnorm_departs_from_one_device(tmp_path, tf_one):
     """The comparison above can fail: statistics over each replica's 8 images are not those of the 16."""
-    apart = _steps(tmp_path, "tensorflow", "resnet", "data_parallel", 2, sync_batchnorm="false")
+    apart = _steps(tmp_path, "tensorflow", "data_parallel", 2, models=("resnet",), sync_batchnorm="false")
     with pytest.raises(AssertionError):
-        _assert_same(tf_resnet_one, apart, 2)
-
-
-@pytest.mark.parametrize("model", ["dcgan", "vae"])
-def test_tensorflow_mirrored_over_2_devices_matches_one_device_custom_steps(tmp_path, model):
-    one = _steps(tmp_path, "tensorflow", model, "none")
-    _assert_same(one, _steps(tmp_path, "tensorflow", model, "data_parallel", 2), 2)
+        _assert_same(tf_one["resnet"], apart["resnet"], 2)
 
 
 def _free_port() -> int:
@@ -92,24 +89,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_jax_processes_on_localhost_match_one_process(tmp_path, jax_resnet_one):
-    """Two hosts in miniature: two processes with 2 devices each, a coordinator on 127.0.0.1 (gloo collectives
-    on CPU), each feeding its rows of every batch. Both must finish by themselves within the timeout."""
-    out = tmp_path / "two.npz"
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    flags = ["--devices=2", "--processes=2", f"--coordinator=127.0.0.1:{_free_port()}"]
-    procs = [subprocess.Popen([sys.executable, str(STEPS), "resnet", "data_parallel", str(out), *flags,
-                               f"--process_id={i}"], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+def _both(procs, timeout=400) -> list[str]:
+    """Wait for both processes of a two-host run (each must stop by itself), killing them at the timeout."""
     try:
-        logs = [p.communicate(timeout=300)[0] for p in procs]
+        return [p.communicate(timeout=timeout)[0] for p in procs]
     finally:
         for p in procs:
             p.kill()
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-2000:] for log in logs)
-    two = np.load(out)
-    assert int(two["hosts"]) == 2
-    _assert_same(jax_resnet_one, two, 4)
+
+
+def test_two_jax_processes_on_localhost_match_one_process(tmp_path, jax_one):
+    """Two hosts in miniature: two processes with 2 devices each, a coordinator on 127.0.0.1 (gloo collectives
+    on CPU), each feeding its rows of every batch."""
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    flags = ["--devices=2", "--processes=2", f"--coordinator=127.0.0.1:{_free_port()}"]
+    logs = _both([subprocess.Popen([sys.executable, str(STEPS), "resnet,dcgan", "data_parallel", str(tmp_path), *flags,
+                                    f"--process_id={i}"], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True) for i in range(2)])
+    assert all("done: Placement(kind='data_parallel', replicas=4, hosts=2" in log for log in logs), \
+        "\n".join(log[-2000:] for log in logs)
+    for model in ("resnet", "dcgan"):
+        _assert_same(jax_one[model], np.load(tmp_path / f"{model}.npz"), 4)
 
 
 # --- the switch and its refusals (one line, exit status 2), on this process's single CPU device
@@ -132,54 +132,54 @@ def test_auto_is_one_device_on_this_cpu():
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--num_processes=2"], "needs the coordinator's address"),
-    (["--num_processes=2", "--coordinator=127.0.0.1:1", "--process_id=2"], "must be in 0..1"),
+    ({"num_processes": 2}, "needs the coordinator's address"),
+    ({"num_processes": 2, "coordinator": "127.0.0.1:1", "process_id": 2}, "must be in 0..1"),
+    ({"num_processes": 2, "coordinator": "127.0.0.1:1", "process_id": 0}, "keras-team/keras#20585"),
 ])
-def test_bad_cluster_flags_are_one_line(cifar_root, tmp_path, flags, message):
-    out = _train("resnet", cifar_root, tmp_path, *flags)
-    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+def test_bad_cluster_flags_and_several_hosts_on_tensorflow_are_refused(flags, message):
+    """Refused before anything starts (a user error: one line, exit status 2, as train.py's test below shows)."""
+    with pytest.raises(distribute.DistributeError, match=message):
+        distribute.setup(make_config(ResNetConfig, PRESETS, **flags))
 
 
-def test_tensorflow_refuses_several_hosts_and_papers_whose_replicas_would_differ(cifar_root, tmp_path):
-    hosts = _train("resnet", cifar_root, tmp_path, "--num_processes=2", "--coordinator=127.0.0.1:1",
-                   "--process_id=0", backend="tensorflow")
-    assert hosts.returncode == 2 and "keras-team/keras#20585" in hosts.stderr and "Traceback" not in hosts.stderr
-    cgan = _train("cgan", cifar_root, tmp_path, "--distribute=data_parallel", backend="tensorflow")
-    assert cgan.returncode == 2 and "Dropout" in cgan.stderr and "Traceback" not in cgan.stderr
+def test_papers_whose_replicas_would_differ_refuse_data_parallel_on_tensorflow():
+    from papers.cgan.config import PRESETS as CGAN_PRESETS
+    from papers.cgan.config import CGANConfig
+
+    with pytest.raises(distribute.DistributeError, match="Dropout"):
+        distribute.setup(make_config(CGANConfig, CGAN_PRESETS, distribute="data_parallel"))
+    assert distribute.setup(make_config(CGANConfig, CGAN_PRESETS)).kind == "none"  # auto
 
 
-def test_a_batch_that_does_not_split_is_one_line(cifar_root, tmp_path):
-    out = _train("resnet", cifar_root, tmp_path, "--distribute=data_parallel", "--batch_size=30", backend="jax",
-                 devices=4)
-    assert out.returncode == 2 and "does not split over 4 devices" in out.stderr and "Traceback" not in out.stderr
+def test_a_batch_that_does_not_split_is_refused(monkeypatch):
+    monkeypatch.setattr(distribute, "_placement", distribute.Placement("data_parallel", replicas=4))
+    with pytest.raises(distribute.DistributeError, match="--batch_size=30 does not split over 4 devices"):
+        distribute.check_batch(30)
+    distribute.check_batch(32)
 
 
-def test_train_script_on_4_devices_and_on_2_hosts_records_its_placement(cifar_root, tmp_path):
-    """`python papers/resnet/train.py` end to end on 4 JAX host devices, and as two processes with 2 devices each
-    (the README's several-hosts command on localhost): each record says its devices and hosts, the second
-    process writes none, and every epoch's loss is one device's."""
-    many = _train("resnet", cifar_root, tmp_path / "many", "--distribute=data_parallel", backend="jax", devices=4)
-    one = _train("resnet", cifar_root, tmp_path / "one", "--distribute=none", backend="jax", devices=4)
-    assert many.returncode == 0 and one.returncode == 0, many.stderr[-3000:] + one.stderr[-3000:]
+def test_train_script_on_2_hosts_records_its_placement(cifar_root, tmp_path):
+    """`python papers/resnet/train.py` as two processes with 2 JAX devices each (the README's several-hosts command
+    on localhost): process 0's record says 4 devices on 2 hosts, in each session too; process 1 writes none;
+    every epoch's loss is one device's. A batch that does not split is one line and exit status 2."""
+    one = _train("resnet", cifar_root, tmp_path / "one", "--distribute=none", backend="jax")
+    assert one.returncode == 0, one.stderr[-3000:]
     port = _free_port()
     procs = [_train("resnet", cifar_root, tmp_path / "hosts", f"--coordinator=127.0.0.1:{port}", "--num_processes=2",
                     f"--process_id={i}", backend="jax", devices=2, wait=False) for i in range(2)]
-    try:
-        logs = [p.communicate(timeout=400)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
+    logs = _both(procs)
     assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-2000:] for log in logs)
     assert "the record is written by process 0" in logs[1]
-    (a,), (b,), (c,) = ([json.loads(p.read_text()) for p in (tmp_path / d / "results" / "resnet").glob("*.json")]
-                        for d in ("many", "one", "hosts"))
-    assert a["distribution"]["replicas"] == 4 and a["distribution"]["hosts"] == 1
-    assert a["distribution"]["engine"].startswith("keras.distribution.DataParallel")
+    (b,), (c,) = ([json.loads(p.read_text()) for p in (tmp_path / d / "results" / "resnet").glob("*.json")]
+                  for d in ("one", "hosts"))
     assert c["distribution"]["replicas"] == 4 and c["distribution"]["hosts"] == 2
-    assert b["distribution"]["kind"] == "none" and a["config_hash"] == b["config_hash"] == c["config_hash"]
-    assert [s["devices"] for s in a["sessions"]] == [4] and [s["hosts"] for s in c["sessions"]] == [2]
-    for record in (a, c):
-        assert [h["loss"] for h in record["history"]] == pytest.approx([h["loss"] for h in b["history"]], rel=1e-4)
+    assert c["distribution"]["engine"].startswith("keras.distribution.DataParallel")
+    assert b["distribution"]["kind"] == "none" and b["config_hash"] == c["config_hash"]
+    assert [s["devices"] for s in c["sessions"]] == [4] and [s["hosts"] for s in c["sessions"]] == [2]
+    assert [h["loss"] for h in c["history"]] == pytest.approx([h["loss"] for h in b["history"]], rel=1e-4)
+    odd = _train("resnet", cifar_root, tmp_path / "odd", "--distribute=data_parallel", "--batch_size=30",
+                 backend="jax", devices=4)
+    assert odd.returncode == 2 and "does not split over 4 devices" in odd.stderr and "Traceback" not in odd.stderr
 
 
 def _train(paper, cifar_root, tmp_path, *flags, backend="tensorflow", devices=1, wait=True):
