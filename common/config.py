@@ -265,7 +265,7 @@ def to_dict(config) -> dict:
 _LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data",
                     "distribute", "coordinator", "num_processes", "process_id"}
 # Fields added after runs were recorded: hashed only when they leave their default, so that those runs keep their hash.
-_HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True}
+_HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True, "precision": "float32"}
 
 
 def config_hash(config) -> str:

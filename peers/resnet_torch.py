@@ -6,7 +6,7 @@ It is the same network and step as papers/resnet: 3x3 convolutions without bias,
 16/32/64 filters, identity shortcuts that subsample and zero-pad the channels, global average pooling and a
 10-way linear layer; cross-entropy, SGD with momentum 0.9 and weight decay 1e-4 on every parameter.
 
-    python peers/resnet_torch.py --steps=30 [--channels_last] [--compile]   # prints one JSON line
+    python peers/resnet_torch.py --steps=30 [--channels_last] [--compile] [--bf16]   # prints one JSON line
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class ResNet(nn.Module):
 
 
 def measure(depth: int, batch: int, steps: int, warmup: int, channels_last: bool, compile_model: bool,
-            device: str) -> dict:
+            device: str, bf16: bool = False) -> dict:
     torch.manual_seed(0)
     model = ResNet(depth).to(device)
     x = torch.randn(batch * 4, 3, 32, 32, device=device)
@@ -72,7 +72,9 @@ def measure(depth: int, batch: int, steps: int, warmup: int, channels_last: bool
 
     def step(xb, yb):
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(xb), yb)
+        # bf16: autocast's mixed precision (bfloat16 arithmetic, float32 weights), like Keras' mixed_bfloat16
+        with torch.autocast(device_type="cuda" if device != "cpu" else "cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(xb), yb)
         loss.backward()
         optimizer.step()
         return loss
@@ -103,10 +105,11 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup_steps", type=int, default=5)
     parser.add_argument("--channels_last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the train step")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (mixed precision)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     print(json.dumps(measure(args.depth, args.batch_size, args.steps, args.warmup_steps, args.channels_last,
-                             args.compile, args.device)))
+                             args.compile, args.device, args.bf16)))
 
 
 if __name__ == "__main__":

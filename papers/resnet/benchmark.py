@@ -76,7 +76,8 @@ def run(config: BenchmarkConfig, preset: str = "") -> int:
     # The in-memory feed: exactly the batches the pipeline would produce, built beforehand.
     batches = [pipeline[i] for i in range(total)]
     x_mem, y_mem = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
-    model = compile_model(build_model(config.depth, weight_decay=config.weight_decay), config)
+    model = compile_model(build_model(config.depth, weight_decay=config.weight_decay,
+                                      precision=config.precision), config)
     measured = {"pipeline": [], "in_memory": []}
     for _ in range(config.repeats):
         measured["pipeline"].append(_timed_fit(model, config.steps, config.warmup_steps, bs, x=pipeline,

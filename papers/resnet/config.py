@@ -64,6 +64,8 @@ class ResNetConfig(RunConfig):
     test_each_epoch: bool = param(False, "also measure the test error after every epoch, for a time-to-accuracy "
                                          "curve (nothing is chosen on it; the fast preset, which has no validation "
                                          "split, turns it on)")
+    precision: str = param("float32", "arithmetic of the network: float32 (§4.2) or mixed_bfloat16 (ours: bfloat16 "
+                                      "arithmetic, float32 weights and softmax; changes the numbers: a recipe change)")
     deterministic: bool = param(True, "deterministic kernels on TensorFlow, so that a resumed run matches")
     data_workers: int = param(2, "threads that build augmented batches ahead of the train step", low=1)
 
@@ -84,6 +86,8 @@ class ResNetConfig(RunConfig):
         if self.lr_schedule == "onecycle" and (self.lr_boundaries or self.warmup_iterations):
             raise ConfigError("--lr_schedule=onecycle has its own shape: set --lr_boundaries=() and "
                               "--warmup_iterations=0")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.val_size % 10:
             raise ConfigError(f"--val_size={self.val_size} must be a multiple of 10 (the same share of every class)")
 
@@ -93,6 +97,7 @@ class ResNetConfig(RunConfig):
 
 
 LR_SCHEDULES = ("step", "onecycle")
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 # fast: ResNet-20 itself, aimed at the paper's 8.75 % with at most a sixth of the paper's training images
 # (64,000 x 128 / 6: 5,333 iterations of 256 = 1,365,248 images, 27.3 epochs of the 50,000), with our

@@ -39,14 +39,26 @@ def blocks_per_stage(depth: int) -> int:
 
 
 def build_model(depth: int = 20, num_classes: int = 10, weight_decay: float = 1e-4,
-                input_shape=(32, 32, 3)) -> keras.Model:
+                input_shape=(32, 32, 3), precision: str = "float32") -> keras.Model:
     """ResNet-`depth` for CIFAR-10.
+
+    `precision`: a Keras dtype policy for every layer but the classifier, whose softmax stays in float32:
+    "float32" (§4.2), or "mixed_bfloat16" (ours: bfloat16 arithmetic, float32 weights and updates).
 
     `weight_decay` is the paper's (Caffe-style) decay: the update adds `weight_decay * w` to each
     gradient. Keras' L2 regulariser `l2` adds `l2 * sum(w**2)` to the loss, whose gradient is
     `2 * l2 * w`, so the regulariser gets `weight_decay / 2`. It is applied to every parameter
     (convolution and dense kernels, dense bias, BN scale and shift), as in Caffe and fb.resnet.torch.
     """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        return _build(depth, num_classes, weight_decay, input_shape)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(depth, num_classes, weight_decay, input_shape) -> keras.Model:
     n = blocks_per_stage(depth)
     reg = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
     # "We initialize the weights as in [13]": zero-mean Gaussian, std sqrt(2 / fan_in).
@@ -74,7 +86,7 @@ def build_model(depth: int = 20, num_classes: int = 10, weight_decay: float = 1e
             x = layers.ReLU(name=f"{name}_relu2")(layers.Add(name=f"{name}_add")([y, shortcut]))
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, bias_regularizer=reg,
-                           name="fc")(x)
+                           dtype="float32", name="fc")(x)
     return keras.Model(inputs, outputs, name=f"resnet{depth}")
 
 

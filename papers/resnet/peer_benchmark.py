@@ -13,8 +13,10 @@ Kinds (each measured in its own process, in turn, `repeats` times, the order rot
                             PyTorch, NCHW or channels-last; with --torch_compile, `torch.compile`d
   tensorflow/FIELD=VALUE/...  ours with settings of train.py changed, to measure a lever in the same
                             alternation (tensorflow/deterministic=false, tensorflow/jit_compile=true)
+  torch-channels-last-bf16  the peer under bfloat16 autocast, beside tensorflow/precision=mixed_bfloat16
 All take batches of `batch_size` random 32x32x3 images in fp32; the first `warmup_steps` (compilation,
-caches) are not timed. The record keeps every measurement, the best of each kind, and ours / best peer.
+caches) are not timed. The record keeps every measurement, the best of each kind, and each of ours / the best
+peer of the same precision.
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ from papers.resnet.config import ResNetConfig
 PAPER = "resnet"
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ("tensorflow", "jax")
-PEERS = ("torch", "torch-channels-last")
+PEERS = ("torch", "torch-channels-last", "torch-channels-last-bf16")
 
 
 @dataclass(frozen=True)
 class PeerBenchmarkConfig(ResNetConfig):
     kinds: str = param("tensorflow,jax,torch,torch-channels-last", "what to time, comma-separated: "
                        "tensorflow, jax (ours, optionally with /FIELD=VALUE settings), torch, "
-                       "torch-channels-last (the PyTorch peer)")
+                       "torch-channels-last, torch-channels-last-bf16 (the PyTorch peer; bf16: autocast, to set "
+                       "beside ours with /precision=mixed_bfloat16)")
     steps: int = param(30, "timed train steps per measurement", low=1)
     warmup_steps: int = param(5, "untimed steps first (compilation, caches)", low=1)
     repeats: int = param(3, "measurements of each kind, alternating; the best of each is kept", low=1)
@@ -84,7 +87,8 @@ def measure_ours(config: PeerBenchmarkConfig) -> dict:
     rng = np.random.default_rng(config.seed)
     x = rng.standard_normal((total * bs, 32, 32, 3), dtype=np.float32)
     y = rng.integers(0, 10, total * bs)
-    model = compile_model(build_model(config.depth, weight_decay=config.weight_decay), config)
+    model = compile_model(build_model(config.depth, weight_decay=config.weight_decay,
+                                      precision=config.precision), config)
     rate = _timed_fit(model, config.steps, config.warmup_steps, bs, x=x, y=y, batch_size=bs, shuffle=False)
     return {"images_per_s": rate, "backend": keras.backend.backend(), "keras": keras.__version__,
             "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
@@ -99,7 +103,8 @@ def _command(kind: str, config: PeerBenchmarkConfig, argv: list[str]) -> tuple[l
         return [sys.executable, str(Path(__file__)), *argv, *(f"--{o}" for o in settings), f"--child={backend}"], env
     return ([sys.executable, str(ROOT / "peers" / "resnet_torch.py"), f"--depth={config.depth}",
              f"--batch_size={config.batch_size}", f"--steps={config.steps}", f"--warmup_steps={config.warmup_steps}",
-             *(["--channels_last"] if kind == "torch-channels-last" else []),
+             *(["--channels_last"] if kind.startswith("torch-channels-last") else []),
+             *(["--bf16"] if kind.endswith("-bf16") else []),
              *(["--compile"] if config.torch_compile else [])], env)
 
 
@@ -118,6 +123,11 @@ def _measure(kind: str, config: PeerBenchmarkConfig, argv: list[str]) -> dict:
     return json.loads(lines[-1])
 
 
+def _precision(kind: str) -> str:
+    """The arithmetic a kind trains in: bfloat16 (ours with /precision=mixed_bfloat16, the -bf16 peer) or float32."""
+    return "bfloat16" if kind.endswith("-bf16") or "precision=mixed_bfloat16" in kind else "float32"
+
+
 def run(config: PeerBenchmarkConfig, preset: str = "", argv: list[str] | None = None) -> int:
     if config.child:
         print(json.dumps(measure_ours(config)))
@@ -134,21 +144,26 @@ def run(config: PeerBenchmarkConfig, preset: str = "", argv: list[str] | None = 
             facts[kind] = out
             print(f"  round {round_ + 1}/{config.repeats}  {kind:20s} {measured[kind][-1]:7.1f} images/s", flush=True)
     best = {k: max(v) for k, v in measured.items()}
-    peers = {k: v for k, v in best.items() if k in PEERS}
-    best_peer = max(peers, key=peers.get) if peers else None
+    # Each of ours is set beside the best peer of its own arithmetic: float32, or bfloat16 mixed precision.
+    by_precision: dict[str, str] = {}
+    for precision in ("float32", "bfloat16"):
+        peers = {k: v for k, v in best.items() if k in PEERS and _precision(k) == precision}
+        if peers:
+            by_precision[precision] = max(peers, key=peers.get)
     ours = [k for k in kinds if k.split("/")[0] in OURS]
-    ratios = {f"ratio_{k}_vs_best_peer": best[k] / best[best_peer] for k in ours if best_peer}
-    final = {"images_per_s": best, "all_measurements": measured, "best_peer": best_peer, **ratios,
-             "title": "Speed against a PyTorch peer",
+    versus = {k: by_precision[_precision(k)] for k in ours if _precision(k) in by_precision}
+    ratios = {f"ratio_{k}_vs_best_peer": best[k] / best[p] for k, p in versus.items()}
+    final = {"images_per_s": best, "all_measurements": measured, "best_peer": by_precision.get("float32"),
+             "best_peer_by_precision": by_precision, **ratios, "title": "Speed against a PyTorch peer",
              "summary": {**{f"{k} (img/s)": f"{v:.0f}" for k, v in best.items()},
-                         **{f"{k} / best peer": f"{best[k] / best[best_peer]:.2f}x" for k in ours if best_peer},
+                         **{f"{k} / {p}": f"{best[k] / best[p]:.2f}x" for k, p in versus.items()},
                          "batch": str(config.batch_size), "steps x repeats": f"{config.steps} x {config.repeats}"}}
     line = f"{config.variant}, batch {config.batch_size}: " + ", ".join(f"{k} {v:.0f}" for k, v in best.items())
-    line += " images/s" + "".join(f"; {k} / {best_peer} = {best[k] / best[best_peer]:.2f}x"
-                                  for k in ours if best_peer)
+    line += " images/s" + "".join(f"; {k} / {p} = {best[k] / best[p]:.2f}x" for k, p in versus.items())
     return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final, line=line, kinds=facts,
                            description="Images per second of the full ResNet-20 train step (forward, backward, SGD "
-                           "with momentum and weight decay), fp32, random data, best of the alternating repeats, "
+                           "with momentum and weight decay), fp32 unless the kind says bfloat16 (each of ours set "
+                           "beside the best peer of its precision), random data, best of the alternating repeats, "
                            "compilation excluded; ours (Keras 3) on each backend and the hand-written PyTorch "
                            "peer (peers/resnet_torch.py) measured in turn on the same machine "
                            "(papers/resnet/peer_benchmark.py).")

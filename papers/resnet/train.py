@@ -170,7 +170,8 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
     train_ds = ArrayBatches(x_train, y_train, config.batch_size, seed=config.seed, workers=config.data_workers,
                             augment=pad_crop_flip(config.pad) if config.augment else None)
     epochs = math.ceil(config.max_iterations / len(train_ds))
-    model = compile_model(build_model(config.depth, weight_decay=config.weight_decay), config)
+    model = compile_model(build_model(config.depth, weight_decay=config.weight_decay,
+                                      precision=config.precision), config)
     print(f"{config.variant}, preset {preset}: {len(x_train)} train / {len(x_val)} val / {len(x_test)} test "
           f"images from {data.source}; {config.max_iterations} iterations = {epochs} epochs of {len(train_ds)} "
           f"steps; working files in {run.dir}")

@@ -215,7 +215,8 @@ def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
 def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, capsys):
     from papers.resnet import peer_benchmark
 
-    kinds = "tensorflow,tensorflow/deterministic=false" + (",torch" if importlib.util.find_spec("torch") else "")
+    kinds = ("tensorflow,tensorflow/precision=mixed_bfloat16"
+             + (",torch,torch-channels-last-bf16" if importlib.util.find_spec("torch") else ""))
     assert peer_benchmark.main([f"--kinds={kinds}", "--depth=8", "--batch_size=4", "--steps=1", "--warmup_steps=1",
                                 "--repeats=2", f"--results_dir={tmp_path / 'results'}"]) == 0
     (record,) = results.load_all(tmp_path / "results", "resnet")
@@ -227,8 +228,12 @@ def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, 
         # the peer is the same network: as many trainable parameters as ours
         assert record["kinds"]["torch"]["parameters"] == record["kinds"]["tensorflow"]["parameters"]
     assert "Speed against a PyTorch peer" in report.report_for(str(tmp_path / "results"), "resnet")
-    assert "ratio_tensorflow/deterministic=false_vs_best_peer" in final or "torch" not in kinds
-    assert [record["kinds"][k]["config"]["deterministic"] for k in kinds.split(",")[:2]] == [True, False]
+    if "torch" in kinds:  # each of ours beside the best peer of its own arithmetic
+        assert final["best_peer_by_precision"] == {"float32": "torch", "bfloat16": "torch-channels-last-bf16"}
+        assert final["ratio_tensorflow/precision=mixed_bfloat16_vs_best_peer"] == pytest.approx(
+            final["images_per_s"]["tensorflow/precision=mixed_bfloat16"]
+            / final["images_per_s"]["torch-channels-last-bf16"])
+    assert [record["kinds"][k]["config"]["precision"] for k in kinds.split(",")[:2]] == ["float32", "mixed_bfloat16"]
     assert peer_benchmark.main(["--kinds=tensorflow/depth=9", "--steps=1", "--warmup_steps=1", "--repeats=1",
                                 f"--results_dir={tmp_path / 'results'}"]) == 2  # a setting train.py refuses
     assert capsys.readouterr().err.startswith("error: tensorflow/depth=9: --depth")
@@ -312,6 +317,19 @@ def test_recipe_resnet20_layer_by_layer(paper_plan):
     for c_in, f in [(16, 16)] * 3 + [(16, 32)] + [(32, 32)] * 2 + [(32, 64)] + [(64, 64)] * 2:
         expected += 9 * c_in * f + 9 * f * f + 4 * f
     assert _trainable(model) == expected and f"{expected / 1e6:.2f}M" == "0.27M"  # Table 6
+
+
+def test_recipe_float32_arithmetic_unless_mixed_bfloat16_is_asked_for(paper_plan):
+    """§4.2 trains in float32; --precision=mixed_bfloat16 (ours) computes in bfloat16 with float32 weights, and
+    keeps the classifier's softmax in float32."""
+    assert {la.compute_dtype for la in paper_plan.model.layers} == {"float32"}
+    assert {w.dtype for w in paper_plan.model.weights} == {"float32"}
+    mixed = build_model(8, precision="mixed_bfloat16")
+    convs = [la for la in mixed.layers if isinstance(la, keras.layers.Conv2D)]
+    assert {c.compute_dtype for c in convs} == {"bfloat16"} and {c.kernel.dtype for c in convs} == {"float32"}
+    assert mixed.get_layer("fc").compute_dtype == "float32" and keras.config.dtype_policy().name == "float32"
+    with pytest.raises(ConfigError, match="--precision must be one of float32, mixed_bfloat16"):
+        make_config(ResNetConfig, PRESETS, precision="float16")
 
 
 def test_recipe_he_initialisation_and_weight_decay_on_every_parameter(paper_plan):
