@@ -72,6 +72,8 @@ class RunConfig:
     # Why data parallel on TensorFlow would change this paper's training beyond float noise (Dropout masks that
     # repeat across replicas, a loss over the whole batch), or "" when it would not: see common.distribute.
     TF_DATA_PARALLEL_DIFFERS: typing.ClassVar[str] = ""
+    # Why this paper trains on one device whatever the backend, or "" (see common.distribute).
+    ONE_DEVICE_ONLY: typing.ClassVar[str] = ""
 
     seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.repro.seed_everything)")
     data_dir: str = param("", "data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")

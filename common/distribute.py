@@ -28,6 +28,8 @@ paper's batch, split evenly over the replicas; learning rates are unchanged.
   - so a paper whose networks use Dropout, or whose loss is not a mean of per-example terms (the feature
     matching of Salimans et al. 2016 compares batch means), says why in its config's
     `TF_DATA_PARALLEL_DIFFERS`: `--distribute=data_parallel` is refused there, and `auto` stays on one device.
+A paper whose training is not one `fit` over batches that split (speech emotion's small per-fold networks on
+arrays) says why in `ONE_DEVICE_ONLY`, and trains on one device on either backend.
   Several hosts are not offered on TensorFlow: Keras 3 with `MultiWorkerMirroredStrategy` has an open bug
   (keras-team/keras#20585); use the JAX backend.
 """
@@ -134,6 +136,12 @@ def setup(config) -> Placement:
     mode = config.distribute
     if mode == "auto":
         mode = "data_parallel" if len(accelerators()) > 1 or processes > 1 else "none"
+    alone = type(config).ONE_DEVICE_ONLY
+    if mode == "data_parallel" and alone:
+        if config.distribute == "data_parallel":
+            raise DistributeError(f"this paper trains on one device ({alone}): use --distribute=none")
+        print(f"--distribute=auto: one device ({alone})")
+        mode = "none"
     differs = type(config).TF_DATA_PARALLEL_DIFFERS
     if mode == "data_parallel" and backend == "tensorflow" and differs:
         if config.distribute == "data_parallel":
@@ -149,6 +157,20 @@ def setup(config) -> Placement:
         _clear()
         _placement = Placement()
         return _placement
+    if mode == "data_parallel":
+        count = (len(keras.distribution.list_devices()) if backend == "jax" else
+                 len(accelerators() or _tf_cpus()) if backend == "tensorflow" else 1)
+        batch = getattr(config, "batch_size", None)
+        if batch and batch % count:
+            if config.distribute == "data_parallel":
+                raise DistributeError(f"--batch_size={batch} does not split over {count} devices: use a multiple of "
+                                      f"{count}, or fewer devices (--distribute=none for one)")
+            print(f"--distribute=auto: one device, since the batch of {batch} does not split over {count} devices")
+            mode = "none"
+    if mode == "none":
+        _clear()
+        _placement = Placement()
+        return _placement
     if backend == "jax":
         devices = keras.distribution.list_devices()
         # Our pipelines are PyDatasets of global batches: each process takes its rows itself (ProcessRows).
@@ -158,7 +180,7 @@ def setup(config) -> Placement:
     elif backend == "tensorflow":
         import tensorflow as tf
 
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        devices = tf.config.list_logical_devices("GPU") or _tf_cpus()
         strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
         tf.distribute.experimental_set_strategy(strategy)
         _placement = Placement("data_parallel", strategy.num_replicas_in_sync, 1, 0,
@@ -168,6 +190,12 @@ def setup(config) -> Placement:
     else:
         raise DistributeError(f"data-parallel training supports the jax and tensorflow backends, not {backend}")
     return _placement
+
+
+def _tf_cpus() -> list:
+    import tensorflow as tf
+
+    return tf.config.list_logical_devices("CPU")
 
 
 def _clear() -> None:

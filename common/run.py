@@ -140,8 +140,7 @@ class Run:
         model's `keras.random.SeedGenerator`s, set to a state of (seed, epoch) at each epoch start so
         that a resumed run draws the same noise. `max_steps`: stop after this many optimizer steps."""
         self.model = model
-        if getattr(data, "batch_size", None):
-            distribute.check_batch(data.batch_size)
+        distribute.check_batch(getattr(data, "batch_size", None) or images_per_step)
         distribute.prepare_model(model, self.config.sync_batchnorm)
         self.timer.images_per_step = images_per_step
         if self.progress is not None:

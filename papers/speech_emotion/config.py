@@ -29,6 +29,7 @@ FOLDS = {"ravdess": 12, "urdu": 5, "iemocap": 5}
 @dataclass(frozen=True)
 class SpeechEmotionConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "feature_cache"}
+    ONE_DEVICE_ONLY = "a small network per fold, fit on arrays whose last batch need not split over devices"
 
     dataset: str = param("ravdess", "ravdess (24 actors), urdu (29 speakers; speaker and class confounded) or "
                                     "iemocap (licence-gated)")

@@ -151,6 +151,24 @@ def test_papers_whose_replicas_would_differ_refuse_data_parallel_on_tensorflow()
     assert distribute.setup(make_config(CGANConfig, CGAN_PRESETS)).kind == "none"  # auto
 
 
+def test_auto_stays_on_one_device_where_data_parallel_cannot_run(monkeypatch, capsys):
+    """With 4 accelerators in sight, `auto` keeps a batch that does not split (U-Net's 1) and a paper that trains
+    on one device (speech emotion's small per-fold networks) on one device, saying why; asked for explicitly,
+    data parallel is refused in one line."""
+    from papers.speech_emotion.config import PRESETS as SPEECH_PRESETS
+    from papers.speech_emotion.config import SpeechEmotionConfig
+
+    monkeypatch.setattr(distribute, "accelerators", lambda: ["gpu"] * 4)
+    assert distribute.setup(make_config(ResNetConfig, PRESETS, batch_size=30)).kind == "none"
+    assert "the batch of 30 does not split over 4 devices" in capsys.readouterr().out
+    with pytest.raises(distribute.DistributeError, match="--batch_size=30 does not split over 4 devices"):
+        distribute.setup(make_config(ResNetConfig, PRESETS, batch_size=30, distribute="data_parallel"))
+    assert distribute.setup(make_config(SpeechEmotionConfig, SPEECH_PRESETS)).kind == "none"
+    assert "one device (a small network per fold" in capsys.readouterr().out
+    with pytest.raises(distribute.DistributeError, match="this paper trains on one device"):
+        distribute.setup(make_config(SpeechEmotionConfig, SPEECH_PRESETS, distribute="data_parallel"))
+
+
 def test_a_batch_that_does_not_split_is_refused(monkeypatch):
     monkeypatch.setattr(distribute, "_placement", distribute.Placement("data_parallel", replicas=4))
     with pytest.raises(distribute.DistributeError, match="--batch_size=30 does not split over 4 devices"):
