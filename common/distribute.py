@@ -77,6 +77,7 @@ class Placement:
 
 _placement = Placement()
 _initialized = False
+_strategy = None  # TensorFlow's MirroredStrategy, when one is installed
 
 
 def placement() -> Placement:
@@ -116,7 +117,7 @@ def accelerators() -> list:
 def setup(config) -> Placement:
     """Initialise the hosts (when several take part), choose the placement for `config.distribute` and
     install it process-wide; returns it. Call before any model, optimizer or random draw exists."""
-    global _placement, _initialized
+    global _placement, _initialized, _strategy
     if config.distribute not in CHOICES:
         raise DistributeError(f"--distribute must be one of {', '.join(CHOICES)}, got {config.distribute!r}")
     coordinator, processes, process_id = _cluster(config)
@@ -183,6 +184,7 @@ def setup(config) -> Placement:
         devices = tf.config.list_logical_devices("GPU") or _tf_cpus()
         strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
         tf.distribute.experimental_set_strategy(strategy)
+        _strategy = strategy
         _placement = Placement("data_parallel", strategy.num_replicas_in_sync, 1, 0,
                                "tf.distribute.MirroredStrategy",
                                "the global batch (synchronized=True)" if config.sync_batchnorm
@@ -200,6 +202,8 @@ def _tf_cpus() -> list:
 
 def _clear() -> None:
     """Back to one device (a test process may run several configurations one after another)."""
+    global _strategy
+    _strategy = None
     if keras.backend.backend() == "jax":
         keras.distribution.set_distribution(None)
     elif keras.backend.backend() == "tensorflow":
@@ -207,6 +211,33 @@ def _clear() -> None:
 
         if tf.distribute.has_strategy():
             tf.distribute.experimental_set_strategy(None)
+
+
+def clear_session() -> None:
+    """`keras.backend.clear_session()` (a fresh graph, e.g. between a search's candidates) that keeps the
+    placement: Keras' own forgets a JAX distribution, and TensorFlow's graph reset drops the strategy."""
+    keras.backend.clear_session()
+    if _placement.kind == "none":
+        return
+    if keras.backend.backend() == "jax":
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
+    elif _strategy is not None:
+        import tensorflow as tf
+
+        if tf.distribute.get_strategy() is not _strategy:
+            tf.distribute.experimental_set_strategy(_strategy)
+
+
+def in_force() -> bool:
+    """Whether the placement `setup` chose is still installed (a guard for `Run.fit`)."""
+    if _placement.kind == "none":
+        return True
+    if keras.backend.backend() == "jax":
+        return keras.distribution.distribution() is not None
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy() is _strategy
 
 
 def check_batch(batch_size: int, what: str = "batch_size") -> None:

@@ -140,6 +140,9 @@ class Run:
         model's `keras.random.SeedGenerator`s, set to a state of (seed, epoch) at each epoch start so
         that a resumed run draws the same noise. `max_steps`: stop after this many optimizer steps."""
         self.model = model
+        if not distribute.in_force():  # a bug, not the user's mistake: say so loudly
+            raise RuntimeError(f"the {self.placement.kind} placement was lost before fit (keras.backend.clear_session? "
+                               f"use common.distribute.clear_session)")
         distribute.check_batch(getattr(data, "batch_size", None) or images_per_step)
         distribute.prepare_model(model, self.config.sync_batchnorm)
         self.timer.images_per_step = images_per_step

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import images, training
+from common import distribute, images, training
 from common.data import frey_face, mnist
 from common.data.pipeline import ArrayBatches
 from common.repro import seed_everything
@@ -116,12 +116,13 @@ def choose_learning_rate(config: VAEConfig, data: dict, cache: Path) -> tuple[fl
     passes = math.ceil(steps * config.batch_size / len(train))
     bounds = {}
     for lr in config.lr_candidates:
-        keras.backend.clear_session()  # a fresh graph per candidate, instead of retracing into the old one
+        distribute.clear_session()  # a fresh graph per candidate, instead of retracing into the old one
         seed_everything(config.seed)
         model = compile_model(build_model(config, len(train), train.shape[1], data["likelihood"]), config, lr)
         ds = ArrayBatches(train, None, config.batch_size, seed=config.seed, augment=data["transform"],
                           workers=config.data_workers, passes=passes)
-        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        distribute.prepare_model(model)
+        model.fit(distribute.shard_for_process(ds), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
         bound = model.evaluate(data["train_eval"], batch_size=config.eval_batch_size, verbose=0,
                                return_dict=True)["elbo"]
         bounds[str(lr)] = float(bound) if math.isfinite(bound) else None
@@ -188,7 +189,7 @@ def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -
     learning_rate, lr_search = choose_learning_rate(config, data, run.state_file("lr_search.json"))
     print(f"Adagrad step size {learning_rate}" + (" (chosen by the search above)" if lr_search else ""))
 
-    keras.backend.clear_session()
+    distribute.clear_session()
     seed_everything(config.seed)
     model = compile_model(build_model(config, len(train), train.shape[1], data["likelihood"]), config,
                           learning_rate)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -167,6 +168,31 @@ def test_auto_stays_on_one_device_where_data_parallel_cannot_run(monkeypatch, ca
     assert "one device (a small network per fold" in capsys.readouterr().out
     with pytest.raises(distribute.DistributeError, match="this paper trains on one device"):
         distribute.setup(make_config(SpeechEmotionConfig, SPEECH_PRESETS, distribute="data_parallel"))
+
+
+def test_clearing_the_session_keeps_the_placement():
+    """Keras' clear_session drops TensorFlow's strategy (and forgets a JAX distribution); the VAE's step-size
+    search clears it between candidates, so it uses ours, and Run.fit refuses to train on a lost placement.
+    A one-device MirroredStrategy here, on this process's single CPU."""
+    from papers.vae.config import PRESETS as VAE_PRESETS
+    from papers.vae.config import VAEConfig
+
+    try:
+        assert distribute.setup(make_config(VAEConfig, VAE_PRESETS, distribute="data_parallel")).kind == "data_parallel"
+        assert distribute.in_force()
+        keras.backend.clear_session()
+        assert not distribute.in_force()
+        distribute.clear_session()
+        assert distribute.in_force()
+    finally:
+        distribute.setup(make_config(VAEConfig, VAE_PRESETS, distribute="none"))
+    assert distribute.placement().kind == "none" and not tf_has_strategy()
+
+
+def tf_has_strategy() -> bool:
+    import tensorflow as tf
+
+    return tf.distribute.has_strategy()
 
 
 def test_a_batch_that_does_not_split_is_refused(monkeypatch):
