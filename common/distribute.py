@@ -154,10 +154,6 @@ def setup(config) -> Placement:
     if mode == "data_parallel" and backend == "jax" and not config.sync_batchnorm:
         raise DistributeError("--sync_batchnorm=false is offered on TensorFlow only: on JAX the train step is one "
                               "program over the global batch, so batch norm always sees all of it")
-    if mode == "none":
-        _clear()
-        _placement = Placement()
-        return _placement
     if mode == "data_parallel":
         count = (len(keras.distribution.list_devices()) if backend == "jax" else
                  len(accelerators() or _tf_cpus()) if backend == "tensorflow" else 1)
@@ -173,9 +169,7 @@ def setup(config) -> Placement:
         _placement = Placement()
         return _placement
     if backend == "jax":
-        devices = keras.distribution.list_devices()
-        # Our pipelines are PyDatasets of global batches: each process takes its rows itself (ProcessRows).
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
+        devices = _install_jax()
         _placement = Placement("data_parallel", len(devices), processes, process_id,
                                "keras.distribution.DataParallel (JAX)", "the global batch (one SPMD program)")
     elif backend == "tensorflow":
@@ -192,6 +186,14 @@ def setup(config) -> Placement:
     else:
         raise DistributeError(f"data-parallel training supports the jax and tensorflow backends, not {backend}")
     return _placement
+
+
+def _install_jax() -> list:
+    """DataParallel over every device of every process; returns the devices. Our pipelines are PyDatasets of
+    global batches, so Keras does not shard them: each process takes its rows itself (`ProcessRows`)."""
+    devices = keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
+    return devices
 
 
 def _tf_cpus() -> list:
@@ -220,8 +222,7 @@ def clear_session() -> None:
     if _placement.kind == "none":
         return
     if keras.backend.backend() == "jax":
-        devices = keras.distribution.list_devices()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
+        _install_jax()
     elif _strategy is not None:
         import tensorflow as tf
 
