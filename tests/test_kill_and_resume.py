@@ -159,3 +159,21 @@ def test_a_killed_smoke_run_resumes_to_the_uninterrupted_numbers(case, tmp_path)
         assert not differ and got["history"] == want["history"], \
             f"killed at {at} #{n}: the resumed run differs (resumed, uninterrupted): {differ or got['history']}"
         assert record["variant"] in report.report_for(str(where / "results"), paper), at
+
+
+@pytest.mark.slow
+def test_a_killed_data_parallel_run_on_4_jax_devices_resumes_to_the_uninterrupted_numbers(tmp_path, monkeypatch):
+    """The same for ResNet's smoke run with --distribute=data_parallel on 4 JAX host devices (common.distribute):
+    checkpoints of replicated weights resume as a single device's do, and every session says 4 devices."""
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+
+    def resnet_on_4_devices(tmp):
+        paper, argv = _resnet(tmp)
+        return paper, [*argv, "--distribute=data_parallel"]
+
+    monkeypatch.setitem(PAPERS, "resnet-4-devices", resnet_on_4_devices)
+    test_a_killed_smoke_run_resumes_to_the_uninterrupted_numbers("resnet-4-devices", tmp_path)
+    for where in tmp_path.glob("killed-at-*"):
+        (record,) = results.load_all(where / "results", "resnet")
+        assert record["distribution"]["replicas"] == 4 and {s["devices"] for s in record["sessions"]} == {4}
