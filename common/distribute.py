@@ -101,6 +101,18 @@ def _cluster(config) -> tuple[str | None, int, int]:
     return coordinator, processes, process_id
 
 
+def join(coordinator: str, processes: int, process_id: int) -> None:
+    """`keras.distribution.initialize`; a coordinator that cannot be reached (or bound, by process 0) is the
+    user's mistake, said in one line."""
+    try:
+        keras.distribution.initialize(coordinator, processes, process_id)
+    except Exception as e:  # JAX raises its runtime's errors (a deadline, an address in use) as they come
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise DistributeError(f"process {process_id} of {processes} could not join the coordinator at {coordinator} "
+                              f"({type(e).__name__}: {first}): start every process with the same --coordinator, "
+                              f"process 0's HOST:PORT, reachable from every host and free on process 0's") from None
+
+
 def accelerators() -> list:
     """The accelerators (GPUs, TPUs) this process sees, of every host once initialised."""
     if keras.backend.backend() == "jax":
@@ -132,7 +144,7 @@ def setup(config) -> Placement:
             raise DistributeError("--jit_compile=false with several processes: each eager operation would be a "
                                   "collective of its own; leave --jit_compile=auto")
         if not _initialized:
-            keras.distribution.initialize(coordinator, processes, process_id)
+            join(coordinator, processes, process_id)
             _initialized = True
     mode = config.distribute
     if mode == "auto":

@@ -37,6 +37,7 @@ if keras.backend.backend() == "tensorflow" and DEVICES > 1:
 
 from common import distribute, repro  # noqa: E402
 from common.config import make_config  # noqa: E402
+from common.data.pipeline import ArrayBatches  # noqa: E402
 from papers.resnet.config import PRESETS as RESNET_PRESETS  # noqa: E402
 from papers.resnet.config import ResNetConfig  # noqa: E402
 
@@ -94,31 +95,17 @@ def build(name, overrides):
     if name == "resnet":
         model = build_model(depth=8)
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), keras.losses.SparseCategoricalCrossentropy())
-        return config, model, ArrayData(x, y)
+        return config, model, ArrayBatches(x, y, BATCH, shuffle=False, workers=1)
     # Plain SGD, not the papers' Adam and Adagrad: their steps hardly depend on the gradient's scale, so they
     # would hide a loss that a replica failed to scale by 1 / replicas.
     if name == "dcgan":
         model = build_model(config, (32, 32, 3))
         model.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05), jit_compile=config.jit)
-        return config, model, ArrayData(x, None)
+        return config, model, ArrayBatches(x, None, BATCH, shuffle=False, workers=1)
     model = vae.build_model(config, len(x), 784, "bernoulli")
     model.compile(keras.optimizers.SGD(1e-3), jit_compile=config.jit)
-    return config, model, ArrayData((x.reshape(len(x), -1)[:, :784] > 0).astype("float32"), None)
-
-
-class ArrayData(keras.utils.PyDataset):
-    """The same fixed batches whatever the placement (global batches; `shard_for_process` splits them)."""
-
-    def __init__(self, x, y):
-        super().__init__(workers=1, use_multiprocessing=False)
-        self.x, self.y, self.batch_size = x, y, BATCH
-
-    def __len__(self):
-        return len(self.x) // BATCH
-
-    def __getitem__(self, i):
-        rows = slice(i * BATCH, (i + 1) * BATCH)
-        return self.x[rows] if self.y is None else (self.x[rows], self.y[rows])
+    return config, model, ArrayBatches((x.reshape(len(x), -1)[:, :784] > 0).astype("float32"), None, BATCH,
+                                       shuffle=False, workers=1)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,16 @@ def test_bad_cluster_flags_and_several_hosts_on_tensorflow_are_refused(flags, me
         distribute.setup(make_config(ResNetConfig, PRESETS, **flags))
 
 
+def test_a_coordinator_that_cannot_be_reached_is_one_line(monkeypatch):
+    def unreachable(*args):
+        raise RuntimeError("DEADLINE_EXCEEDED: Barrier timed out.\nmore detail")
+
+    monkeypatch.setattr(distribute.keras.distribution, "initialize", unreachable)
+    with pytest.raises(distribute.DistributeError, match=r"process 1 of 2 could not join the coordinator at "
+                                                         r"10\.0\.0\.1:1234 \(RuntimeError: DEADLINE_EXCEEDED"):
+        distribute.join("10.0.0.1:1234", 2, 1)
+
+
 def test_papers_whose_replicas_would_differ_refuse_data_parallel_on_tensorflow():
     from papers.cgan.config import PRESETS as CGAN_PRESETS
     from papers.cgan.config import CGANConfig
