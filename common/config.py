@@ -69,9 +69,6 @@ class RunConfig:
     RECIPE_NEUTRAL: typing.ClassVar[frozenset] = frozenset(
         {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile", "repeat",
          "verify_data", "distribute", "coordinator", "num_processes", "process_id"})
-    # Why data parallel on TensorFlow would change this paper's training beyond float noise (Dropout masks that
-    # repeat across replicas, a loss over the whole batch), or "" when it would not: see common.distribute.
-    TF_DATA_PARALLEL_DIFFERS: typing.ClassVar[str] = ""
     # Why this paper trains on one device whatever the backend, or "" (see common.distribute).
     ONE_DEVICE_ONLY: typing.ClassVar[str] = ""
 

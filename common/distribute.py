@@ -23,11 +23,12 @@ paper's batch, split evenly over the replicas; learning rates are unchanged.
     global batch as on one device (off with `--sync_batchnorm=false`: each replica's share, a recipe change);
   - noise a model draws for its batch (a GAN's z, a VAE's epsilon) goes through `batch_draw`: drawn for the
     global batch, each replica keeping its rows, so the replicas neither repeat one another nor depart from
-    one device. Keras' Dropout layers draw per replica from a shared seed: the replicas' masks repeat (the
-    README says so; JAX has no such difference);
-  - so a paper whose networks use Dropout, or whose loss is not a mean of per-example terms (the feature
-    matching of Salimans et al. 2016 compares batch means), says why in its config's
-    `TF_DATA_PARALLEL_DIFFERS`: `--distribute=data_parallel` is refused there, and `auto` stays on one device.
+    one device. Keras' Dropout and GaussianNoise would draw per replica from the shared seed, repeating each
+    other's masks: the papers use `common.layers`' versions, which draw through `batch_draw` on replicas;
+  - a loss that compares batch means (feature matching, Salimans et al. 2016) takes them over the global
+    batch (`batch_mean`, an all-reduce); a step that cuts its batch into minibatches (WGAN's critic) gets
+    its batches reordered so each replica's share holds its rows of every minibatch
+    (`minibatches_for_replicas`) and cuts its share by `share`.
 A paper whose training is not one `fit` over batches that split (speech emotion's small per-fold networks on
 arrays) says why in `ONE_DEVICE_ONLY`, and trains on one device on either backend.
   Several hosts are not offered on TensorFlow: Keras 3 with `MultiWorkerMirroredStrategy` has an open bug
@@ -154,14 +155,6 @@ def setup(config) -> Placement:
         if config.distribute == "data_parallel":
             raise DistributeError(f"this paper trains on one device ({alone}): use --distribute=none")
         print(f"--distribute=auto: one device ({alone})")
-        mode = "none"
-    differs = type(config).TF_DATA_PARALLEL_DIFFERS
-    if mode == "data_parallel" and backend == "tensorflow" and differs:
-        if config.distribute == "data_parallel":
-            raise DistributeError(f"data parallel on TensorFlow would change this paper's training ({differs}): "
-                                  f"use the JAX backend (KERAS_BACKEND=jax), or --distribute=none")
-        print(f"--distribute=auto: one device, since data parallel on TensorFlow would change this paper's training "
-              f"({differs}); the JAX backend trains it on every device")
         mode = "none"
     if mode == "data_parallel" and backend == "jax" and not config.sync_batchnorm:
         raise DistributeError("--sync_batchnorm=false is offered on TensorFlow only: on JAX the train step is one "
@@ -307,6 +300,11 @@ def _replica_context():
     return context
 
 
+def replicated() -> bool:
+    """Whether this code runs as one of several TensorFlow replicas, each on its share of the batch."""
+    return _replica_context() is not None
+
+
 def replica_loss(loss):
     """The share of `loss` (a mean over this replica's rows) whose gradient, summed over the replicas as
     Keras' optimizers do under a TensorFlow strategy, is the gradient of the mean over the global batch:
@@ -328,6 +326,60 @@ def batch_draw(draw, n):
     full = draw(n * replicas)
     start = keras.ops.cast(context.replica_id_in_sync_group, "int32") * n
     return keras.ops.slice(full, [start] + [0] * (len(full.shape) - 1), [n, *full.shape[1:]])
+
+
+def share(n: int) -> int:
+    """This replica's rows of a global batch of `n`: n / replicas on TensorFlow replicas (each of which runs
+    the step on its share), else n (one device, or JAX's one program over the global batch)."""
+    context = _replica_context()
+    return n if context is None else n // context.num_replicas_in_sync
+
+
+def batch_mean(x):
+    """The mean over the rows of the global batch (axis 0), for a loss that compares batch means: on
+    TensorFlow replicas, each replica's mean averaged over the replicas by an all-reduce (whose gradient
+    TensorFlow defines as the all-reduce of the replicas' gradients); elsewhere `mean(x, axis=0)`."""
+    mean = keras.ops.mean(x, axis=0)
+    context = _replica_context()
+    if context is None:
+        return mean
+    import tensorflow as tf
+
+    return context.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
+
+
+class ReplicaMinibatches(keras.utils.PyDataset):
+    """Batches of `data` that a step cuts into `groups` consecutive minibatches (WGAN's critic minibatches),
+    reordered for TensorFlow replicas: the strategy gives each replica a contiguous share of the batch, so
+    the rows go replica by replica, each replica's share holding its rows of every minibatch in order; the
+    replicas' minibatches together are then one device's. `set_epoch` passes through."""
+
+    def __init__(self, data, groups: int, replicas: int):
+        super().__init__(workers=getattr(data, "workers", 1), use_multiprocessing=False,
+                         max_queue_size=getattr(data, "max_queue_size", 10))
+        self.data, self.groups, self.replicas = data, groups, replicas
+        self.batch_size = getattr(data, "batch_size", None)
+        if hasattr(data, "set_epoch"):
+            self.set_epoch = data.set_epoch
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        batch = self.data[index]
+
+        def reorder(a):
+            return a.reshape(self.groups, self.replicas, -1, *a.shape[1:]).swapaxes(0, 1).reshape(a.shape)
+
+        return tuple(reorder(a) for a in batch) if isinstance(batch, tuple) else reorder(batch)
+
+
+def minibatches_for_replicas(data, groups: int):
+    """`data` (batches a step cuts into `groups` minibatches) as the placement feeds it: reordered by
+    `ReplicaMinibatches` on TensorFlow replicas, itself elsewhere."""
+    if _placement.kind == "none" or keras.backend.backend() != "tensorflow" or _placement.replicas == 1:
+        return data
+    return ReplicaMinibatches(data, groups, _placement.replicas)
 
 
 class ProcessRows(keras.utils.PyDataset):

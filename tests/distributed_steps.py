@@ -4,9 +4,14 @@
                                                                   --coordinator=HOST:PORT] [--sync_batchnorm=false]
 
 MODELS, comma-separated: resnet (ResNet-8 with batch normalisation, `Model.fit`), dcgan (the adversarial
-custom step with batch normalisation and drawn noise), vae (its own loss with the weight prior, drawn noise).
+custom step with batch normalisation and drawn noise), vae (its own loss with the weight prior, drawn noise),
+cgan (Dropout in both networks), ssgan (MNIST: Gaussian noise in D, feature matching of batch means, the
+moving average of D's weights), wgan (the critic's minibatches cut from one batch, the gradient penalty),
+wgan_clip (weight clipping after each critic update).
 DISTRIBUTE: none or data_parallel, set up by `common.distribute` as a run does. `--devices`: host CPU
 devices to show (on JAX through XLA_FLAGS, on TensorFlow as logical CPUs), set before the backend starts.
+`--naive=true` undoes, for a test that must then fail, what common does for TensorFlow replicas beyond
+Keras: Keras' own per-replica Dropout and noise draws, per-replica batch means, uncut critic minibatches.
 Process 0 writes every weight and the per-step losses of each model to OUT_DIR/<model>.npz.
 """
 
@@ -53,11 +58,20 @@ class Losses(keras.callbacks.Callback):
         self.rows.append([float(v) for _, v in sorted(logs.items())])
 
 
+def naive():
+    """Each replica on its own share, as plain Keras would do it (see --naive)."""
+    distribute.replicated = lambda: False
+    distribute.batch_mean = lambda x: keras.ops.mean(x, axis=0)
+    distribute.minibatches_for_replicas = lambda data, groups: data
+
+
 def main():
     """Each model of MODELS in turn, in one process, on the placement that the switch's fields give."""
     overrides = {"distribute": DISTRIBUTE, "num_processes": int(args.get("processes", 0)),
                  "process_id": int(args.get("process_id", -1)), "coordinator": args.get("coordinator", ""),
                  "sync_batchnorm": args.get("sync_batchnorm", "true") == "true"}
+    if args.get("naive") == "true":
+        naive()
     placement = distribute.setup(make_config(ResNetConfig, RESNET_PRESETS, "smoke", **overrides))
     for name in MODELS:
         config, model, data = build(name, overrides)
@@ -83,6 +97,22 @@ def build(name, overrides):
         from papers.dcgan.model import build_model
 
         config = make_config(DCGANConfig, PRESETS, "smoke", **overrides)
+    elif name == "cgan":
+        from papers.cgan.config import PRESETS, CGANConfig
+        from papers.cgan.model import build_model
+
+        config = make_config(CGANConfig, PRESETS, "smoke", **overrides)
+    elif name == "ssgan":
+        from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
+        from papers.semi_supervised_gan.train import build_model
+
+        config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", **overrides)
+    elif name.startswith("wgan"):
+        from papers.wgan.config import PRESETS, WGANConfig
+        from papers.wgan.model import build_model
+
+        config = make_config(WGANConfig, PRESETS, "smoke", loss="clip" if name == "wgan_clip" else "gp",
+                             **overrides)
     else:
         from papers.vae import train as vae
         from papers.vae.config import PRESETS, VAEConfig
@@ -92,6 +122,7 @@ def build(name, overrides):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (STEPS * BATCH, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, STEPS * BATCH)
+    flat = (x.reshape(len(x), -1)[:, :784] + 1) / 2
     if name == "resnet":
         model = build_model(depth=8)
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), keras.losses.SparseCategoricalCrossentropy())
@@ -102,6 +133,23 @@ def build(name, overrides):
         model = build_model(config, (32, 32, 3))
         model.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05), jit_compile=config.jit)
         return config, model, ArrayBatches(x, None, BATCH, shuffle=False, workers=1)
+    if name == "cgan":  # its own momentum SGD, whose step scales with the gradient
+        model = build_model(config, STEPS)
+        return config, model, ArrayBatches(flat, y, BATCH, shuffle=False, workers=1)
+    if name == "ssgan":  # after the authors' data-dependent initialisation, made on one batch outside the step
+        from papers.semi_supervised_gan.model import initialize
+        from papers.semi_supervised_gan.train import Batches
+
+        model = build_model(config, STEPS)
+        model.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05), jit_compile=config.jit)
+        initialize(model.discriminator, flat[:BATCH])
+        return config, model, Batches(flat, y, np.arange(BATCH), BATCH, seed=0)
+    if name.startswith("wgan"):  # each step: 2 critic minibatches of 16, then one of the generator
+        model = build_model(config, (32, 32, 3))
+        model.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05), jit_compile=config.jit)
+        return config, model, distribute.minibatches_for_replicas(
+            ArrayBatches(np.concatenate([x, x]), None, BATCH * config.n_critic, shuffle=False, workers=1),
+            config.n_critic)
     model = vae.build_model(config, len(x), 784, "bernoulli")
     model.compile(keras.optimizers.SGD(1e-3), jit_compile=config.jit)
     return config, model, ArrayBatches((x.reshape(len(x), -1)[:, :784] > 0).astype("float32"), None, BATCH,

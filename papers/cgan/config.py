@@ -33,7 +33,6 @@ TRAIN_IMAGES = 50_000  # the first 50,000 MNIST training images; the last 10,000
 @dataclass(frozen=True)
 class CGANConfig(SampleScoreConfig):
     RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"conditional", "eval_block", "nn_samples"}
-    TF_DATA_PARALLEL_DIFFERS = "Dropout in both networks (its masks would repeat across replicas)"
 
     conditional: bool = param(True, "condition G and D on the one-hot label (CGAN); false: the same networks "
                                     "without y, the unconditional GAN of the paper's Table 1 comparison")

@@ -25,6 +25,7 @@ from keras import layers, ops
 
 from common import distribute
 from common.adversarial import AdversarialModel
+from common.layers import Dropout
 
 IMAGE_DIM, CLASSES = 784, 10
 
@@ -81,9 +82,9 @@ def build_generator(conditional: bool = True, latent_dim: int = 100, z_units: in
         h_y = layers.Dense(y_units, activation="relu", kernel_initializer=_uniform(init_scale), name="y_hidden")(y)
         h = layers.Concatenate(name="z_and_y")([h, h_y])
         inputs.append(y)
-    h = layers.Dropout(dropout, name="joint_dropout")(h)
+    h = Dropout(dropout, name="joint_dropout")(h)
     h = layers.Dense(joint_units, activation="relu", kernel_initializer=_uniform(init_scale), name="joint")(h)
-    h = layers.Dropout(dropout, name="output_dropout")(h)
+    h = Dropout(dropout, name="output_dropout")(h)
     bias = "zeros" if output_bias is None else keras.initializers.Constant(output_bias)
     x = layers.Dense(IMAGE_DIM, activation="sigmoid", kernel_initializer=_uniform(init_scale),
                      bias_initializer=bias, name="image")(h)
@@ -95,18 +96,18 @@ def build_discriminator(conditional: bool = True, x_units=(240, 5), y_units=(50,
     """D(x, y) -> one logit (the sigmoid is in the loss); without `conditional`, D(x)."""
     x = keras.Input((IMAGE_DIM,), name="x")
     h = Maxout(*x_units, kernel_initializer=_uniform(init_scale), name="x_maxout")(
-        layers.Dropout(input_dropout, name="x_dropout")(x))
+        Dropout(input_dropout, name="x_dropout")(x))
     inputs = [x]
     if conditional:
         y = keras.Input((CLASSES,), name="y")
         h_y = Maxout(*y_units, kernel_initializer=_uniform(init_scale), name="y_maxout")(
-            layers.Dropout(input_dropout, name="y_dropout")(y))
+            Dropout(input_dropout, name="y_dropout")(y))
         h = layers.Concatenate(name="x_and_y")([h, h_y])
         inputs.append(y)
     h = Maxout(*joint_units, kernel_initializer=_uniform(init_scale), name="joint_maxout")(
-        layers.Dropout(dropout, name="joint_dropout")(h))
+        Dropout(dropout, name="joint_dropout")(h))
     logit = layers.Dense(1, kernel_initializer=_uniform(init_scale), name="logit")(
-        layers.Dropout(dropout, name="output_dropout")(h))
+        Dropout(dropout, name="output_dropout")(h))
     return keras.Model(inputs, logit, name="discriminator")
 
 

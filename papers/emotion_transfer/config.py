@@ -37,8 +37,7 @@ STAGE_ONE = ("backbone", "imagenet_weights", "input_size", "augment", "fer_epoch
 @dataclass(frozen=True)
 class EmotionTransferConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"scheme", "backbone", "imagenet_weights"}
-    ONE_DEVICE_ONLY = ("every epoch keeps every image, so its last batch need not split over devices; and "
-                       "on TensorFlow the classifier's Dropout masks would repeat across replicas")
+    ONE_DEVICE_ONLY = "every epoch keeps every image, so its last batch need not split over devices"
 
     scheme: str = param("b", "fer (stage one), a, b (the paper's cascade), c, d or e; see the module docstring")
     backbone: str = param("efficientnet_lite0", "efficientnet_lite0 (ImageNet weights ported by port_weights.py) or "

@@ -36,7 +36,6 @@ PER_DATASET = {"mnist": {"labels": 100, "epochs": 300, "learning_rate": 0.003, "
 class SemiSupervisedGANConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "labels", "data_seed", "labelled_only", "eval_every",
                                                  "sample_every"}
-    TF_DATA_PARALLEL_DIFFERS = "feature matching compares means over the whole batch, and the classifier uses Dropout"
 
     dataset: str = param("mnist", "mnist, cifar10 or svhn (its .mat files are not available offline here)")
     labels: int = param(0, "labelled training images, the same number per class; 0: the paper's (MNIST 100, "

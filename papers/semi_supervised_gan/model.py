@@ -24,6 +24,7 @@ from keras import layers, ops
 
 from common import distribute
 from common.adversarial import AdversarialModel
+from common.layers import Dropout, GaussianNoise
 
 
 class _WeightNorm(layers.Layer):
@@ -142,11 +143,11 @@ def build_mnist_discriminator(noise: bool = True, name: str = "discriminator") -
     input and 0.5 after every hidden layer (train_mnist_feature_matching.py)."""
     stack = [keras.Input((784,), name="image")]
     if noise:
-        stack.append(layers.GaussianNoise(0.3, name="input_noise"))
+        stack.append(GaussianNoise(0.3, name="input_noise"))
     for i, units in enumerate((1000, 500, 250, 250, 250), start=1):
         stack.append(WeightNormDense(units, "relu", theta_std=0.1, name=f"hidden{i}"))
         if noise:
-            stack.append(layers.GaussianNoise(0.5, name=f"noise{i}"))
+            stack.append(GaussianNoise(0.5, name=f"noise{i}"))
     stack.append(WeightNormDense(10, None, train_scale=True, theta_std=0.1, name="logits"))
     return keras.Sequential(stack, name=name)
 
@@ -174,12 +175,12 @@ def build_cifar_discriminator(name: str = "discriminator") -> keras.Sequential:
     """Dropout 0.2; 3x3 conv 96, 96, 96 stride 2; dropout 0.5; 192, 192, 192 stride 2; dropout 0.5;
     192 valid; NIN 192, 192; global mean pool; dense 10. Leaky ReLU 0.2, weight normalisation
     (theta ~ N(0, 0.05)) everywhere (train_cifar_feature_matching.py)."""
-    stack = [keras.Input((32, 32, 3), name="image"), layers.Dropout(0.2, name="input_dropout")]
+    stack = [keras.Input((32, 32, 3), name="image"), Dropout(0.2, name="input_dropout")]
     for block, filters in enumerate((96, 192), start=1):
         stack += [WeightNormConv2D(filters, activation=lrelu, name=f"conv{block}a"),
                   WeightNormConv2D(filters, activation=lrelu, name=f"conv{block}b"),
                   WeightNormConv2D(filters, strides=2, activation=lrelu, name=f"conv{block}c"),
-                  layers.Dropout(0.5, name=f"dropout{block}")]
+                  Dropout(0.5, name=f"dropout{block}")]
     stack += [WeightNormConv2D(192, padding="valid", activation=lrelu, name="conv3"),
               WeightNormConv2D(192, size=1, activation=lrelu, name="nin1"),
               WeightNormConv2D(192, size=1, activation=lrelu, name="nin2"),
@@ -236,7 +237,7 @@ def unsupervised_loss(logits_real, logits_fake):
 def feature_matching_loss(features_real, features_fake, kind: str = "squared"):
     """The distance between the batch means of D's features on real and on generated images: the mean of
     the squared differences (MNIST code) or of the absolute differences (CIFAR-10 code)."""
-    diff = ops.mean(features_real, axis=0) - ops.mean(features_fake, axis=0)
+    diff = distribute.batch_mean(features_real) - distribute.batch_mean(features_fake)  # of the global batch
     return ops.mean(ops.square(diff) if kind == "squared" else ops.abs(diff))
 
 

@@ -31,7 +31,6 @@ N_SLICES, FOLDS = 30, 5
 class UNetConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"fold", "data_workers", "predict_test", "eval_batch",
                                                  "warping_error"}
-    TF_DATA_PARALLEL_DIFFERS = "Dropout at the end of the contracting path (its masks would repeat across replicas)"
 
     fold: int = param(0, "held-out fold of the 5-fold split of the 30 training slices (0-4)", high=4)
     tile: int = param(572, "input tile size; its output is tile - 184 for depth 4 (§2, Fig. 1: 572 -> 388)")

@@ -17,6 +17,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from common.layers import Dropout
+
 
 def output_size(tile: int, depth: int = 4) -> int | None:
     """The output size of a `tile`-pixel input, or None if some map before a pooling is odd or vanishes."""
@@ -79,7 +81,7 @@ def build_unet(tile: int = 572, channels: int = 1, n_classes: int = 2, filters: 
         h = layers.MaxPooling2D(2)(h)
     h = block(h, filters * 2**depth)
     if dropout:
-        h = layers.Dropout(dropout, name="dropout")(h)
+        h = Dropout(dropout, name="dropout")(h)
     for level in reversed(range(depth)):
         f = filters * 2**level
         h = layers.Conv2DTranspose(f, 2, strides=2, kernel_initializer=_he())(h)

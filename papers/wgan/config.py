@@ -45,8 +45,6 @@ AUTOMATIC = ("learning_rate", "critic_norm", "generator_steps", "generator_batch
 class WGANConfig(SampleScoreConfig):
     RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"loss", "dataset", "architecture", "data_workers",
                                                          "sample_every", "track_samples"}
-    TF_DATA_PARALLEL_DIFFERS = ("the critic's minibatches would be cut from each replica's share of the batch, not "
-                                "from the batch as on one device")
 
     loss: str = param("gp", "clip: weight clipping (Arjovsky et al.); gp: gradient penalty (Gulrajani et al.)")
     dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)")

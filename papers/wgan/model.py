@@ -162,7 +162,7 @@ class WGAN(AdversarialModel):
             v.assign(ops.clip(v, -self.clip_value, self.clip_value))
 
     def adversarial_step(self, x, y=None):
-        n = self.batch_size
+        n = distribute.share(self.batch_size)  # on TensorFlow replicas: this replica's rows of each minibatch
         for i in range(self.n_critic):
             real = x[i * n:(i + 1) * n]
             loss, (w, penalty) = self.minimize("critic", lambda real=real: self.critic_loss(real), has_aux=True)
@@ -173,7 +173,7 @@ class WGAN(AdversarialModel):
             self.trackers["gradient_penalty"].update_state(penalty)
 
         def g_loss():
-            z = self.sample_z(self.g_batch_size)
+            z = self.sample_z(distribute.share(self.g_batch_size))
             return -ops.mean(self.critic(self.generator(z, training=True), training=True))
 
         if self.critic_schedule == "algorithm1":

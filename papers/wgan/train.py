@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import gan, images
+from common import distribute, gan, images
 from common.data import image_sets
 from common.data.pipeline import ArrayBatches
 from common.run import Run
@@ -81,6 +81,7 @@ def plot_w_vs_quality(history: list[dict], path: Path, steps_per_epoch: int, qua
 
 def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
+    distribute.check_batch(config.generator_batch, "generator_batch")  # G's minibatch splits over replicas too
     data = image_sets.load(config.dataset, config.data_dir, config.download, config.verify_data)
     train = image_sets.to_tanh_range(data.train[:config.train_subset or None])
     test = image_sets.to_tanh_range(data.test)
@@ -90,7 +91,8 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
     network = config.score_network()
     # One step of the model = n_critic critic minibatches + one generator minibatch.
     per_step = config.batch_size * config.n_critic
-    train_ds = ArrayBatches(train, None, per_step, seed=config.seed, workers=config.data_workers)
+    train_ds = distribute.minibatches_for_replicas(
+        ArrayBatches(train, None, per_step, seed=config.seed, workers=config.data_workers), config.n_critic)
     train_steps = train_steps_for(config.generator_steps, config.n_critic, config.critic_schedule)
     epochs = math.ceil(train_steps / len(train_ds))
     a = AUTHORS_SCHEDULE
