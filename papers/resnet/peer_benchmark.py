@@ -14,6 +14,9 @@ Kinds (each measured in its own process, in turn, `repeats` times, the order rot
   tensorflow/FIELD=VALUE/...  ours with settings of train.py changed, to measure a lever in the same
                             alternation (tensorflow/deterministic=false, tensorflow/jit_compile=true)
   torch-channels-last-bf16  the peer under bfloat16 autocast, beside tensorflow/precision=mixed_bfloat16
+  KIND/VARIABLE=VALUE       any kind run with one of the environment variables of THREAD_VARIABLES set
+                            (thread pools, oneDNN): tensorflow/TF_NUM_INTRAOP_THREADS=1,
+                            torch-channels-last/OMP_NUM_THREADS=1
 All take batches of `batch_size` random 32x32x3 images in fp32; the first `warmup_steps` (compilation,
 caches) are not timed. The record keeps every measurement, the best of each kind, and each of ours / the best
 peer of the same precision.
@@ -40,6 +43,16 @@ PAPER = "resnet"
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ("tensorflow", "jax")
 PEERS = ("torch", "torch-channels-last", "torch-channels-last-bf16")
+# Environment variables a kind may set (KIND/VARIABLE=VALUE), read when the backend starts: TensorFlow's two
+# thread pools, its oneDNN kernels (common.tf_env turns them on), OpenMP's threads (PyTorch's intra-op pool).
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS")
+
+
+def _split(kind: str) -> tuple[str, list[str], dict[str, str]]:
+    """(backend or peer, train.py settings FIELD=VALUE, environment variables) of a kind."""
+    name, *options = kind.split("/")
+    variables = dict(o.split("=", 1) for o in options if o.split("=")[0] in THREAD_VARIABLES and "=" in o)
+    return name, [o for o in options if o.split("=")[0] not in variables], variables
 
 
 @dataclass(frozen=True)
@@ -57,13 +70,14 @@ class PeerBenchmarkConfig(ResNetConfig):
     def validate(self) -> None:
         super().validate()
         fields = {f.name for f in dataclasses.fields(ResNetConfig)}
-        unknown = [k for k in self.kind_list if k.split("/")[0] not in OURS + PEERS
-                   or (k.split("/")[0] in PEERS and "/" in k)
-                   or any(o.split("=")[0] not in fields or "=" not in o for o in k.split("/")[1:])]
+        unknown = [k for k in self.kind_list if _split(k)[0] not in OURS + PEERS
+                   or (_split(k)[0] in PEERS and _split(k)[1])
+                   or any(o.split("=")[0] not in fields or "=" not in o for o in _split(k)[1])]
         if unknown or not self.kind_list:
             raise cfg.ConfigError(f"--kinds: {', '.join(unknown) or 'none given'}; choose from "
                                   f"{', '.join(OURS + PEERS)}, ours optionally with settings of train.py "
-                                  f"(tensorflow/deterministic=false/jit_compile=true)")
+                                  f"(tensorflow/deterministic=false/jit_compile=true), any with environment "
+                                  f"variables of {', '.join(THREAD_VARIABLES)} (tensorflow/TF_NUM_INTRAOP_THREADS=1)")
 
     @property
     def kind_list(self) -> list[str]:
@@ -91,20 +105,21 @@ def measure_ours(config: PeerBenchmarkConfig) -> dict:
                                       precision=config.precision), config)
     rate = _timed_fit(model, config.steps, config.warmup_steps, bs, x=x, y=y, batch_size=bs, shuffle=False)
     return {"images_per_s": rate, "backend": keras.backend.backend(), "keras": keras.__version__,
+            "environment": {v: os.environ[v] for v in THREAD_VARIABLES if v in os.environ},
             "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
             "config": {f.name: getattr(config, f.name) for f in dataclasses.fields(ResNetConfig)}}
 
 
 def _command(kind: str, config: PeerBenchmarkConfig, argv: list[str]) -> tuple[list[str], dict]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    backend, *settings = kind.split("/")
+    backend, settings, variables = _split(kind)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **variables}
     if backend in OURS:
         env["KERAS_BACKEND"] = backend
         return [sys.executable, str(Path(__file__)), *argv, *(f"--{o}" for o in settings), f"--child={backend}"], env
     return ([sys.executable, str(ROOT / "peers" / "resnet_torch.py"), f"--depth={config.depth}",
              f"--batch_size={config.batch_size}", f"--steps={config.steps}", f"--warmup_steps={config.warmup_steps}",
-             *(["--channels_last"] if kind.startswith("torch-channels-last") else []),
-             *(["--bf16"] if kind.endswith("-bf16") else []),
+             *(["--channels_last"] if backend.startswith("torch-channels-last") else []),
+             *(["--bf16"] if backend.endswith("-bf16") else []),
              *(["--compile"] if config.torch_compile else [])], env)
 
 
@@ -125,7 +140,7 @@ def _measure(kind: str, config: PeerBenchmarkConfig, argv: list[str]) -> dict:
 
 def _precision(kind: str) -> str:
     """The arithmetic a kind trains in: bfloat16 (ours with /precision=mixed_bfloat16, the -bf16 peer) or float32."""
-    return "bfloat16" if kind.endswith("-bf16") or "precision=mixed_bfloat16" in kind else "float32"
+    return "bfloat16" if _split(kind)[0].endswith("-bf16") or "precision=mixed_bfloat16" in kind else "float32"
 
 
 def run(config: PeerBenchmarkConfig, preset: str = "", argv: list[str] | None = None) -> int:
@@ -147,10 +162,10 @@ def run(config: PeerBenchmarkConfig, preset: str = "", argv: list[str] | None = 
     # Each of ours is set beside the best peer of its own arithmetic: float32, or bfloat16 mixed precision.
     by_precision: dict[str, str] = {}
     for precision in ("float32", "bfloat16"):
-        peers = {k: v for k, v in best.items() if k in PEERS and _precision(k) == precision}
+        peers = {k: v for k, v in best.items() if _split(k)[0] in PEERS and _precision(k) == precision}
         if peers:
             by_precision[precision] = max(peers, key=peers.get)
-    ours = [k for k in kinds if k.split("/")[0] in OURS]
+    ours = [k for k in kinds if _split(k)[0] in OURS]
     versus = {k: by_precision[_precision(k)] for k in ours if _precision(k) in by_precision}
     ratios = {f"ratio_{k}_vs_best_peer": best[k] / best[p] for k, p in versus.items()}
     final = {"images_per_s": best, "all_measurements": measured, "best_peer": by_precision.get("float32"),

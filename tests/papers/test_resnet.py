@@ -215,8 +215,9 @@ def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
 def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, capsys):
     from papers.resnet import peer_benchmark
 
-    kinds = ("tensorflow,tensorflow/precision=mixed_bfloat16"
-             + (",torch,torch-channels-last-bf16" if importlib.util.find_spec("torch") else ""))
+    bf16 = "tensorflow/precision=mixed_bfloat16/TF_NUM_INTEROP_THREADS=1"  # a setting and a thread variable
+    kinds = (f"tensorflow,{bf16}"
+             + (",torch,torch-channels-last-bf16/OMP_NUM_THREADS=1" if importlib.util.find_spec("torch") else ""))
     assert peer_benchmark.main([f"--kinds={kinds}", "--depth=8", "--batch_size=4", "--steps=1", "--warmup_steps=1",
                                 "--repeats=2", f"--results_dir={tmp_path / 'results'}"]) == 0
     (record,) = results.load_all(tmp_path / "results", "resnet")
@@ -229,15 +230,19 @@ def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, 
         assert record["kinds"]["torch"]["parameters"] == record["kinds"]["tensorflow"]["parameters"]
     assert "Speed against a PyTorch peer" in report.report_for(str(tmp_path / "results"), "resnet")
     if "torch" in kinds:  # each of ours beside the best peer of its own arithmetic
-        assert final["best_peer_by_precision"] == {"float32": "torch", "bfloat16": "torch-channels-last-bf16"}
-        assert final["ratio_tensorflow/precision=mixed_bfloat16_vs_best_peer"] == pytest.approx(
-            final["images_per_s"]["tensorflow/precision=mixed_bfloat16"]
-            / final["images_per_s"]["torch-channels-last-bf16"])
+        peer_bf16 = "torch-channels-last-bf16/OMP_NUM_THREADS=1"
+        assert final["best_peer_by_precision"] == {"float32": "torch", "bfloat16": peer_bf16}
+        assert final[f"ratio_{bf16}_vs_best_peer"] == pytest.approx(
+            final["images_per_s"][bf16] / final["images_per_s"][peer_bf16])
+        assert record["kinds"][peer_bf16]["threads"] == 1 and record["kinds"]["torch"]["threads"] > 1
     assert [record["kinds"][k]["config"]["precision"] for k in kinds.split(",")[:2]] == ["float32", "mixed_bfloat16"]
+    assert record["kinds"][bf16]["environment"] == {"TF_NUM_INTEROP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert "TF_NUM_INTEROP_THREADS" not in record["kinds"]["tensorflow"]["environment"]
     assert peer_benchmark.main(["--kinds=tensorflow/depth=9", "--steps=1", "--warmup_steps=1", "--repeats=1",
                                 f"--results_dir={tmp_path / 'results'}"]) == 2  # a setting train.py refuses
     assert capsys.readouterr().err.startswith("error: tensorflow/depth=9: --depth")
-    for bad in ("mxnet", "torch/deterministic=false", "tensorflow/no_such_field=1", "jax/depth"):
+    for bad in ("mxnet", "torch/deterministic=false", "tensorflow/no_such_field=1", "jax/depth",
+                "tensorflow/TF_NUM_INTRAOP_THREADS", "torch/LD_PRELOAD=x"):
         assert peer_benchmark.main([f"--kinds=tensorflow,{bad}"]) == 2
         assert f"--kinds: {bad}; choose from tensorflow, jax, torch, torch-channels-last" in capsys.readouterr().err
 
