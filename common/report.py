@@ -533,6 +533,25 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
     return lines
 
 
+def _kind_rows(final: dict) -> list[dict]:
+    """A benchmark of several kinds timed in turn against peers (`images_per_s` per kind, `best_peer` or
+    `best_peer_by_precision`, `ratio_<kind>_vs_best_peer`): one row per kind, so that a run measuring many
+    settings stays a readable table; [] for any other benchmark."""
+    rates = final.get("images_per_s")
+    if not isinstance(rates, dict):
+        return []
+    peers = set(final.get("best_peer_by_precision", {}).values()) | {final.get("best_peer")}
+    shared = {k: v for k, v in final.get("summary", {}).items() if k in ("batch", "steps x repeats")}
+    rows = []
+    for kind, rate in rates.items():
+        ratio = final.get(f"ratio_{kind}_vs_best_peer")
+        by = final.get("best_peer_by_precision", {}).get("bfloat16" if "bfloat16" in kind or kind.endswith("-bf16")
+                                                        else "float32", final.get("best_peer"))
+        rows.append({"kind": kind, "images/s": f"{rate:.0f}",
+                     "ours / best peer": "peer" if ratio is None else f"{ratio:.2f}x ({by})", **shared})
+    return rows if peers - {None} else []
+
+
 def _summary_benchmarks(records: list[dict]) -> list[str]:
     """Benchmarks that carry their own `summary` (column -> formatted value) and `description`."""
     bench = [r for r in records if r.get("kind") == "benchmark" and "summary" in r["final"]]
@@ -540,9 +559,10 @@ def _summary_benchmarks(records: list[dict]) -> list[str]:
         return []
     rows, columns = [], {"variant": "model", "device": "device", "backend": "backend"}
     for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
-        columns.update({k: k for k in r["final"]["summary"]})
-        rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r),
-                     **r["final"]["summary"], "commit": _commit(r["git"]), "file": Path(r["_path"]).name})
+        for part in _kind_rows(r["final"]) or [r["final"]["summary"]]:
+            columns.update({k: k for k in part})
+            rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r),
+                         **part, "commit": _commit(r["git"]), "file": Path(r["_path"]).name})
     columns.update(commit="commit", file="results file")
     description = bench[-1].get("description", "")
     title = bench[-1]["final"].get("title", "Benchmarks")

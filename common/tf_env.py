@@ -11,6 +11,7 @@ import os
 # TensorFlow's C++ start-up messages (CPU feature notes) bury the training log; warnings still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 # TensorFlow enables its oneDNN CPU kernels by default only on some Intel CPUs. On the project's 2-core
-# AMD EPYC ResNet-20 train steps ran faster with them (a measurement of an early session, not kept as a
-# record). Set TF_ENABLE_ONEDNN_OPTS=0 to turn them off; results JSONs record the setting.
+# AMD EPYC the ResNet-20 train step ran 2.4x faster with them (516 against 217 images/s, measured in turn:
+# results/resnet/resnet20_benchmark_seed0_20261130T145426Z.json). Set TF_ENABLE_ONEDNN_OPTS=0 to turn them
+# off; results JSONs record the setting.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -228,7 +228,10 @@ def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, 
         assert final["best_peer"] == "torch" and "ratio_tensorflow_vs_best_peer" in final
         # the peer is the same network: as many trainable parameters as ours
         assert record["kinds"]["torch"]["parameters"] == record["kinds"]["tensorflow"]["parameters"]
-    assert "Speed against a PyTorch peer" in report.report_for(str(tmp_path / "results"), "resnet")
+    text = report.report_for(str(tmp_path / "results"), "resnet")
+    assert "Speed against a PyTorch peer" in text
+    assert all(f"| {kind} | " in text for kind in kinds.split(","))  # one row per kind, its ratio beside it
+    assert f"| {bf16} | {final['images_per_s'][bf16]:.0f} | " in text
     if "torch" in kinds:  # each of ours beside the best peer of its own arithmetic
         peer_bf16 = "torch-channels-last-bf16/OMP_NUM_THREADS=1"
         assert final["best_peer_by_precision"] == {"float32": "torch", "bfloat16": peer_bf16}
