@@ -553,13 +553,15 @@ def _kind_rows(final: dict) -> list[dict]:
 
 
 def _summary_benchmarks(records: list[dict]) -> list[str]:
-    """Benchmarks that carry their own `summary` (column -> formatted value) and `description`."""
-    bench = [r for r in records if r.get("kind") == "benchmark" and "summary" in r["final"]]
+    """Benchmarks that carry their own `summary` (column -> formatted value), or `summary_rows` (several
+    such rows), and `description`."""
+    bench = [r for r in records if r.get("kind") == "benchmark" and ("summary" in r["final"]
+                                                                    or "summary_rows" in r["final"])]
     if not bench:
         return []
     rows, columns = [], {"variant": "model", "device": "device", "backend": "backend"}
     for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
-        for part in _kind_rows(r["final"]) or [r["final"]["summary"]]:
+        for part in r["final"].get("summary_rows") or _kind_rows(r["final"]) or [r["final"]["summary"]]:
             columns.update({k: k for k in part})
             rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r),
                          **part, "commit": _commit(r["git"]), "file": Path(r["_path"]).name})

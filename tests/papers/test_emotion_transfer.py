@@ -280,3 +280,26 @@ def test_recipe_target_schemes(tmp_path, monkeypatch, scheme):
     same = np.array_equal(model.get_layer("efficientnet_lite0_features").get_layer("stem_conv").get_weights()[0],
                           reference.get_layer("stem_conv").get_weights()[0])
     assert same == (scheme != "d")
+
+
+def test_input_size_benchmark_times_each_size_and_reports_a_row_per_size(tmp_path, capsys):
+    """A command, not a test of speed: at a tiny size it times both inputs, records the rates, their ratio
+    and the projected FER-stage hours, and the report shows one row per size. Bad sizes are one line."""
+    from common import report
+    from papers.emotion_transfer import benchmark
+
+    assert benchmark.main(["--sizes=48,64", "--batch_size=2", "--steps=1", "--warmup_steps=1", "--repeats=2",
+                           f"--results_dir={tmp_path}"]) == 0
+    (record,) = results.load_all(tmp_path, "emotion_transfer")
+    final = record["final"]
+    assert record["kind"] == "benchmark" and record["variant"] == "efficientnet_lite0-fer2013"
+    assert set(final["images_per_s"]) == {"48x48", "64x64"}
+    assert all(len(m) == 2 for m in final["all_measurements_s"].values())
+    rate = final["images_per_s"]["64x64"]
+    assert final["cost_vs_first"]["64x64"] == pytest.approx(final["images_per_s"]["48x48"] / rate)
+    assert final["fer_stage_hours_projected"]["64x64"] == pytest.approx(5 * 28_709 / rate / 3600)
+    text = report.report_for(str(tmp_path), "emotion_transfer")
+    assert "## Cost of the input size" in text and f"| 64x64 | {rate:.1f} | " in text
+    for bad in ("48,47", "48,48", "a"):
+        assert benchmark.main([f"--sizes={bad}"]) == 2
+        assert capsys.readouterr().err.startswith(f"error: --sizes={bad}: give distinct input sides")

@@ -1,0 +1,97 @@
+"""What the input size costs the FER-2013 stage: train steps of the same network at ours (48x48) and at the
+paper's (224x224), timed in turn, as a results JSON.
+
+    python papers/emotion_transfer/benchmark.py                      # sizes 48 and 224, batch 64
+    python papers/emotion_transfer/benchmark.py --sizes=48,96,224 --steps=3
+
+Each size is the classifier that train.py builds for the FER-2013 stage (faces resized to the input, the
+backbone, dropout, seven logits; random weights, which cost what ImageNet's do) and its compiled SGD step,
+run by `train_on_batch` on a batch of random 48x48 faces. The sizes are timed in alternation, `repeats`
+times, and the fastest repeat of each is kept; compilation is excluded (`warmup_steps`). From each rate the
+record also gives what one epoch of FER-2013's 28,709 training images, and the preset's `fer_epochs`, would
+take at that rate: a projection from the measured step, not a run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import common.tf_env  # noqa: F401
+
+import numpy as np
+
+from common import config as cfg
+from common import results, training
+from common.config import param
+from common.repro import seed_everything
+from common.run import write_benchmark
+from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
+from papers.emotion_transfer.train import PAPER, build_classifier, compile_model
+
+FER_TRAIN_IMAGES = 28_709
+DESCRIPTION = (
+    "Train steps of the FER-2013 stage's classifier (resize, backbone, dropout, seven logits; SGD with "
+    "momentum) at each input size, on batches of random 48x48 faces, the sizes timed in alternation and the "
+    "fastest repeat of each kept, compilation excluded; the hours are what the stage's epochs of 28,709 "
+    "images would take at that rate, a projection (`papers/emotion_transfer/benchmark.py`).")
+
+
+@dataclass(frozen=True)
+class InputSizeBenchmarkConfig(EmotionTransferConfig):
+    scheme: str = param("fer", "the stage timed: fer (stage one), whose step every scheme's resembles")
+    sizes: str = param("48,224", "input sides to time, comma-separated (48: ours; 224: the paper's networks')")
+    steps: int = param(5, "timed train steps per measurement", low=1)
+    warmup_steps: int = param(2, "untimed steps first (compilation, caches)", low=1)
+    repeats: int = param(2, "measurements of each size, alternating; the fastest of each is kept", low=1)
+
+    @property
+    def size_list(self) -> list[int]:
+        return [int(s) for s in self.sizes.split(",") if s.strip()]
+
+    def validate(self) -> None:
+        super().validate()
+        try:
+            sizes = self.size_list
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 48 or len(set(sizes)) != len(sizes):
+            raise cfg.ConfigError(f"--sizes={self.sizes}: give distinct input sides of at least 48, e.g. 48,224")
+
+
+def run(config: InputSizeBenchmarkConfig, preset: str = "") -> int:
+    """`preset` sets the epochs of the projection (`fer_epochs`); the record is labelled `benchmark`."""
+    started, t0 = results.utc_now(), time.perf_counter()
+    seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed)
+    b = config.batch_size
+    faces = rng.integers(0, 256, (b, 48, 48, 1)).astype(np.float32)
+    labels = rng.integers(0, 7, b)
+    kinds = {}
+    for size in config.size_list:
+        model = compile_model(build_classifier(replace(config, input_size=size), imagenet=False),
+                              config.fer_learning_rate, 1000, config)
+        kinds[f"{size}x{size}"] = (lambda model=model: model.train_on_batch(faces, labels))
+    best, measured = training.time_alternating(kinds, config.steps, config.warmup_steps, config.repeats)
+    rates = {k: b / s for k, s in best.items()}
+    ours = f"{config.size_list[0]}x{config.size_list[0]}"
+    hours = {k: config.fer_epochs * FER_TRAIN_IMAGES / r / 3600 for k, r in rates.items()}
+    final = {"images_per_s": rates, "step_s": best, "all_measurements_s": measured,
+             "cost_vs_first": {k: rates[ours] / r for k, r in rates.items()},
+             "fer_stage_hours_projected": hours, "fer_epochs": config.fer_epochs, "title": "Cost of the input size",
+             "summary_rows": [{"input": k, "images/s": f"{r:.1f}", f"cost vs {ours}": f"{rates[ours] / r:.1f}x",
+                               f"FER stage, {config.fer_epochs} epoch(s) (projected)": f"{hours[k]:.1f} h",
+                               "batch": str(b)} for k, r in rates.items()]}
+    line = f"{config.variant}, batch {b}: " + ", ".join(
+        f"{k} {r:.1f} images/s ({rates[ours] / r:.1f}x, FER stage {hours[k]:.1f} h)" for k, r in rates.items())
+    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final, description=DESCRIPTION,
+                           line=line)
+
+
+def main(argv=None) -> int:
+    return cfg.cli_main(InputSizeBenchmarkConfig, PRESETS, run, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
