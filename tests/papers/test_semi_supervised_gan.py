@@ -246,3 +246,22 @@ def test_smoke_run_writes_results_and_samples(mnist_root, tmp_path, labelled_onl
     assert set(record["figures"]) == (set() if labelled_only else {"samples"})
     assert record["variant"] == "mnist-100labels" + ("-labelled-only" if labelled_only else "")
     assert record["variant"] in report.report_for(config.results_dir, "semi_supervised_gan")
+
+
+def test_step_benchmark_times_each_dataset_and_projects_the_recipe(tmp_path, capsys):
+    """A command, not a test of speed: at a tiny batch it times both datasets' steps and records the
+    authors' epochs and steps per epoch with the projected hours; the report shows a row per dataset."""
+    from papers.semi_supervised_gan import benchmark
+
+    assert benchmark.main(["--batch_size=4", "--steps=1", "--warmup_steps=1", "--repeats=1",
+                           f"--results_dir={tmp_path}"]) == 0
+    (record,) = results.load_all(tmp_path, "semi_supervised_gan")
+    final = record["final"]
+    assert record["kind"] == "benchmark" and record["variant"] == "mnist+cifar10"
+    assert final["paper_epochs"] == {"mnist": 300, "cifar10": 1200}
+    assert final["steps_per_epoch"] == {"mnist": 15_000, "cifar10": 12_500}
+    step = final["step_s"]["cifar10"]
+    assert final["paper_recipe_hours_projected"]["cifar10"] == pytest.approx(1200 * 12_500 * step / 3600)
+    assert f"| cifar10 | {1000 * step:.0f} | " in report.report_for(str(tmp_path), "semi_supervised_gan")
+    assert benchmark.main(["--datasets=mnist,svhn"]) == 2
+    assert capsys.readouterr().err.startswith("error: --datasets=mnist,svhn: give distinct datasets of mnist, cifar10")
