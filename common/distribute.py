@@ -12,7 +12,7 @@ paper's batch, split evenly over the replicas; learning rates are unchanged.
   the same command with `--coordinator=HOST:PORT --num_processes=N --process_id=I` (or Keras' variables
   KERAS_DISTRIBUTION_JOB_ADDRESSES / _NUM_PROCESSES / _PROCESS_ID), which calls
   `keras.distribution.initialize` (JAX's coordination service; on CPUs the gloo collectives). Each process
-  feeds its own rows of every global batch (`ProcessRows`).
+  feeds its own rows of every global batch (`shard_for_process`).
 - TensorFlow: `tf.distribute.MirroredStrategy` over the GPUs of this host (else its logical CPUs), set as
   the process-wide strategy, so that a paper's models and optimizers are made under it without code of
   their own. Each replica runs the train step on its share; Keras sums the gradients. What differs from
@@ -195,7 +195,7 @@ def setup(config) -> Placement:
 
 def _install_jax() -> list:
     """DataParallel over every device of every process; returns the devices. Our pipelines are PyDatasets of
-    global batches, so Keras does not shard them: each process takes its rows itself (`ProcessRows`)."""
+    global batches, so Keras does not shard them: each process takes its rows itself (`shard_for_process`)."""
     devices = keras.distribution.list_devices()
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
     return devices
@@ -348,16 +348,14 @@ def batch_mean(x):
     return context.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
 
 
-class ReplicaMinibatches(keras.utils.PyDataset):
-    """Batches of `data` that a step cuts into `groups` consecutive minibatches (WGAN's critic minibatches),
-    reordered for TensorFlow replicas: the strategy gives each replica a contiguous share of the batch, so
-    the rows go replica by replica, each replica's share holding its rows of every minibatch in order; the
-    replicas' minibatches together are then one device's. `set_epoch` passes through."""
+class MappedBatches(keras.utils.PyDataset):
+    """The batches of `data` (a PyDataset) with `fn` applied to every array in them, nested ones too (the
+    semi-supervised GAN's ((labelled, unlabelled, unlabelled), labels)). `set_epoch` passes through."""
 
-    def __init__(self, data, groups: int, replicas: int):
+    def __init__(self, data, fn):
         super().__init__(workers=getattr(data, "workers", 1), use_multiprocessing=False,
                          max_queue_size=getattr(data, "max_queue_size", 10))
-        self.data, self.groups, self.replicas = data, groups, replicas
+        self.data, self.fn = data, fn
         self.batch_size = getattr(data, "batch_size", None)
         if hasattr(data, "set_epoch"):
             self.set_epoch = data.set_epoch
@@ -366,48 +364,42 @@ class ReplicaMinibatches(keras.utils.PyDataset):
         return len(self.data)
 
     def __getitem__(self, index):
-        batch = self.data[index]
+        return keras.tree.map_structure(self.fn, self.data[index])
 
-        def reorder(a):
-            return a.reshape(self.groups, self.replicas, -1, *a.shape[1:]).swapaxes(0, 1).reshape(a.shape)
 
-        return tuple(reorder(a) for a in batch) if isinstance(batch, tuple) else reorder(batch)
+def replica_minibatches(groups: int, replicas: int):
+    """For batches that a step cuts into `groups` consecutive minibatches (WGAN's critic minibatches), on
+    TensorFlow replicas: the strategy gives each replica a contiguous share of the batch, so the rows are
+    reordered replica by replica, each replica's share holding its rows of every minibatch in order; the
+    replicas' minibatches together are then one device's."""
+
+    def reorder(a):
+        return a.reshape(groups, replicas, -1, *a.shape[1:]).swapaxes(0, 1).reshape(a.shape)
+
+    return reorder
+
+
+def process_rows(process_id: int, processes: int):
+    """This process's rows of a global batch, for several hosts on JAX: Keras assembles the global batch
+    from each process's rows."""
+
+    def rows(a):
+        share = len(a) // processes
+        return a[process_id * share:(process_id + 1) * share]
+
+    return rows
 
 
 def minibatches_for_replicas(data, groups: int):
     """`data` (batches a step cuts into `groups` minibatches) as the placement feeds it: reordered by
-    `ReplicaMinibatches` on TensorFlow replicas, itself elsewhere."""
+    `replica_minibatches` on TensorFlow replicas, itself elsewhere."""
     if _placement.kind == "none" or keras.backend.backend() != "tensorflow" or _placement.replicas == 1:
         return data
-    return ReplicaMinibatches(data, groups, _placement.replicas)
-
-
-class ProcessRows(keras.utils.PyDataset):
-    """This process's rows of every batch of `data` (a PyDataset of global batches), for several hosts on
-    JAX: Keras assembles the global batch from each process's rows. `set_epoch` passes through."""
-
-    def __init__(self, data, process_id: int, processes: int):
-        super().__init__(workers=getattr(data, "workers", 1), use_multiprocessing=False,
-                         max_queue_size=getattr(data, "max_queue_size", 10))
-        self.data, self.process_id, self.processes = data, process_id, processes
-        if hasattr(data, "set_epoch"):
-            self.set_epoch = data.set_epoch
-
-    def __len__(self):
-        return len(self.data)
-
-    def __getitem__(self, index):
-        batch = self.data[index]
-
-        def rows(a):
-            share = len(a) // self.processes
-            return a[self.process_id * share:(self.process_id + 1) * share]
-
-        return tuple(rows(a) for a in batch) if isinstance(batch, tuple) else rows(batch)
+    return MappedBatches(data, replica_minibatches(groups, _placement.replicas))
 
 
 def shard_for_process(data):
-    """`data` as this process feeds it: itself on one host, `ProcessRows` on several."""
+    """`data` as this process feeds it: itself on one host, its rows of every batch on several."""
     if _placement.hosts == 1:
         return data
-    return ProcessRows(data, _placement.process_id, _placement.hosts)
+    return MappedBatches(data, process_rows(_placement.process_id, _placement.hosts))

@@ -247,6 +247,25 @@ def tf_has_strategy() -> bool:
     return tf.distribute.has_strategy()
 
 
+def test_each_host_and_replica_gets_its_rows_of_nested_batches(monkeypatch):
+    """The semi-supervised GAN's batches are ((labelled, unlabelled, unlabelled), labels): every array of
+    them is cut, not the tuple. Host 1 of 2 gets the second half of each; on 2 TensorFlow replicas WGAN's
+    batch of 2 minibatches [a0 a1 | b0 b1] (rows by replica) becomes [a0 b0 | a1 b1], so each replica's
+    contiguous share holds its rows of both minibatches."""
+    from papers.semi_supervised_gan.train import Batches
+
+    x, y = np.arange(8 * 3, dtype=np.float32).reshape(8, 3), np.arange(8) % 10
+    batches = Batches(x, y, np.arange(8), 4, seed=0)
+    monkeypatch.setattr(distribute, "_placement", distribute.Placement("data_parallel", 4, 2, process_id=1))
+    fed = distribute.shard_for_process(batches)
+    (mine, labels), (whole, all_labels) = fed[0], batches[0]
+    assert len(fed) == len(batches) and fed.batch_size == 4 and fed.set_epoch == batches.set_epoch
+    for part, full in zip((*mine, labels), (*whole, all_labels), strict=True):
+        np.testing.assert_array_equal(part, full[2:])
+    reorder = distribute.replica_minibatches(groups=2, replicas=2)
+    np.testing.assert_array_equal(reorder(np.array([0, 1, 2, 3, 10, 11, 12, 13])), [0, 1, 10, 11, 2, 3, 12, 13])
+
+
 def test_a_batch_that_does_not_split_is_refused(monkeypatch):
     monkeypatch.setattr(distribute, "_placement", distribute.Placement("data_parallel", replicas=4))
     with pytest.raises(distribute.DistributeError, match="--batch_size=30 does not split over 4 devices"):
