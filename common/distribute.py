@@ -384,8 +384,8 @@ def process_rows(process_id: int, processes: int):
     from each process's rows."""
 
     def rows(a):
-        share = len(a) // processes
-        return a[process_id * share:(process_id + 1) * share]
+        part = len(a) // processes
+        return a[process_id * part:(process_id + 1) * part]
 
     return rows
 
