@@ -68,7 +68,7 @@ class RunConfig:
     # Overriding these does not change the recipe (see run_label); a paper adds its variant fields.
     RECIPE_NEUTRAL: typing.ClassVar[frozenset] = frozenset(
         {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile", "repeat",
-         "verify_data", "distribute", "coordinator", "num_processes", "process_id"})
+         "verify_data", "distribute", "coordinator", "num_processes", "process_id", "fused_batchnorm"})
     # Why this paper trains on one device whatever the backend, or "" (see common.distribute).
     ONE_DEVICE_ONLY: typing.ClassVar[str] = ""
 
@@ -88,6 +88,8 @@ class RunConfig:
     sync_batchnorm: bool = param(True, "with data parallel on TensorFlow, batch-norm statistics over the global batch "
                                        "as on one device (false: each replica's share, a recipe change); JAX always "
                                        "uses the global batch")
+    fused_batchnorm: bool = param(True, "on TensorFlow, train batch normalisation with the fused kernel (faster; "
+                                        "equal to Keras' composed ops up to float rounding; false: Keras' ops)")
     coordinator: str = param("", "several hosts (JAX): process 0's HOST:PORT; empty: $KERAS_DISTRIBUTION_JOB_ADDRESSES")
     num_processes: int = param(0, "several hosts (JAX): how many processes take part; 0: "
                                   "$KERAS_DISTRIBUTION_NUM_PROCESSES, else 1")
@@ -264,7 +266,7 @@ def to_dict(config) -> dict:
 _LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data",
                     "distribute", "coordinator", "num_processes", "process_id"}
 # Fields added after runs were recorded: hashed only when they leave their default, so that those runs keep their hash.
-_HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True, "precision": "float32"}
+_HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True, "precision": "float32", "fused_batchnorm": True}
 
 
 def config_hash(config) -> str:

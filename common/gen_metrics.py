@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import common.layers  # noqa: F401  (registers the kpb layers a saved network may hold)
 from common.config import ConfigError, RunConfig, param
 from common.data.files import file_digest
 

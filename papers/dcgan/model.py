@@ -22,6 +22,7 @@ from keras import layers, ops
 
 from common import distribute
 from common.adversarial import AdversarialModel
+from common.layers import BatchNormalization
 
 
 def _normal(std: float):
@@ -32,7 +33,7 @@ def _normal(std: float):
 
 def _batch_norm(init_std: float):
     # The authors' code initialises the BN gain from N(1, 0.02) like the weights.
-    return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, init_std))
+    return BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, init_std))
 
 
 def build_generator(image_shape=(32, 32, 3), latent_dim: int = 100, ngf: int = 128, init_std: float = 0.02):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from common.layers import BatchNormalization
+
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
           (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
 STEM, HEAD = 32, 1280
@@ -23,7 +25,7 @@ BN_EPSILON = 1e-3
 
 
 def _bn(name):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=name)
+    return BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=name)
 
 
 def _relu6(name):

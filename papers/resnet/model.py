@@ -15,6 +15,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from common.layers import BatchNormalization
+
 DEPTHS = (20, 32, 44, 56, 110)
 FILTERS = (16, 32, 64)
 
@@ -22,8 +24,8 @@ FILTERS = (16, 32, 64)
 def zero_pad_shortcut(x, filters: int, stride: int, name: str):
     """Option A shortcut (§3.3): subsample by `stride` (a 1x1 max-pool, i.e. every other pixel) and
     zero-pad the channel axis to `filters`, split evenly on both sides. Built from stock Keras layers,
-    so that a saved network loads anywhere without this module (`common.gen_metrics` loads the
-    classifier by file)."""
+    so that a saved network loads without this module (`common.gen_metrics` loads the classifier by file,
+    with `common.layers` registered for the batch normalisation)."""
     h, w, channels = x.shape[1:]
     extra = filters - channels
     x = layers.MaxPooling2D(pool_size=1, strides=stride, name=f"{name}_subsample")(x)
@@ -70,7 +72,7 @@ def _build(depth, num_classes, weight_decay, input_shape) -> keras.Model:
 
     def bn(x, name):
         # Keras' BN defaults (momentum 0.99, epsilon 1e-3); the paper follows [16] without stating them.
-        return layers.BatchNormalization(gamma_regularizer=reg, beta_regularizer=reg, name=name)(x)
+        return BatchNormalization(gamma_regularizer=reg, beta_regularizer=reg, name=name)(x)
 
     inputs = keras.Input(input_shape, name="image")
     x = layers.ReLU(name="stem_relu")(bn(conv(inputs, FILTERS[0], 1, "stem_conv"), "stem_bn"))

@@ -24,7 +24,7 @@ from keras import layers, ops
 
 from common import distribute
 from common.adversarial import AdversarialModel
-from common.layers import Dropout, GaussianNoise
+from common.layers import BatchNormalization, Dropout, GaussianNoise
 
 
 class _WeightNorm(layers.Layer):
@@ -158,7 +158,7 @@ def build_mnist_generator(latent_dim: int = 100, name: str = "generator") -> ker
     stack = [keras.Input((latent_dim,), name="z")]
     for i in (1, 2):
         stack += [layers.Dense(500, use_bias=False, kernel_initializer="glorot_uniform", name=f"dense{i}"),
-                  layers.BatchNormalization(scale=False, epsilon=1e-6, name=f"bn{i}"),
+                  BatchNormalization(scale=False, epsilon=1e-6, name=f"bn{i}"),
                   layers.Activation("softplus", name=f"softplus{i}")]
     stack.append(WeightNormDense(784, "sigmoid", train_scale=True, epsilon=1e-6,
                                  theta_initializer=keras.initializers.GlorotUniform(), name="image"))
@@ -196,13 +196,13 @@ def build_cifar_generator(latent_dim: int = 100, name: str = "generator") -> ker
     normal = keras.initializers.RandomNormal(stddev=0.05)
     stack = [keras.Input((latent_dim,), name="z"),
              layers.Dense(4 * 4 * 512, use_bias=False, kernel_initializer=normal, name="project"),
-             layers.BatchNormalization(scale=False, epsilon=1e-6, name="bn0"), layers.ReLU(name="relu0"),
+             BatchNormalization(scale=False, epsilon=1e-6, name="bn0"), layers.ReLU(name="relu0"),
              layers.Reshape((4, 4, 512), name="reshape")]
     for i, filters in enumerate((256, 128), start=1):
         stack += [layers.Conv2DTranspose(filters, 5, strides=2, padding="same", use_bias=False,
                                          kernel_initializer=keras.initializers.RandomNormal(stddev=0.05),
                                          name=f"deconv{i}"),
-                  layers.BatchNormalization(scale=False, epsilon=1e-6, name=f"bn{i}"), layers.ReLU(name=f"relu{i}")]
+                  BatchNormalization(scale=False, epsilon=1e-6, name=f"bn{i}"), layers.ReLU(name=f"relu{i}")]
     stack.append(WeightNormConv2DTranspose(3, activation="tanh", train_scale=True, init_std=0.1, name="image"))
     return keras.Sequential(stack, name=name)
 

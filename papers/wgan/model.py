@@ -23,6 +23,7 @@ from keras import layers, ops
 
 from common import distribute
 from common.adversarial import AdversarialModel, input_gradient
+from common.layers import BatchNormalization
 
 LOSSES = ("clip", "gp")
 NORMS = ("batch", "layer", "none")
@@ -40,7 +41,7 @@ def _normal(std: float):
 
 def _norm(kind: str, std: float):
     if kind == "batch":  # the DCGAN authors' code initialises the BN gain from N(1, 0.02) like the weights
-        return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, std))
+        return BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, std))
     if kind == "layer":  # per example over all of a feature map's positions and channels
         return layers.LayerNormalization(axis=(1, 2, 3))
     return layers.Identity()

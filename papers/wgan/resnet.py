@@ -21,6 +21,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from common.layers import BatchNormalization
+
 CRITIC_NORMS = ("none", "layer", "batch")
 
 
@@ -31,7 +33,7 @@ def _conv(filters: int, size: int, he: bool = True, name: str | None = None):
 
 def _norm(kind: str, name: str):
     if kind == "batch":
-        return layers.BatchNormalization(name=name)
+        return BatchNormalization(name=name)
     if kind == "layer":  # per example over positions and channels
         return layers.LayerNormalization(axis=(1, 2, 3), name=name)
     return layers.Identity(name=name)
@@ -65,7 +67,7 @@ def resnet_generator(image_shape=(32, 32, 3), latent_dim: int = 128, dim: int = 
     h = layers.Reshape((4, 4, dim))(layers.Dense(4 * 4 * dim, name="project")(z))
     for i in range(3):
         h = residual_block(h, dim, "up", "batch", name=f"g_block{i + 1}")
-    h = layers.ReLU()(layers.BatchNormalization(name="g_out_norm")(h))
+    h = layers.ReLU()(BatchNormalization(name="g_out_norm")(h))
     image = layers.Activation("tanh")(_conv(image_shape[2], 3, he=False, name="g_out")(h))
     return keras.Model(z, image, name=name)
 
