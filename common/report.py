@@ -560,10 +560,15 @@ def _summary_benchmarks(records: list[dict]) -> list[str]:
     if not bench:
         return []
     rows, columns = [], {"variant": "model", "device": "device", "backend": "backend"}
+    # Once a record was timed with --fused_batchnorm=false, every row says which batch normalisation it ran
+    # (records from before the field existed ran Keras' composed ops).
+    if any(r["config"].get("fused_batchnorm") is False for r in bench):
+        columns["fused"] = "fused batch norm"
     for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
+        fused = {True: "yes", False: "no"}.get(r["config"].get("fused_batchnorm"), "no (older code)")
         for part in r["final"].get("summary_rows") or _kind_rows(r["final"]) or [r["final"]["summary"]]:
             columns.update({k: k for k in part})
-            rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r),
+            rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r), "fused": fused,
                          **part, "commit": _commit(r["git"]), "file": Path(r["_path"]).name})
     columns.update(commit="commit", file="results file")
     description = bench[-1].get("description", "")

@@ -233,3 +233,22 @@ def test_a_claim_between_two_variants_pairs_their_runs_by_seed():
     assert "| b minus c | quick | 12.50 [-19.27, 44.27] | 2 | inconclusive |" in text
     assert "| paper |" not in text
     assert "Not judged yet" in "\n".join(report._claims(runs, {"claims": [{**claim, "between": ["b", "x"]}]}))
+
+
+def test_benchmark_rows_say_which_batch_normalisation_once_one_ran_without_the_fused_kernel(repo):
+    """A step benchmark timed with --fused_batchnorm=false beside the default gets a column saying which batch
+    normalisation each row ran; records from before the field existed ran Keras' ops."""
+    _, res, papers, readme = repo
+    for fused in (None, False, True):
+        r = record(preset="benchmark", final={"title": "Step cost", "summary": {"ms per step": "10"}})
+        r["kind"] = "benchmark"
+        if fused is None:
+            r["config"].pop("fused_batchnorm", None)
+        else:
+            r["config"]["fused_batchnorm"] = fused
+        results.write(r, res)
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    cells = [line.split(" | ")[3] for line in text.splitlines() if line.startswith("| v1 |") and "ms" not in line
+             and "10 |" in line]
+    assert sorted(cells) == ["no", "no (older code)", "yes"]
+    assert "| model | device | backend | fused batch norm | ms per step |" in text
