@@ -20,7 +20,9 @@ paper's batch, split evenly over the replicas; learning rates are unchanged.
   - losses are per replica, so a custom step scales each by 1 / replicas (`replica_loss`), as Keras' own
     `compile` losses are scaled; a mean over the batch then gives the global mean's gradient;
   - batch normalisation: `prepare_model` turns on Keras' `synchronized=True`, so statistics are over the
-    global batch as on one device (off with `--sync_batchnorm=false`: each replica's share, a recipe change);
+    global batch as on one device (off with `--sync_batchnorm=false`: each replica's share, a recipe change).
+    These are Keras' composed ops, where one device trains with TensorFlow's fused kernel (`common.layers`):
+    the two agree up to float rounding;
   - noise a model draws for its batch (a GAN's z, a VAE's epsilon) goes through `batch_draw`: drawn for the
     global batch, each replica keeping its rows, so the replicas neither repeat one another nor depart from
     one device. Keras' Dropout and GaussianNoise would draw per replica from the shared seed, repeating each

@@ -11,7 +11,8 @@ device draws. Anywhere else (one device, JAX, inference) they are Keras' layers 
 `BatchNormalization` computes what Keras' layer computes, but in training on TensorFlow it calls the fused
 batch-norm kernel (one op forward, one backward) where Keras composes moments and normalisation from a dozen
 element-wise ops. On the project's 2-core CPU that made the ResNet-20 train step 1.26x faster in one run
-(README of papers/resnet, *Speed*). The two differ by float rounding only (tests/common/test_layers.py).
+(results/resnet/resnet20_benchmark_seed0_20261130T174918Z.json). The two differ by float rounding only
+(tests/common/test_layers.py).
 """
 
 from __future__ import annotations

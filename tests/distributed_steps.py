@@ -2,6 +2,7 @@
 
     python tests/distributed_steps.py MODELS DISTRIBUTE OUT_DIR [--devices=N] [--processes=P --process_id=I
                                                                   --coordinator=HOST:PORT] [--sync_batchnorm=false]
+                                                                  [--fused_batchnorm=false]
 
 MODELS, comma-separated: resnet (ResNet-8 with batch normalisation, `Model.fit`), dcgan (the adversarial
 custom step with batch normalisation and drawn noise), vae (its own loss with the weight prior, drawn noise),
@@ -12,6 +13,7 @@ DISTRIBUTE: none or data_parallel, set up by `common.distribute` as a run does. 
 devices to show (on JAX through XLA_FLAGS, on TensorFlow as logical CPUs), set before the backend starts.
 `--naive=true` undoes, for a test that must then fail, what common does for TensorFlow replicas beyond
 Keras: Keras' own per-replica Dropout and noise draws, per-replica batch means, uncut critic minibatches.
+`--fused_batchnorm=false`: batch normalisation by Keras' composed ops, not TensorFlow's fused kernel.
 Process 0 writes every weight and the per-step losses of each model to OUT_DIR/<model>.npz.
 """
 
@@ -40,7 +42,7 @@ if keras.backend.backend() == "tensorflow" and DEVICES > 1:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * DEVICES)
 
-from common import distribute, repro  # noqa: E402
+from common import distribute, layers, repro  # noqa: E402
 from common.config import make_config  # noqa: E402
 from common.data.pipeline import ArrayBatches  # noqa: E402
 from papers.resnet.config import PRESETS as RESNET_PRESETS  # noqa: E402
@@ -72,6 +74,7 @@ def main():
                  "sync_batchnorm": args.get("sync_batchnorm", "true") == "true"}
     if args.get("naive") == "true":
         naive()
+    layers.use_fused_batchnorm(args.get("fused_batchnorm", "true") == "true")
     placement = distribute.setup(make_config(ResNetConfig, RESNET_PRESETS, "smoke", **overrides))
     for name in MODELS:
         config, model, data = build(name, overrides)

@@ -67,7 +67,11 @@ def jax_one(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tf_one(tmp_path_factory):
-    return _steps(tmp_path_factory.mktemp("tf-one"), "tensorflow", "none", models=TF_MODELS)
+    # Batch normalisation synchronised over replicas is Keras' composed ops (the fused kernel sees one device's
+    # rows only), so one device runs them too. The fused kernel agrees with them up to float rounding
+    # (tests/common/test_layers.py), which three steps amplify beyond this comparison's tolerance (ResNet-8's BN
+    # shifts: 3e-4 relative).
+    return _steps(tmp_path_factory.mktemp("tf-one"), "tensorflow", "none", models=TF_MODELS, fused_batchnorm="false")
 
 
 def test_jax_data_parallel_over_4_devices_matches_one_device(tmp_path, jax_one):
