@@ -139,3 +139,40 @@ def test_papers_normalise_through_common_layers():
         norms = [la for la in net._flatten_layers() if isinstance(la, keras.layers.BatchNormalization)]
         assert norms, net.name
         assert all(type(la) is layers.BatchNormalization for la in norms), net.name
+
+
+@pytest.mark.skipif(not TF, reason="the fused kernel is TensorFlow's")
+def test_the_fused_kernel_is_as_close_to_float64_as_keras_ops():
+    """On activations whose mean is large against their spread (where a one-pass variance would cancel), the
+    fused kernel's output and input gradient are as close to a float64 computation as Keras' composed ops."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    shape = (16, 16, 16, 8)
+    x = rng.normal(3.0, 0.05, shape) + rng.normal(0, 1, (1, 1, 1, 8))
+    w = rng.normal(size=shape)
+    gamma, beta, eps = rng.uniform(0.5, 1.5, 8), rng.normal(size=8), 1e-3
+
+    def run(layer, dtype):
+        xt = tf.constant(x, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            if layer is None:  # the definition, in float64
+                mean = tf.reduce_mean(xt, [0, 1, 2])
+                y = (xt - mean) / tf.sqrt(tf.reduce_mean((xt - mean) ** 2, [0, 1, 2]) + eps) * gamma + beta
+            else:
+                y = layer(xt, training=True)
+            loss = tf.reduce_sum(tf.constant(w, dtype) * y ** 2)
+        return y.numpy().astype("float64"), tape.gradient(loss, xt).numpy().astype("float64")
+
+    y64, dx64 = run(None, tf.float64)
+    errors = []
+    for layer in (keras.layers.BatchNormalization(epsilon=eps), layers.BatchNormalization(epsilon=eps)):
+        layer.build(shape)
+        layer.set_weights([gamma.astype("float32"), beta.astype("float32"), np.zeros(8, "float32"),
+                           np.ones(8, "float32")])
+        y, dx = run(layer, tf.float32)
+        errors.append((np.abs(y - y64).max(), np.abs(dx - dx64).max() / np.abs(dx64).max()))
+    (keras_y, keras_dx), (fused_y, fused_dx) = errors
+    assert fused_y < 2 * keras_y and fused_dx < 2 * keras_dx, errors
+    assert fused_dx < 1e-4, errors
