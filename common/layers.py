@@ -73,8 +73,8 @@ class GaussianNoise(keras.layers.GaussianNoise):
 class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization`, computed in training on TensorFlow by the fused kernel
     (`FusedBatchNormV3`) when the layer normalises the last axis of a rank-2 or rank-4 input, without a mask,
-    renorm or synchronisation over replicas, unless `use_fused_batchnorm(False)`. Everything else (other
-    backends, inference, the moving statistics' use) is Keras' layer unchanged.
+    renorm or synchronisation over replicas, in float32 or less, unless `use_fused_batchnorm(False)`. Everything
+    else (other backends, inference, float64, the moving statistics' use) is Keras' layer unchanged.
 
     The moving statistics are updated as Keras updates them, with the batch's biased variance (the kernel
     returns the unbiased one, n / (n - 1) times larger), and the computation runs in float32 whatever the
@@ -84,7 +84,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         rank = len(inputs.shape)
         return (_FUSED_BATCHNORM[0] and bool(training) and self.trainable and mask is None and not self.synchronized
                 and not self.renorm and keras.backend.backend() == "tensorflow" and rank in (2, 4)
-                and self.axis in (-1, rank - 1))
+                and self.axis in (-1, rank - 1) and keras.backend.standardize_dtype(inputs.dtype) != "float64")
 
     def call(self, inputs, training=None, mask=None):
         if not self._fused(inputs, training, mask):

@@ -95,7 +95,8 @@ def test_gradient_of_the_input_gradient_equals_keras():
 @pytest.mark.skipif(not TF, reason="the fused kernel is TensorFlow's")
 def test_the_fused_kernel_runs_in_training_only_where_it_applies():
     """Training on the last axis of a rank-4 or rank-2 input calls FusedBatchNormV3 (in bfloat16 too, computed
-    in float32 as Keras' layer does); inference, another axis or synchronised replicas are Keras' layer."""
+    in float32 as Keras' layer does); inference, another axis, synchronised replicas or float64 (which the
+    kernel would compute in float32) are Keras' layer."""
     import tensorflow as tf
 
     def ops_of(layer, shape, training):
@@ -111,6 +112,7 @@ def test_the_fused_kernel_runs_in_training_only_where_it_applies():
     assert "FusedBatchNormV3" not in ops_of(layers.BatchNormalization(), (4, 3, 3, 5), False)
     assert "FusedBatchNormV3" not in ops_of(layers.BatchNormalization(axis=1), (4, 3, 3, 5), True)
     assert "FusedBatchNormV3" not in ops_of(layers.BatchNormalization(synchronized=True), (4, 3, 3, 5), True)
+    assert "FusedBatchNormV3" not in ops_of(layers.BatchNormalization(dtype="float64"), (4, 3, 3, 5), True)
 
 
 @pytest.mark.jax
