@@ -47,7 +47,7 @@ class ResNetConfig(RunConfig):
     weight_decay: float = param(1e-4, "weight decay, added to the gradient as wd * w (§4.2); see model.py")
     val_size: int = param(5000, "images held out of the 50k training set for validation (§4.2: 45k/5k split)")
     augment: bool = param(True, "4-pixel zero padding, random 32x32 crop, random horizontal flip (§4.2)")
-    pad: int = param(4, "padding in pixels for the random crop (§4.2)")
+    pad: int = param(4, "padding in pixels for the random crop (§4.2); less than the 32-pixel image", below=32)
     train_subset: int = param(0, "use only the first N training images (0: all); for smoke tests")
     test_subset: int = param(0, "evaluate on the first N test images (0: all 10,000); for smoke tests")
     eval_batch_size: int = param(500, "batch size for validation and test (no effect on results)", low=1)

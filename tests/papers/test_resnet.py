@@ -440,3 +440,11 @@ def test_recipe_resnet110_warms_up_at_0_01_for_400_iterations(cifar_root, tmp_pa
     rate = {i: float(keras.ops.convert_to_numpy(opt._learning_rate(i))) for i in (0, 399, 400, 32_000)}
     assert rate == pytest.approx({0: 0.01, 399: 0.01, 400: 0.1, 32_000: 0.01})  # §4.2
     assert f"{_trainable(plan.model) / 1e6:.1f}M" == "1.7M"  # Table 6
+
+
+def test_a_padding_that_leaves_no_image_is_refused_in_one_line():
+    """Crops of a 32x32 image padded by 32 or more pixels can miss the image entirely: refused by the config
+    (one line on the command line), not by the augmentation's worker thread."""
+    make_config(ResNetConfig, PRESETS, pad=31)
+    with pytest.raises(ConfigError, match="--pad=32 is out of range: it must be >= 0 and < 32"):
+        make_config(ResNetConfig, PRESETS, pad=32)
