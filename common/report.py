@@ -56,7 +56,13 @@ PAPER_JSON = {
     "curve_xlabel": "x axis label", "curve_ylabel": "y axis label",
     "curve_xscale": "'linear' or 'log'",
     "curve_ylim": "{group: [low, high]} y limits per figure",
+    "time_to_accuracy": "{presets: [preset labels], curves: [[history key, label], ...] (each run draws the "
+                        "first it logs), exclude: [history keys of seconds inside an epoch that are not "
+                        "training], ylim: [low, high]}: one figure per variant of error against training "
+                        "time, the listed presets' runs side by side",
 }
+# The preset slot of a time-to-accuracy figure in the figure lists (it holds several presets).
+TIME_FIGURE = "time to accuracy"
 # A run's mark in the summary when its code is not exactly a commit (see `_code_note`).
 MODIFIED_MARK = "†"
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -317,6 +323,88 @@ def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[
     return written
 
 
+def _time_groups(records: list[dict], meta: dict) -> dict[str, list[dict]]:
+    """The runs of each variant drawn in its time-to-accuracy figure: completed training runs of the
+    presets paper.json lists whose history times each epoch and logs one of the figure's curves."""
+    spec = meta.get("time_to_accuracy")
+    if not spec:
+        return {}
+    keys = [key for key, _ in spec["curves"]]
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if (r.get("kind", "training") == "training" and r["status"] == "completed" and _preset(r) in spec["presets"]
+                and any(h.get("epoch_time_s") is not None and any(h.get(k) is not None for k in keys)
+                        for h in r["history"])):
+            groups.setdefault(r["variant"], []).append(r)
+    order = {v: i for i, v in enumerate(meta.get("variant_order", []))}
+    return dict(sorted(groups.items(), key=lambda item: (order.get(item[0], 99), item[0])))
+
+
+def time_to_accuracy_points(record: dict, spec: dict) -> tuple[str, list[float], list[float]]:
+    """(curve label, minutes of training so far, error %) after each epoch of one run: the first of the
+    spec's curves the run logs, against the cumulative epoch times less the spec's `exclude` seconds
+    (evaluations that are not training, such as a test pass after every epoch)."""
+    key, label = next((k, lab) for k, lab in spec["curves"] if any(h.get(k) is not None for h in record["history"]))
+    minutes, errors, elapsed = [], [], 0.0
+    for h in record["history"]:
+        if h.get("epoch_time_s") is None:
+            continue
+        elapsed += h["epoch_time_s"] - sum(h.get(k) or 0.0 for k in spec.get("exclude", []))
+        if h.get(key) is not None:
+            minutes.append(elapsed / 60)
+            errors.append(100 * (1 - h[key]))
+    return label, minutes, errors
+
+
+def _time_file(variant: str) -> str:
+    return f"{variant}_time_to_accuracy.png"
+
+
+def plot_time_to_accuracy(records: list[dict], meta: dict, out: Path) -> list[tuple[str, str, Path]]:
+    """One PNG per variant: error after each epoch against training time, a colour per preset, a line
+    per run, the paper's number as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec, written = meta.get("time_to_accuracy"), []
+    for variant, runs in _time_groups(records, meta).items():
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+        for p_index, preset in enumerate(spec["presets"]):
+            labelled = set()
+            for r in sorted((r for r in runs if _preset(r) == preset), key=lambda r: (r["seed"], r["_path"])):
+                label, minutes, errors = time_to_accuracy_points(r, spec)
+                legend = f"{preset}: {label}" if label not in labelled else None
+                labelled.add(label)
+                ax.plot(minutes, errors, color=f"C{p_index}", lw=1, marker=".", ms=3, alpha=0.8, label=legend)
+        if variant in meta.get("paper_values", {}):
+            ax.axhline(meta["paper_values"][variant], color="k", ls="--", lw=1,
+                       label=f"paper: {meta['paper_values'][variant]:g} %")
+        if spec.get("ylim"):
+            ax.set_ylim(*spec["ylim"])
+        ax.set(xlabel="training time (min; evaluations outside training excluded)", ylabel="error (%)",
+               title=f"{variant}: error against training time, {len(runs)} run(s)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / _time_file(variant)
+        fig.tight_layout()
+        fig.savefig(path, metadata={"Software": None})
+        plt.close(fig)
+        written.append((variant, TIME_FIGURE, path))
+    return written
+
+
+def _draw_all(records: list[dict], meta: dict, out: Path, draw: bool) -> list[tuple[str, str, Path]]:
+    """Every figure of a report: the learning curves, then the time-to-accuracy figures; drawn when
+    `draw`, else only their paths."""
+    if draw:
+        return plot_curves(records, meta, out) + plot_time_to_accuracy(records, meta, out)
+    return ([(v, p, out / _curve_file(v, p)) for v, p in _curve_groups(records, meta)]
+            + [(v, TIME_FIGURE, out / _time_file(v)) for v in _time_groups(records, meta)])
+
+
 def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tuple[str, str, str]],
                  report_dir: Path | None = None, superseded: dict[str, str] | None = None) -> str:
     frame = _runs_frame(records, meta)
@@ -379,10 +467,23 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                   "Kept in results/ but left out of every table above, for the reason given "
                   f"(results/{paper}/{results_lib.SUPERSEDED}).", "",
                   *[f"- `{name}`: {reason}." for name, reason in sorted(superseded.items())]]
-    if figures:
+    curves = [f for f in figures if f[1] != TIME_FIGURE]
+    if curves:
         lines += ["", "## Learning curves", ""]
-        for variant, preset, rel in figures:
+        for variant, preset, rel in curves:
             lines += [f"![{variant} {preset}]({rel})", ""]
+    timed = [f for f in figures if f[1] == TIME_FIGURE]
+    if timed:
+        spec = meta["time_to_accuracy"]
+        lines += ["", "## Time to accuracy", "",
+                  f"The error after each epoch against the training time so far, for the runs of preset(s) "
+                  f"{', '.join(spec['presets'])} side by side; each run draws the first it logs of: "
+                  + "; ".join(label for _, label in spec["curves"]) + ". Time is the sum of the epochs' "
+                  "wall times on each run's own hardware (the per-run table), less "
+                  + (", ".join(f"`{k}`" for k in spec["exclude"]) if spec.get("exclude") else "nothing")
+                  + ". Runs that shared a machine with other runs are slower than alone.", ""]
+        for variant, _, rel in timed:
+            lines += [f"![{variant} {TIME_FIGURE}]({rel})", ""]
     lines += _run_figures(records, meta, report_dir)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -627,10 +728,7 @@ def render(results_dir: Path, papers_dir: Path, readme: Path, figures_root: Path
         records = results_lib.load_all(results_dir, paper)
         report_path = papers_dir / paper / "REPORT.md"
         fig_dir = figures_root / paper / "figures"
-        if draw:
-            drawn = plot_curves(records, meta, fig_dir)
-        else:
-            drawn = [(v, p, fig_dir / _curve_file(v, p)) for v, p in _curve_groups(records, meta)]
+        drawn = _draw_all(records, meta, fig_dir, draw)
         figures = [(v, p, _relpath(path, report_path.parent)) for v, p, path in drawn]
         out[report_path] = paper_report(paper, records, meta, figures, report_path.parent,
                                         results_lib.load_superseded(results_dir, paper))
@@ -680,7 +778,7 @@ def report_for(results_dir: str | Path, paper: str, draw: bool = True) -> str:
     results_dir = Path(results_dir)
     meta, records = paper_meta(paper), results_lib.load_all(results_dir, paper)
     folder = results_dir / paper
-    drawn = plot_curves(records, meta, folder / "figures") if draw else []
+    drawn = _draw_all(records, meta, folder / "figures", draw) if draw else []
     figures = [(v, p, _relpath(path, folder)) for v, p, path in drawn]
     return paper_report(paper, records, meta, figures, folder, results_lib.load_superseded(results_dir, paper))
 

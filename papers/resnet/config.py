@@ -3,8 +3,8 @@
 Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; GPU: one H100, JAX):
 
   paper   python papers/resnet/train.py --depth=20 --seed=0
-          64k iterations of batch 128 (182 epochs of 45k): about 5.5 h for ResNet-20 on the 2-core CPU
-          at the measured ~410 images/s (see REPORT.md, "Training throughput"); not yet run on a GPU.
+          64k iterations of batch 128 (182 epochs of 45k). README.md projects the time on the 2-core CPU
+          from the measured throughput; REPORT.md has each finished run's wall time. Not yet run on a GPU.
           Paper, Table 6: 8.75 % test error (ResNet-20).
   quick   python papers/resnet/train.py --preset=quick
           The same recipe with the schedule compressed to 3,000 iterations (8.5 epochs), lr / 10

@@ -252,3 +252,43 @@ def test_benchmark_rows_say_which_batch_normalisation_once_one_ran_without_the_f
              and "10 |" in line]
     assert sorted(cells) == ["no", "no (older code)", "yes"]
     assert "| model | device | backend | fused batch norm | ms per step |" in text
+
+
+TIMED = {**META, "time_to_accuracy": {"presets": ["paper", "fast"],
+                                      "curves": [["test_accuracy", "test error"], ["val_accuracy", "val error"]],
+                                      "exclude": ["test_eval_s"]}}
+
+
+def _write_timed(results_dir, preset, seed, history):
+    r = record(preset=preset, final={"error": 0.1}, history=history)
+    r.update(seed=seed, config_hash=f"{preset}-{seed}")
+    r["config"]["seed"] = seed
+    return results.write(r, results_dir)
+
+
+def test_time_to_accuracy_draws_each_run_against_training_time_less_evaluations():
+    timed = {"history": [{"epoch": 1, "epoch_time_s": 60.0, "test_eval_s": 6.0, "test_accuracy": 0.5,
+                          "val_accuracy": 0.9},
+                         {"epoch": 2, "epoch_time_s": 120.0, "test_eval_s": 0.0, "test_accuracy": 0.8}]}
+    label, minutes, errors = report.time_to_accuracy_points(timed, TIMED["time_to_accuracy"])
+    assert label == "test error" and minutes == pytest.approx([0.9, 2.9]) and errors == pytest.approx([50.0, 20.0])
+    validated = {"history": [{"epoch": 1, "epoch_time_s": 30.0, "val_accuracy": 0.75}, {"epoch": 2, "accuracy": 0.9}]}
+    assert report.time_to_accuracy_points(validated, TIMED["time_to_accuracy"]) == ("val error", [0.5], [25.0])
+
+
+def test_time_to_accuracy_figure_holds_the_listed_presets_runs_only(repo):
+    _, res, papers, readme = repo
+    (papers / "toy" / "paper.json").write_text(json.dumps(TIMED))
+    _write_timed(res, "paper", 0, [{"epoch": 1, "epoch_time_s": 60.0, "val_accuracy": 0.6}])
+    _write_timed(res, "fast", 0, [{"epoch": 1, "epoch_time_s": 30.0, "test_eval_s": 3.0, "test_accuracy": 0.7}])
+    _write_timed(res, "quick", 0, [{"epoch": 1, "epoch_time_s": 10.0, "val_accuracy": 0.5}])
+    _write_timed(res, "paper", 1, [{"epoch": 1, "val_accuracy": 0.6}])  # no epoch times: not drawn
+    drawn = report._time_groups(results.load_all(res, "toy"), TIMED)
+    assert list(drawn) == ["v1"]
+    assert sorted((r["preset"], r["seed"]) for r in drawn["v1"]) == [("fast", 0), ("paper", 0)]
+    text = report.render(res, papers, readme, res, draw=True)[papers / "toy" / "REPORT.md"]
+    assert "## Time to accuracy" in text and "less `test_eval_s`" in text
+    assert "![v1 time to accuracy](../../results/toy/figures/v1_time_to_accuracy.png)" in text
+    assert (res / "toy" / "figures" / "v1_time_to_accuracy.png").exists()
+    report.write_all(res, papers, readme)
+    assert report.check(res, papers, readme) == []
