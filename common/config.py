@@ -68,7 +68,8 @@ class RunConfig:
     # Overriding these does not change the recipe (see run_label); a paper adds its variant fields.
     RECIPE_NEUTRAL: typing.ClassVar[frozenset] = frozenset(
         {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile", "repeat",
-         "verify_data", "distribute", "coordinator", "num_processes", "process_id", "fused_batchnorm"})
+         "verify_data", "distribute", "coordinator", "num_processes", "process_id", "fused_batchnorm",
+         "tf_data_autotune"})
     # Why this paper trains on one device whatever the backend, or "" (see common.distribute).
     ONE_DEVICE_ONLY: typing.ClassVar[str] = ""
 
@@ -90,6 +91,9 @@ class RunConfig:
                                        "uses the global batch")
     fused_batchnorm: bool = param(True, "on TensorFlow, train batch normalisation with the fused kernel (faster; "
                                         "equal to Keras' composed ops up to float rounding; false: Keras' ops)")
+    tf_data_autotune: bool = param(False, "on TensorFlow, let tf.data autotune the pipelines Keras builds for "
+                                          "fit, evaluate and predict (its model thread stalls each new epoch, "
+                                          "evaluation and prediction for seconds; no effect on the numbers)")
     coordinator: str = param("", "several hosts (JAX): process 0's HOST:PORT; empty: $KERAS_DISTRIBUTION_JOB_ADDRESSES")
     num_processes: int = param(0, "several hosts (JAX): how many processes take part; 0: "
                                   "$KERAS_DISTRIBUTION_NUM_PROCESSES, else 1")
@@ -262,9 +266,10 @@ def to_dict(config) -> dict:
 
 # Fields that decide where files go, not what is computed; left out of the config hash so that a
 # run resumes (or is compared) whatever directory it was pointed at.
-# The placement fields too: a run may resume on another number of devices (its sessions record each placement).
+# The placement fields too: a run may resume on another number of devices (its sessions record each placement);
+# and tf.data's autotuning, which changes when batches are made, not what they hold.
 _LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data",
-                    "distribute", "coordinator", "num_processes", "process_id"}
+                    "distribute", "coordinator", "num_processes", "process_id", "tf_data_autotune"}
 # Fields added after runs were recorded: hashed only when they leave their default, so that those runs keep their hash.
 _HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True, "precision": "float32", "fused_batchnorm": True}
 

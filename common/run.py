@@ -42,7 +42,7 @@ from pathlib import Path
 
 import keras
 
-from common import distribute, layers, repro, results, training
+from common import distribute, repro, results, training
 from common.config import PLUMBING_PRESETS, config_hash, recipe_changes
 from common.errors import UserError
 
@@ -75,7 +75,7 @@ class Run:
         self.repeat_of = self._finished_before()
         self.placement = distribute.setup(config)  # before any variable or random draw exists
         repro.seed_everything(config.seed, deterministic)
-        layers.use_fused_batchnorm(config.fused_batchnorm)
+        training.speed_settings(config)
         self.dir = Path(config.runs_dir) / paper / f"{self.variant}-{preset}-seed{config.seed}-{config_hash(config)}"
         if not self.placement.chief:  # each host keeps its own checkpoints (the same weights), lock and clock
             self.dir = self.dir / f"process-{self.placement.process_id}"

@@ -295,6 +295,59 @@ class ProgressLog(keras.callbacks.Callback):
               f"epoch ETA {eta / 60:.1f} min", flush=True)
 
 
+_TF_DATA_AUTOTUNE = [True]  # TensorFlow's default, until `use_tf_data_autotune` says otherwise
+
+
+def use_tf_data_autotune(on: bool) -> None:
+    """Whether the tf.data pipelines Keras builds on TensorFlow for `fit`, `evaluate` and `predict` are
+    autotuned (`--tf_data_autotune`, off in every run: `speed_settings`).
+
+    Why off: an autotuned pipeline runs a model thread that re-optimises it on a timer whose period grows
+    to seconds; deleting the pipeline's iterator waits for that thread's timer. Keras makes a new iterator
+    for every epoch, every validation pass and every `evaluate` or `predict`, so each stalled with the
+    process idle: on the project's 2-core CPU, `evaluate` on 5,000 CIFAR-10 images took 5.2 s against 2.9 s
+    without autotuning, and a `fit` on arrays lost up to half its speed (README of papers/resnet, Speed).
+    Keras already turns autotuning off for a `PyDataset` with workers (our `ArrayBatches`). Without it,
+    `prefetch(AUTOTUNE)` keeps TensorFlow's simple buffer heuristic and a parallel map uses one call per
+    core. Batches and their order are unchanged, so the numbers are too. No effect on other backends."""
+    _TF_DATA_AUTOTUNE[0] = bool(on)
+    if keras.backend.backend() != "tensorflow":
+        return
+    from keras.src.trainers import epoch_iterator  # where every Keras loop gets its data adapter
+
+    init = epoch_iterator.EpochIterator.__init__
+    if getattr(init, "_reads_tf_data_autotune", False):
+        return
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        make = self.data_adapter.get_tf_dataset
+
+        def get_tf_dataset():
+            import tensorflow as tf
+
+            dataset = make()
+            if _TF_DATA_AUTOTUNE[0] or not isinstance(dataset, tf.data.Dataset):
+                return dataset
+            options = tf.data.Options()
+            options.autotune.enabled = False
+            return dataset.with_options(options)
+
+        self.data_adapter.get_tf_dataset = get_tf_dataset
+
+    __init__._reads_tf_data_autotune = True
+    epoch_iterator.EpochIterator.__init__ = __init__
+
+
+def speed_settings(config) -> None:
+    """The recipe-neutral speed settings every run and benchmark applies before its first step: batch
+    normalisation by the fused kernel (`--fused_batchnorm`) and tf.data autotuning (`--tf_data_autotune`)."""
+    from common import layers
+
+    layers.use_fused_batchnorm(config.fused_batchnorm)
+    use_tf_data_autotune(config.tf_data_autotune)
+
+
 def fit(model, data, run_path: Path, **kwargs):
     """`model.fit` as every train script calls it: one line per epoch when the output is not a
     terminal, and shuffle=False, because each pipeline shuffles by (seed, epoch) itself (Keras' own

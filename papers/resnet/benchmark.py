@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import layers, results
+from common import results, training
 from common.config import param
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.repro import seed_everything
@@ -66,7 +66,7 @@ def run(config: BenchmarkConfig, preset: str = "") -> int:
     started = results.utc_now()
     t0 = time.perf_counter()
     seed_everything(config.seed, config.deterministic)
-    layers.use_fused_batchnorm(config.fused_batchnorm)
+    training.speed_settings(config)
     arrays, data = prepare_data(config)
     x_train, y_train = arrays["train"]
     bs, total = config.batch_size, config.warmup_steps + config.steps

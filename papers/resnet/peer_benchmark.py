@@ -91,14 +91,14 @@ def measure_ours(config: PeerBenchmarkConfig) -> dict:
     import keras
     import numpy as np
 
-    from common.layers import use_fused_batchnorm
     from common.repro import seed_everything
+    from common.training import speed_settings
     from papers.resnet.benchmark import _timed_fit
     from papers.resnet.model import build_model
     from papers.resnet.train import compile_model
 
     seed_everything(config.seed, config.deterministic)
-    use_fused_batchnorm(config.fused_batchnorm)
+    speed_settings(config)
     bs, total = config.batch_size, config.warmup_steps + config.steps
     rng = np.random.default_rng(config.seed)
     x = rng.standard_normal((total * bs, 32, 32, 3), dtype=np.float32)

@@ -23,7 +23,7 @@ import common.tf_env  # noqa: F401
 import numpy as np
 
 from common import config as cfg
-from common import layers, results, training
+from common import results, training
 from common.config import param
 from common.repro import seed_everything
 from common.run import write_benchmark
@@ -65,7 +65,7 @@ def run(config: StepBenchmarkConfig, preset: str = "") -> int:
     """`preset` is ignored: each dataset's step is the authors' recipe's; the record is labelled `benchmark`."""
     started, t0 = results.utc_now(), time.perf_counter()
     seed_everything(config.seed)
-    layers.use_fused_batchnorm(config.fused_batchnorm)
+    training.speed_settings(config)
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
     kinds, epochs = {}, {}

@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import layers, results, training
+from common import results, training
 from common.config import param
 from common.repro import seed_everything
 from common.run import write_benchmark
@@ -114,7 +114,7 @@ def textbook_gp_critic_step(model, config: WGANConfig):
 def run(config: WGANBenchmarkConfig, preset: str = "") -> int:
     started, t0 = results.utc_now(), time.perf_counter()
     seed_everything(config.seed)
-    layers.use_fused_batchnorm(config.fused_batchnorm)
+    training.speed_settings(config)
     shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
     model = build_model(config, shape)
     critic, stack = plain_models(model, config)

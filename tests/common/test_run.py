@@ -244,3 +244,35 @@ def test_results_files_are_readable_by_the_group_and_world(tmp_path):
     assert _train(config) == 0
     (path,) = (tmp_path / "results" / "toy").glob("*.json")
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def _keras_tf_dataset(x, y):
+    """The tf.data pipeline Keras' fit, evaluate and predict would build for these arrays."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow.trainer import TFEpochIterator
+
+    return TFEpochIterator(x=x, y=y, batch_size=4, distribute_strategy=tf.distribute.get_strategy())._get_iterator()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.data is TensorFlow's")
+def test_a_run_builds_keras_pipelines_without_tf_data_autotune_and_the_numbers_stay(tmp_path):
+    x = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+    y = x.sum(1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    try:
+        training.use_tf_data_autotune(True)
+        assert _keras_tf_dataset(x, y).options().autotune.enabled is not False  # TensorFlow's default
+        tuned = model.evaluate(x, y, batch_size=4, verbose=0), model.predict(x, batch_size=4, verbose=0)
+        Run("toy", _config(tmp_path), "smoke", PRESETS)  # a run turns it off (--tf_data_autotune=false)
+        assert _keras_tf_dataset(x, y).options().autotune.enabled is False
+        untuned = model.evaluate(x, y, batch_size=4, verbose=0), model.predict(x, batch_size=4, verbose=0)
+        assert tuned[0] == untuned[0] and np.array_equal(tuned[1], untuned[1])
+    finally:
+        training.use_tf_data_autotune(False)
+
+
+def test_tf_data_autotune_leaves_the_config_hash_alone(tmp_path):
+    from common.config import config_hash
+
+    assert config_hash(_config(tmp_path, tf_data_autotune=True)) == config_hash(_config(tmp_path))
