@@ -9,6 +9,8 @@ Two measurements of the same compiled train step, same model and batch size:
   in memory  `fit` on the same number of batches already augmented and held in one array, fed by
              Keras' array adapter (on TensorFlow a tf.data pipeline with no Python in the loop).
 Pipeline overhead = 1 - pipeline / in memory. The first `warmup_steps` steps (compilation) are not timed.
+Also timed, after each pair: a validation pass as a paper-recipe epoch ends, `evaluate` on `val_size` of the
+images (seconds; `--tf_data_autotune=true` shows what tf.data's autotuning costs there).
 """
 
 from __future__ import annotations
@@ -79,16 +81,24 @@ def run(config: BenchmarkConfig, preset: str = "") -> int:
     x_mem, y_mem = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
     model = compile_model(build_model(config.depth, weight_decay=config.weight_decay,
                                       precision=config.precision), config)
-    measured = {"pipeline": [], "in_memory": []}
+    measured = {"pipeline": [], "in_memory": [], "validation_pass_s": []}
+    x_eval, y_eval = x_train[:config.val_size], y_train[:config.val_size]
+    model.evaluate(x_eval[:config.eval_batch_size], y_eval[:config.eval_batch_size], verbose=0)  # compiled first
     for _ in range(config.repeats):
         measured["pipeline"].append(_timed_fit(model, config.steps, config.warmup_steps, bs, x=pipeline,
                                                steps_per_epoch=total, shuffle=False))
         measured["in_memory"].append(_timed_fit(model, config.steps, config.warmup_steps, bs, x=x_mem, y=y_mem,
                                                 batch_size=bs, shuffle=False))
+        if len(x_eval):
+            start = time.perf_counter()
+            model.evaluate(x_eval, y_eval, batch_size=config.eval_batch_size, verbose=0)
+            measured["validation_pass_s"].append(time.perf_counter() - start)
     best_pipe, best_mem = max(measured["pipeline"]), max(measured["in_memory"])
     final = {"pipeline_images_per_s": best_pipe, "in_memory_images_per_s": best_mem,
              "pipeline_overhead": 1 - best_pipe / best_mem, "step_ms": 1000 * bs / best_pipe,
              "all_measurements": measured}
+    if measured["validation_pass_s"]:
+        final.update(validation_pass_s=min(measured["validation_pass_s"]), validation_images=len(x_eval))
     return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
                            data={"source": data.source, "checksums": data.checksums}, line=(
         f"{config.variant}, batch {bs}: "

@@ -210,6 +210,7 @@ def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
     final = record["final"]
     assert record["kind"] == "benchmark" and record["preset"] == "benchmark"
     assert final["pipeline_images_per_s"] > 0 and final["in_memory_images_per_s"] > 0 and "pipeline_overhead" in final
+    assert final["validation_images"] == config.val_size and final["validation_pass_s"] > 0
     assert record["data"]["checksums"]
 
 
