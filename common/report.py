@@ -443,24 +443,39 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                                 "wall_min": "wall (min)", "commit": "commit", "file": "results file"})]
     bench = [r for r in records if r.get("kind") == "benchmark" and "pipeline_images_per_s" in r["final"]]
     if bench:
-        rows = []
+        rows, extra = [], {}
+        # Once a record was timed with --tf_data_autotune=true, every row says whether Keras' tf.data pipelines
+        # were autotuned (records from before the field existed were); and the validation pass once one is timed.
+        if any(r["config"].get("tf_data_autotune") is True for r in bench):
+            extra["autotune"] = "tf.data autotune"
+        if any("validation_pass_s" in r["final"] for r in bench):
+            extra["validation"] = "validation pass (s)"
         for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
             f = r["final"]
+            passes = f.get("all_measurements", {}).get("validation_pass_s")
             rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r),
                          "jit": r["config"].get("jit_compile"), "batch": r["config"].get("batch_size"),
+                         "autotune": {True: "yes", False: "no"}.get(r["config"].get("tf_data_autotune"),
+                                                                    "yes (older code)"),
                          "pipeline": f"{f['pipeline_images_per_s']:.0f}",
                          "memory": f"{f['in_memory_images_per_s']:.0f}",
-                         "overhead": f"{100 * f['pipeline_overhead']:.1f} %", "commit": _commit(r["git"]),
-                         "file": Path(r["_path"]).name})
+                         "overhead": f"{100 * f['pipeline_overhead']:.1f} %",
+                         "validation": ", ".join(f"{v:.1f}" for v in passes) if passes else "–",
+                         "commit": _commit(r["git"]), "file": Path(r["_path"]).name})
         lines += ["", "## Training throughput", "",
                   "Images per second of the full train step (forward, backward, SGD update), best of the "
                   "repeats, compilation excluded. *Pipeline*: `fit` on the training pipeline (shuffled, "
                   "padded, cropped and flipped batches built by worker threads), as `train.py` runs it. "
                   "*In memory*: `fit` on the same batches, built beforehand and held in one array. "
-                  "Overhead = 1 − pipeline / in memory. XLA `auto` is off on a TensorFlow CPU.", "",
+                  "Overhead = 1 − pipeline / in memory. XLA `auto` is off on a TensorFlow CPU."
+                  + (" *Validation pass*: seconds of each `evaluate` on the validation images after a pair of "
+                     "measurements, as each paper-recipe epoch ends." if "validation" in extra else ""), "",
                   _table(rows, {"variant": "model", "device": "device", "backend": "backend", "jit": "XLA",
-                                "batch": "batch", "pipeline": "pipeline (img/s)", "memory": "in memory (img/s)",
-                                "overhead": "pipeline overhead", "commit": "commit", "file": "results file"})]
+                                "batch": "batch", **({"autotune": extra["autotune"]} if "autotune" in extra else {}),
+                                "pipeline": "pipeline (img/s)", "memory": "in memory (img/s)",
+                                "overhead": "pipeline overhead",
+                                **({"validation": extra["validation"]} if "validation" in extra else {}),
+                                "commit": "commit", "file": "results file"})]
     lines += _summary_benchmarks(records)
     if superseded:
         lines += ["", "## Superseded runs", "",

@@ -304,9 +304,9 @@ def use_tf_data_autotune(on: bool) -> None:
 
     Why off: an autotuned pipeline runs a model thread that re-optimises it on a timer whose period grows
     to seconds; deleting the pipeline's iterator waits for that thread's timer. Keras makes a new iterator
-    for every epoch, every validation pass and every `evaluate` or `predict`, so each stalled with the
-    process idle: on the project's 2-core CPU, `evaluate` on 5,000 CIFAR-10 images took 5.2 s against 2.9 s
-    without autotuning, and a `fit` on arrays lost up to half its speed (README of papers/resnet, Speed).
+    for every epoch, every validation pass and every `evaluate` or `predict`, so each could stall with the
+    process idle: on the project's 2-core CPU, a `fit` on arrays lost up to half its speed and a validation
+    pass took 5.2 s against 2.7-2.9 s (papers/resnet/README.md, Speed, and the records it names).
     Keras already turns autotuning off for a `PyDataset` with workers (our `ArrayBatches`). Without it,
     `prefetch(AUTOTUNE)` keeps TensorFlow's simple buffer heuristic and a parallel map uses one call per
     core. Batches and their order are unchanged, so the numbers are too. No effect on other backends."""

@@ -254,6 +254,26 @@ def test_benchmark_rows_say_which_batch_normalisation_once_one_ran_without_the_f
     assert "| model | device | backend | fused batch norm | ms per step |" in text
 
 
+def test_throughput_rows_say_whether_tf_data_was_autotuned_and_list_the_validation_passes(repo):
+    _, res, papers, readme = repo
+    for autotune, passes in ((None, None), (True, [2.8, 5.2]), (False, [2.7, 2.9])):
+        final = {"pipeline_images_per_s": 600.0, "in_memory_images_per_s": 650.0, "pipeline_overhead": 0.077}
+        if passes:
+            final.update(validation_pass_s=min(passes), all_measurements={"validation_pass_s": passes})
+        r = record(preset="benchmark", final=final)
+        r["kind"] = "benchmark"
+        if autotune is None:
+            r["config"].pop("tf_data_autotune", None)
+        else:
+            r["config"]["tf_data_autotune"] = autotune
+        results.write(r, res)
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| v1 |") and "| 600 |" in line]
+    assert sorted((row[5], row[9]) for row in rows) == [("no", "2.7, 2.9"), ("yes", "2.8, 5.2"),
+                                                        ("yes (older code)", "–")]
+    assert "| batch | tf.data autotune | pipeline (img/s) |" in text and "| validation pass (s) |" in text
+
+
 TIMED = {**META, "time_to_accuracy": {"presets": ["paper", "fast"],
                                       "curves": [["test_accuracy", "test error"], ["val_accuracy", "val error"]],
                                       "exclude": ["test_eval_s"]}}
