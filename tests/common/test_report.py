@@ -235,18 +235,23 @@ def test_a_claim_between_two_variants_pairs_their_runs_by_seed():
     assert "Not judged yet" in "\n".join(report._claims(runs, {"claims": [{**claim, "between": ["b", "x"]}]}))
 
 
+def _write_benchmark(results_dir, final, field, value):
+    """A benchmark record whose config sets `field` to `value`, or lacks it (None: a record from before the
+    field existed)."""
+    r = record(preset="benchmark", final=final)
+    r["kind"] = "benchmark"
+    r["config"].pop(field, None)
+    if value is not None:
+        r["config"][field] = value
+    return results.write(r, results_dir)
+
+
 def test_benchmark_rows_say_which_batch_normalisation_once_one_ran_without_the_fused_kernel(repo):
     """A step benchmark timed with --fused_batchnorm=false beside the default gets a column saying which batch
     normalisation each row ran; records from before the field existed ran Keras' ops."""
     _, res, papers, readme = repo
     for fused in (None, False, True):
-        r = record(preset="benchmark", final={"title": "Step cost", "summary": {"ms per step": "10"}})
-        r["kind"] = "benchmark"
-        if fused is None:
-            r["config"].pop("fused_batchnorm", None)
-        else:
-            r["config"]["fused_batchnorm"] = fused
-        results.write(r, res)
+        _write_benchmark(res, {"title": "Step cost", "summary": {"ms per step": "10"}}, "fused_batchnorm", fused)
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
     cells = [line.split(" | ")[3] for line in text.splitlines() if line.startswith("| v1 |") and "ms" not in line
              and "10 |" in line]
@@ -260,13 +265,7 @@ def test_throughput_rows_say_whether_tf_data_was_autotuned_and_list_the_validati
         final = {"pipeline_images_per_s": 600.0, "in_memory_images_per_s": 650.0, "pipeline_overhead": 0.077}
         if passes:
             final.update(validation_pass_s=min(passes), all_measurements={"validation_pass_s": passes})
-        r = record(preset="benchmark", final=final)
-        r["kind"] = "benchmark"
-        if autotune is None:
-            r["config"].pop("tf_data_autotune", None)
-        else:
-            r["config"]["tf_data_autotune"] = autotune
-        results.write(r, res)
+        _write_benchmark(res, final, "tf_data_autotune", autotune)
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| v1 |") and "| 600 |" in line]
     assert sorted((row[5], row[9]) for row in rows) == [("no", "2.7, 2.9"), ("yes", "2.8, 5.2"),
