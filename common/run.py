@@ -185,8 +185,10 @@ class Run:
         return self.nan.failed_at
 
     def history(self) -> list[dict]:
-        """The per-epoch logs of every session (`history.csv`), epochs counted from 1."""
-        return training.read_history(self.dir)
+        """The per-epoch logs of every session (`history.csv`), epochs counted from 1, each with the seconds
+        the process was stopped in it (`stopped_s`; None for an epoch trained before that was measured)."""
+        stopped = self.timer.epoch_stopped_s
+        return [{**row, "stopped_s": stopped.get(row["epoch"])} for row in training.read_history(self.dir)]
 
     @property
     def throughput(self) -> float | None:

@@ -11,6 +11,7 @@ import re
 import shutil
 import statistics
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -188,6 +189,35 @@ class StopOnNaN(keras.callbacks.Callback):
         self._check(logs)
 
 
+class StopWatch:
+    """Seconds this process did not run, in stretches of at least `gap_s`: stopped (SIGSTOP, as when a
+    machine's background runs are paused for a benchmark) or its machine suspended. A daemon thread wakes
+    every `tick_s`; a wake-up later than `gap_s` after the one before counts the time past `tick_s`. A
+    process that merely shares its CPU still wakes the thread within milliseconds."""
+
+    _process = None
+
+    def __init__(self, tick_s: float = 0.5, gap_s: float = 10.0):
+        self.tick_s, self.gap_s, self.stopped_s = tick_s, gap_s, 0.0
+        threading.Thread(target=self._watch, name="stopwatch", daemon=True).start()
+
+    @classmethod
+    def of_process(cls) -> StopWatch:
+        """The process's one watch, started on first use."""
+        if cls._process is None:
+            cls._process = cls()
+        return cls._process
+
+    def _watch(self) -> None:
+        last = time.monotonic()
+        while True:
+            time.sleep(self.tick_s)
+            now = time.monotonic()
+            if now - last > self.gap_s:
+                self.stopped_s += now - last - self.tick_s
+            last = now
+
+
 class Timer(keras.callbacks.Callback):
     """The run's clock across sessions, kept in `state.json` of its run directory.
 
@@ -196,7 +226,10 @@ class Timer(keras.callbacks.Callback):
     that a record of a resumed run tells which code trained which epochs. Time after the last
     checkpoint of an interrupted session is not counted, since that work is redone. Each epoch's
     images/s goes into its logs (`train_images_per_s`, `epoch_time_s`) and into the state, so that the
-    run's throughput is taken over all its sessions. `images_per_step` is set by `Run.fit`."""
+    run's throughput is taken over all its sessions. `images_per_step` is set by `Run.fit`.
+    Time the process was stopped (`StopWatch`) is left out of the images/s and kept per epoch in the state
+    (`epoch_stopped_s`, merged into the history as `stopped_s` by `Run.history`) and per session, so that a
+    time axis can leave it out; `epoch_time_s` and the wall times stay the clock's."""
 
     def __init__(self, path: Path, images_per_step: int | None = None):
         super().__init__()
@@ -208,21 +241,25 @@ class Timer(keras.callbacks.Callback):
             sessions = [{"note": "a session before sessions were itemised"}] * sessions
         self.previous_sessions: list[dict] = sessions
         self.epoch_rates: dict[int, list] = {int(e): v for e, *v in state.get("epoch_rates", [])}
+        self.epoch_stopped_s: dict[int, float] = {int(e): v for e, v in state.get("epoch_stopped_s", [])}
+        self.watch = StopWatch.of_process()
         self.session_start = time.perf_counter()
         self.session = {**repro.git_state(), "started": results.utc_now(), "ended": None, "first_epoch": None,
-                        "last_epoch": None, "steps": 0, "wall_time_s": 0.0}
+                        "last_epoch": None, "steps": 0, "wall_time_s": 0.0, "stopped_s": 0.0}
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.perf_counter()
-        self.last_batch_end, self.batches = self.epoch_start, 0
+        self.epoch_start, self.stopped_at_start = time.perf_counter(), self.watch.stopped_s
+        self.last_batch_end, self.stopped_at_last_batch, self.batches = self.epoch_start, self.stopped_at_start, 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.last_batch_end = time.perf_counter()
+        self.last_batch_end, self.stopped_at_last_batch = time.perf_counter(), self.watch.stopped_s
         self.batches += 1
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        train_s = max(self.last_batch_end - self.epoch_start, 1e-9)
+        train_s = max(self.last_batch_end - self.epoch_start - (self.stopped_at_last_batch - self.stopped_at_start),
+                      1e-9)
+        self.epoch_stopped_s[epoch + 1] = round(self.watch.stopped_s - self.stopped_at_start, 1)
         logs["epoch_time_s"] = now - self.epoch_start
         logs["train_images_per_s"] = self.batches * self.images_per_step / train_s
         first_in_session = self.session["first_epoch"] is None
@@ -241,9 +278,11 @@ class Timer(keras.callbacks.Callback):
         self._save()
 
     def _save(self) -> None:
-        self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1))
+        self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1),
+                            stopped_s=round(self.watch.stopped_s, 1))
         state = {"wall_time_s": self.wall_time_s, "sessions": self.sessions,
-                 "epoch_rates": [[e, *v] for e, v in sorted(self.epoch_rates.items())]}
+                 "epoch_rates": [[e, *v] for e, v in sorted(self.epoch_rates.items())],
+                 "epoch_stopped_s": sorted(self.epoch_stopped_s.items())}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.path)
@@ -255,7 +294,8 @@ class Timer(keras.callbacks.Callback):
 
     def close(self) -> list[dict]:
         """End this session now (the run is finishing); returns every session."""
-        self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1))
+        self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1),
+                            stopped_s=round(self.watch.stopped_s, 1))
         return self.sessions
 
     @property

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,3 +277,50 @@ def test_tf_data_autotune_leaves_the_config_hash_alone(tmp_path):
     from common.config import config_hash
 
     assert config_hash(_config(tmp_path, tf_data_autotune=True)) == config_hash(_config(tmp_path))
+
+
+def test_the_stopwatch_counts_the_time_a_process_was_stopped_and_not_time_it_shared_the_cpu():
+    script = textwrap.dedent("""
+        import sys, time
+        sys.path.insert(0, %r)
+        from common.training import StopWatch
+        watch = StopWatch(tick_s=0.05, gap_s=0.5)
+        print("ready", flush=True)
+        sys.stdin.readline()  # the parent stops this process for 2 s, then resumes it and writes a line
+        time.sleep(0.3)
+        busy = time.monotonic() + 1.0
+        while time.monotonic() < busy:  # running (and sharing the CPU) is not being stopped
+            pass
+        print(round(watch.stopped_s, 2), flush=True)
+    """) % str(REPO)
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        child.send_signal(signal.SIGSTOP)
+        time.sleep(2.0)
+        child.send_signal(signal.SIGCONT)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        stopped = float(child.stdout.readline())
+    finally:
+        child.kill()
+        child.wait()
+    assert 1.7 <= stopped <= 2.6
+
+
+def test_an_epoch_s_stopped_time_is_kept_in_the_history_and_left_out_of_its_throughput(tmp_path, monkeypatch):
+    run = Run("toy", _config(tmp_path), "smoke", PRESETS)
+    watch, ticks = run.timer.watch, [0.0, 5.0, 10.0, 12.0]
+    monkeypatch.setattr(training.time, "perf_counter", lambda: ticks.pop(0) if len(ticks) > 1 else ticks[0])
+    monkeypatch.setattr(watch, "stopped_s", 0.0)
+    run.timer.images_per_step = 100
+    logs = {}
+    run.timer.on_epoch_begin(0)  # t = 0
+    run.timer.on_train_batch_end(0)  # t = 5
+    watch.stopped_s = 4.0  # stopped for 4 s during the second batch
+    run.timer.on_train_batch_end(1)  # t = 10
+    run.timer.on_epoch_end(0, logs)  # t = 12
+    assert logs["epoch_time_s"] == 12.0 and logs["train_images_per_s"] == pytest.approx(200 / 6)
+    assert run.timer.epoch_stopped_s == {1: 4.0}
+    (run.dir / "history.csv").write_text("epoch,loss\n0,1.0\n1,0.5\n")
+    assert [(row["epoch"], row["stopped_s"]) for row in run.history()] == [(1, 4.0), (2, None)]
