@@ -92,7 +92,7 @@ class RunConfig:
     fused_batchnorm: bool = param(True, "on TensorFlow, train batch normalisation with the fused kernel (faster; "
                                         "equal to Keras' composed ops up to float rounding; false: Keras' ops)")
     tf_data_autotune: bool = param(False, "on TensorFlow, let tf.data autotune the pipelines Keras builds for "
-                                          "fit, evaluate and predict (its model thread stalls each new epoch, "
+                                          "fit, evaluate and predict (its model thread can stall each new epoch, "
                                           "evaluation and prediction for seconds; no effect on the numbers)")
     coordinator: str = param("", "several hosts (JAX): process 0's HOST:PORT; empty: $KERAS_DISTRIBUTION_JOB_ADDRESSES")
     num_processes: int = param(0, "several hosts (JAX): how many processes take part; 0: "

@@ -383,7 +383,7 @@ def plot_time_to_accuracy(records: list[dict], meta: dict, out: Path) -> list[tu
                        label=f"paper: {meta['paper_values'][variant]:g} %")
         if spec.get("ylim"):
             ax.set_ylim(*spec["ylim"])
-        ax.set(xlabel="training time (min; evaluations outside training excluded)", ylabel="error (%)",
+        ax.set(xlabel="training time (min; less the seconds the report names)", ylabel="error (%)",
                title=f"{variant}: error against training time, {len(runs)} run(s)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
@@ -793,7 +793,7 @@ def report_for(results_dir: str | Path, paper: str, draw: bool = True) -> str:
     results_dir = Path(results_dir)
     meta, records = paper_meta(paper), results_lib.load_all(results_dir, paper)
     folder = results_dir / paper
-    drawn = _draw_all(records, meta, folder / "figures", draw) if draw else []
+    drawn = _draw_all(records, meta, folder / "figures", draw=True) if draw else []
     figures = [(v, p, _relpath(path, folder)) for v, p, path in drawn]
     return paper_report(paper, records, meta, figures, folder, results_lib.load_superseded(results_dir, paper))
 

@@ -243,7 +243,7 @@ class Timer(keras.callbacks.Callback):
         self.epoch_rates: dict[int, list] = {int(e): v for e, *v in state.get("epoch_rates", [])}
         self.epoch_stopped_s: dict[int, float] = {int(e): v for e, v in state.get("epoch_stopped_s", [])}
         self.watch = StopWatch.of_process()
-        self.session_start = time.perf_counter()
+        self.session_start, self.stopped_before_session = time.perf_counter(), self.watch.stopped_s
         self.session = {**repro.git_state(), "started": results.utc_now(), "ended": None, "first_epoch": None,
                         "last_epoch": None, "steps": 0, "wall_time_s": 0.0, "stopped_s": 0.0}
 
@@ -279,7 +279,7 @@ class Timer(keras.callbacks.Callback):
 
     def _save(self) -> None:
         self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1),
-                            stopped_s=round(self.watch.stopped_s, 1))
+                            stopped_s=round(self.watch.stopped_s - self.stopped_before_session, 1))
         state = {"wall_time_s": self.wall_time_s, "sessions": self.sessions,
                  "epoch_rates": [[e, *v] for e, v in sorted(self.epoch_rates.items())],
                  "epoch_stopped_s": sorted(self.epoch_stopped_s.items())}
@@ -295,7 +295,7 @@ class Timer(keras.callbacks.Callback):
     def close(self) -> list[dict]:
         """End this session now (the run is finishing); returns every session."""
         self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1),
-                            stopped_s=round(self.watch.stopped_s, 1))
+                            stopped_s=round(self.watch.stopped_s - self.stopped_before_session, 1))
         return self.sessions
 
     @property
@@ -342,14 +342,14 @@ def use_tf_data_autotune(on: bool) -> None:
     """Whether the tf.data pipelines Keras builds on TensorFlow for `fit`, `evaluate` and `predict` are
     autotuned (`--tf_data_autotune`, off in every run: `speed_settings`).
 
-    Why off: an autotuned pipeline runs a model thread that re-optimises it on a timer whose period grows
-    to seconds; deleting the pipeline's iterator waits for that thread's timer. Keras makes a new iterator
+    Why off: an autotuned pipeline runs a model thread that re-optimises it on a timer; deleting the
+    pipeline's iterator waited for that thread (gdb: the main thread in `RootDataset::Iterator`'s destructor,
+    the model thread in `Model::OptimizeLoop`'s timed wait). Keras makes a new iterator
     for every epoch, every validation pass and every `evaluate` or `predict`, so each could stall with the
     process idle: on the project's 2-core CPU, a `fit` on arrays lost up to half its speed and a validation
     pass took 5.2 s against 2.7-2.9 s (papers/resnet/README.md, Speed, and the records it names).
-    Keras already turns autotuning off for a `PyDataset` with workers (our `ArrayBatches`). Without it,
-    `prefetch(AUTOTUNE)` keeps TensorFlow's simple buffer heuristic and a parallel map uses one call per
-    core. Batches and their order are unchanged, so the numbers are too. No effect on other backends."""
+    Keras already turns autotuning off for a `PyDataset` with workers (our `ArrayBatches`). Batches and their
+    order are unchanged, so the numbers are too. No effect on other backends."""
     _TF_DATA_AUTOTUNE[0] = bool(on)
     if keras.backend.backend() != "tensorflow":
         return

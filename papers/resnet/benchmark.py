@@ -83,7 +83,8 @@ def run(config: BenchmarkConfig, preset: str = "") -> int:
                                       precision=config.precision), config)
     measured = {"pipeline": [], "in_memory": [], "validation_pass_s": []}
     x_eval, y_eval = x_train[:config.val_size], y_train[:config.val_size]
-    model.evaluate(x_eval[:config.eval_batch_size], y_eval[:config.eval_batch_size], verbose=0)  # compiled first
+    if len(x_eval):  # compiled first
+        model.evaluate(x_eval[:config.eval_batch_size], y_eval[:config.eval_batch_size], verbose=0)
     for _ in range(config.repeats):
         measured["pipeline"].append(_timed_fit(model, config.steps, config.warmup_steps, bs, x=pipeline,
                                                steps_per_epoch=total, shuffle=False))

@@ -309,18 +309,19 @@ def test_the_stopwatch_counts_the_time_a_process_was_stopped_and_not_time_it_sha
 
 
 def test_an_epoch_s_stopped_time_is_kept_in_the_history_and_left_out_of_its_throughput(tmp_path, monkeypatch):
+    watch = training.StopWatch.of_process()
+    monkeypatch.setattr(watch, "stopped_s", 3.0)  # stopped before this run's session began: not its time
     run = Run("toy", _config(tmp_path), "smoke", PRESETS)
-    watch, ticks = run.timer.watch, [0.0, 5.0, 10.0, 12.0]
+    ticks = [0.0, 5.0, 10.0, 12.0]
     monkeypatch.setattr(training.time, "perf_counter", lambda: ticks.pop(0) if len(ticks) > 1 else ticks[0])
-    monkeypatch.setattr(watch, "stopped_s", 0.0)
     run.timer.images_per_step = 100
     logs = {}
     run.timer.on_epoch_begin(0)  # t = 0
     run.timer.on_train_batch_end(0)  # t = 5
-    watch.stopped_s = 4.0  # stopped for 4 s during the second batch
+    watch.stopped_s = 7.0  # stopped for 4 s during the second batch
     run.timer.on_train_batch_end(1)  # t = 10
     run.timer.on_epoch_end(0, logs)  # t = 12
     assert logs["epoch_time_s"] == 12.0 and logs["train_images_per_s"] == pytest.approx(200 / 6)
-    assert run.timer.epoch_stopped_s == {1: 4.0}
+    assert run.timer.epoch_stopped_s == {1: 4.0} and run.timer.session["stopped_s"] == 4.0
     (run.dir / "history.csv").write_text("epoch,loss\n0,1.0\n1,0.5\n")
     assert [(row["epoch"], row["stopped_s"]) for row in run.history()] == [(1, 4.0), (2, None)]

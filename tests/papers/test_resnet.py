@@ -1,3 +1,4 @@
+import dataclasses
 import importlib.util
 import json
 import os
@@ -212,6 +213,10 @@ def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
     assert final["pipeline_images_per_s"] > 0 and final["in_memory_images_per_s"] > 0 and "pipeline_overhead" in final
     assert final["validation_images"] == config.val_size and final["validation_pass_s"] > 0
     assert record["data"]["checksums"]
+    # without a validation split (the fast preset's) there is no validation pass to time
+    assert benchmark.run(dataclasses.replace(config, val_size=0, seed=1)) == 0
+    unvalidated = [r for r in results.load_all(tmp_path / "results", "resnet") if r["seed"] == 1]
+    assert len(unvalidated) == 1 and "validation_pass_s" not in unvalidated[0]["final"]
 
 
 def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, capsys):
