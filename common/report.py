@@ -356,6 +356,9 @@ def time_to_accuracy_points(record: dict, spec: dict) -> tuple[str, list[float],
     return label, minutes, errors
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
 def _time_file(variant: str) -> str:
     return f"{variant}_time_to_accuracy.png"
 
@@ -372,18 +375,18 @@ def plot_time_to_accuracy(records: list[dict], meta: dict, out: Path) -> list[tu
     for variant, runs in _time_groups(records, meta).items():
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
         for p_index, preset in enumerate(spec["presets"]):
-            labelled = set()
-            for r in sorted((r for r in runs if _preset(r) == preset), key=lambda r: (r["seed"], r["_path"])):
+            ordered = sorted((r for r in runs if _preset(r) == preset), key=lambda r: (r["seed"], r["_path"]))
+            for r_index, r in enumerate(ordered):
                 label, minutes, errors = time_to_accuracy_points(r, spec)
-                legend = f"{preset}: {label}" if label not in labelled else None
-                labelled.add(label)
-                ax.plot(minutes, errors, color=f"C{p_index}", lw=1, marker=".", ms=3, alpha=0.8, label=legend)
+                ax.plot(minutes, errors, color=f"C{p_index}", lw=1, ls=LINE_STYLES[r_index % len(LINE_STYLES)],
+                        marker=".", ms=3, alpha=0.8, label=f"{preset}, seed {r['seed']}: {label}")
         if variant in meta.get("paper_values", {}):
             ax.axhline(meta["paper_values"][variant], color="k", ls="--", lw=1,
                        label=f"paper: {meta['paper_values'][variant]:g} %")
         if spec.get("ylim"):
             ax.set_ylim(*spec["ylim"])
-        ax.set(xlabel="training time (min; less the seconds the report names)", ylabel="error (%)",
+        excluded = ", ".join(spec.get("exclude", [])) or "nothing"
+        ax.set(xlabel=f"training time (min), less: {excluded}", ylabel="error (%)",
                title=f"{variant}: error against training time, {len(runs)} run(s)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
