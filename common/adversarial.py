@@ -79,6 +79,19 @@ class AdversarialModel(keras.Model):
         # No compiled loss: the logs are what adversarial_step returns, with no extra "loss" entry.
         self._loss_tracker = None
 
+    def track(self, *names: str):
+        """Running means of the step's losses, one per name, in `self.trackers`: Keras resets them at
+        each epoch (they are the model's `metrics`) and logs `tracked()`."""
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    def tracked(self) -> dict:
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @property
+    def metrics(self):
+        trackers = getattr(self, "trackers", None)
+        return list(trackers.values()) if trackers is not None else super().metrics
+
     def adversarial_step(self, x, y=None) -> dict:
         """One step of the paper's algorithm on a batch of real data `x` (labels `y`, if the dataset has
         them); returns the logs (metric results). Override."""

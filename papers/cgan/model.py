@@ -177,7 +177,7 @@ class CGAN(AdversarialModel):
         self.generator, self.discriminator = generator, discriminator
         self.conditional, self.latent_dim = conditional, latent_dim
         self.noise = keras.random.SeedGenerator(seed)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss")}
+        self.track("d_loss", "g_loss")
 
     def sample_z(self, n):
         """z uniform in the unit hypercube [0, 1]^latent_dim (§4.1)."""
@@ -200,11 +200,7 @@ class CGAN(AdversarialModel):
         result = self.minimize_together(losses)
         self.trackers["d_loss"].update_state(result["discriminator"])
         self.trackers["g_loss"].update_state(result["generator"])
-        return {name: t.result() for name, t in self.trackers.items()}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        return self.tracked()
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         super().compile(players={"discriminator": (d_optimizer, self.discriminator.trainable_weights),

@@ -88,8 +88,7 @@ class DCGAN(AdversarialModel):
         self.generator, self.discriminator = generator, discriminator
         self.latent_dim, self.weight_decay = latent_dim, weight_decay
         self.noise = keras.random.SeedGenerator(seed)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.track("d_loss", "g_loss")
 
     def sample_z(self, n):
         """z ~ U(-1, 1)^latent_dim (§4)."""
@@ -116,9 +115,9 @@ class DCGAN(AdversarialModel):
             fake_logits = self.discriminator(self.generator(z_g, training=True), training=True)
             return ops.mean(sigmoid_cross_entropy(fake_logits, 1.0)) + self._decay(self.generator.trainable_weights)
 
-        self.d_loss_tracker.update_state(self.minimize("discriminator", d_loss))
-        self.g_loss_tracker.update_state(self.minimize("generator", g_loss))
-        return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
+        self.trackers["d_loss"].update_state(self.minimize("discriminator", d_loss))
+        self.trackers["g_loss"].update_state(self.minimize("generator", g_loss))
+        return self.tracked()
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         super().compile(players={"discriminator": (d_optimizer, self.discriminator.trainable_weights),

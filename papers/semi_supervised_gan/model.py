@@ -289,8 +289,7 @@ class SemiSupervisedGAN(AdversarialModel):
         # The test-time weights: a moving average of D's trainable weights, starting from zeros (authors' code).
         self.averages = [self.add_weight(shape=v.shape, initializer="zeros", trainable=False,
                                          name=f"average_{i}") for i, v in enumerate(discriminator.trainable_weights)]
-        names = ("loss_lab", "loss_unl", "loss_gen", "train_error")
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.track("loss_lab", "loss_unl", "loss_gen", "train_error")
 
     def sample_z(self, n):
         """z uniform in [0, 1]^latent_dim (the authors' theano_rng.uniform)."""
@@ -325,11 +324,7 @@ class SemiSupervisedGAN(AdversarialModel):
                                              self.feature_distance)
 
             self.trackers["loss_gen"].update_state(self.minimize("generator", g_loss))
-        return {name: t.result() for name, t in self.trackers.items()}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        return self.tracked()
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         super().compile(players={"discriminator": (d_optimizer, self.discriminator.trainable_weights),

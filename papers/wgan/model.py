@@ -139,8 +139,7 @@ class WGAN(AdversarialModel):
         self.clip_value, self.gp_weight = clip_value, gp_weight
         self.g_batch_size = g_batch_size or batch_size
         self.noise = keras.random.SeedGenerator(seed)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in
-                         ("critic_loss", "g_loss", "w_estimate", "gradient_penalty")}
+        self.track("critic_loss", "g_loss", "w_estimate", "gradient_penalty")
 
     def sample_z(self, n):
         """z ~ N(0, I) (both papers' released code)."""
@@ -187,12 +186,10 @@ class WGAN(AdversarialModel):
             self.trackers["g_loss"].update_state(self.minimize_if(ready, "generator", g_loss),
                                                  sample_weight=ops.cast(ready, "float32"))
             self.critic_streak.assign(ops.where(ready, 0, streak))
-        return {name: t.result() for name, t in self.trackers.items()
-                if name != "gradient_penalty" or self.loss_kind == "gp"}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        logs = self.tracked()
+        if self.loss_kind != "gp":
+            del logs["gradient_penalty"]
+        return logs
 
     def compile(self, critic_optimizer, g_optimizer, **kwargs):
         super().compile(players={"critic": (critic_optimizer, self.critic.trainable_weights),

@@ -17,8 +17,7 @@ class Chase(AdversarialModel):
         self.a = self.add_weight(shape=(), initializer="zeros", name="a")
         self.b = self.add_weight(shape=(), initializer="zeros", name="b")
         self.noise = keras.random.SeedGenerator(0)
-        self.a_loss = keras.metrics.Mean(name="a_loss")
-        self.b_loss = keras.metrics.Mean(name="b_loss")
+        self.track("a_loss", "b_loss")
         self.seen_a = self.add_weight(shape=(), initializer="zeros", name="seen_a", trainable=False)
         self.built = True
 
@@ -29,9 +28,9 @@ class Chase(AdversarialModel):
         self.seen_a.assign(ops.convert_to_tensor(self.a))
         loss_b = self.minimize("b", lambda: ops.square(self.b - 2 * self.a)
                                + 0.0 * keras.random.normal((), seed=self.noise))
-        self.a_loss.update_state(loss_a)
-        self.b_loss.update_state(loss_b)
-        return {m.name: m.result() for m in (self.a_loss, self.b_loss)}
+        self.trackers["a_loss"].update_state(loss_a)
+        self.trackers["b_loss"].update_state(loss_b)
+        return self.tracked()
 
 
 def _fit(n_a=1, epochs=1):
@@ -55,6 +54,14 @@ def test_players_alternate_with_their_own_optimizers():
     assert int(ops.convert_to_numpy(model.optimizer.iterations)) == 8  # counts the last player, b
     assert int(ops.convert_to_numpy(model.optimizer.players["a"].iterations)) == 8
     assert set(history.history) == {"a_loss", "b_loss"}
+
+
+@pytest.mark.jax
+def test_tracked_losses_are_each_epochs_own_mean():
+    _, history = _fit(epochs=2)
+    # a's loss before step t is (a_t - 3)^2 = 9 * 0.64^t; epoch 2 holds steps 8-15 only (reset by Keras).
+    for epoch, steps in enumerate((range(0, 8), range(8, 16))):
+        assert history.history["a_loss"][epoch] == pytest.approx(np.mean([9 * 0.64**t for t in steps]), rel=1e-4)
 
 
 @pytest.mark.jax
