@@ -218,6 +218,24 @@ class StopWatch:
             last = now
 
 
+class RunningTime:
+    """Wall seconds since it was made, less the seconds the process was stopped meanwhile (`StopWatch`):
+    how long a piece of work outside `fit` took (a cross-validation fold, an evaluation), not inflated
+    when the machine's background runs are paused."""
+
+    def __init__(self):
+        self.watch = StopWatch.of_process()
+        self.start, self.stopped_at_start = time.perf_counter(), self.watch.stopped_s
+
+    @property
+    def stopped_s(self) -> float:
+        return self.watch.stopped_s - self.stopped_at_start
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start - self.stopped_s
+
+
 class Timer(keras.callbacks.Callback):
     """The run's clock across sessions, kept in `state.json` of its run directory.
 

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import common.tf_env  # noqa: F401
@@ -196,7 +195,7 @@ def run_fold(fold: int, test: np.ndarray, x, y, config: EmotionTransferConfig, f
     keras.utils.set_random_seed(config.seed * 1000 + fold)  # each fold alike whether or not the run resumed
     train_idx = np.setdiff1d(np.arange(len(y)), test)
     x_train, y_train = x[train_idx], y[train_idx]
-    t0, images = time.perf_counter(), 0
+    clock, images = training.RunningTime(), 0
     if config.scheme in ("b", "e"):
         model = keras.saving.load_model(stage_one, compile=False)
     else:
@@ -210,11 +209,11 @@ def run_fold(fold: int, test: np.ndarray, x, y, config: EmotionTransferConfig, f
         compile_model(model, lr, epochs * len(data), config)
         model.fit(data, epochs=epochs, verbose=0, shuffle=False, callbacks=[training.EpochSync(data)])
         images = epochs * len(x_train)
-    train_s = time.perf_counter() - t0
+    train_s = clock.seconds  # less any time the process was stopped (background runs paused)
     predictions = predict_target(model, x[test])
     return {"fold": fold, "test_images": len(test), "train_images": len(x_train),
             "accuracy": float(np.mean(predictions == y[test])), "y_true": y[test].tolist(),
-            "y_pred": predictions.tolist(), "train_s": round(train_s, 1),
+            "y_pred": predictions.tolist(), "train_s": round(train_s, 1), "stopped_s": round(clock.stopped_s, 1),
             "train_images_per_s": images / train_s if images else None}
 
 

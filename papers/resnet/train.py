@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import common.tf_env  # noqa: F401
@@ -21,7 +20,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import score_network
+from common import score_network, training
 from common.data import cifar10
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.run import Run
@@ -103,25 +102,26 @@ class TestEachEpoch(keras.callbacks.Callback):
         self.x, self.y, self.batch_size, self.flip = x, y, batch_size, flip
 
     def on_epoch_end(self, epoch, logs=None):
-        start = time.perf_counter()
+        clock = training.RunningTime()  # less any time the process was stopped, which the epoch's stopped_s holds
         if self.flip:
             logs["test_accuracy"] = flip_averaged_accuracy(self.model, self.x, self.y, self.batch_size)
         else:
             logs["test_accuracy"] = float(np.mean(
                 self.model.predict(self.x, batch_size=self.batch_size, verbose=0).argmax(1) == self.y))
-        logs["test_eval_s"] = time.perf_counter() - start
+        logs["test_eval_s"] = clock.seconds
 
 
 def time_to_accuracy_figure(path, history: list[dict], target_error: float, title: str) -> None:
-    """Test error after each epoch against the training time so far (minutes, test evaluations excluded),
-    with the paper's error as a line."""
+    """Test error after each epoch against the training time so far (minutes; test evaluations and the time
+    the process was stopped excluded), with the paper's error as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [row for row in history if row.get("test_accuracy") is not None and row.get("epoch_time_s") is not None]
-    minutes = np.cumsum([row["epoch_time_s"] - (row.get("test_eval_s") or 0.0) for row in rows]) / 60
+    minutes = np.cumsum([row["epoch_time_s"] - (row.get("test_eval_s") or 0.0) - (row.get("stopped_s") or 0.0)
+                         for row in rows]) / 60
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     errors = [100 * (1 - row["test_accuracy"]) for row in rows]
     ax.plot(minutes, errors, marker=".", label="test error")

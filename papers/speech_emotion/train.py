@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import common.tf_env  # noqa: F401
@@ -29,6 +28,7 @@ import keras
 import numpy as np
 
 from common import config as cfg
+from common import training
 from common.data import iemocap, ravdess, urdu
 from common.data.audio import Corpus, read_audio
 from common.run import Run
@@ -99,10 +99,10 @@ def extract_features(corpus: Corpus, cache: Path) -> tuple[dict[str, np.ndarray]
         if path.exists():
             out[u.path] = np.load(path)
             continue
-        t0 = time.perf_counter()
+        clock = training.RunningTime()
         audio = read_audio(u.path, F.SAMPLE_RATE)
         out[u.path] = F.frame_features(audio)
-        computed_s += time.perf_counter() - t0
+        computed_s += clock.seconds
         computed_audio_s += len(audio) / F.SAMPLE_RATE
         tmp = path.with_name(f"{digest}.tmp.npy")
         np.save(tmp, out[u.path])
@@ -135,7 +135,7 @@ def run_fold(fold: int, test_speakers: list[str], corpus: Corpus, frames: dict, 
     """Train everything on the other folds' speakers and predict the test speakers' utterances."""
     from sklearn.svm import SVC
 
-    t0 = time.perf_counter()
+    clock = training.RunningTime()  # fold times leave out any time the process was stopped
     classes = list(config.emotions)
     train = [u for u in corpus.utterances if u.speaker not in test_speakers]
     test = [u for u in corpus.utterances if u.speaker in test_speakers]
@@ -150,7 +150,7 @@ def run_fold(fold: int, test_speakers: list[str], corpus: Corpus, frames: dict, 
     dnn = build_dnn(x.shape[1], len(classes), config.hidden)
     dnn.compile(keras.optimizers.Adam(config.learning_rate), loss="sparse_categorical_crossentropy")
     dnn.fit(x, y, batch_size=config.batch_size, epochs=config.dnn_epochs, verbose=0, shuffle=True)
-    dnn_s = time.perf_counter() - t0
+    dnn_s = clock.seconds
 
     def probabilities(u):
         chosen = segs[u.path] if config.utterance_segments == "all" else segs[u.path][energetic[u.path]]
@@ -176,7 +176,8 @@ def run_fold(fold: int, test_speakers: list[str], corpus: Corpus, frames: dict, 
     return {"fold": fold, "test_speakers": test_speakers, "train_utterances": len(train),
             "test": [u.path for u in test], "y_true": [classes.index(u.emotion) for u in test],
             "predictions": predictions, "chosen": chosen,
-            "dnn_training_segments": len(x), "dnn_s": round(dnn_s, 1), "fold_s": round(time.perf_counter() - t0, 1),
+            "dnn_training_segments": len(x), "dnn_s": round(dnn_s, 1), "fold_s": round(clock.seconds, 1),
+            "stopped_s": round(clock.stopped_s, 1),
             "example": {"path": example.path, "emotion": example.emotion,
                         "probabilities": probs[example.path].round(4).tolist()}}
 

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 import common.tf_env  # noqa: F401
@@ -215,10 +214,10 @@ def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -
                  test_kl=test_eval["kl"], train_elbo=train_eval["elbo"], train_elbo_points=len(data["train_eval"]))
     points = test[:config.ll_test_points or None]
     print(f"Importance-sampled log p(x) on {len(points)} test images, k = {config.ll_samples}:", flush=True)
-    t_ll = time.perf_counter()
+    clock = training.RunningTime()
     ll = marginal_log_likelihood(model, points, config.ll_samples, chunk=config.ll_chunk, seed=config.seed)
     final.update(test_ll=float(ll.mean()), test_ll_sem=float(ll.std(ddof=1) / math.sqrt(len(ll))),
-                 ll_k=config.ll_samples, ll_test_points=len(points), ll_time_s=round(time.perf_counter() - t_ll, 1))
+                 ll_k=config.ll_samples, ll_test_points=len(points), ll_time_s=round(clock.seconds, 1))
     write_figures(model, config, data, run)
     summary = (f"test bound {final['test_elbo']:.2f}, train bound {final['train_elbo']:.2f}, "
                f"log p(x) {final['test_ll']:.2f} ± {final['test_ll_sem']:.2f} nats (k = {config.ll_samples})")

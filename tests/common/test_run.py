@@ -308,6 +308,16 @@ def test_the_stopwatch_counts_the_time_a_process_was_stopped_and_not_time_it_sha
     assert 1.7 <= stopped <= 2.6
 
 
+def test_running_time_leaves_out_the_time_the_process_was_stopped(monkeypatch):
+    watch = training.StopWatch.of_process()
+    monkeypatch.setattr(watch, "stopped_s", 3.0)  # stopped before the clock started: not counted
+    ticks = [100.0, 130.0]
+    monkeypatch.setattr(training.time, "perf_counter", lambda: ticks.pop(0) if len(ticks) > 1 else ticks[0])
+    clock = training.RunningTime()  # t = 100
+    watch.stopped_s = 12.0  # stopped for 9 s meanwhile
+    assert clock.stopped_s == 9.0 and clock.seconds == 21.0  # t = 130: 30 s of wall time, 21 running
+
+
 def test_an_epoch_s_stopped_time_is_kept_in_the_history_and_left_out_of_its_throughput(tmp_path, monkeypatch):
     watch = training.StopWatch.of_process()
     monkeypatch.setattr(watch, "stopped_s", 3.0)  # stopped before this run's session began: not its time

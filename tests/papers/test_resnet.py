@@ -415,15 +415,15 @@ def test_recipe_fast_preset_is_resnet20_on_a_sixth_of_the_papers_training_images
     assert tested.flip and len(tested.y) == 10_000
 
 
-def test_time_to_accuracy_figure_leaves_out_the_test_evaluations(tmp_path, monkeypatch):
+def test_time_to_accuracy_figure_leaves_out_the_test_evaluations_and_stopped_time(tmp_path, monkeypatch):
     drawn = {}
     import matplotlib.axes
 
     plot = matplotlib.axes.Axes.plot
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, **kw: drawn.update(x=list(x), y=list(y))
                         or plot(ax, x, y, **kw))
-    history = [{"epoch": 1, "epoch_time_s": 70.0, "test_eval_s": 10.0, "test_accuracy": 0.5},
-               {"epoch": 2, "epoch_time_s": 130.0, "test_eval_s": 10.0, "test_accuracy": 0.8}]
+    history = [{"epoch": 1, "epoch_time_s": 70.0, "test_eval_s": 10.0, "test_accuracy": 0.5, "stopped_s": None},
+               {"epoch": 2, "epoch_time_s": 190.0, "test_eval_s": 10.0, "test_accuracy": 0.8, "stopped_s": 60.0}]
     train.time_to_accuracy_figure(tmp_path / "t.png", history, 0.0875, "toy")
     assert (tmp_path / "t.png").stat().st_size > 0
     assert drawn == {"x": pytest.approx([1.0, 3.0]), "y": pytest.approx([50.0, 20.0])}
