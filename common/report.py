@@ -191,10 +191,31 @@ def _device(record: dict) -> str:
 
 
 def _backend(record: dict) -> str:
+    """The backend, with oneDNN and any thread pool sizes its sessions were given (`_threads`)."""
     backend = record["device"]["backend"]
     if backend == "tensorflow" and record["versions"].get("tf_onednn") == "1":
-        return "tensorflow + oneDNN"
-    return backend
+        backend = "tensorflow + oneDNN"
+    threads = _threads(record)
+    return f"{backend} ({threads})" if threads else backend
+
+
+THREAD_POOLS = (("TF_NUM_INTRAOP_THREADS", "intra-op"), ("TF_NUM_INTEROP_THREADS", "inter-op"),
+                ("OMP_NUM_THREADS", "OpenMP"))
+
+
+def _threads(record: dict) -> str:
+    """The thread pool sizes set by environment variable, over the sessions in order ("intra-op threads
+    default/1" for a run resumed with TF_NUM_INTRAOP_THREADS=1); empty when none was set or the record is
+    older than `repro.thread_environment`."""
+    environments = [s["environment"] for s in _sessions(record) if "environment" in s]
+    if not environments and "environment" in record["device"]:
+        environments = [record["device"]["environment"]]
+    shown = []
+    for variable, pool in THREAD_POOLS:
+        values = [e.get(variable) for e in environments]
+        if any(values):
+            shown.append(f"{pool} threads " + "/".join(dict.fromkeys(v or "default" for v in values)))
+    return ", ".join(shown)
 
 
 def _order(frame: pd.DataFrame, meta: dict) -> list[tuple[str, str]]:

@@ -49,6 +49,17 @@ LIBRARIES = ("numpy", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", 
              "tensorflow-datasets", "h5py")
 
 
+# Environment variables that set how the backend computes on the CPU, read when it starts: TensorFlow's two thread
+# pools, its oneDNN kernels (common.tf_env turns them on) and OpenMP's threads. Speed depends on them, so a
+# record names those that were set.
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS")
+
+
+def thread_environment() -> dict:
+    """The variables of `THREAD_VARIABLES` set in this process, with their values."""
+    return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+
+
 def library_versions() -> dict:
     """Python, the Keras backend and the version of every installed library in `LIBRARIES`."""
     from importlib import metadata
@@ -113,6 +124,7 @@ def device_info() -> dict:
         for gpu in tf.config.list_physical_devices("GPU"):
             details = tf.config.experimental.get_device_details(gpu)
             accelerators.append(details.get("device_name", gpu.name))
-    info = {"backend": backend, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "accelerators": accelerators}
+    info = {"backend": backend, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "accelerators": accelerators,
+            "environment": thread_environment()}
     info["name"] = accelerators[0] if accelerators else f"CPU: {info['cpu']} ({os.cpu_count()} cores)"
     return info

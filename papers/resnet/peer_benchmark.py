@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import config as cfg
-from common import results
+from common import repro, results
 from common.config import param
 from common.run import write_benchmark
 from papers.resnet.config import ResNetConfig
@@ -43,9 +43,9 @@ PAPER = "resnet"
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ("tensorflow", "jax")
 PEERS = ("torch", "torch-channels-last", "torch-channels-last-bf16")
-# Environment variables a kind may set (KIND/VARIABLE=VALUE), read when the backend starts: TensorFlow's two
-# thread pools, its oneDNN kernels (common.tf_env turns them on), OpenMP's threads (PyTorch's intra-op pool).
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS")
+# Environment variables a kind may set (KIND/VARIABLE=VALUE): common.repro's, OMP_NUM_THREADS being PyTorch's
+# intra-op pool.
+THREAD_VARIABLES = repro.THREAD_VARIABLES
 
 
 def _split(kind: str) -> tuple[str, list[str], dict[str, str]]:
@@ -107,7 +107,7 @@ def measure_ours(config: PeerBenchmarkConfig) -> dict:
                                       precision=config.precision), config)
     rate = _timed_fit(model, config.steps, config.warmup_steps, bs, x=x, y=y, batch_size=bs, shuffle=False)
     return {"images_per_s": rate, "backend": keras.backend.backend(), "keras": keras.__version__,
-            "environment": {v: os.environ[v] for v in THREAD_VARIABLES if v in os.environ},
+            "environment": repro.thread_environment(),
             "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
             "config": {f.name: getattr(config, f.name) for f in dataclasses.fields(ResNetConfig)}}
 

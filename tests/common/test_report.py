@@ -122,6 +122,25 @@ def test_runs_from_a_dirty_tree_or_resumed_under_changed_code_are_marked(repo):
     assert "10.00†" in text and "aaaaaaa+dirty" in text and "made from a modified tree" in text
 
 
+def test_the_hardware_names_thread_pools_set_by_environment_variable_in_each_session(repo):
+    _, res, papers, readme = repo
+    path = _write(res, 0, 0.1)
+    body = json.loads(path.read_text())
+    oneDNN_only = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    body["device"]["environment"] = oneDNN_only
+    body["versions"]["tf_onednn"] = "1"
+    one_thread = {**oneDNN_only, "TF_NUM_INTRAOP_THREADS": "1"}
+    body["sessions"] = [{"commit": "a" * 40, "dirty": False, "environment": oneDNN_only},
+                        {"commit": "a" * 40, "dirty": False, "environment": one_thread}]
+    path.write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert " / tensorflow + oneDNN (intra-op threads default/1) |" in text
+    body["sessions"] = [{"commit": "a" * 40, "dirty": False}]  # a session before environments were recorded
+    path.write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert " / tensorflow + oneDNN |" in text and "threads" not in text
+
+
 def test_a_repeated_seed_counts_once_and_a_bad_file_is_named_not_fatal(repo):
     _, res, papers, readme = repo
     for seed, err in ((0, 0.10), (0, 0.30), (1, 0.14)):  # seed 0 twice: a repeat

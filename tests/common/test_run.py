@@ -65,10 +65,12 @@ class _Interrupt(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
-def test_record_of_a_resumed_run_lists_every_session(tmp_path):
+def test_record_of_a_resumed_run_lists_every_session(tmp_path, monkeypatch):
     config = _config(tmp_path)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
     with pytest.raises(KeyboardInterrupt):
         _train(config, callbacks=[_Interrupt()])
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")  # read by the record, not by this process's TensorFlow
     assert _train(config) == 0
     (record,) = results.load_all(config.results_dir, "toy")
     first, second = record["sessions"]
@@ -76,6 +78,9 @@ def test_record_of_a_resumed_run_lists_every_session(tmp_path):
     assert (second["first_epoch"], second["last_epoch"], second["steps"]) == (2, 2, 4)
     assert record["started"] == first["started"] and second["ended"] >= second["started"] >= first["ended"]
     assert {s["commit"] for s in record["sessions"]} == {repro.git_state()["commit"]}
+    assert "TF_NUM_INTRAOP_THREADS" not in first["environment"]
+    assert second["environment"]["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert record["device"]["environment"]["TF_NUM_INTRAOP_THREADS"] == "1"
     assert record["wall_time_s"] == pytest.approx(first["wall_time_s"] + second["wall_time_s"], abs=0.2)
     assert record["code_changed_between_sessions"] == []
     assert record["chosen_automatically"] == ["width"] and record["config"]["width"] == 4
