@@ -271,7 +271,8 @@ def to_dict(config) -> dict:
 _LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data",
                     "distribute", "coordinator", "num_processes", "process_id", "tf_data_autotune"}
 # Fields added after runs were recorded: hashed only when they leave their default, so that those runs keep their hash.
-_HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True, "precision": "float32", "fused_batchnorm": True}
+_HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True, "precision": "float32", "fused_batchnorm": True,
+                          "minibatch_discrimination": False}
 
 
 def config_hash(config) -> str:

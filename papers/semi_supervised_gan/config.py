@@ -9,6 +9,7 @@ Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; costs
           300 epochs of 600 steps, Adam 0.003 (beta_1 0.5). Table 1: 93 ± 6.5 test errors over 10 draws.
           --dataset=cifar10: 4,000 labels, 1,200 epochs of 500 steps, Adam 3e-4 falling linearly to 0 over
           the last 400 epochs (Table 2: 18.63 ± 2.32 %). --labelled_only=true: the same D on the labels alone.
+          --minibatch_discrimination=true: the authors' minibatch-discrimination variant (for samples).
   quick   python papers/semi_supervised_gan/train.py --preset=quick --dataset=mnist
           20 epochs on MNIST, 2 on CIFAR-10 (its last third with the falling learning rate, as the paper's).
   smoke   python papers/semi_supervised_gan/train.py --preset=smoke
@@ -35,8 +36,8 @@ PER_DATASET = {"mnist": {"labels": 100, "epochs": 300, "learning_rate": 0.003, "
 
 @dataclass(frozen=True)
 class SemiSupervisedGANConfig(RunConfig):
-    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "labels", "data_seed", "labelled_only", "eval_every",
-                                                 "sample_every"}
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "labels", "data_seed", "labelled_only",
+                                                 "minibatch_discrimination", "eval_every", "sample_every"}
 
     dataset: str = param("mnist", "mnist, cifar10 or svhn (its .mat files are not available offline here)")
     labels: int = param(0, "labelled training images, the same number per class; 0: the paper's (MNIST 100, "
@@ -44,6 +45,10 @@ class SemiSupervisedGANConfig(RunConfig):
     data_seed: int = param(1, "draws the labelled subset (the authors' --seed_data, default 1); --seed is the run's")
     labelled_only: bool = param(False, "the baseline: the same discriminator trained on the labelled images alone, "
                                        "for the same steps (no unlabelled images, no generator)")
+    minibatch_discrimination: bool = param(False, "minibatch discrimination (§3.2) for sample quality, as the "
+                                                  "authors' minibatch-discrimination scripts: the layer before D's "
+                                                  "output, G trained on D's output (3 updates per D update) instead "
+                                                  "of by feature matching; one device or JAX")
     batch_size: int = param(100, "labelled, unlabelled and generated images per step each (authors: 100)", low=1)
     epochs: int = param(0, "epochs of (unlabelled images / batch) steps; 0: the authors' (MNIST 300, CIFAR-10 "
                            "1,200, SVHN 400); -1: the quick preset's (MNIST 20, CIFAR-10 and SVHN 2)", low=-1)
@@ -87,10 +92,14 @@ class SemiSupervisedGANConfig(RunConfig):
             raise ConfigError("learning_rate must be positive and lr_decay_epochs between 0 and epochs")
         if not (0 <= self.beta_1 < 1 and 0 < self.average_rate <= 1 and self.unlabeled_weight >= 0):
             raise ConfigError("beta_1 must be in [0, 1), average_rate in (0, 1], unlabeled_weight >= 0")
+        if self.minibatch_discrimination and self.labelled_only:
+            raise ConfigError("--minibatch_discrimination trains the generator; the --labelled_only baseline has "
+                              "none: set one of them")
 
     @property
     def variant(self) -> str:
-        return f"{self.dataset}-{self.labels}labels" + ("-labelled-only" if self.labelled_only else "")
+        return (f"{self.dataset}-{self.labels}labels" + ("-labelled-only" if self.labelled_only else "")
+                + ("-minibatch" if self.minibatch_discrimination else ""))
 
 
 PRESETS = {

@@ -14,6 +14,11 @@ unlabelled real batch (§3.1): squared error at D's last hidden layer for MNIST,
 the globally pooled features for CIFAR-10, as the authors' scripts do. Weight normalisation (Salimans &
 Kingma 2016) with data-dependent initialisation, Gaussian noise (MNIST) or dropout (CIFAR-10) inside D,
 and a moving average of D's weights for testing (rate 1e-4, from zeros) as the authors' code.
+
+Minibatch discrimination (§3.2), an option for sample quality, as the authors'
+train_cifar_minibatch_discrimination.py: a `MinibatchDiscrimination` layer before D's output layer, and a
+generator trained on D's output instead of by feature matching (`minibatch_generator_loss`, 3 updates per
+D update).
 """
 
 from __future__ import annotations
@@ -137,10 +142,72 @@ class WeightNormConv2DTranspose(_WeightNorm):
         return {**super().get_config(), "size": self.size, "strides": self.strides}
 
 
-def build_mnist_discriminator(noise: bool = True, name: str = "discriminator") -> keras.Sequential:
+class MinibatchDiscrimination(layers.Layer):
+    """Minibatch discrimination (§3.2) as the authors' nn.MinibatchLayer: the input f(x_i) (n_in features) times
+    a tensor T (n_in x kernels x dims) gives M_i (kernels x dims); for each kernel b,
+    o(x_i)_b = sum over j != i of exp(-||M_i,b - M_j,b||_L1) + bias_b, and the output is [f(x_i), o(x_i)].
+    T is weight-normalised as in nn.py: theta * exp(log_scale) / ||theta|| over the input axis, for each
+    (kernel, dim); theta ~ N(0, 0.05), log_scale 0, bias -1 before `initialize`. An image's features depend
+    on the other images of its batch, so the batch is part of the input (the authors test in batches of 100).
+    `initialize(x)`: the authors' data-dependent initialisation, which scales T so that half the batch mean
+    of each kernel's distance to the nearest other image is 1, and sets the bias to minus the batch mean of
+    o."""
+
+    def __init__(self, kernels: int = 100, dims: int = 5, theta_std: float = 0.05, **kwargs):
+        super().__init__(**kwargs)
+        self.kernels, self.dims, self.theta_std = kernels, dims, theta_std
+
+    def build(self, input_shape):
+        self.theta = self.add_weight(shape=(input_shape[-1], self.kernels, self.dims), name="theta",
+                                     initializer=keras.initializers.RandomNormal(stddev=self.theta_std))
+        self.log_scale = self.add_weight(shape=(self.kernels, self.dims), initializer="zeros", name="log_scale")
+        self.bias = self.add_weight(shape=(self.kernels,), initializer=keras.initializers.Constant(-1.0),
+                                    name="bias")
+
+    @property
+    def kernel(self):
+        return self.theta * ops.exp(self.log_scale) / ops.sqrt(ops.sum(ops.square(self.theta), axis=0))
+
+    def distances(self, x):
+        """(n, n, kernels): the L1 distance of M_i,b and M_j,b, with 1e6 added where j = i (the authors'
+        mask: exp(-1e6) is 0, so an image is not compared with itself)."""
+        if distribute.replicated():
+            raise distribute.DistributeError(
+                "minibatch discrimination compares the images of a batch with each other, and a TensorFlow replica "
+                "sees only its share of the batch: use --distribute=none, or the JAX backend")
+        m = ops.einsum("ni,ikd->nkd", x, self.kernel)
+        n = ops.shape(x)[0]
+        total = 1e6 * ops.expand_dims(ops.eye(n, dtype=x.dtype), -1)
+        for d in range(self.dims):  # one dimension at a time: (n, n, kernels), not (n, n, kernels, dims)
+            total = total + ops.abs(ops.expand_dims(m[:, :, d], 1) - ops.expand_dims(m[:, :, d], 0))
+        return total
+
+    def call(self, x):
+        return ops.concatenate([x, ops.sum(ops.exp(-self.distances(x)), axis=1) + self.bias], axis=-1)
+
+    def initialize(self, x) -> np.ndarray:
+        """Data-dependent initialisation on the batch x; returns the layer's new output on it."""
+        distances = keras.ops.convert_to_numpy(self.distances(keras.ops.convert_to_tensor(x))).astype(np.float64)
+        mean_min = 0.5 * distances.min(axis=1).mean(axis=0)  # (kernels,)
+        self.log_scale.assign(keras.ops.convert_to_numpy(self.log_scale) - np.log(mean_min)[:, None])
+        features = np.exp(-distances / mean_min).sum(axis=1)
+        self.bias.assign(-features.mean(axis=0))
+        return keras.ops.convert_to_numpy(self(keras.ops.convert_to_tensor(x)))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + self.kernels)
+
+    def get_config(self):
+        return {**super().get_config(), "kernels": self.kernels, "dims": self.dims, "theta_std": self.theta_std}
+
+
+def build_mnist_discriminator(noise: bool = True, minibatch: bool = False,
+                              name: str = "discriminator") -> keras.Sequential:
     """784 - 1000 - 500 - 250 - 250 - 250 - 10, ReLU, weight-normalised (theta ~ N(0, 0.1), the hidden
     scales fixed after initialisation, the last layer's trained), Gaussian noise of std 0.3 on the
-    input and 0.5 after every hidden layer (train_mnist_feature_matching.py)."""
+    input and 0.5 after every hidden layer (train_mnist_feature_matching.py). With `minibatch`, minibatch
+    discrimination (100 kernels of 5 dimensions) before the output layer, where the authors' CIFAR-10 and
+    SVHN scripts put it (they published no MNIST one)."""
     stack = [keras.Input((784,), name="image")]
     if noise:
         stack.append(GaussianNoise(0.3, name="input_noise"))
@@ -148,6 +215,8 @@ def build_mnist_discriminator(noise: bool = True, name: str = "discriminator") -
         stack.append(WeightNormDense(units, "relu", theta_std=0.1, name=f"hidden{i}"))
         if noise:
             stack.append(GaussianNoise(0.5, name=f"noise{i}"))
+    if minibatch:
+        stack.append(MinibatchDiscrimination(100, 5, name="minibatch"))
     stack.append(WeightNormDense(10, None, train_scale=True, theta_std=0.1, name="logits"))
     return keras.Sequential(stack, name=name)
 
@@ -171,11 +240,14 @@ def lrelu(x):
     return ops.leaky_relu(x, negative_slope=0.2)
 
 
-def build_cifar_discriminator(name: str = "discriminator") -> keras.Sequential:
+def build_cifar_discriminator(minibatch: bool = False, name: str = "discriminator") -> keras.Sequential:
     """Dropout 0.2; 3x3 conv 96, 96, 96 stride 2; dropout 0.5; 192, 192, 192 stride 2; dropout 0.5;
     192 valid; NIN 192, 192; global mean pool; dense 10. Leaky ReLU 0.2, weight normalisation
-    (theta ~ N(0, 0.05)) everywhere (train_cifar_feature_matching.py)."""
-    stack = [keras.Input((32, 32, 3), name="image"), Dropout(0.2, name="input_dropout")]
+    (theta ~ N(0, 0.05)) everywhere (train_cifar_feature_matching.py). With `minibatch`, as
+    train_cifar_minibatch_discrimination.py: Gaussian noise of std 0.2 on the input instead of the dropout,
+    and minibatch discrimination (100 kernels of 5 dimensions) between the pooling and the output layer."""
+    stack = [keras.Input((32, 32, 3), name="image"),
+             GaussianNoise(0.2, name="input_noise") if minibatch else Dropout(0.2, name="input_dropout")]
     for block, filters in enumerate((96, 192), start=1):
         stack += [WeightNormConv2D(filters, activation=lrelu, name=f"conv{block}a"),
                   WeightNormConv2D(filters, activation=lrelu, name=f"conv{block}b"),
@@ -184,8 +256,10 @@ def build_cifar_discriminator(name: str = "discriminator") -> keras.Sequential:
     stack += [WeightNormConv2D(192, padding="valid", activation=lrelu, name="conv3"),
               WeightNormConv2D(192, size=1, activation=lrelu, name="nin1"),
               WeightNormConv2D(192, size=1, activation=lrelu, name="nin2"),
-              layers.GlobalAveragePooling2D(name="pool"),
-              WeightNormDense(10, None, train_scale=True, init_std=0.1, name="logits")]
+              layers.GlobalAveragePooling2D(name="pool")]
+    if minibatch:
+        stack.append(MinibatchDiscrimination(100, 5, name="minibatch"))
+    stack.append(WeightNormDense(10, None, train_scale=True, init_std=0.1, name="logits"))
     return keras.Sequential(stack, name=name)
 
 
@@ -212,7 +286,7 @@ def initialize(network: keras.Sequential, x, seed: int = 0) -> None:
     weight-normalised layer set from its own pre-activations; noise and dropout active as in training."""
     h = keras.ops.convert_to_tensor(np.asarray(x, np.float32))
     for layer in network.layers:
-        if isinstance(layer, _WeightNorm):
+        if isinstance(layer, (_WeightNorm, MinibatchDiscrimination)):
             h = keras.ops.convert_to_tensor(layer.initialize(h))
         else:
             h = layer(h, training=True)
@@ -232,6 +306,12 @@ def unsupervised_loss(logits_real, logits_fake):
     """0.5 E[-log D(x)] + 0.5 E[-log(1 - D(G(z)))] with D = Z / (Z + 1), Z = sum exp(logits)."""
     lse_real, lse_fake = log_sum_exp(logits_real), log_sum_exp(logits_fake)
     return (0.5 * ops.mean(-lse_real + ops.softplus(lse_real)) + 0.5 * ops.mean(ops.softplus(lse_fake)))
+
+
+def minibatch_generator_loss(logits_fake):
+    """The generator's loss of the authors' minibatch-discrimination scripts: -E_z[softplus(lse(l(G(z))))]
+    = E_z[log(1 - D(G(z)))], the minimax game's own term, minimised."""
+    return -ops.mean(ops.softplus(log_sum_exp(logits_fake)))
 
 
 def feature_matching_loss(features_real, features_fake, kind: str = "squared"):
@@ -275,16 +355,22 @@ class SemiSupervisedGAN(AdversarialModel):
     """Per step: a discriminator update on a labelled and an unlabelled batch and a generated one, the
     moving average of D's weights, then a generator update by feature matching on a second unlabelled
     batch (the authors' train_batch_disc then train_batch_gen). With `labelled_only`, only the supervised
-    loss trains D and G is never updated: the baseline of the same D on the labels alone."""
+    loss trains D and G is never updated: the baseline of the same D on the labels alone. With
+    `minibatch` (a discriminator with minibatch discrimination), the generator is trained as the authors'
+    minibatch-discrimination scripts train it: `minibatch_generator_loss`, 3 updates per discriminator
+    update, no real images."""
+
+    GENERATOR_UPDATES = {False: 1, True: 3}  # per D update: feature matching; minibatch discrimination
 
     def __init__(self, generator, discriminator, feature_layer: str, latent_dim: int = 100,
                  feature_distance: str = "squared", unlabeled_weight: float = 1.0, average_rate: float = 1e-4,
-                 labelled_only: bool = False, seed: int | None = None, **kwargs):
+                 labelled_only: bool = False, minibatch: bool = False, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.features = keras.Model(discriminator.inputs, discriminator.get_layer(feature_layer).output)
         self.latent_dim, self.feature_distance = latent_dim, feature_distance
         self.unlabeled_weight, self.average_rate, self.labelled_only = unlabeled_weight, average_rate, labelled_only
+        self.minibatch, self.generator_updates = minibatch, self.GENERATOR_UPDATES[minibatch]
         self.noise = keras.random.SeedGenerator(seed)
         # The test-time weights: a moving average of D's trainable weights, starting from zeros (authors' code).
         self.averages = [self.add_weight(shape=v.shape, initializer="zeros", trainable=False,
@@ -320,10 +406,13 @@ class SemiSupervisedGAN(AdversarialModel):
         if not self.labelled_only:
             def g_loss():
                 fake = self.generator(self.sample_z(n), training=True)
+                if self.minibatch:
+                    return minibatch_generator_loss(self.discriminator(fake, training=True))
                 return feature_matching_loss(self.features(x_unl2, training=True), self.features(fake, training=True),
                                              self.feature_distance)
 
-            self.trackers["loss_gen"].update_state(self.minimize("generator", g_loss))
+            for _ in range(self.generator_updates):
+                self.trackers["loss_gen"].update_state(self.minimize("generator", g_loss))
         return self.tracked()
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
@@ -333,7 +422,8 @@ class SemiSupervisedGAN(AdversarialModel):
 
     def test_errors(self, x: np.ndarray, y: np.ndarray, averaged: bool = True, batch_size: int = 500) -> int:
         """Misclassified test images, with D's averaged weights (the authors' test-time weights) or its
-        current ones; no noise or dropout."""
+        current ones; no noise or dropout. With minibatch discrimination an image's logits depend on the
+        rest of its batch: `batch_size` is then the authors' test batch, the training batch."""
         current = [keras.ops.convert_to_numpy(w) for w in self.discriminator.trainable_weights]
         if averaged:
             for w, a in zip(self.discriminator.trainable_weights, self.averages, strict=True):

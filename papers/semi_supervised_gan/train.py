@@ -7,7 +7,9 @@ discriminator on the labelled images alone, and write its results JSON and figur
     python papers/semi_supervised_gan/train.py --help
 
 Every step: a discriminator update on a labelled, an unlabelled and a generated batch, then a generator
-update by feature matching on a second unlabelled batch (the authors' loop). After every `eval_every`
+update by feature matching on a second unlabelled batch (the authors' loop; with
+--minibatch_discrimination=true, three generator updates on D's output, as their minibatch-discrimination
+scripts). After every `eval_every`
 epochs the test errors of D's moving-average weights (the authors' test-time weights) and of its
 current weights go into the history; the record's number is the last epoch's, never the best one. An
 interrupted run resumes from its last finished epoch.
@@ -111,32 +113,40 @@ def learning_rate(config: SemiSupervisedGANConfig, steps_per_epoch: int):
 
 
 def build_model(config: SemiSupervisedGANConfig, steps_per_epoch: int) -> SemiSupervisedGAN:
+    minibatch = config.minibatch_discrimination
     if config.dataset == "mnist":
-        generator, discriminator = build_mnist_generator(config.latent_dim), build_mnist_discriminator()
+        generator = build_mnist_generator(config.latent_dim)
+        discriminator = build_mnist_discriminator(minibatch=minibatch)
         feature_layer, distance = "hidden5", "squared"
     else:
-        generator, discriminator = build_cifar_generator(config.latent_dim), build_cifar_discriminator()
+        generator, discriminator = build_cifar_generator(config.latent_dim), build_cifar_discriminator(minibatch)
         feature_layer, distance = "pool", "absolute"
     model = SemiSupervisedGAN(generator, discriminator, feature_layer, config.latent_dim, distance,
-                              config.unlabeled_weight, config.average_rate, config.labelled_only, seed=config.seed,
-                              name="semi_supervised_gan")
+                              config.unlabeled_weight, config.average_rate, config.labelled_only, minibatch,
+                              seed=config.seed, name="semi_supervised_gan")
     lr = learning_rate(config, steps_per_epoch)
     model.compile(AuthorsAdam(lr, config.beta_1), AuthorsAdam(lr, config.beta_1), jit_compile=config.jit)
     return model
 
 
+def eval_batch(config: SemiSupervisedGANConfig) -> int:
+    """Test images per forward pass: the training batch (the authors' test batch) where an image's logits
+    depend on its batch (minibatch discrimination), else 500 (no effect on the numbers)."""
+    return config.batch_size if config.minibatch_discrimination else 500
+
+
 class TestErrors(keras.callbacks.Callback):
     """Test errors of D's moving-average and current weights every `every` epochs (and at the last)."""
 
-    def __init__(self, model: SemiSupervisedGAN, x, y, every: int, last: int):
+    def __init__(self, model: SemiSupervisedGAN, x, y, every: int, last: int, batch_size: int = 500):
         super().__init__()
-        self.ssgan, self.x, self.y, self.every, self.last = model, x, y, every, last
+        self.ssgan, self.x, self.y, self.every, self.last, self.batch = model, x, y, every, last, batch_size
 
     def on_epoch_end(self, epoch, logs=None):
         due = (epoch + 1) % self.every == 0 or epoch + 1 == self.last
-        logs["test_errors"] = self.ssgan.test_errors(self.x, self.y) if due else float("nan")
-        logs["test_errors_current_weights"] = (self.ssgan.test_errors(self.x, self.y, averaged=False) if due
-                                               else float("nan"))
+        logs["test_errors"] = self.ssgan.test_errors(self.x, self.y, batch_size=self.batch) if due else float("nan")
+        logs["test_errors_current_weights"] = (
+            self.ssgan.test_errors(self.x, self.y, averaged=False, batch_size=self.batch) if due else float("nan"))
 
 
 def samples(model: SemiSupervisedGAN, z: np.ndarray, dataset: str) -> np.ndarray:
@@ -167,7 +177,7 @@ def run(config: SemiSupervisedGANConfig, preset: str = cfg.PAPER_PRESET, extra_c
     grid = gan.SampleGrid(model.generator, fixed_z, run.dir / "samples", rows=10, every=config.sample_every,
                           value_range=(0, 1) if config.dataset == "mnist" else (-1, 1),
                           image_shape=(28, 28) if config.dataset == "mnist" else None)
-    test = TestErrors(model, x_test, y_test, config.eval_every, config.epochs)
+    test = TestErrors(model, x_test, y_test, config.eval_every, config.epochs, eval_batch(config))
     dropout_or_noise = [layer.seed_generator for net in (model.discriminator, model.generator) for layer in net.layers
                         if hasattr(layer, "seed_generator")]
 
@@ -177,7 +187,8 @@ def run(config: SemiSupervisedGANConfig, preset: str = cfg.PAPER_PRESET, extra_c
     if run.failed:
         return run.finish(final)
 
-    errors, current = model.test_errors(x_test, y_test), model.test_errors(x_test, y_test, averaged=False)
+    errors = model.test_errors(x_test, y_test, batch_size=eval_batch(config))
+    current = model.test_errors(x_test, y_test, averaged=False, batch_size=eval_batch(config))
     final.update(test_errors=errors, test_error=errors / len(x_test), test_errors_current_weights=current,
                  test_images=len(x_test))
     if not config.labelled_only:

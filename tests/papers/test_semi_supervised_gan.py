@@ -16,11 +16,13 @@ from papers.semi_supervised_gan import train
 from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
 from papers.semi_supervised_gan.model import (
     AuthorsAdam,
+    MinibatchDiscrimination,
     WeightNormConv2D,
     WeightNormDense,
     build_mnist_discriminator,
     feature_matching_loss,
     initialize,
+    minibatch_generator_loss,
     supervised_loss,
     unsupervised_loss,
 )
@@ -97,6 +99,62 @@ def test_authors_adam_puts_epsilon_inside_the_root():
     np.testing.assert_allclose(_np(v), 1.0 - 0.1 * g / np.sqrt(g.astype(np.float64) ** 2 + 1e-8), rtol=1e-6)
 
 
+# --- minibatch discrimination (§3.2) ---------------------------------------------------------------------
+
+
+def _minibatch_layer(n_in=4, kernels=2, dims=3):
+    layer = MinibatchDiscrimination(kernels, dims)
+    layer.build((None, n_in))
+    rng = np.random.default_rng(0)
+    layer.theta.assign(rng.normal(size=(n_in, kernels, dims)).astype(np.float32))
+    layer.log_scale.assign(rng.normal(scale=0.3, size=(kernels, dims)).astype(np.float32))
+    layer.bias.assign(np.array([0.5, -2.0], np.float32)[:kernels])
+    return layer
+
+
+@pytest.mark.jax
+def test_minibatch_features_sum_each_kernels_closeness_to_the_other_images_of_the_batch():
+    layer = _minibatch_layer()
+    x = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+    theta, scale = _np(layer.theta).astype(np.float64), np.exp(_np(layer.log_scale).astype(np.float64))
+    w = theta * scale / np.sqrt((theta ** 2).sum(axis=0))  # normalised over the input axis per (kernel, dim)
+    m = np.einsum("ni,ikd->nkd", x.astype(np.float64), w)
+    expected = np.zeros((3, 2))
+    for i in range(3):
+        for b in range(2):
+            expected[i, b] = sum(np.exp(-np.abs(m[i, b] - m[j, b]).sum()) for j in range(3) if j != i) + [0.5, -2.0][b]
+    out = _np(layer(x))
+    np.testing.assert_array_equal(out[:, :4], x)  # the input passes through, the features after it
+    np.testing.assert_allclose(out[:, 4:], expected, rtol=1e-5)
+    moved = x.copy()
+    moved[2] += 1.0  # another image of the batch changes image 0's features
+    assert not np.allclose(_np(layer(moved))[0, 4:], out[0, 4:])
+    np.testing.assert_array_equal(_np(layer(x[:1]))[0, 4:], [0.5, -2.0])  # alone in its batch: the bias only
+
+
+def test_minibatch_init_makes_half_the_mean_nearest_distance_1_and_centres_the_features():
+    layer = _minibatch_layer()
+    x = np.random.default_rng(2).normal(size=(50, 4)).astype(np.float32)
+    out = layer.initialize(x)
+    distances = _np(layer.distances(x)).astype(np.float64)
+    np.testing.assert_allclose(0.5 * distances.min(axis=1).mean(axis=0), [1.0, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(out[:, 4:].mean(axis=0), [0.0, 0.0], atol=1e-5)
+
+
+def test_minibatch_discrimination_refuses_a_tensorflow_replicas_share_of_the_batch(monkeypatch):
+    from common import distribute
+
+    monkeypatch.setattr(distribute, "replicated", lambda: True)
+    with pytest.raises(distribute.DistributeError, match="--distribute=none, or the JAX backend"):
+        _minibatch_layer()(np.zeros((2, 4), np.float32))
+
+
+def test_the_minibatch_scripts_generator_loss_is_the_minimax_term_log_1_minus_d():
+    fake = np.array([[-2.0, 1.0, 0.3], [0.5, 0.5, -4.0]], np.float32)
+    z = np.exp(fake.astype(np.float64)).sum(1)
+    assert float(_np(minibatch_generator_loss(fake))) == pytest.approx(np.mean(np.log(1 - z / (z + 1))), rel=1e-6)
+
+
 # --- the authors' networks and optimisers, as built ------------------------------------------------------
 
 
@@ -126,6 +184,11 @@ def mnist_plan(mnist_root, tmp_path_factory):
 @pytest.fixture(scope="module")
 def cifar_plan(cifar_root, tmp_path_factory):
     return _plan(tmp_path_factory, cifar_root, dataset="cifar10")
+
+
+@pytest.fixture(scope="module")
+def cifar_minibatch_plan(cifar_root, tmp_path_factory):
+    return _plan(tmp_path_factory, cifar_root, dataset="cifar10", minibatch_discrimination=True)
 
 
 def test_recipe_mnist_networks_are_the_authors(mnist_plan):
@@ -189,6 +252,35 @@ def test_recipe_the_built_model_follows_the_authors_script(request, dataset, lr,
             opt.iterations.assign(0)
 
 
+def test_recipe_cifar_minibatch_discrimination_is_the_authors_script(cifar_minibatch_plan, mnist_root):
+    """train_cifar_minibatch_discrimination.py against train_cifar_feature_matching.py: Gaussian noise of
+    std 0.2 on D's input instead of dropout 0.2, nn.MinibatchLayer(num_kernels=100) (5 dimensions, theta
+    ~ N(0, 0.05), bias -1 before initialisation) between the global pooling and the output layer, and 3
+    generator updates per D update on -mean(softplus(l_gen)); tested in batches of 100."""
+    plan = cifar_minibatch_plan
+    model, d = plan.model, plan.model.discriminator
+    names = [la.name for la in d.layers]
+    assert names[0] == "input_noise" and d.layers[0].stddev == 0.2
+    assert [la.rate for la in d.layers if isinstance(la, keras.layers.Dropout)] == [0.5, 0.5]
+    mb = d.get_layer("minibatch")
+    assert names.index("minibatch") == names.index("pool") + 1 == names.index("logits") - 1
+    assert (mb.kernels, mb.dims, mb.theta_std) == (100, 5, 0.05) and mb.output.shape[-1] == 192 + 100
+    fresh = MinibatchDiscrimination(100, 5)
+    fresh.build((None, 192))
+    assert set(_np(fresh.bias).tolist()) == {-1.0} and not _np(fresh.log_scale).any()
+    assert model.minibatch and model.generator_updates == 3 and train.eval_batch(plan.config) == 100
+    assert plan.initialised == [("discriminator", 500), ("generator", 500)]  # the minibatch layer included
+
+    # One step: three generator updates to each discriminator update (MNIST's networks are quicker to step).
+    config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", minibatch_discrimination=True)
+    small = train.build_model(config, steps_per_epoch=1)
+    x = np.random.default_rng(0).uniform(size=(30, 784)).astype(np.float32)
+    batches = train.Batches(x, np.arange(30) % 10, np.arange(10), batch_size=10, seed=0)
+    small.fit(batches, epochs=1, steps_per_epoch=1, verbose=0)
+    players = small.optimizer.players
+    assert (int(_np(players["discriminator"].iterations)), int(_np(players["generator"].iterations))) == (1, 3)
+
+
 # --- the labelled subset -------------------------------------------------------------------------------
 
 
@@ -211,9 +303,21 @@ def test_quick_preset_length_and_decay_follow_the_dataset():
 
 
 def test_config_errors():
-    for bad in ({"labels": 105}, {"dataset": "stl10"}, {"lr_decay_epochs": 5000}):
+    for bad in ({"labels": 105}, {"dataset": "stl10"}, {"lr_decay_epochs": 5000},
+                {"labelled_only": True, "minibatch_discrimination": True}):
         with pytest.raises(ConfigError):
             make_config(SemiSupervisedGANConfig, PRESETS, **bad)
+
+
+def test_minibatch_discrimination_is_its_own_variant_and_leaves_earlier_runs_hashes_alone():
+    from common.config import config_hash
+
+    plain = make_config(SemiSupervisedGANConfig, PRESETS)
+    minibatch = make_config(SemiSupervisedGANConfig, PRESETS, minibatch_discrimination=True)
+    assert (plain.variant, minibatch.variant) == ("mnist-100labels", "mnist-100labels-minibatch")
+    # the paper preset's MNIST run of data seed 1, seed 0, as recorded before the option existed
+    assert config_hash(make_config(SemiSupervisedGANConfig, PRESETS, data_seed=1, seed=0)) == "41abc4b9"
+    assert config_hash(minibatch) != config_hash(plain)
 
 
 def test_svhn_loader_reads_the_mat_layout_and_checks_it(tmp_path):
@@ -231,12 +335,12 @@ def test_svhn_loader_reads_the_mat_layout_and_checks_it(tmp_path):
 
 
 @pytest.mark.jax
-@pytest.mark.parametrize("labelled_only", [False, True])
-def test_smoke_run_writes_results_and_samples(mnist_root, tmp_path, labelled_only):
+@pytest.mark.parametrize(("labelled_only", "minibatch"), [(False, False), (True, False), (False, True)])
+def test_smoke_run_writes_results_and_samples(mnist_root, tmp_path, labelled_only, minibatch):
     config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False,
                          download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
-                         labelled_only=labelled_only)
+                         labelled_only=labelled_only, minibatch_discrimination=minibatch)
     assert train.run(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "semi_supervised_gan")
     final = record["final"]
@@ -244,7 +348,8 @@ def test_smoke_run_writes_results_and_samples(mnist_root, tmp_path, labelled_onl
     # the final count is the last epoch's (the same averaged weights), a whole number of test images
     assert final["test_errors"] == record["history"][-1]["test_errors"] == int(final["test_errors"])
     assert set(record["figures"]) == (set() if labelled_only else {"samples"})
-    assert record["variant"] == "mnist-100labels" + ("-labelled-only" if labelled_only else "")
+    assert record["variant"] == ("mnist-100labels" + ("-labelled-only" if labelled_only else "")
+                                 + ("-minibatch" if minibatch else ""))
     assert record["variant"] in report.report_for(config.results_dir, "semi_supervised_gan")
 
 
