@@ -279,6 +279,8 @@ def test_recipe_cifar_minibatch_discrimination_is_the_authors_script(cifar_minib
     small.fit(batches, epochs=1, steps_per_epoch=1, verbose=0)
     players = small.optimizer.players
     assert (int(_np(players["discriminator"].iterations)), int(_np(players["generator"].iterations))) == (1, 3)
+    # the rate of both minibatch scripts, for MNIST too (the authors published no MNIST one)
+    assert [float(_np(players[p].learning_rate)) for p in ("discriminator", "generator")] == pytest.approx([3e-4] * 2)
 
 
 # --- the labelled subset -------------------------------------------------------------------------------
