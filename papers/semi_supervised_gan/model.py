@@ -240,22 +240,24 @@ def lrelu(x):
     return ops.leaky_relu(x, negative_slope=0.2)
 
 
-def build_cifar_discriminator(minibatch: bool = False, name: str = "discriminator") -> keras.Sequential:
+def build_cifar_discriminator(minibatch: bool = False, widths: tuple[int, int] = (96, 192),
+                              name: str = "discriminator") -> keras.Sequential:
     """Dropout 0.2; 3x3 conv 96, 96, 96 stride 2; dropout 0.5; 192, 192, 192 stride 2; dropout 0.5;
     192 valid; NIN 192, 192; global mean pool; dense 10. Leaky ReLU 0.2, weight normalisation
-    (theta ~ N(0, 0.05)) everywhere (train_cifar_feature_matching.py). With `minibatch`, as
-    train_cifar_minibatch_discrimination.py: Gaussian noise of std 0.2 on the input instead of the dropout,
-    and minibatch discrimination (100 kernels of 5 dimensions) between the pooling and the output layer."""
+    (theta ~ N(0, 0.05)) everywhere (train_cifar_feature_matching.py; train_svhn_feature_matching.py
+    is the same with `widths` 64 and 128). With `minibatch`, as train_cifar_minibatch_discrimination.py:
+    Gaussian noise of std 0.2 on the input instead of the dropout, and minibatch discrimination (100
+    kernels of 5 dimensions) between the pooling and the output layer."""
     stack = [keras.Input((32, 32, 3), name="image"),
              GaussianNoise(0.2, name="input_noise") if minibatch else Dropout(0.2, name="input_dropout")]
-    for block, filters in enumerate((96, 192), start=1):
+    for block, filters in enumerate(widths, start=1):
         stack += [WeightNormConv2D(filters, activation=lrelu, name=f"conv{block}a"),
                   WeightNormConv2D(filters, activation=lrelu, name=f"conv{block}b"),
                   WeightNormConv2D(filters, strides=2, activation=lrelu, name=f"conv{block}c"),
                   Dropout(0.5, name=f"dropout{block}")]
-    stack += [WeightNormConv2D(192, padding="valid", activation=lrelu, name="conv3"),
-              WeightNormConv2D(192, size=1, activation=lrelu, name="nin1"),
-              WeightNormConv2D(192, size=1, activation=lrelu, name="nin2"),
+    stack += [WeightNormConv2D(widths[1], padding="valid", activation=lrelu, name="conv3"),
+              WeightNormConv2D(widths[1], size=1, activation=lrelu, name="nin1"),
+              WeightNormConv2D(widths[1], size=1, activation=lrelu, name="nin2"),
               layers.GlobalAveragePooling2D(name="pool")]
     if minibatch:
         stack.append(MinibatchDiscrimination(100, 5, name="minibatch"))

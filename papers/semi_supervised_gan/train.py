@@ -44,8 +44,8 @@ PAPER = "semi_supervised_gan"
 
 
 def load_data(config: SemiSupervisedGANConfig):
-    """Training and test images as the authors' scripts scale them (MNIST vectors in [0, 1], CIFAR-10 and
-    SVHN images as (x - 127.5) / 128), labels, and the loader's provenance."""
+    """Training and test images as the authors' scripts scale them (MNIST vectors in [0, 1], CIFAR-10
+    images as (x - 127.5) / 128, SVHN's as (x - 127.5) / 127.5), labels, and the loader's provenance."""
     root = config.data_dir or None
     if config.dataset == "mnist":
         data = mnist.load(root, download=config.download, verify=config.verify_data)
@@ -58,7 +58,8 @@ def load_data(config: SemiSupervisedGANConfig):
         data = svhn.load(root, download=config.download, verify=config.verify_data)
         x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
     if config.dataset != "mnist":
-        x, x_test = (x.astype(np.float32) - 127.5) / 128.0, (x_test.astype(np.float32) - 127.5) / 128.0
+        scale = 128.0 if config.dataset == "cifar10" else 127.5  # cifar10_data.py; train_svhn_*.py's rescale
+        x, x_test = (x.astype(np.float32) - 127.5) / scale, (x_test.astype(np.float32) - 127.5) / scale
     x, y = x[:config.train_subset or None].astype(np.float32), y[:config.train_subset or None]
     return (x, y), (x_test[:config.test_subset or None].astype(np.float32), y_test[:config.test_subset or None]), data
 
@@ -119,7 +120,10 @@ def build_model(config: SemiSupervisedGANConfig, steps_per_epoch: int) -> SemiSu
         discriminator = build_mnist_discriminator(minibatch=minibatch)
         feature_layer, distance = "hidden5", "squared"
     else:
-        generator, discriminator = build_cifar_generator(config.latent_dim), build_cifar_discriminator(minibatch)
+        # SVHN's feature-matching D is CIFAR-10's at 64 and 128 channels; its minibatch script's is CIFAR-10's
+        widths = (64, 128) if config.dataset == "svhn" and not minibatch else (96, 192)
+        generator = build_cifar_generator(config.latent_dim)
+        discriminator = build_cifar_discriminator(minibatch, widths)
         feature_layer, distance = "pool", "absolute"
     model = SemiSupervisedGAN(generator, discriminator, feature_layer, config.latent_dim, distance,
                               config.unlabeled_weight, config.average_rate, config.labelled_only, minibatch,

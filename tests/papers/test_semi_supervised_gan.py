@@ -322,6 +322,31 @@ def test_minibatch_discrimination_is_its_own_variant_and_leaves_earlier_runs_has
     assert config_hash(minibatch) != config_hash(plain)
 
 
+@pytest.mark.parametrize("minibatch", [False, True])
+def test_recipe_svhn_is_the_authors_script(tmp_path, minibatch):
+    """train_svhn_feature_matching.py: 1,000 labels, 900 epochs, Adam 3e-4 falling linearly to 0 over the
+    last 300 (lr * min(3 - epoch / 300, 1)), CIFAR-10's D at 64 and 128 channels (its minibatch script: at
+    96 and 192, as CIFAR-10's), images scaled as (x - 127.5) / 127.5."""
+    config = make_config(SemiSupervisedGANConfig, PRESETS, dataset="svhn", minibatch_discrimination=minibatch)
+    assert (config.labels, config.epochs, config.lr_decay_epochs) == (1000, 900, 300)
+    model = train.build_model(config, steps_per_epoch=1)
+    widths = [la.units for la in model.discriminator.layers if isinstance(la, WeightNormConv2D)]
+    assert widths == ([96] * 3 + [192] * 6 if minibatch else [64] * 3 + [128] * 6)
+    opt = model.optimizer.players["discriminator"]
+    for epoch, factor in ((0, 1.0), (600, 1.0), (700, 2 / 3), (899, 1 / 300)):
+        opt.iterations.assign(epoch)
+        assert float(_np(opt.learning_rate)) == pytest.approx(3e-4 * factor, rel=1e-5), epoch
+    folder = tmp_path / svhn.FOLDER
+    folder.mkdir()
+    for split in ("train", "test"):
+        x = np.zeros((32, 32, 3, 2), np.uint8)
+        x[..., 1] = 255
+        scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": np.array([[1], [10]])})
+    loaded = make_config(SemiSupervisedGANConfig, PRESETS, dataset="svhn", data_dir=str(tmp_path), verify_data=False)
+    (x_train, _), _, _ = train.load_data(loaded)
+    assert (x_train[0].min(), x_train[1].max()) == (-1.0, 1.0)
+
+
 def test_svhn_loader_reads_the_mat_layout_and_checks_it(tmp_path):
     folder = tmp_path / svhn.FOLDER
     folder.mkdir()
