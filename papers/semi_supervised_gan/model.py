@@ -142,6 +142,7 @@ class WeightNormConv2DTranspose(_WeightNorm):
         return {**super().get_config(), "size": self.size, "strides": self.strides}
 
 
+@keras.saving.register_keras_serializable(package="semi_supervised_gan")
 class MinibatchDiscrimination(layers.Layer):
     """Minibatch discrimination (§3.2) as the authors' nn.MinibatchLayer: the input f(x_i) (n_in features) times
     a tensor T (n_in x kernels x dims) gives M_i (kernels x dims); for each kernel b,

@@ -141,6 +141,14 @@ def test_minibatch_init_makes_half_the_mean_nearest_distance_1_and_centres_the_f
     np.testing.assert_allclose(out[:, 4:].mean(axis=0), [0.0, 0.0], atol=1e-5)
 
 
+def test_a_discriminator_with_minibatch_discrimination_saves_and_loads(tmp_path):
+    d = build_mnist_discriminator(noise=False, minibatch=True)
+    x = np.random.default_rng(3).uniform(size=(20, 784)).astype(np.float32)
+    initialize(d, x)
+    d.save(tmp_path / "d.keras")
+    np.testing.assert_array_equal(_np(keras.models.load_model(tmp_path / "d.keras")(x)), _np(d(x)))
+
+
 def test_minibatch_discrimination_refuses_a_tensorflow_replicas_share_of_the_batch(monkeypatch):
     from common import distribute
 
