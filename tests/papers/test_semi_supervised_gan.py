@@ -279,7 +279,11 @@ def test_recipe_cifar_minibatch_discrimination_is_the_authors_script(cifar_minib
     assert model.minibatch and model.generator_updates == 3 and train.eval_batch(plan.config) == 100
     assert plan.initialised == [("discriminator", 500), ("generator", 500)]  # the minibatch layer included
 
-    # One step: three generator updates to each discriminator update (MNIST's networks are quicker to step).
+
+@pytest.mark.jax
+def test_a_minibatch_step_makes_three_generator_updates_at_the_minibatch_scripts_rate():
+    """One step on MNIST's networks (quicker than CIFAR-10's): three generator updates to each discriminator
+    update, on both backends."""
     config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", minibatch_discrimination=True)
     small = train.build_model(config, steps_per_epoch=1)
     x = np.random.default_rng(0).uniform(size=(30, 784)).astype(np.float32)
