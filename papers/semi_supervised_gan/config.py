@@ -46,7 +46,8 @@ MINIBATCH_LEARNING_RATE = 3e-4
 @dataclass(frozen=True)
 class SemiSupervisedGANConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "labels", "data_seed", "labelled_only",
-                                                 "minibatch_discrimination", "eval_every", "sample_every"}
+                                                 "minibatch_discrimination", "label_smoothing", "historical_averaging",
+                                                 "eval_every", "sample_every"}
 
     dataset: str = param("mnist", "mnist, cifar10 or svhn (its .mat files are not available offline here)")
     labels: int = param(0, "labelled training images, the same number per class; 0: the paper's (MNIST 100, "
@@ -58,6 +59,12 @@ class SemiSupervisedGANConfig(RunConfig):
                                                   "authors' minibatch-discrimination scripts: the layer before D's "
                                                   "output, G trained on D's output (3 updates per D update) instead "
                                                   "of by feature matching; one device or JAX")
+    label_smoothing: float = param(0.0, "one-sided label smoothing (§3.4): real images' target 1 - s in D's "
+                                        "unsupervised loss, generated ones' 0 (0: off, as the authors' scripts of "
+                                        "Tables 1-2; the paper's example is s = 0.1)", low=0, below=1)
+    historical_averaging: float = param(0.0, "historical averaging (§3.3): each player's loss plus this weight "
+                                             "times ||theta - mean of its past values||^2 (0: off, as the "
+                                             "authors' code; the paper gives no weight)", low=0)
     batch_size: int = param(100, "labelled, unlabelled and generated images per step each (authors: 100)", low=1)
     epochs: int = param(0, "epochs of (unlabelled images / batch) steps; 0: the authors' (MNIST 300, CIFAR-10 "
                            "1,200, SVHN 900); -1: the quick preset's (MNIST 20, CIFAR-10 and SVHN 2)", low=-1)
@@ -105,6 +112,9 @@ class SemiSupervisedGANConfig(RunConfig):
             raise ConfigError("learning_rate must be positive and lr_decay_epochs between 0 and epochs")
         if not (0 <= self.beta_1 < 1 and 0 < self.average_rate <= 1 and self.unlabeled_weight >= 0):
             raise ConfigError("beta_1 must be in [0, 1), average_rate in (0, 1], unlabeled_weight >= 0")
+        if self.label_smoothing and self.labelled_only:
+            raise ConfigError("--label_smoothing acts on D's real/generated loss; the --labelled_only baseline has "
+                              "none: set one of them")
         if self.minibatch_discrimination and self.labelled_only:
             raise ConfigError("--minibatch_discrimination trains the generator; the --labelled_only baseline has "
                               "none: set one of them")
@@ -112,7 +122,9 @@ class SemiSupervisedGANConfig(RunConfig):
     @property
     def variant(self) -> str:
         return (f"{self.dataset}-{self.labels}labels" + ("-labelled-only" if self.labelled_only else "")
-                + ("-minibatch" if self.minibatch_discrimination else ""))
+                + ("-minibatch" if self.minibatch_discrimination else "")
+                + (f"-smooth{self.label_smoothing:g}" if self.label_smoothing else "")
+                + (f"-histavg{self.historical_averaging:g}" if self.historical_averaging else ""))
 
 
 PRESETS = {

@@ -18,7 +18,8 @@ and a moving average of D's weights for testing (rate 1e-4, from zeros) as the a
 Minibatch discrimination (§3.2), an option for sample quality, as the authors'
 train_cifar_minibatch_discrimination.py: a `MinibatchDiscrimination` layer before D's output layer, and a
 generator trained on D's output instead of by feature matching (`minibatch_generator_loss`, 3 updates per
-D update).
+D update). One-sided label smoothing (§3.4, `unsupervised_loss`) and historical averaging (§3.3,
+`historical_penalty`) are options too; none of the three is in the recipe of the paper's Tables 1-2.
 """
 
 from __future__ import annotations
@@ -305,10 +306,19 @@ def supervised_loss(logits, labels):
     return ops.mean(log_sum_exp(logits) - picked)
 
 
-def unsupervised_loss(logits_real, logits_fake):
-    """0.5 E[-log D(x)] + 0.5 E[-log(1 - D(G(z)))] with D = Z / (Z + 1), Z = sum exp(logits)."""
+def unsupervised_loss(logits_real, logits_fake, label_smoothing: float = 0.0):
+    """0.5 E[-log D(x)] + 0.5 E[-log(1 - D(G(z)))] with D = Z / (Z + 1), Z = sum exp(logits).
+
+    One-sided label smoothing (§3.4) by s: the real images' target is 1 - s, the generated ones' stays 0,
+    so the real term is E[-(1 - s) log D(x) - s log(1 - D(x))] = E[softplus(lse) - (1 - s) lse]."""
     lse_real, lse_fake = log_sum_exp(logits_real), log_sum_exp(logits_fake)
-    return (0.5 * ops.mean(-lse_real + ops.softplus(lse_real)) + 0.5 * ops.mean(ops.softplus(lse_fake)))
+    return (0.5 * ops.mean(ops.softplus(lse_real) - (1.0 - label_smoothing) * lse_real)
+            + 0.5 * ops.mean(ops.softplus(lse_fake)))
+
+
+def historical_penalty(variables, histories):
+    """Historical averaging (§3.3): sum over a player's parameters of ||theta - mean of its past values||^2."""
+    return sum(ops.sum(ops.square(v - h)) for v, h in zip(variables, histories, strict=True))
 
 
 def minibatch_generator_loss(logits_fake):
@@ -367,18 +377,44 @@ class SemiSupervisedGAN(AdversarialModel):
 
     def __init__(self, generator, discriminator, feature_layer: str, latent_dim: int = 100,
                  feature_distance: str = "squared", unlabeled_weight: float = 1.0, average_rate: float = 1e-4,
-                 labelled_only: bool = False, minibatch: bool = False, seed: int | None = None, **kwargs):
+                 labelled_only: bool = False, minibatch: bool = False, label_smoothing: float = 0.0,
+                 historical_averaging: float = 0.0, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.features = keras.Model(discriminator.inputs, discriminator.get_layer(feature_layer).output)
         self.latent_dim, self.feature_distance = latent_dim, feature_distance
         self.unlabeled_weight, self.average_rate, self.labelled_only = unlabeled_weight, average_rate, labelled_only
         self.minibatch, self.generator_updates = minibatch, self.GENERATOR_UPDATES[minibatch]
+        self.label_smoothing, self.historical_averaging = label_smoothing, historical_averaging
         self.noise = keras.random.SeedGenerator(seed)
         # The test-time weights: a moving average of D's trainable weights, starting from zeros (authors' code).
         self.averages = [self.add_weight(shape=v.shape, initializer="zeros", trainable=False,
                                          name=f"average_{i}") for i, v in enumerate(discriminator.trainable_weights)]
+        # Historical averaging (§3.3): per player, the running mean of its parameters over the updates so far
+        # (each update's starting values, the current one included) and the number of values in it.
+        self.histories = {}
+        if historical_averaging:
+            for player, network in (("discriminator", discriminator), ("generator", generator)):
+                self.histories[player] = (
+                    [self.add_weight(shape=v.shape, initializer="zeros", trainable=False, name=f"{player}_history_{i}")
+                     for i, v in enumerate(network.trainable_weights)],
+                    self.add_weight(shape=(), initializer="zeros", trainable=False, name=f"{player}_history_count"))
         self.track("loss_lab", "loss_unl", "loss_gen", "train_error")
+
+    def _with_history(self, player: str, variables, loss_fn):
+        """`loss_fn` (returning (loss, aux)) plus historical averaging's penalty for `player`, after folding
+        its current parameters into their running mean; `loss_fn` itself when historical averaging is off."""
+        if not self.historical_averaging:
+            return loss_fn
+        histories, count = self.histories[player]
+        count.assign(count + 1.0)
+        for h, v in zip(histories, variables, strict=True):
+            h.assign(h + (v - h) / count)
+
+        def penalised():
+            loss, aux = loss_fn()
+            return loss + self.historical_averaging * historical_penalty(variables, histories), aux
+        return penalised
 
     def sample_z(self, n):
         """z uniform in [0, 1]^latent_dim (the authors' theano_rng.uniform)."""
@@ -396,9 +432,10 @@ class SemiSupervisedGAN(AdversarialModel):
                 return loss_lab, (loss_lab, ops.zeros(()), logits_lab)
             logits_unl = self.discriminator(x_unl, training=True)
             logits_fake = self.discriminator(self.generator(self.sample_z(n), training=True), training=True)
-            loss_unl = unsupervised_loss(logits_unl, logits_fake)
+            loss_unl = unsupervised_loss(logits_unl, logits_fake, self.label_smoothing)
             return loss_lab + self.unlabeled_weight * loss_unl, (loss_lab, loss_unl, logits_lab)
 
+        d_loss = self._with_history("discriminator", self.discriminator.trainable_weights, d_loss)
         _, (loss_lab, loss_unl, logits_lab) = self.minimize("discriminator", d_loss, has_aux=True)
         for average, weight in zip(self.averages, self.discriminator.trainable_weights, strict=True):
             average.assign(average + self.average_rate * (weight - average))
@@ -407,15 +444,18 @@ class SemiSupervisedGAN(AdversarialModel):
         wrong = ops.cast(ops.not_equal(ops.argmax(logits_lab, axis=-1), ops.cast(y, "int32")), "float32")
         self.trackers["train_error"].update_state(ops.mean(wrong))
         if not self.labelled_only:
-            def g_loss():
+            def g_loss():  # (the loss minimised, the game's loss without historical averaging's penalty)
                 fake = self.generator(self.sample_z(n), training=True)
                 if self.minibatch:
-                    return minibatch_generator_loss(self.discriminator(fake, training=True))
-                return feature_matching_loss(self.features(x_unl2, training=True), self.features(fake, training=True),
-                                             self.feature_distance)
+                    loss = minibatch_generator_loss(self.discriminator(fake, training=True))
+                else:
+                    loss = feature_matching_loss(self.features(x_unl2, training=True),
+                                                 self.features(fake, training=True), self.feature_distance)
+                return loss, loss
 
             for _ in range(self.generator_updates):
-                self.trackers["loss_gen"].update_state(self.minimize("generator", g_loss))
+                step_loss = self._with_history("generator", self.generator.trainable_weights, g_loss)
+                self.trackers["loss_gen"].update_state(self.minimize("generator", step_loss, has_aux=True)[1])
         return self.tracked()
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):

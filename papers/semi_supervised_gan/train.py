@@ -127,7 +127,8 @@ def build_model(config: SemiSupervisedGANConfig, steps_per_epoch: int) -> SemiSu
         feature_layer, distance = "pool", "absolute"
     model = SemiSupervisedGAN(generator, discriminator, feature_layer, config.latent_dim, distance,
                               config.unlabeled_weight, config.average_rate, config.labelled_only, minibatch,
-                              seed=config.seed, name="semi_supervised_gan")
+                              config.label_smoothing, config.historical_averaging, seed=config.seed,
+                              name="semi_supervised_gan")
     lr = learning_rate(config, steps_per_epoch)
     model.compile(AuthorsAdam(lr, config.beta_1), AuthorsAdam(lr, config.beta_1), jit_compile=config.jit)
     return model

@@ -21,6 +21,7 @@ from papers.semi_supervised_gan.model import (
     WeightNormDense,
     build_mnist_discriminator,
     feature_matching_loss,
+    historical_penalty,
     initialize,
     minibatch_generator_loss,
     supervised_loss,
@@ -43,6 +44,49 @@ def test_d_of_x_is_z_over_z_plus_1_and_the_loss_is_its_log_loss():
     d_real, d_fake = z_real / (z_real + 1), z_fake / (z_fake + 1)
     naive = 0.5 * np.mean(-np.log(d_real)) + 0.5 * np.mean(-np.log(1 - d_fake))
     assert float(_np(unsupervised_loss(real, fake))) == pytest.approx(naive, rel=1e-5)
+
+
+def test_one_sided_label_smoothing_moves_only_the_real_images_target_to_1_minus_s():
+    real = np.array([[0.5, -1.0, 2.0], [0.0, 0.0, 0.0]], np.float32)
+    fake = np.array([[-2.0, 1.0, 0.3]], np.float32)
+    z_real, z_fake = np.exp(real.astype(np.float64)).sum(1), np.exp(fake.astype(np.float64)).sum(1)
+    d_real, d_fake = z_real / (z_real + 1), z_fake / (z_fake + 1)
+    s = 0.1  # the paper's example: targets .9 for real, 0 for generated (§3.4)
+    naive = (0.5 * np.mean(-(1 - s) * np.log(d_real) - s * np.log(1 - d_real)) + 0.5 * np.mean(-np.log(1 - d_fake)))
+    assert float(_np(unsupervised_loss(real, fake, label_smoothing=s))) == pytest.approx(naive, rel=1e-5)
+    assert np.isfinite(float(_np(unsupervised_loss(real * 1e4, fake, label_smoothing=s))))
+
+
+def test_historical_penalty_is_the_squared_distance_to_the_past_mean():
+    theta, history = [np.array([1.0, 2.0], np.float32), np.array([[3.0]], np.float32)], [np.zeros(2, np.float32),
+                                                                                         np.array([[1.0]], np.float32)]
+    assert float(_np(historical_penalty(theta, history))) == pytest.approx(1 + 4 + 4)
+
+
+@pytest.mark.jax
+def test_historical_averaging_keeps_each_players_mean_of_past_parameters_and_pulls_towards_it():
+    """Three steps of MNIST's networks with a weight so large that the penalty's gradient dominates: each
+    player's history is the mean of its parameters at the start of each of its updates, and from the second
+    update on (the first starts at the mean) the parameters move back towards that mean."""
+    x = np.random.default_rng(0).uniform(size=(30, 784)).astype(np.float32)
+    config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", historical_averaging=1e6)
+    model = train.build_model(config, steps_per_epoch=1)
+    assert set(model.histories) == {"discriminator", "generator"}
+    networks = (model.discriminator, model.generator)
+    starts = []
+    for step in range(3):
+        starts.append([[_np(v).copy() for v in net.trainable_weights] for net in networks])
+        batches = train.Batches(x, np.arange(30) % 10, np.arange(10), batch_size=10, seed=step)
+        model.fit(batches, epochs=1, steps_per_epoch=1, verbose=0)
+    for k, player in enumerate(("discriminator", "generator")):
+        histories, count = model.histories[player]
+        assert float(_np(count)) == 3.0
+        for i, h in enumerate(histories):
+            np.testing.assert_allclose(_np(h), sum(start[k][i] for start in starts) / 3, rtol=1e-5, atol=1e-6)
+        # update 2 starts at theta_1, whose distance to the mean (theta_0 + theta_1) / 2 is (theta_1 - theta_0) / 2
+        first, second = starts[1][k][0] - starts[0][k][0], starts[2][k][0] - starts[1][k][0]
+        moved = np.abs(first) > 1e-7
+        assert np.mean(np.sign(second[moved]) == -np.sign(first[moved])) > 0.95
 
 
 def test_losses_stay_finite_for_logits_of_1e4():
@@ -318,7 +362,9 @@ def test_quick_preset_length_and_decay_follow_the_dataset():
 
 def test_config_errors():
     for bad in ({"labels": 105}, {"dataset": "stl10"}, {"lr_decay_epochs": 5000},
-                {"labelled_only": True, "minibatch_discrimination": True}):
+                {"labelled_only": True, "minibatch_discrimination": True},
+                {"labelled_only": True, "label_smoothing": 0.1}, {"label_smoothing": 1.0},
+                {"historical_averaging": -1.0}):
         with pytest.raises(ConfigError):
             make_config(SemiSupervisedGANConfig, PRESETS, **bad)
 
@@ -332,6 +378,9 @@ def test_minibatch_discrimination_is_its_own_variant_and_leaves_earlier_runs_has
     # the paper preset's MNIST run of data seed 1, seed 0, as recorded before the option existed
     assert config_hash(make_config(SemiSupervisedGANConfig, PRESETS, data_seed=1, seed=0)) == "41abc4b9"
     assert config_hash(minibatch) != config_hash(plain)
+    smoothed = make_config(SemiSupervisedGANConfig, PRESETS, label_smoothing=0.1, historical_averaging=0.5)
+    assert smoothed.variant == "mnist-100labels-smooth0.1-histavg0.5"
+    assert config_hash(smoothed) != config_hash(plain)
 
 
 @pytest.mark.parametrize("minibatch", [False, True])
