@@ -673,14 +673,14 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
     return lines
 
 
-def _kind_rows(final: dict) -> list[dict]:
-    """A benchmark of several kinds timed in turn against peers (`images_per_s` per kind, `best_peer` or
-    `best_peer_by_precision`, `ratio_<kind>_vs_best_peer`): one row per kind, so that a run measuring many
-    settings stays a readable table; [] for any other benchmark."""
+def _kind_rows(final: dict, facts: dict) -> list[dict]:
+    """A benchmark of several kinds timed in turn (`images_per_s` per kind; with peers, `best_peer` or
+    `best_peer_by_precision` and `ratio_<kind>_vs_best_peer`): one row per kind, so that a run measuring many
+    settings stays a readable table, with or without a peer among them (PyTorch is optional); [] for any
+    other benchmark. `facts`: the record's facts per kind, where ours name their Keras backend."""
     rates = final.get("images_per_s")
-    if not isinstance(rates, dict):
+    if not isinstance(rates, dict) or "best_peer_by_precision" not in final and "best_peer" not in final:
         return []
-    peers = set(final.get("best_peer_by_precision", {}).values()) | {final.get("best_peer")}
     shared = {k: v for k, v in final.get("summary", {}).items() if k in ("batch", "steps x repeats")}
     rows = []
     for kind, rate in rates.items():
@@ -688,8 +688,10 @@ def _kind_rows(final: dict) -> list[dict]:
         by = final.get("best_peer_by_precision", {}).get("bfloat16" if "bfloat16" in kind or kind.endswith("-bf16")
                                                         else "float32", final.get("best_peer"))
         rows.append({"kind": kind, "images/s": f"{rate:.0f}",
-                     "ours / best peer": "peer" if ratio is None else f"{ratio:.2f}x ({by})", **shared})
-    return rows if peers - {None} else []
+                     "ours / best peer": f"{ratio:.2f}x ({by})" if ratio is not None
+                     else "no peer of its precision timed" if "backend" in facts.get(kind, {}) else "peer",
+                     **shared})
+    return rows
 
 
 def _summary_benchmarks(records: list[dict]) -> list[str]:
@@ -706,7 +708,8 @@ def _summary_benchmarks(records: list[dict]) -> list[str]:
         columns["fused"] = "fused batch norm"
     for r in sorted(bench, key=lambda r: (r["variant"], r["device"]["name"], r["_path"])):
         fused = {True: "yes", False: "no"}.get(r["config"].get("fused_batchnorm"), "no (older code)")
-        for part in r["final"].get("summary_rows") or _kind_rows(r["final"]) or [r["final"]["summary"]]:
+        parts = r["final"].get("summary_rows") or _kind_rows(r["final"], r.get("kinds", {})) or [r["final"]["summary"]]
+        for part in parts:
             columns.update({k: k for k in part})
             rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r), "fused": fused,
                          **part, "commit": _commit(r["git"]), "file": Path(r["_path"]).name})
