@@ -122,6 +122,29 @@ def test_runs_from_a_dirty_tree_or_resumed_under_changed_code_are_marked(repo):
     assert "10.00†" in text and "aaaaaaa+dirty" in text and "made from a modified tree" in text
 
 
+def test_sample_scores_pooled_over_different_score_network_files_are_marked(repo):
+    _, res, papers, readme = repo
+    meta = {**META, "metric": "score", "metric_label": "score", "scale": 1,
+            "extra_metrics": [["fd", "FD", 1], ["ll", "log-likelihood", 1]],
+            "score_network_metrics": ["score", "fd"]}
+    (papers / "toy" / "paper.json").write_text(json.dumps(meta))
+    paths = []
+    for seed, score, digest in ((0, 9.0, "a" * 64), (1, 9.5, "a" * 64)):
+        paths.append(_write(res, seed, None))
+        body = json.loads(paths[-1].read_text())
+        body["final"] = {"score": score, "fd": 10.0 + seed, "ll": 100.0 + seed, "score_network_sha256": digest}
+        paths[-1].write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| v1 | paper (paper's recipe) | 9.25 ± 0.35 | 10.5 ± 0.7 | 100.5 ± 0.7 |" in text
+    assert "‡" not in text and "| aaaaaaaa |" in text
+    body["final"]["score_network_sha256"] = "b" * 64  # seed 1 scored by another file
+    paths[-1].write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    # the scores are marked, the log-likelihood (no score network) is not
+    assert "| v1 | paper (paper's recipe) | 9.25 ± 0.35‡ | 10.5 ± 0.7‡ | 100.5 ± 0.7 |" in text
+    assert "different score-network files" in text and "| bbbbbbbb |" in text
+
+
 def test_the_hardware_names_thread_pools_set_by_environment_variable_in_each_session(repo):
     _, res, papers, readme = repo
     path = _write(res, 0, 0.1)
