@@ -422,11 +422,14 @@ def fit(model, data, run_path: Path, **kwargs):
 
 
 def read_history(run: Path) -> list[dict]:
-    """The per-epoch history from the CSV log; after a resume, the last row for each epoch wins."""
+    """The per-epoch history from the CSV log; after a resume, the last row for each epoch wins. Keras'
+    CSVLogger adds an empty `val_<key>` column for every key when the first epoch logs no `val_` key (room
+    for a validation that might come later); columns that stayed empty are left out."""
     path = run / "history.csv"
     if not path.exists():
         return []
     frame = pd.read_csv(path).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    frame = frame.drop(columns=[c for c in frame if c.startswith("val_") and frame[c].isna().all()])
     frame["epoch"] = frame["epoch"].astype(int) + 1  # CSVLogger counts from 0; people count from 1
     return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
 

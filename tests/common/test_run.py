@@ -340,3 +340,10 @@ def test_an_epoch_s_stopped_time_is_kept_in_the_history_and_left_out_of_its_thro
     assert run.timer.epoch_stopped_s == {1: 4.0} and run.timer.session["stopped_s"] == 4.0
     (run.dir / "history.csv").write_text("epoch,loss\n0,1.0\n1,0.5\n")
     assert [(row["epoch"], row["stopped_s"]) for row in run.history()] == [(1, 4.0), (2, None)]
+
+
+def test_history_leaves_out_the_empty_validation_columns_keras_csvlogger_adds(tmp_path):
+    # Keras' CSVLogger writes val_<key> columns of "NA" when the first epoch logged no val_ key.
+    (tmp_path / "history.csv").write_text("epoch,loss,val_acc,val_loss\n0,1.0,NA,NA\n1,0.5,0.9,NA\n")
+    assert training.read_history(tmp_path) == [{"epoch": 1, "loss": 1.0, "val_acc": None},
+                                               {"epoch": 2, "loss": 0.5, "val_acc": 0.9}]
