@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common import repro
 from common import results as results_lib
 from common.config import PLUMBING_PRESETS
 
@@ -150,7 +151,15 @@ def _commits(record: dict) -> str:
     for git in _sessions(record) or [record["git"]]:
         if not names or names[-1] != _commit(git):
             names.append(_commit(git))
-    return " → ".join(names) + (" (code changed)" if record.get("code_changed_between_sessions") else "")
+    return " → ".join(names) + (" (code changed)" if _code_changes(record) else "")
+
+
+def _code_changes(record: dict) -> list[str] | None:
+    """The files changed between the run's sessions that can change what it computes (records written
+    before `repro.changed_files` left documentation out listed README and REPORT changes too); None when
+    git could not tell or the record predates the list."""
+    changed = record.get("code_changed_between_sessions")
+    return None if changed is None else [f for f in changed if repro.is_code(f)]
 
 
 def _code_note(record: dict) -> str:
@@ -159,7 +168,7 @@ def _code_note(record: dict) -> str:
     gits = _sessions(record) or [record["git"]]
     if any(g.get("dirty") for g in gits):
         return "made from a modified tree"
-    if len({g.get("commit") for g in gits}) > 1 and record.get("code_changed_between_sessions") != []:
+    if len({g.get("commit") for g in gits}) > 1 and _code_changes(record) != []:
         return "resumed under changed code"
     return ""
 

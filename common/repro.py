@@ -80,9 +80,16 @@ def library_versions() -> dict:
     return versions
 
 
+def is_code(path: str) -> bool:
+    """Whether a change to this file can change what a run computes: every file but the Markdown ones
+    (a paper's README.md and its generated REPORT.md), which no run reads."""
+    return not path.endswith(".md")
+
+
 def changed_files(commits: list[str], paths: list[str], root: Path = REPO_ROOT) -> list[str] | None:
-    """Files under `paths` that differ between consecutive `commits` (a run resumed under new code);
-    None when git cannot tell (no repository, or a commit it does not have)."""
+    """Files under `paths` that differ between consecutive `commits` (a run resumed under new code),
+    documentation left out (`is_code`); None when git cannot tell (no repository, or a commit it does
+    not have)."""
     changed: set[str] = set()
     for a, b in zip(commits, commits[1:], strict=False):
         if a == b:
@@ -94,7 +101,7 @@ def changed_files(commits: list[str], paths: list[str], root: Path = REPO_ROOT) 
             return None
         if out.returncode != 0:
             return None
-        changed.update(line for line in out.stdout.splitlines() if line)
+        changed.update(line for line in out.stdout.splitlines() if line and is_code(line))
     return sorted(changed)
 
 

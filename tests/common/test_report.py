@@ -116,6 +116,11 @@ def test_runs_from_a_dirty_tree_or_resumed_under_changed_code_are_marked(repo):
     path.write_text(json.dumps(body))
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
     assert "| 10.00 |" in text and "†" not in text
+    body.update(sessions=[{**clean, "started": "s"}, {"commit": "b" * 40, "dirty": False}],
+                code_changed_between_sessions=["papers/toy/README.md", "papers/toy/REPORT.md"])
+    path.write_text(json.dumps(body))  # an older record that listed documentation: nothing to flag
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| 10.00 |" in text and "†" not in text and "(code changed)" not in text
     body.update(sessions=[{**clean, "dirty": True}], code_changed_between_sessions=[])
     path.write_text(json.dumps(body))
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]

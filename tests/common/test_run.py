@@ -189,10 +189,16 @@ def test_changed_files_between_commits(tmp_path):
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
     second = git("rev-parse", "HEAD")
     (tmp_path / "common" / "a.py").write_text("2")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "three")
+    (tmp_path / "common" / "README.md").write_text("documentation no run reads")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "three")
     third = git("rev-parse", "HEAD")
+    (tmp_path / "common" / "README.md").write_text("the documentation again")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "four")
+    fourth = git("rev-parse", "HEAD")
     assert repro.changed_files([first, second], ["common"], root=tmp_path) == []
     assert repro.changed_files([first, second, third], ["common"], root=tmp_path) == ["common/a.py"]
+    assert repro.changed_files([third, fourth], ["common"], root=tmp_path) == []
     assert repro.changed_files([first, "f" * 40], ["common"], root=tmp_path) is None
 
 
