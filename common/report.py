@@ -287,9 +287,14 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
                "iterations": _join(done["iterations"].astype("Int64")) if len(done) else "–",
                "epochs": _join(done["epochs"]) if len(done) else "–",
                "hardware": _join(done["device"] + " / " + done["backend"]) if len(done) else "–",
-               "wall": f"{done['wall_min'].mean():.0f} min" if len(done) else "–"}
+               "wall": _duration(done["wall_min"].mean()) if len(done) else "–"}
         rows.append(row)
     return rows
+
+
+def _duration(minutes: float) -> str:
+    """Whole minutes, or seconds for a run under one minute (which would otherwise read "0 min")."""
+    return f"{minutes:.0f} min" if minutes >= 1 else f"{60 * minutes:.0f} s"
 
 
 def _table(rows: list[dict], columns: dict[str, str]) -> str:

@@ -22,9 +22,11 @@ def repo(tmp_path):
     return tmp_path, tmp_path / "results", papers, readme
 
 
-def _write(results_dir, seed, error, preset="paper", status="completed", changes=None):
+def _write(results_dir, seed, error, preset="paper", status="completed", changes=None, wall=None):
     r = record(preset=preset, final={"error": error}, status=status,
                history=[{"epoch": 1, "accuracy": 0.5}, {"epoch": 2, "accuracy": 0.7}])
+    if wall is not None:
+        r["wall_time_s"] = wall
     r["recipe_changes"] = changes or {}
     r["seed"] = seed
     r["config"]["seed"] = seed
@@ -47,6 +49,16 @@ def test_shortened_runs_are_labelled(repo):
     _write(res, 0, 0.3, preset="quick")
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
     assert "| v1 | quick (not the paper's recipe) | 30.00 |" in text
+
+
+def test_wall_time_under_a_minute_is_given_in_seconds_not_as_0_min(repo):
+    _, res, papers, readme = repo
+    _write(res, 0, 0.1, wall=18.0)
+    _write(res, 1, 0.1, wall=24.0)
+    _write(res, 0, 0.1, preset="quick", wall=150.0)
+    text = report.render(res, papers, readme, res, draw=False)[readme]
+    assert "| paper (paper's recipe) |" in text and "| 21 s |" in text and "0 min" not in text
+    assert "| 2 min |" in text
 
 
 def test_custom_runs_with_different_changes_are_separate_rows(repo):
