@@ -293,7 +293,7 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
 
 
 def _duration(minutes: float) -> str:
-    """Whole minutes, or seconds for a run under one minute (which would otherwise read "0 min")."""
+    """Whole minutes, or seconds for a run under one minute, which whole minutes would show as zero."""
     return f"{minutes:.0f} min" if minutes >= 1 else f"{60 * minutes:.0f} s"
 
 
