@@ -10,7 +10,7 @@ import scipy.stats
 
 from common import parzen, report, results
 from common.config import ConfigError, make_config, parse_args
-from papers.cgan import train
+from papers.cgan import real_images, train
 from papers.cgan.config import PRESETS, CGANConfig
 from papers.cgan.model import (
     CGAN,
@@ -303,3 +303,34 @@ def test_smoke_run_writes_results_figures_and_scores(mnist_root, tmp_path):
     assert set(record["figures"]) == {"figure2"} and record["data"]["validation"] == 200
     assert keras.saving.load_model(final["generator_file"]).count_params() > 0
     assert "| cgan-mnist | smoke (not the paper's recipe) |" in report.report_for(config.results_dir, "cgan")
+
+
+# --- the protocol on real images (real_images.py) --------------------------------------------------
+
+
+def test_real_images_are_balanced_training_images_drawn_by_the_seed():
+    labels = np.random.default_rng(0).permutation(np.repeat(np.arange(10), 7))
+    chosen = real_images.choose_images(labels, 5, seed=0)
+    assert len(np.unique(chosen)) == 50 and np.bincount(labels[chosen], minlength=10).tolist() == [5] * 10
+    assert np.array_equal(chosen, real_images.choose_images(labels, 5, seed=0))
+    assert not np.array_equal(chosen, real_images.choose_images(labels, 5, seed=1))
+    with pytest.raises(ConfigError, match="only 7 of class 0"):
+        real_images.choose_images(labels, 8, seed=0)
+
+
+def test_real_images_record_and_report_section(mnist_root, tmp_path, capsys):
+    common = [f"--data_dir={mnist_root}", "--verify_data=false", "--download=false",
+              f"--results_dir={tmp_path / 'results'}", "--preset=smoke"]
+    assert real_images.main(common + ["--parzen_samples_per_class=1000"]) == 2  # the smoke split holds ~30 of each
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --parzen_samples_per_class=1000") and "\n" not in err
+    assert real_images.main(common + ["--seed=3"]) == 0
+    (record,) = results.load_all(tmp_path / "results", "cgan")
+    final = record["final"]
+    assert record["kind"] == "benchmark" and record["variant"] == "mnist-training-images" and record["seed"] == 3
+    assert final["parzen_samples"] == 200 and final["parzen_sigma"] in PRESETS["smoke"].get(
+        "sigma_grid", CGANConfig().sigma_grid)
+    assert record["data"]["train"] == 300 and record["data"]["test"] == 200
+    text = report.report_for(tmp_path / "results", "cgan", draw=False)
+    assert "## The protocol on real images" in text
+    assert f"| {final['test_parzen_ll']:.1f} ± {final['test_parzen_ll_sem']:.1f} |" in text
