@@ -40,6 +40,8 @@ PAPER_JSON = {
     "paper_values": "{variant: the paper's number}, shown beside ours",
     "paper_rows": "variants that always get a paper-recipe row, 'not run yet' until one ran (default: "
                   "the keys of paper_values)",
+    "no_data": "{variant: why}: the paper's configurations whose data this repository cannot reach; each gets "
+               "a paper-recipe row saying 'no data' (until one ran) and its reason under the summary",
     "variant_order": "the order of variants in tables and figures",
     "extra_metrics": "[[final key or 'config.<field>', column label, digits or null for a setting, "
                      "optional scale], ...]: more per-run columns",
@@ -239,6 +241,7 @@ def _order(frame: pd.DataFrame, meta: dict) -> list[tuple[str, str]]:
     keys = {(v, p) for v, p in zip(frame["variant"], frame["preset"], strict=True)}
     # The paper's own configurations always get a paper-recipe row, saying "not run yet" until one ran.
     keys |= {(v, meta.get("paper_preset", "paper")) for v in meta.get("paper_rows", meta.get("paper_values", {}))}
+    keys |= {(v, meta.get("paper_preset", "paper")) for v in meta.get("no_data", {})}
     return sorted(keys, key=lambda k: (order.get(k[0], 99), k[0], presets.get(k[1], 9), k[1]))
 
 
@@ -277,7 +280,8 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
         row = {"variant": variant, "preset": preset + (" (paper's recipe)" if preset == paper_preset else
                                                        " (not the paper's recipe)"),
                "ours": (_mean_std(done["value"], meta.get("digits", 2)) + mark
-                        + (NETWORKS_MARK if meta["metric"] in mixed else "") if len(done) else "not run yet"),
+                        + (NETWORKS_MARK if meta["metric"] in mixed else "") if len(done)
+                        else "no data" if variant in meta.get("no_data", {}) else "not run yet"),
                **{key: ("–" if not len(done) else _join(done[key]) if digits is None
                         else _mean_std(done[key].astype(float), digits) + (NETWORKS_MARK if key in mixed else ""))
                   for key, _, digits in _extras(meta)},
@@ -469,6 +473,8 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                               "epochs": "epochs", "hardware": "hardware", "wall": "wall time (mean)"})]
     lines += _modified_note(summary)
     lines += _networks_note(summary)
+    for variant, why in meta.get("no_data", {}).items():
+        lines += ["", f"- No data for {variant}: {why}."]
     for ref in meta.get("references", []):
         lines += ["", f"- Reference: {ref['what']}: **{ref['value']}** ({ref['source']})."]
     lines += _claims(records, meta)

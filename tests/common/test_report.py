@@ -44,6 +44,18 @@ def test_summary_mean_std_over_seeds_and_missing_rows(repo):
     assert "| v2 | paper (paper's recipe) | not run yet | 5.0 | 0 |" in text
 
 
+def test_a_configuration_without_data_says_so_and_why_until_it_runs(repo):
+    _, res, papers, readme = repo
+    (papers / "toy" / "paper.json").write_text(json.dumps({**META, "no_data": {"v3": "its files are not here"}}))
+    _write(res, 0, 0.10)
+    out = report.render(res, papers, readme, res, draw=False)
+    text = out[papers / "toy" / "REPORT.md"]
+    assert "| v3 | paper (paper's recipe) | no data | – | 0 |" in text
+    assert "- No data for v3: its files are not here." in text
+    assert "| v2 | paper (paper's recipe) | not run yet |" in text
+    assert "| v3 | paper (paper's recipe) | error (%) | no data |" in out[readme]
+
+
 def test_shortened_runs_are_labelled(repo):
     _, res, papers, readme = repo
     _write(res, 0, 0.3, preset="quick")
