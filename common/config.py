@@ -272,7 +272,8 @@ _LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorbo
                     "distribute", "coordinator", "num_processes", "process_id", "tf_data_autotune"}
 # Fields added after runs were recorded: hashed only when they leave their default, so that those runs keep their hash.
 _HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True, "precision": "float32", "fused_batchnorm": True,
-                          "minibatch_discrimination": False, "label_smoothing": 0.0, "historical_averaging": 0.0}
+                          "minibatch_discrimination": False, "label_smoothing": 0.0, "historical_averaging": 0.0,
+                          "networks": "cgan"}
 
 
 def config_hash(config) -> str:

@@ -6,6 +6,8 @@ Presets (reference hardware: the project's 2-core CPU, TensorFlow backend; measu
 
   paper   python papers/cgan/train.py --seed=0                       # CGAN, Table 1: 132 ± 1.8
           python papers/cgan/train.py --conditional=false --seed=0   # the same networks minus y (GAN: 225 ± 2)
+          python papers/cgan/train.py --conditional=false --networks=goodfellow2014 --seed=0
+                                     # the GAN paper's own MNIST model, the one behind Table 1's 225 ± 2
           SGD on 50,000 training images in minibatches of 100 (500 updates an epoch), learning rate 0.1
           decayed by 1.00004 per update to its floor of 1e-6 (reached after about 288,000 updates, epoch
           576), momentum 0.5 rising to 0.7 by epoch 250. After every epoch, the Gaussian Parzen-window
@@ -28,18 +30,28 @@ from common.config import ConfigError, param
 from common.gen_metrics import SampleScoreConfig
 
 TRAIN_IMAGES = 50_000  # the first 50,000 MNIST training images; the last 10,000 are the validation set
+NETWORKS = ("cgan", "goodfellow2014")
+# The learning rate's decay per update: §4.1's, and the GAN paper's mnist.yaml's (ExponentialDecay 1.000004).
+LR_DECAY = {"cgan": 1.00004, "goodfellow2014": 1.000004}
 
 
 @dataclass(frozen=True)
 class CGANConfig(SampleScoreConfig):
-    RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"conditional", "eval_block", "nn_samples"}
+    RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"conditional", "networks", "eval_block", "nn_samples"}
 
     conditional: bool = param(True, "condition G and D on the one-hot label (CGAN); false: the same networks "
                                     "without y, the unconditional GAN of the paper's Table 1 comparison")
-    latent_dim: int = param(100, "dimension of z, uniform in the unit hypercube (§4.1)", low=1)
+    networks: str = param("cgan", "cgan: §4.1's networks (without y when --conditional=false); goodfellow2014: "
+                                  "the model behind Table 1's GAN row (225 ± 2), from the GAN paper's mnist.yaml: "
+                                  "G z ~ N(0, I) -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid without dropout, D maxout "
+                                  "240 x 5 -> maxout 240 x 5 -> 1 sigmoid, the learning rate decayed by 1.000004; "
+                                  "unconditional only")
+    latent_dim: int = param(100, "dimension of z, uniform in the unit hypercube (§4.1; goodfellow2014: standard "
+                                 "normal, the GAN code's Generator)", low=1)
     batch_size: int = param(100, "minibatch size (§4.1)", low=1)
     learning_rate: float = param(0.1, "initial SGD learning rate (§4.1)", above=0)
-    lr_decay: float = param(1.00004, "the learning rate is divided by this after every update (§4.1)", low=1)
+    lr_decay: float = param(0.0, "the learning rate is divided by this after every update; 0: the networks' "
+                                 "(§4.1: 1.00004; goodfellow2014: mnist.yaml's 1.000004)", low=0)
     min_learning_rate: float = param(1e-6, "the decay's floor (§4.1: 'down to .000001')", above=0)
     initial_momentum: float = param(0.5, "momentum in the first epoch (§4.1)", below=1)
     final_momentum: float = param(0.7, "momentum it rises to (§4.1)", below=1)
@@ -65,8 +77,16 @@ class CGANConfig(SampleScoreConfig):
     eval_block: int = param(250, "test points per block of the Parzen computation (memory only)", low=1)
     nn_samples: int = param(1000, "samples whose nearest test image is measured at the end", low=1)
 
+    def automatic(self) -> dict:
+        return {"lr_decay": LR_DECAY[self.networks]} if self.lr_decay == 0 and self.networks in LR_DECAY else {}
+
     def validate(self) -> None:
         super().validate()
+        if self.networks not in NETWORKS:
+            raise ConfigError(f"--networks must be one of {', '.join(NETWORKS)}, got {self.networks!r}")
+        if self.networks == "goodfellow2014" and self.conditional:
+            raise ConfigError("--networks=goodfellow2014 is the GAN paper's unconditional model: add "
+                              "--conditional=false")
         if min(self.latent_dim, self.batch_size, self.epochs, self.patience, self.parzen_samples_per_class,
                self.sigma_validation_images, self.eval_block) < 1:
             raise ConfigError("latent_dim, batch_size, epochs, patience, parzen_samples_per_class, "
@@ -83,7 +103,9 @@ class CGANConfig(SampleScoreConfig):
 
     @property
     def variant(self) -> str:
-        return "cgan-mnist" if self.conditional else "gan-mnist"
+        if self.conditional:
+            return "cgan-mnist"
+        return "gan-mnist" + ("-goodfellow2014" if self.networks == "goodfellow2014" else "")
 
 
 PRESETS = {

@@ -13,6 +13,11 @@ units; weights uniform in [-0.05, 0.05] (G) and [-0.005, 0.005] (D), biases 0, G
 from the pixel marginals; D's objective 0.5 [BCE(D(x, y), 1) + BCE(D(G(z, y), y), 0)], G's the
 non-saturating BCE(D(G(z, y), y), 1) on the same generated batch and the same dropout mask, both
 players updated at once (their SGD step on the summed cost).
+
+`--networks=goodfellow2014` builds instead the unconditional model behind Table 1's GAN row (Goodfellow et
+al. 2014; goodfeli/adversarial, mnist.yaml): G z (100, standard normal) -> 1200 ReLU -> 1200 ReLU -> 784
+sigmoid, without dropout; D x -> maxout 240 x 5 -> maxout 240 x 5 -> 1 sigmoid, with the same dropout,
+initialisation, objectives and update as above.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from common.adversarial import AdversarialModel
 from common.layers import Dropout
 
 IMAGE_DIM, CLASSES = 784, 10
+# Where the GAN paper's MNIST model (mnist.yaml; its Generator's default noise) differs from §4.1's networks.
+GOODFELLOW_2014 = {"generator": {"z_units": 1200, "joint_units": 1200, "dropout": 0.0},
+                   "discriminator": {"joint_units": (240, 5)}, "latent": "normal"}
 
 
 @keras.saving.register_keras_serializable(package="cgan")
@@ -73,7 +81,7 @@ def marginal_logits(images: np.ndarray, eps: float = 1e-3) -> np.ndarray:
 def build_generator(conditional: bool = True, latent_dim: int = 100, z_units: int = 200, y_units: int = 1000,
                     joint_units: int = 1200, dropout: float = 0.5, init_scale: float = 0.05,
                     output_bias: np.ndarray | None = None) -> keras.Model:
-    """G(z, y) -> 784 pixels in (0, 1); without `conditional`, G(z) (the y branch removed)."""
+    """G(z, y) -> 784 pixels in (0, 1); without `conditional`, G(z) (the y branch removed); `dropout` 0: none."""
     z = keras.Input((latent_dim,), name="z")
     h = layers.Dense(z_units, activation="relu", kernel_initializer=_uniform(init_scale), name="z_hidden")(z)
     inputs = [z]
@@ -82,9 +90,11 @@ def build_generator(conditional: bool = True, latent_dim: int = 100, z_units: in
         h_y = layers.Dense(y_units, activation="relu", kernel_initializer=_uniform(init_scale), name="y_hidden")(y)
         h = layers.Concatenate(name="z_and_y")([h, h_y])
         inputs.append(y)
-    h = Dropout(dropout, name="joint_dropout")(h)
+    if dropout:
+        h = Dropout(dropout, name="joint_dropout")(h)
     h = layers.Dense(joint_units, activation="relu", kernel_initializer=_uniform(init_scale), name="joint")(h)
-    h = Dropout(dropout, name="output_dropout")(h)
+    if dropout:
+        h = Dropout(dropout, name="output_dropout")(h)
     bias = "zeros" if output_bias is None else keras.initializers.Constant(output_bias)
     x = layers.Dense(IMAGE_DIM, activation="sigmoid", kernel_initializer=_uniform(init_scale),
                      bias_initializer=bias, name="image")(h)
@@ -172,17 +182,26 @@ class CGAN(AdversarialModel):
     given too when `conditional`)."""
 
     def __init__(self, generator, discriminator, conditional: bool = True, latent_dim: int = 100,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, latent: str = "uniform", **kwargs):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
-        self.conditional, self.latent_dim = conditional, latent_dim
+        self.conditional, self.latent_dim, self.latent = conditional, latent_dim, latent
         self.noise = keras.random.SeedGenerator(seed)
         self.track("d_loss", "g_loss")
 
     def sample_z(self, n):
-        """z uniform in the unit hypercube [0, 1]^latent_dim (§4.1)."""
+        """z uniform in the unit hypercube [0, 1]^latent_dim (§4.1), or standard normal (`latent` "normal")."""
+        if self.latent == "normal":
+            return distribute.batch_draw(lambda rows: keras.random.normal((rows, self.latent_dim), seed=self.noise), n)
         return distribute.batch_draw(lambda rows: keras.random.uniform((rows, self.latent_dim), 0.0, 1.0,
                                                                         seed=self.noise), n)
+
+    def latent_array(self, seed, n: int) -> np.ndarray:
+        """n latent vectors drawn by NumPy from `seed`, from the distribution `sample_z` draws from."""
+        rng = np.random.default_rng(seed)
+        if self.latent == "normal":
+            return rng.standard_normal((n, self.latent_dim), dtype=np.float32)
+        return rng.uniform(0.0, 1.0, (n, self.latent_dim)).astype(np.float32)
 
     def _inputs(self, first, y):
         return [first, y] if self.conditional else [first]
@@ -228,11 +247,14 @@ def optimizer(config, steps_per_epoch: int) -> MomentumSGD:
 
 def build_model(config, steps_per_epoch: int, output_bias: np.ndarray | None = None) -> CGAN:
     """G, D and the compiled CGAN of a `CGANConfig`: the same SGD rule for both players (§4.1)."""
-    generator = build_generator(config.conditional, config.latent_dim, dropout=config.dropout,
-                                init_scale=config.g_init_scale, output_bias=output_bias)
+    theirs = GOODFELLOW_2014 if config.networks == "goodfellow2014" else {}
+    generator = build_generator(config.conditional, config.latent_dim, **{
+        "dropout": config.dropout, "init_scale": config.g_init_scale, "output_bias": output_bias,
+        **theirs.get("generator", {})})
     discriminator = build_discriminator(config.conditional, input_dropout=config.d_input_dropout,
-                                        dropout=config.dropout, init_scale=config.d_init_scale)
+                                        dropout=config.dropout, init_scale=config.d_init_scale,
+                                        **theirs.get("discriminator", {}))
     model = CGAN(generator, discriminator, config.conditional, config.latent_dim, seed=config.seed,
-                 name="cgan" if config.conditional else "gan")
+                 latent=theirs.get("latent", "uniform"), name="cgan" if config.conditional else "gan")
     model.compile(optimizer(config, steps_per_epoch), optimizer(config, steps_per_epoch), jit_compile=config.jit)
     return model

@@ -3,6 +3,7 @@
 
     python papers/cgan/train.py --seed=0                        # the paper's recipe (Table 1: 132 ± 1.8)
     python papers/cgan/train.py --conditional=false --seed=0    # the unconditional GAN beside it
+    python papers/cgan/train.py --conditional=false --networks=goodfellow2014   # the GAN paper's own model
     python papers/cgan/train.py --preset=quick                  # at most 30 epochs
     python papers/cgan/train.py --help                          # every field, default and preset
 
@@ -55,7 +56,7 @@ def parzen_samples(model: CGAN, config: CGANConfig, seed) -> tuple[np.ndarray, n
     """Table 1's samples: `parzen_samples_per_class` of each label (as many in all without labels), from
     latent vectors drawn by `seed`."""
     n = CLASSES * config.parzen_samples_per_class
-    z = np.random.default_rng(seed).uniform(0.0, 1.0, (n, config.latent_dim)).astype(np.float32)
+    z = model.latent_array(seed, n)
     labels = np.repeat(np.arange(CLASSES), config.parzen_samples_per_class) if config.conditional else None
     return model.generate(z, labels), labels
 
@@ -163,7 +164,7 @@ def run(config: CGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
                                 splits=min(10, len(chosen)))
         final.update(sample_score=scores["score"], sample_score_std=scores["score_std"],
                      sample_fd=scores["frechet_distance"], **network.describe())
-    grid_z = np.random.default_rng([config.seed, 4]).uniform(0.0, 1.0, (100, config.latent_dim)).astype(np.float32)
+    grid_z = model.latent_array([config.seed, 4], 100)
     grid_labels = np.repeat(np.arange(CLASSES), 10) if config.conditional else None  # Figure 2: a row per label
     images.save_grid(run.figure_path("figure2"), model.generate(grid_z, grid_labels).reshape(-1, 28, 28), 10, 10)
     final["generator_file"] = str(run.save_model(model.generator, "generator"))

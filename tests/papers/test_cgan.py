@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 
 from common import parzen, report, results
-from common.config import ConfigError, make_config, parse_args
+from common.config import ConfigError, config_hash, make_config, parse_args
 from papers.cgan import real_images, train
 from papers.cgan.config import PRESETS, CGANConfig
 from papers.cgan.model import (
@@ -98,6 +98,57 @@ def test_unconditional_networks_are_the_same_minus_y():
     assert config.variant == "gan-mnist" and len(model.generator.inputs) == len(model.discriminator.inputs) == 1
     assert _layer(model.generator, "joint").input.shape[-1] == 200
     assert _layer(model.discriminator, "joint_maxout").input.shape[-1] == 240
+
+
+@pytest.fixture(scope="module")
+def goodfellow_plan(mnist_root, tmp_path_factory):
+    """What train.py would train with --conditional=false --networks=goodfellow2014 (no other override)."""
+    with pytest.MonkeyPatch.context() as mp:
+        return planned_training(mp, train, CGANConfig, PRESETS, tmp_path_factory.mktemp("gan2014_recipe"),
+                                data_dir=str(mnist_root), conditional=False, networks="goodfellow2014")
+
+
+def test_recipe_goodfellow2014_networks_are_the_gan_papers_mnist_yaml(goodfellow_plan):
+    """goodfeli/adversarial, mnist.yaml: G 100 -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid (irange .05, no
+    dropout); D maxout 240 x 5 -> maxout 240 x 5 -> sigmoid (irange .005; inputs kept with probability .8,
+    hidden units .5)."""
+    g, d = goodfellow_plan.model.generator, goodfellow_plan.model.discriminator
+    assert goodfellow_plan.config.variant == "gan-mnist-goodfellow2014"
+    assert [tuple(i.shape) for i in g.inputs] == [(None, 100)] and [tuple(i.shape) for i in d.inputs] == [(None, 784)]
+    for name, units in (("z_hidden", 1200), ("joint", 1200), ("image", 784)):
+        layer = _layer(g, name)
+        assert (layer.units, layer.kernel_initializer.maxval) == (units, 0.05), name
+    assert not [la for la in g.layers if isinstance(la, keras.layers.Dropout)]
+    assert g.count_params() == (100 * 1200 + 1200) + (1200 * 1200 + 1200) + (1200 * 784 + 784)
+    for name in ("x_maxout", "joint_maxout"):
+        layer = _layer(d, name)
+        assert (layer.units, layer.pieces, layer.kernel_initializer.maxval) == (240, 5, 0.005), name
+    rates = {la.name: la.rate for la in d.layers if isinstance(la, keras.layers.Dropout)}
+    assert rates == {"x_dropout": 0.2, "joint_dropout": 0.5, "output_dropout": 0.5}
+    assert d.count_params() == (784 * 1200 + 1200) + (240 * 1200 + 1200) + (240 + 1)
+
+
+@pytest.mark.parametrize("step", [0, 100_000, 288_000])
+def test_recipe_goodfellow2014_learning_rate_decays_by_1_000004_per_update(goodfellow_plan, step):
+    """mnist.yaml: ExponentialDecay(decay_factor 1.000004, min_lr 1e-6), from 0.1; momentum as §4.1's."""
+    for name in ("discriminator", "generator"):
+        opt = goodfellow_plan.model.optimizer.players[name]
+        opt.iterations.assign(step)
+        try:
+            rate = float(_np(opt.learning_rate))
+        finally:
+            opt.iterations.assign(0)
+        assert rate == pytest.approx(0.1 / 1.000004**step, rel=1e-4), (name, step)
+        assert float(_np(opt.momentum_at(500 * 249))) == pytest.approx(0.7)
+
+
+def test_goodfellow2014_latent_is_standard_normal_in_training_and_in_the_samples(goodfellow_plan):
+    """The GAN code's Generator draws its noise from N(0, I) (its default, which mnist.yaml keeps)."""
+    model = goodfellow_plan.model
+    for z in (_np(model.sample_z(20_000)), model.latent_array([0, 1], 20_000)):
+        assert z.shape == (20_000, 100) and z.dtype == np.float32
+        assert np.quantile(z, [0.1, 0.5, 0.9]) == pytest.approx([-1.2816, 0.0, 1.2816], abs=0.01)
+    assert goodfellow_plan.epochs == 576 and goodfellow_plan.data.batch_size == 100
 
 
 def test_output_bias_starts_at_the_pixel_marginals():
@@ -275,12 +326,21 @@ def test_sigma_is_chosen_by_validation_likelihood_and_the_error_is_std_over_sqrt
 # --- config and a smoke run -----------------------------------------------------------------------
 
 
-def test_config_labels_and_errors():
+def test_config_labels_and_errors(capsys):
     assert parse_args(CGANConfig, PRESETS, ["--conditional=false", "--seed=2"])[0] == "paper"
+    assert parse_args(CGANConfig, PRESETS, ["--conditional=false", "--networks=goodfellow2014"])[0] == "paper"
     assert parse_args(CGANConfig, PRESETS, ["--epochs=10"])[0] == "paper-custom"
-    for bad in ({"lr_decay": 0.9}, {"dropout": 1.0}, {"sigma_grid": (0.0, 1.0)}, {"patience": 0}):
+    for bad in ({"lr_decay": 0.9}, {"dropout": 1.0}, {"sigma_grid": (0.0, 1.0)}, {"patience": 0},
+                {"networks": "dcgan"}, {"networks": "goodfellow2014"}):
         with pytest.raises(ConfigError):
             make_config(CGANConfig, PRESETS, **bad)
+    assert train.main(["--networks=goodfellow2014"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --networks=goodfellow2014 is the GAN paper's unconditional "
+                                               "model: add --conditional=false")
+    # a run begun before --networks existed keeps its hash, so it resumes (the GAN's seed 2, folder ...-ef99b101)
+    assert config_hash(make_config(CGANConfig, PRESETS, conditional=False, seed=2,
+                                   feature_network="/work/main/runs/score_networks/mnist-classifier-seed0.keras",
+                                   feature_network_name="MNIST classifier")) == "ef99b101"
 
 
 @pytest.mark.jax
