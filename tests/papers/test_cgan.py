@@ -34,6 +34,19 @@ def _layer(model, name):
     return model.get_layer(name)
 
 
+def _rates_at(model, step: int) -> dict[str, float]:
+    """Each player's learning rate at update `step`, read from its optimizer (left at update 0)."""
+    rates = {}
+    for name in ("discriminator", "generator"):
+        opt = model.optimizer.players[name]
+        opt.iterations.assign(step)
+        try:
+            rates[name] = float(_np(opt.learning_rate))
+        finally:
+            opt.iterations.assign(0)
+    return rates
+
+
 # --- the networks of §4.1, as built -------------------------------------------------------------
 
 
@@ -131,14 +144,9 @@ def test_recipe_goodfellow2014_networks_are_the_gan_papers_mnist_yaml(goodfellow
 @pytest.mark.parametrize("step", [0, 100_000, 288_000])
 def test_recipe_goodfellow2014_learning_rate_decays_by_1_000004_per_update(goodfellow_plan, step):
     """mnist.yaml: ExponentialDecay(decay_factor 1.000004, min_lr 1e-6), from 0.1; momentum as §4.1's."""
-    for name in ("discriminator", "generator"):
-        opt = goodfellow_plan.model.optimizer.players[name]
-        opt.iterations.assign(step)
-        try:
-            rate = float(_np(opt.learning_rate))
-        finally:
-            opt.iterations.assign(0)
+    for name, rate in _rates_at(goodfellow_plan.model, step).items():
         assert rate == pytest.approx(0.1 / 1.000004**step, rel=1e-4), (name, step)
+        opt = goodfellow_plan.model.optimizer.players[name]
         assert float(_np(opt.momentum_at(500 * 249))) == pytest.approx(0.7)
 
 
@@ -178,13 +186,7 @@ def test_maxout_is_the_maximum_over_pieces_of_a_hand_set_kernel():
 
 @pytest.mark.parametrize("step", [0, 1, 100_000, 287_823, 400_000])
 def test_recipe_learning_rate_decays_by_1_00004_per_update_to_1e_6(paper_plan, step):
-    for name in ("discriminator", "generator"):
-        opt = paper_plan.model.optimizer.players[name]
-        opt.iterations.assign(step)
-        try:
-            rate = float(_np(opt.learning_rate))
-        finally:
-            opt.iterations.assign(0)
+    for name, rate in _rates_at(paper_plan.model, step).items():
         assert rate == pytest.approx(max(0.1 / 1.00004**step, 1e-6), rel=1e-4), (name, step)
 
 
