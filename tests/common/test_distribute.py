@@ -3,10 +3,16 @@
 Each placement runs in a subprocess of its own (`tests/distributed_steps.py`), since the device count is fixed
 when the backend starts: JAX sees 4 host devices through XLA_FLAGS, TensorFlow 2 logical CPUs. The steps
 are those of ResNet-8 (batch normalisation, `Model.fit`), of DCGAN (the adversarial custom step, batch
-normalisation in both networks, drawn noise) and of the VAE (its own loss, drawn noise), 3 steps of a
-global batch of 16 each, with plain SGD (whose step scales with the gradient); the losses of every step and
-every weight after them must match one device's within float tolerance. That the comparison can fail is
-shown by TensorFlow's per-replica batch normalisation (`--sync_batchnorm=false`), which it catches.
+normalisation in both networks, drawn noise) and of the VAE (its own loss, drawn noise), 3 steps (ResNet-8:
+2, see `tests/distributed_steps.py`) of a global batch of 16 each, with plain SGD (whose step scales with
+the gradient); the losses of every step and every weight after them must match one device's within float
+tolerance. That the comparison can fail is shown by TensorFlow's per-replica batch normalisation
+(`--sync_batchnorm=false`), which it catches.
+
+The two-host runs in miniature (two processes on localhost) and the check that plain Keras on TensorFlow
+replicas departs from one device took 350 s of this file's 744 s (2 cores beside a training run, 2026-12-02),
+so they are `slow`:
+`python -m pytest -m slow tests/common/test_distribute.py` runs them.
 """
 
 import json
@@ -90,6 +96,7 @@ def test_tensorflow_mirrored_over_2_devices_matches_one_device(tmp_path, tf_one)
         _assert_same(tf_one[model], many[model], 2)
 
 
+@pytest.mark.slow
 def test_tensorflow_replicas_left_to_plain_keras_depart_from_one_device(tmp_path, tf_one):
     """What common does on TensorFlow replicas is needed: with Keras' per-replica Dropout and noise (each
     replica's mask repeats the others'), per-replica batch means, and critic minibatches cut from each
@@ -122,6 +129,7 @@ def _both(procs, timeout=400) -> list[str]:
             p.kill()
 
 
+@pytest.mark.slow
 def test_two_jax_processes_on_localhost_match_one_process(tmp_path, jax_one):
     """Two hosts in miniature: two processes with 2 devices each, a coordinator on 127.0.0.1 (gloo collectives
     on CPU), each feeding its rows of every batch."""
@@ -277,6 +285,7 @@ def test_a_batch_that_does_not_split_is_refused(monkeypatch):
     distribute.check_batch(32)
 
 
+@pytest.mark.slow
 def test_train_script_on_2_hosts_records_its_placement(cifar_root, tmp_path):
     """`python papers/resnet/train.py` as two processes with 2 JAX devices each (the README's several-hosts command
     on localhost): process 0's record says 4 devices on 2 hosts, in each session too; process 1 writes none;
