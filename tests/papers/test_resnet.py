@@ -61,9 +61,11 @@ def test_train_step_lowers_loss_resnet20():
     _train_step_lowers_loss(20)
 
 
+@pytest.mark.slow
 def test_train_step_lowers_loss_resnet110():
     """The deepest network trains too. The depths between differ from these two only in n, which the
-    structure tests above check for every depth (so they are not trained here: 30 s of the suite)."""
+    structure tests above check for every depth (so they are not trained here: 30 s of the suite). Slow:
+    85 s of the suite's 2,527 s on 2 cores beside a training run (2026-12-02); ResNet-20's step stays."""
     _train_step_lowers_loss(110)
 
 
@@ -219,6 +221,7 @@ def test_benchmark_writes_a_throughput_record(cifar_root, tmp_path):
     assert len(unvalidated) == 1 and "validation_pass_s" not in unvalidated[0]["final"]
 
 
+@pytest.mark.slow  # 105 s of the suite's 2,527 s on 2 cores beside a training run (2026-12-02)
 def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, capsys):
     from papers.resnet import peer_benchmark
 
