@@ -6,6 +6,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import scipy.special
 import scipy.stats
 
 from common import parzen, report, results
@@ -308,6 +309,15 @@ def test_parzen_of_three_samples_is_a_hand_log_mean_exp_and_ignores_their_order(
     hand = math.log(np.mean(np.exp(-sq / (2 * sigma**2)))) - 2 * math.log(sigma * math.sqrt(2 * math.pi))
     assert parzen.log_likelihood(x, mu, sigma)[0] == pytest.approx(hand, rel=1e-12)
     assert parzen.log_likelihood(x, mu[::-1], sigma)[0] == pytest.approx(hand, rel=1e-12)
+
+
+def test_parzen_in_uneven_blocks_equals_scipys_logsumexp_over_all_samples():
+    rng = np.random.default_rng(1)
+    x, mu, sigma = rng.normal(size=(7, 6)), rng.normal(size=(50, 6)), 0.3  # exponents down to about -300
+    sq = ((x[:, None, :] - mu[None, :, :]) ** 2).sum(-1)
+    expected = scipy.special.logsumexp(-sq / (2 * sigma**2), axis=1) - math.log(50) \
+        - 6 * math.log(sigma * math.sqrt(2 * math.pi))
+    np.testing.assert_allclose(parzen.log_likelihood(x, mu, sigma, block=3), expected, rtol=1e-12)
 
 
 def test_parzen_of_a_far_point_is_finite():
