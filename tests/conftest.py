@@ -10,6 +10,14 @@ import pickle
 import struct
 from pathlib import Path
 
+# XLA's backend optimisations off for the tests (a user's own XLA_FLAGS win): on JAX most of a test's
+# time is compiling tiny programs, not running them. The compiled programs compute the same functions;
+# no test measures speed. TensorFlow compiles with XLA only where a test asks. With this, and the train-step
+# tests of ResNet-20 and the VAE at the default jit_compile=auto (on JAX, "false" ran every operation on its
+# own), the JAX subset took 304 s (527 s of CPU) against 463 s (786 s) at 8630ddc, in turn on a 2-core Xeon
+# beside a nice-10 training run (2026-12-03).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
 import common.tf_env  # noqa: F401
 
 import numpy as np
@@ -134,3 +142,4 @@ def _no_network(monkeypatch):
         raise AssertionError("a test tried to download a file")
 
     monkeypatch.setattr(keras.utils, "get_file", refuse)
+

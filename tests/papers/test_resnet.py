@@ -48,7 +48,7 @@ def test_save_and_reload_give_identical_outputs(depth, tmp_path):
 
 def _train_step_lowers_loss(depth):
     keras.utils.set_random_seed(0)
-    model = train.compile_model(build_model(depth), ResNetConfig(depth=depth, learning_rate=0.01, jit_compile="false"))
+    model = train.compile_model(build_model(depth), ResNetConfig(depth=depth, learning_rate=0.01))
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(16, 32, 32, 3)).astype(np.float32), rng.integers(0, 10, 16)
     first = float(model.train_on_batch(x, y)[0])

@@ -64,7 +64,7 @@ def test_save_and_reload_give_identical_outputs(dataset, tmp_path):
 
 def _train_step_lowers_loss(dataset):
     keras.utils.set_random_seed(0)
-    config = VAEConfig(dataset=dataset, hidden_units=32, latent_dim=2, jit_compile="false")
+    config = VAEConfig(dataset=dataset, hidden_units=32, latent_dim=2)
     model = train.compile_model(train.build_model(config, 1000, DATA_DIM[dataset], LIKELIHOOD[dataset]), config, 0.02)
     x = (np.random.default_rng(0).random((100, DATA_DIM[dataset])) < 0.3).astype(np.float32)
     first = model.evaluate(x, verbose=0, return_dict=True)["loss"]
