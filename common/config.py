@@ -224,6 +224,18 @@ def _changes(config, presets: dict[str, dict], preset: str) -> dict:
             if f.name not in config.RECIPE_NEUTRAL and getattr(config, f.name) != getattr(reference, f.name)}
 
 
+def command_line(config, presets: dict[str, dict], preset: str) -> list[str]:
+    """`--key=value` for every field of `config` that differs from `preset` as made with defaults: with
+    `--preset=<preset>` (unless the paper's), the arguments that make this very config."""
+    reference = make_config(type(config), presets, preset)
+    args = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name not in config.chosen_automatically and value != getattr(reference, f.name):
+            args.append(f"--{f.name}={str(value).lower() if isinstance(value, bool) else _fmt(value)}")
+    return args
+
+
 def recipe_changes(config, presets: dict[str, dict], preset: str) -> dict:
     """The recipe fields in which `config` departs from the preset its label names ("quick" for
     "quick-custom"), with their values: what makes a custom run custom. Empty for a preset's own

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import repro
+from common import relay, repro
 from common import results as results_lib
 from common.config import PLUMBING_PRESETS
 
@@ -198,9 +198,13 @@ def _preset(record: dict) -> str:
 
 
 def _device(record: dict) -> str:
-    """The device's name, with the number of devices and hosts of a data-parallel run (common.distribute)."""
+    """The device's name, with the number of devices and hosts of a data-parallel run (common.distribute);
+    a run whose sessions ran on several machines (relayed: common.relay) names each, in order."""
     placed = record.get("distribution") or {}
     name = record["device"]["name"]
+    machines = [s["machine"] for s in _sessions(record) if s.get("machine")]
+    if len(set(machines)) > 1:
+        name = " → ".join(dict.fromkeys(machines))
     if placed.get("replicas", 1) > 1:
         name += f" (data parallel: {placed['replicas']} devices" + (
             f" on {placed['hosts']} hosts)" if placed.get("hosts", 1) > 1 else ")")
@@ -843,6 +847,7 @@ def check(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "paper
     read (empty when all are current)."""
     stale = []
     results_lib.load_all(results_dir, superseded=True, problems=stale)
+    stale += relay.stale_packs(results_dir, results_dir / "relay")
     for paper in papers(papers_dir):
         for name in results_lib.load_superseded(results_dir, paper):
             if not (results_dir / paper / name).exists():

@@ -115,6 +115,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_name() -> str:
+    """This machine's CPU as records name it: model and core count."""
+    return f"CPU: {cpu_model()} ({os.cpu_count()} cores)"
+
+
 def device_info() -> dict:
     """What the backend computes on: accelerator name(s) if any, else the CPU model."""
     import keras
@@ -133,5 +138,5 @@ def device_info() -> dict:
             accelerators.append(details.get("device_name", gpu.name))
     info = {"backend": backend, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "accelerators": accelerators,
             "environment": thread_environment()}
-    info["name"] = accelerators[0] if accelerators else f"CPU: {info['cpu']} ({os.cpu_count()} cores)"
+    info["name"] = accelerators[0] if accelerators else cpu_name()
     return info

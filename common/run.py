@@ -42,8 +42,8 @@ from pathlib import Path
 
 import keras
 
-from common import distribute, repro, results, training
-from common.config import PLUMBING_PRESETS, config_hash, recipe_changes
+from common import distribute, relay, repro, results, training
+from common.config import PAPER_PRESET, PLUMBING_PRESETS, command_line, config_hash, recipe_changes
 from common.errors import UserError
 
 # Exit statuses of a train script: 0 done; 1 a crash (a traceback: a bug to report); 2 the user's mistake (one
@@ -81,6 +81,8 @@ class Run:
             self.dir = self.dir / f"process-{self.placement.process_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = self._claim(self.dir / "lock")
+        if self.placement.chief and not (self.dir / "command.json").exists():
+            self._write_command(presets)
         self.timer = training.Timer(self.dir / "state.json")
         self.timer.session.update(devices=self.placement.replicas, hosts=self.placement.hosts)
         self.nan = training.StopOnNaN()
@@ -124,6 +126,18 @@ class Run:
         handle.write(f"process {os.getpid()}\n")
         handle.flush()
         return handle
+
+    def _write_command(self, presets: dict) -> None:
+        """`command.json`: the command line that makes this very configuration (its preset and every field
+        that departs from it), so that a run packed for another machine (common.relay) says how to resume it."""
+        preset = self.preset.removesuffix("-custom")
+        script = f"papers/{self.paper}/train.py"
+        argv = [script, *([] if preset == PAPER_PRESET else [f"--preset={preset}"]),
+                *command_line(self.config, presets, preset)]
+        tmp = self.dir / "command.tmp"
+        tmp.write_text(json.dumps({"script": script, "argv": argv, "preset": self.preset,
+                                   "config_hash": config_hash(self.config)}, indent=1))
+        os.replace(tmp, self.dir / "command.json")
 
     @property
     def started(self) -> str:
@@ -249,7 +263,11 @@ class Run:
             print(f"process {self.placement.process_id}: done; the record is written by process 0")
             return FAILED_RUN if failed else 0
         path = results.write(self.record, self.config.results_dir)
-        training.retire(self.dir, self.state_files)
+        packed = relay.pack_path(self.dir, Path(self.config.results_dir) / "relay")
+        if packed.exists():  # the run's relay pack has done its work: the commit that adds the record drops it
+            packed.unlink()
+            print(f"Removed its relay pack {packed}")
+        training.retire(self.dir, [*self.state_files, "command.json"])
         self._lock.close()
         if line is None:
             line = (f"\n{self.variant} ({self.preset}, seed {self.config.seed}): {summary}; "

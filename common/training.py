@@ -241,8 +241,8 @@ class Timer(keras.callbacks.Callback):
 
     A session is one process working on the run. Each has an entry (commit and dirty flag of the code it
     ran, start, end, the epochs and steps it trained, its wall time, the thread settings it ran under:
-    `repro.thread_environment`), updated at every epoch end, so that a record of a resumed run tells which
-    code trained which epochs. Time after the last
+    `repro.thread_environment`, and the machine: `repro.device_info`'s name), updated at every epoch end, so
+    that a record of a resumed run tells which code on which machine trained which epochs. Time after the last
     checkpoint of an interrupted session is not counted, since that work is redone. Each epoch's
     images/s goes into its logs (`train_images_per_s`, `epoch_time_s`) and into the state, so that the
     run's throughput is taken over all its sessions. `images_per_step` is set by `Run.fit`.
@@ -265,7 +265,7 @@ class Timer(keras.callbacks.Callback):
         self.session_start, self.stopped_before_session = time.perf_counter(), self.watch.stopped_s
         self.session = {**repro.git_state(), "started": results.utc_now(), "ended": None, "first_epoch": None,
                         "last_epoch": None, "steps": 0, "wall_time_s": 0.0, "stopped_s": 0.0,
-                        "environment": repro.thread_environment()}
+                        "environment": repro.thread_environment(), "machine": repro.device_info()["name"]}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start, self.stopped_at_start = time.perf_counter(), self.watch.stopped_s

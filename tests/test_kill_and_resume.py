@@ -2,7 +2,8 @@
 an epoch, while a checkpoint is written, just after one is complete, and while the results record is
 written (tests/interrupt.py), then the same command again. The resumed run must finish with the final
 metrics and history of an uninterrupted run under the same seed, bit for bit, in one results record,
-with the killed session in it.
+with the killed session in it. The run killed just after a checkpoint is also carried to another machine
+as `common.relay` does it: packed, its run directory deleted, unpacked from the pack alone, then resumed.
 
 Each paper costs nine smoke processes, so all but ResNet's are `slow`;
 `python -m pytest -m slow tests/test_kill_and_resume.py` runs them all."""
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from common import report, results
+from common import relay, report, results
 from tests.conftest import write_cifar_folder, write_isbi2012, write_mnist_folder
 from tests.interrupt import CHECKPOINT_SOURCE
 
@@ -144,6 +146,8 @@ def test_a_killed_smoke_run_resumes_to_the_uninterrupted_numbers(case, tmp_path)
         killed = _launch(paper, argv, where, kill={"at": at, "n": n})
         assert killed.returncode == -signal.SIGKILL, f"{at}: {killed.stderr[-3000:]}"
         assert not results.load_all(where / "results", paper)
+        if at == "saved":
+            _relay(where)
         resumed = _launch(paper, argv, where)
         assert resumed.returncode == 0, f"{at}: {resumed.stderr[-3000:]}"
         assert "Traceback" not in resumed.stderr, f"{at}: {resumed.stderr[-3000:]}"
@@ -159,6 +163,17 @@ def test_a_killed_smoke_run_resumes_to_the_uninterrupted_numbers(case, tmp_path)
         assert not differ and got["history"] == want["history"], \
             f"killed at {at} #{n}: the resumed run differs (resumed, uninterrupted): {differ or got['history']}"
         assert record["variant"] in report.report_for(str(where / "results"), paper), at
+        if at == "saved":  # the pack went with the record; both sessions name their machine
+            assert not relay.packs(where / "results" / "relay")
+            assert all(s["machine"] for s in record["sessions"])
+
+
+def _relay(where: Path) -> None:
+    """Pack every run under where/runs into where/results/relay, delete where/runs, unpack the packs there."""
+    runs, packs = where / "runs", where / "results" / "relay"
+    assert relay.main(["pack", "--all", f"--runs_dir={runs}", f"--to={packs}"]) == 0
+    shutil.rmtree(runs)
+    assert relay.main(["unpack", "--all", f"--relay_dir={packs}", f"--runs_dir={runs}"]) == 0
 
 
 @pytest.mark.slow

@@ -1,0 +1,136 @@
+"""Relaying an unfinished run to another machine (common.relay): what a pack holds, what it refuses, and
+what the report says of a relayed run. The whole trip, pack to bit-for-bit resume of a paper's smoke run, is
+in tests/test_kill_and_resume.py (the run killed just after a checkpoint)."""
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from common import relay, report, results
+from common.config import make_config, parse_args
+from common.run import Run
+from papers.resnet.config import PRESETS as RESNET_PRESETS
+from papers.resnet.config import ResNetConfig
+from tests.common.test_run import PRESETS, _config, _Interrupt, _train
+
+
+def _stopped_run(tmp_path):
+    """A toy run stopped after its first of two epochs: (its config, its run directory)."""
+    config = _config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, callbacks=[_Interrupt()])
+    (run_dir,) = (tmp_path / "runs" / "toy").iterdir()
+    return config, run_dir
+
+
+def test_a_pack_holds_the_newest_checkpoint_the_clock_and_the_command_and_resumes_elsewhere(tmp_path):
+    config, run_dir = _stopped_run(tmp_path)
+    out = relay.pack(run_dir, tmp_path / "relay")
+    with tarfile.open(out) as tar:
+        names = sorted(m.name.split("/", 1)[1] for m in tar.getmembers())
+    assert names == ["backup/epoch-0001/epoch.json", "backup/epoch-0001/weights.weights.h5", "command.json",
+                     "history.csv", "relay.json", "state.json"]
+    manifest = relay.read_manifest(out)
+    assert manifest["epoch"] == 1 and manifest["command"]["argv"] == [
+        "papers/toy/train.py", "--preset=smoke", f"--results_dir={config.results_dir}",
+        f"--runs_dir={config.runs_dir}"]
+    assert relay.resume_command(manifest["command"], tmp_path / "elsewhere") == (
+        f"python papers/toy/train.py --preset=smoke --runs_dir={tmp_path / 'elsewhere'}")
+    target, done = relay.unpack(out, tmp_path / "elsewhere")
+    assert done.startswith("unpacked at epoch 1") and target.name == run_dir.name
+    moved = make_config(type(config), PRESETS, "smoke", results_dir=config.results_dir,
+                        runs_dir=str(tmp_path / "elsewhere"))
+    assert _train(moved) == 0
+    (record,) = results.load_all(config.results_dir, "toy")
+    assert [(s["first_epoch"], s["last_epoch"]) for s in record["sessions"]] == [(1, 1), (2, 2)]
+    assert all(s["machine"].startswith("CPU: ") for s in record["sessions"])
+
+
+def test_a_run_in_use_an_unfinished_epoch_and_an_oversized_pack_are_refused_in_one_line(tmp_path):
+    config, run_dir = _stopped_run(tmp_path)
+    holder = Run("toy", config, "smoke", PRESETS)  # holds the run directory's lock, as a live process would
+    with pytest.raises(relay.RelayError, match="in use by a running process: stop it first"):
+        relay.pack(run_dir, tmp_path / "relay")
+    holder._lock.close()
+    with pytest.raises(relay.RelayError, match=r"over the 1e-06 MiB limit"):
+        relay.pack(run_dir, tmp_path / "relay", max_mib=1e-6)
+    assert not list((tmp_path / "relay").rglob("*.tar.gz"))
+    fresh = _config(tmp_path / "other")
+    Run("toy", fresh, "smoke", PRESETS)._lock.close()  # made, never trained: a state-less directory
+    (fresh_dir,) = (tmp_path / "other" / "runs" / "toy").iterdir()
+    (fresh_dir / "state.json").write_text(json.dumps({"sessions": []}))
+    with pytest.raises(relay.RelayError, match="no finished epoch yet"):
+        relay.pack(fresh_dir, tmp_path / "relay")
+
+
+def test_a_damaged_pack_is_refused_before_anything_is_written(tmp_path):
+    _, run_dir = _stopped_run(tmp_path)
+    out = relay.pack(run_dir, tmp_path / "relay")
+    with tarfile.open(out) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(out, "w:gz") as tar:
+        for member, data in members:
+            if member.name.endswith("history.csv"):
+                data = data.replace(b"1", b"2")
+            tar.addfile(member, io.BytesIO(data))
+    with pytest.raises(relay.RelayError, match="history.csv do not match the manifest's SHA-256"):
+        relay.unpack(out, tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
+    assert relay.main(["unpack", str(out), f"--runs_dir={tmp_path / 'elsewhere'}"]) == 2
+
+
+def test_unpacking_keeps_a_later_copy_and_sets_an_earlier_one_aside(tmp_path):
+    _, run_dir = _stopped_run(tmp_path)
+    out = relay.pack(run_dir, tmp_path / "relay")
+    target, done = relay.unpack(out, tmp_path / "runs")  # the machine came back: its own copy is as new
+    assert target == run_dir and "already here at epoch 1" in done
+    (run_dir / "backup" / "epoch-0001").rename(run_dir / "backup" / "old")
+    target, done = relay.unpack(out, tmp_path / "runs")
+    assert "the copy that was here (epoch 0) is kept as" in done
+    assert relay.newest_checkpoint(target)[0] == 1 and len(list(run_dir.parent.glob("*.replaced-*"))) == 1
+
+
+def test_finishing_drops_the_pack_and_a_pack_left_beside_a_finished_record_fails_the_check(tmp_path):
+    config, run_dir = _stopped_run(tmp_path)
+    results_relay = tmp_path / "results" / "relay"
+    out = relay.pack(run_dir, results_relay)
+    kept = out.read_bytes()
+    assert _train(config) == 0
+    assert not out.exists()
+    assert relay.stale_packs(tmp_path / "results", results_relay) == []
+    out.write_bytes(kept)  # a pack committed again after its run finished
+    (stale,) = relay.stale_packs(tmp_path / "results", results_relay)
+    assert "its run finished" in stale
+
+
+def test_a_session_on_another_machine_is_named_in_the_report(tmp_path):
+    config, run_dir = _stopped_run(tmp_path)
+    state = json.loads((run_dir / "state.json").read_text())
+    state["sessions"][0]["machine"] = "CPU: Some Other CPU (2 cores)"
+    (run_dir / "state.json").write_text(json.dumps(state))
+    assert _train(config) == 0
+    (record,) = results.load_all(config.results_dir, "toy")
+    assert report._device(record) == f"CPU: Some Other CPU (2 cores) → {record['device']['name']}"
+
+
+def test_packing_names_the_machine_of_sessions_recorded_without_one(tmp_path):
+    _, run_dir = _stopped_run(tmp_path)
+    state = json.loads((run_dir / "state.json").read_text())
+    del state["sessions"][0]["machine"]  # written by code from before sessions named their machine
+    (run_dir / "state.json").write_text(json.dumps(state))
+    relay.pack(run_dir, tmp_path / "relay")
+    (session,) = json.loads((run_dir / "state.json").read_text())["sessions"]
+    assert session["machine"].startswith("CPU: ")
+
+
+@pytest.mark.parametrize("preset, overrides", [("paper", {"seed": 2}), ("quick", {"depth": 32, "seed": 1}),
+                                               ("fast", {"flip_test": False, "lr_boundaries": (), "seed": 0})])
+def test_the_recorded_command_makes_the_same_configuration(preset, overrides):
+    from common.config import command_line
+
+    config = make_config(ResNetConfig, RESNET_PRESETS, preset, **overrides)
+    argv = [*([] if preset == "paper" else [f"--preset={preset}"]), *command_line(config, RESNET_PRESETS, preset)]
+    label, again = parse_args(ResNetConfig, RESNET_PRESETS, argv)
+    assert again == config and label == ("fast-custom" if preset == "fast" else preset)
