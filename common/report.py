@@ -2,6 +2,7 @@
 
     python -m common.report            # regenerate
     python -m common.report --check    # exit 1 if a REPORT.md or the README table is not what results/ gives
+    python -m common.report --missing  # the command of every run a table row still lacks, with its cost
 
 Nothing here is typed by hand: each number comes from a results JSON (common.results); the paper's
 own numbers come from papers/<name>/paper.json, with their citation. `PAPER_JSON` below lists every
@@ -61,6 +62,12 @@ PAPER_JSON = {
     "curve_xlabel": "x axis label", "curve_ylabel": "y axis label",
     "curve_xscale": "'linear' or 'log'",
     "curve_ylim": "{group: [low, high]} y limits per figure",
+    "variant_fields": "the config fields that choose a variant (e.g. ['depth']): `--missing` writes them into the "
+                      "command of a row, taking their values from a record of that variant",
+    "variants": "{variant: {field: value}} for variants that have no record yet (a test checks that each makes "
+                "its variant)",
+    "repeat_field": "the config field that tells a row's repeats apart (default 'seed'; e.g. 'data_seed', 'fold')",
+    "repeat_first": "its first value (default 0): `--missing` asks for repeats first, first + 1, first + 2",
     "time_to_accuracy": "{presets: [preset labels], curves: [[history key, label], ...] (each run draws the "
                         "first it logs), exclude: [history keys of seconds inside an epoch that are not "
                         "training], ylim: [low, high]}: one figure per variant of error against training "
@@ -872,11 +879,84 @@ def report_for(results_dir: str | Path, paper: str, draw: bool = True) -> str:
     return paper_report(paper, records, meta, figures, folder, results_lib.load_superseded(results_dir, paper))
 
 
+WANTED_REPEATS = 3  # what a row needs before its mean ± std is a baseline
+
+
+def _arg(field: str, value) -> str:
+    shown = (str(value).lower() if isinstance(value, bool) else ",".join(map(str, value))
+             if isinstance(value, list | tuple) else value)
+    return f"--{field}={shown}"
+
+
+def _cost(group: pd.DataFrame, others: pd.DataFrame) -> str:
+    """What one more run of a row costs, from records: the mean wall time of the row's own runs, else what the
+    same model took at another preset (for the reader to scale)."""
+    if len(group):
+        return (f"{_duration(group['wall_min'].mean())} per run (mean of {len(group)} on "
+                f"{_join(group['device'])})")
+    if len(others):
+        o = others.sort_values("wall_min").iloc[-1]
+        return (f"not measured; at preset {o['preset']} it took {_duration(o['wall_min'])} for "
+                f"{_show_value(o['iterations'])} iterations on {o['device']}")
+    return "not measured on any machine yet"
+
+
+def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "papers") -> list[str]:
+    """One shell line per run that a table row lacks: every paper-recipe or named-preset row (not a custom or
+    plumbing one, not one whose data is out of reach) with fewer than `WANTED_REPEATS` finished runs gets the
+    commands of its next repeats (paper.json's `repeat_field`), each followed by `# cost` from the records,
+    and by where the run stands when it is in flight (a pack under results/relay/: common.relay)."""
+    packed = {}
+    for path in relay.packs(results_dir / "relay"):
+        manifest = relay.read_manifest(path)
+        packed[(manifest["paper"], manifest["run"].rsplit("-", 1)[0])] = (
+            f"; in flight: epoch {manifest['epoch']} in {path.relative_to(results_dir.parent)}")
+    lines = []
+    for paper in papers(papers_dir):
+        meta = paper_meta(paper, papers_dir)
+        frame = _runs_frame(results_lib.load_all(results_dir, paper), meta)
+        configs = {Path(r["_path"]).name: r["config"] for r in results_lib.load_all(results_dir, paper)}
+        field, first = meta.get("repeat_field", "seed"), meta.get("repeat_first", 0)
+        paper_preset = meta.get("paper_preset", "paper")
+        for variant, preset in _order(frame, meta):
+            if "-custom" in preset or preset in PLUMBING_PRESETS or variant in meta.get("no_data", {}):
+                continue
+            of_variant = frame[(frame["variant"] == variant) & (frame["status"] == "completed")]
+            group = of_variant[of_variant["preset"] == preset].sort_values("order").drop_duplicates("config_hash",
+                                                                                                   keep="last")
+            done = {configs[f].get(field) for f in group["file"]}
+            if len(done) >= WANTED_REPEATS:
+                continue
+            if len(of_variant):
+                config = configs[of_variant.iloc[0]["file"]]
+                chosen = {f: config[f] for f in meta.get("variant_fields", []) if f in config}  # older: default
+            elif variant in meta.get("variants", {}):
+                chosen = meta["variants"][variant]
+            else:
+                lines.append(f"# {paper} {variant} ({preset}): no record and no paper.json `variants` entry to "
+                             f"make its command from")
+                continue
+            head = [f"python papers/{paper}/train.py", *([] if preset == paper_preset else [f"--preset={preset}"]),
+                    *(_arg(f, v) for f, v in chosen.items())]
+            cost = _cost(group, of_variant[of_variant["preset"] != preset])
+            repeats = [v for v in range(first, first + 100) if v not in done][:WANTED_REPEATS - len(done)]
+            lines += [" ".join([*head, _arg(field, v)]) + f"  # {paper} {variant} {preset}: {cost}"
+                      + (packed.get((paper, f"{variant}-{preset}-seed{v}"), "") if field == "seed" else "")
+                      for v in repeats]
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale")
+    ap.add_argument("--missing", action="store_true", help="print the command of every run a row lacks (a row of "
+                    f"the paper's recipe or a named preset with fewer than {WANTED_REPEATS} runs), one per line, "
+                    "with its cost from the records")
     ap.add_argument("--results_dir", type=Path, default=REPO / "results")
     args = ap.parse_args(argv)
+    if args.missing:
+        print("\n".join(missing(args.results_dir)))
+        return 0
     if args.check:
         stale = check(args.results_dir)
         for s in stale:

@@ -68,3 +68,25 @@ def test_every_measured_figure_in_the_docs_points_at_its_record():
                 unbacked.append(f"{path.relative_to(REPO)}: {MEASUREMENT.search(paragraph).group(0)!r} in "
                                 f"{paragraph.strip()[:160]!r}")
     assert not unbacked, "figures that claim a measurement without naming their record:\n" + "\n".join(unbacked)
+
+
+def test_each_command_report_missing_writes_makes_its_rows_variant():
+    """`python -m common.report --missing` makes a row's command from paper.json (`variants`, or the
+    `variant_fields` of a record of that variant, its repeat field last): run through the paper's own
+    command-line parser, each must make the row's variant and preset, not a custom one."""
+    import importlib
+    import shlex
+
+    from common import report
+    from common.config import RunConfig, parse_args
+
+    lines = [line for line in report.missing() if not line.startswith("#")]
+    assert lines, "no row lacks a run: the test has nothing to check"
+    for line in lines:
+        command, comment = line.split("  # ", 1)
+        paper, variant, preset = comment.split(":", 1)[0].split(" ")
+        module = importlib.import_module(f"papers.{paper}.config")
+        cls = next(v for v in vars(module).values()
+                   if isinstance(v, type) and issubclass(v, RunConfig) and v.__module__ == module.__name__)
+        label, config = parse_args(cls, module.PRESETS, shlex.split(command)[2:])
+        assert (config.variant, label) == (variant, preset), line

@@ -382,3 +382,22 @@ def test_time_to_accuracy_figure_holds_the_listed_presets_runs_only(repo):
     assert (res / "toy" / "figures" / "v1_time_to_accuracy.png").exists()
     report.write_all(res, papers, readme)
     assert report.check(res, papers, readme) == []
+
+
+def test_missing_gives_the_command_and_cost_of_every_run_a_row_lacks(repo):
+    _, res, papers, _ = repo
+    (papers / "toy" / "paper.json").write_text(json.dumps({**META, "variant_fields": ["width"],
+                                                           "variants": {"v2": {"width": 8}}}))
+    _write(res, 0, 0.10, wall=600)
+    _write(res, 1, 0.12, wall=1200)
+    _write(res, 0, 0.30, preset="quick", wall=60)
+    _write(res, 1, 0.30, preset="quick-custom", changes={"lr": 1}, wall=60)
+    _write(res, 0, 0.30, preset="smoke", wall=1)
+    lines = report.missing(res, papers)
+    assert lines == [
+        "python papers/toy/train.py --seed=2  # toy v1 paper: 15 min per run (mean of 2 on "
+        f"{results.load_all(res)[0]['device']['name']})",
+        *[f"python papers/toy/train.py --preset=quick --seed={s}  # toy v1 quick: 1 min per run (mean of 1 on "
+          f"{results.load_all(res)[0]['device']['name']})" for s in (1, 2)],
+        *[f"python papers/toy/train.py --width=8 --seed={s}  # toy v2 paper: not measured on any machine yet"
+          for s in (0, 1, 2)]]
