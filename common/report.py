@@ -53,9 +53,11 @@ PAPER_JSON = {
     "references": "[{what, value, source}]: other published numbers shown under the summary",
     "claims": "[{claim, measure, holds_if: ['>' or '<', threshold], and one of difference: [a, b] (final "
               "keys), gain: history key with from_fraction, correlation: [history key, history key], "
-              "between: [variant, variant] with key (a final key; runs of one preset paired by seed); "
+              "between: [variant, variant] with key (a final key; runs of one preset paired by seed) and "
+              "optional fold_key (a final list of per-fold values: paired by seed and fold); "
               "optional scale; margin: the smallest effect that counts, in the measure's units}]: the "
-              "paper's claims, each row judged by a stated test (supports, contradicts, inconclusive)",
+              "paper's claims, each row judged by a stated test (supports, contradicts, inconclusive; a row "
+              "of one run is not judged)",
     "curves": "[[history key, label, is_accuracy], ...]: the learning curves drawn per run",
     "curve_group": "a config field whose value groups runs into one figure (default: one per variant)",
     "curve_x": "the history key on the x axis (default 'epoch')",
@@ -623,20 +625,22 @@ def _spearman(record: dict, spec: dict) -> tuple[float, float] | None:
     return float(rho), float(p)
 
 
-def _verdict(values: list[float], op: str, threshold: float, margin: float) -> tuple[str, str]:
+ONE_RUN = "one run: no verdict"  # a row with one run shows its value but is not judged or counted
+
+
+def _verdict(values: list[float], op: str, threshold: float, margin: float, runs: int | None = None
+             ) -> tuple[str, str]:
     """A row's verdict on a difference or gain claim, and the statistic it rests on: the 95 % confidence
-    interval of the mean over runs (Student's t; one run: the value itself) must lie beyond the threshold
-    by more than `margin` on the claimed side to support the claim, on the other side to contradict it;
-    otherwise the row is inconclusive."""
+    interval of the mean over runs (Student's t) must lie beyond the threshold by more than `margin` on the
+    claimed side to support the claim, on the other side to contradict it; otherwise the row is inconclusive.
+    Values of one run (`runs`: how many runs they come from, default one each) are not judged: `ONE_RUN`."""
     from scipy import stats
 
     mean = float(np.mean(values))
-    if len(values) > 1:
-        half = float(stats.t.ppf(1 - SIGNIFICANCE / 2, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
-        low, high, shown = mean - half, mean + half, f"{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}]"
-    else:
-        low = high = mean
-        shown = f"{mean:.2f} (one run: no interval)"
+    if len(values) < 2 or (runs if runs is not None else len(values)) < 2:
+        return ONE_RUN, f"{mean:.2f} (no interval)"
+    half = float(stats.t.ppf(1 - SIGNIFICANCE / 2, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    low, high, shown = mean - half, mean + half, f"{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}]"
     sign = 1 if op == ">" else -1
     if sign * (low if sign > 0 else high) > sign * threshold + margin:
         return "supports", shown
@@ -654,11 +658,25 @@ def _correlation_verdict(tests: list[tuple[float, float]], op: str, threshold: f
         sides.append(0 if p >= SIGNIFICANCE else 1 if claimed else -1)
     shown = f"ρ {np.mean([r for r, _ in tests]):.2f} (p {min(p for _, p in tests):.3g}" + (
         f"-{max(p for _, p in tests):.3g})" if len(tests) > 1 else ")")
+    if len(tests) < 2:
+        return ONE_RUN, shown
     if all(side == 1 for side in sides):
         return "supports", shown
     if all(side == -1 for side in sides):
         return "**contradicts**", shown
     return "inconclusive", shown
+
+
+def _paired(a: dict, b: dict, claim: dict) -> list[float]:
+    """The differences a `between` claim is judged on for two runs of one seed: of their `key`, or fold by fold
+    of their `fold_key` lists (cross-validations on the same fixed folds)."""
+    scale = claim.get("scale", 1)
+    if "fold_key" not in claim:
+        return [(a["final"][claim["key"]] - b["final"][claim["key"]]) * scale]
+    fa, fb = a["final"][claim["fold_key"]], b["final"][claim["fold_key"]]
+    if len(fa) != len(fb):
+        return []
+    return [(x - y) * scale for x, y in zip(fa, fb, strict=True)]
 
 
 def _claims(records: list[dict], meta: dict) -> list[str]:
@@ -677,25 +695,30 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
         if "correlation" in claim:
             rule = (f"a row supports the claim when the correlation of every run is {side} {threshold} and "
                     f"significant (Spearman's test, p < {SIGNIFICANCE}), contradicts it when every run is "
-                    f"significant on the other side, and is inconclusive otherwise")
+                    f"significant on the other side, and is inconclusive otherwise; a row of one run is not judged")
         else:
             rule = (f"a row supports the claim when the 95 % confidence interval of its mean over runs lies "
                     f"{side} {threshold} by more than {margin:g}, contradicts it when it lies beyond that on the "
-                    f"other side, and is inconclusive otherwise (one run: its value instead of an interval)")
+                    f"other side, and is inconclusive otherwise; a row of one run shows its value and is not judged")
         lines += [f"**{claim['claim']}** Judged on: {claim['measure']}; {rule}.", ""]
         rows, verdicts = [], []
-        if "between" in claim:  # two variants' runs of one preset, paired by seed
+        if "between" in claim:  # two variants' runs of one preset, paired by seed (and fold: `fold_key`)
             first, second = claim["between"]
+            lines[-2] += (
+                " Runs are paired by seed and by fold (the same held-out subjects), so the interval covers the "
+                "variation over seeds and folds, with the folds' subjects fixed." if "fold_key" in claim else
+                " Runs are paired by seed; the interval covers the variation over seeds.")
             for preset in sorted({_preset(r) for r in runs}):
                 by_seed = [{r["seed"]: r for r in runs if r["variant"] == v and _preset(r) == preset}
                            for v in (first, second)]
-                values = [(by_seed[0][s]["final"][claim["key"]] - by_seed[1][s]["final"][claim["key"]])
-                          * claim.get("scale", 1) for s in sorted(set(by_seed[0]) & set(by_seed[1]))]
+                seeds = sorted(set(by_seed[0]) & set(by_seed[1]))
+                values = [value for s in seeds for value in _paired(by_seed[0][s], by_seed[1][s], claim)]
                 if values:
-                    verdict, shown = _verdict(values, op, threshold, margin)
+                    verdict, shown = _verdict(values, op, threshold, margin, runs=len(seeds))
                     verdicts.append(verdict.strip("*"))
                     rows.append({"variant": f"{first} minus {second}", "preset": preset, "value": shown,
-                                 "n": len(values), "verdict": verdict})
+                                 "n": len(seeds) if "fold_key" not in claim else
+                                 f"{len(seeds)} ({len(values)} seed-fold pairs)", "verdict": verdict})
             keys = []
         else:
             keys = sorted({(r["variant"], _preset(r)) for r in runs}, key=lambda k: (order.get(k[0], 99), k))
@@ -718,11 +741,13 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
         if not rows:
             lines += ["Not judged yet: no finished runs of what it compares.", ""]
             continue
-        counts = {v: verdicts.count(v) for v in ("supports", "contradicts", "inconclusive")}
+        counts = {v: verdicts.count(v) for v in ("supports", "contradicts", "inconclusive", ONE_RUN)}
+        judged = len(verdicts) - counts[ONE_RUN]
         lines += [_table(rows, {"variant": "model", "preset": "preset", "value": claim["measure"], "n": "runs",
                                 "verdict": "verdict"}), "",
-                  f"Of {len(verdicts)} rows: {counts['supports']} support the claim, {counts['contradicts']} "
-                  f"contradict it, {counts['inconclusive']} are inconclusive.", ""]
+                  (f"Of {judged} rows judged: {counts['supports']} support the claim, {counts['contradicts']} "
+                   f"contradict it, {counts['inconclusive']} are inconclusive." if judged else "No row judged.")
+                  + (f" {counts[ONE_RUN]} with one run each are not judged." if counts[ONE_RUN] else ""), ""]
     return lines
 
 

@@ -243,9 +243,10 @@ def test_extra_metrics_grouped_curves_claims_and_run_figures(repo):
     assert "| v1 | quick (not the paper's recipe) | -100.50 ± 0.71 | 1.5 ± 0.7 | 5000 |" in text
     assert (res / "toy" / "figures" / "ds_quick.png").exists() and "figures/ds_quick.png" in text
     assert "| v1 | quick | 8.00 [-17.41, 33.41] | 2 | inconclusive |" in text
-    assert "| v2 | quick | -5.00 (one run: no interval) | 1 | **contradicts** |" in text
-    assert "| v2 | quick | 5.00 (one run: no interval) | 1 | **contradicts** |" in text
-    assert "Of 2 rows: 0 support the claim, 1 contradict it, 1 are inconclusive." in text
+    assert "| v2 | quick | -5.00 (no interval) | 1 | one run: no verdict |" in text
+    assert "| v2 | quick | 5.00 (no interval) | 1 | one run: no verdict |" in text
+    assert "Of 1 rows judged: 0 support the claim, 0 contradict it, 1 are inconclusive. 1 with one run each are " \
+           "not judged." in text
     assert "![v1 quick samples](../../results/toy/figures/s.png)" in text
     assert "v2 quick samples" not in text
 
@@ -258,8 +259,23 @@ def test_a_claim_is_supported_only_when_its_interval_clears_threshold_and_margin
     assert report._verdict([10, 11, 12], "<", 20, 5)[0] == "supports"
     # two runs: t(0.975, 1) = 12.71 makes the interval wide
     assert report._verdict([10, 6], ">", 0, 0) == ("inconclusive", "8.00 [-17.41, 33.41]")
-    assert report._verdict([-0.5], ">", 0, 1)[0] == "inconclusive"
-    assert report._verdict([-1.5], ">", 0, 1)[0] == "**contradicts**"
+    # one run has no interval: its value is shown, and no verdict is given, however far from the threshold
+    assert report._verdict([-1.5], ">", 0, 1) == ("one run: no verdict", "-1.50 (no interval)")
+    assert report._verdict([10, 11, 12], ">", 0, 0, runs=1)[0] == "one run: no verdict"  # three folds of one run
+
+
+def test_rows_of_one_run_are_shown_but_left_out_of_the_tally():
+    def run(variant, seed, gain):
+        r = record(preset="quick", final={"a": gain, "b": 0.0})
+        r.update(variant=variant, seed=seed, _path=f"{variant}-{seed}.json")
+        return r
+
+    claim = {"claim": "a beats b.", "measure": "a minus b", "difference": ["a", "b"], "holds_if": [">", 0]}
+    runs = [run("v1", 0, 10.0), run("v1", 1, 11.0), run("v1", 2, 12.0), run("v2", 0, -5.0)]
+    text = "\n".join(report._claims(runs, {"claims": [claim]}))
+    assert "| v2 | quick | -5.00 (no interval) | 1 | one run: no verdict |" in text
+    assert "Of 1 rows judged: 1 support the claim, 0 contradict it, 0 are inconclusive. 1 with one run each are " \
+           "not judged." in text
 
 
 def test_a_correlation_claim_needs_every_run_significant_on_one_side():
@@ -304,6 +320,23 @@ def test_a_claim_between_two_variants_pairs_their_runs_by_seed():
     assert "| b minus c | quick | 12.50 [-19.27, 44.27] | 2 | inconclusive |" in text
     assert "| paper |" not in text
     assert "Not judged yet" in "\n".join(report._claims(runs, {"claims": [{**claim, "between": ["b", "x"]}]}))
+
+
+def test_a_claim_between_cross_validated_variants_pairs_their_runs_by_seed_and_fold():
+    def run(variant, seed, folds):
+        r = record(preset="paper", final={"accuracy": sum(folds) / len(folds), "fold_accuracies": folds})
+        r.update(variant=variant, seed=seed, _path=f"{variant}-{seed}.json")
+        return r
+
+    runs = [run("b", 0, [0.8, 0.6]), run("c", 0, [0.7, 0.6]), run("b", 1, [0.9, 0.7]), run("c", 1, [0.8, 0.5])]
+    claim = {"claim": "b beats c.", "measure": "b minus c (points)", "between": ["b", "c"], "key": "accuracy",
+             "fold_key": "fold_accuracies", "scale": 100, "holds_if": [">", 0]}
+    text = "\n".join(report._claims(runs, {"claims": [claim]}))
+    # differences 10, 0, 10, 20 (seed 0 folds 1-2, seed 1 folds 1-2): mean 10, sd 8.16, t(0.975, 3) = 3.182
+    assert "| b minus c | paper | 10.00 [-2.99, 22.99] | 2 (4 seed-fold pairs) | inconclusive |" in text
+    assert "paired by seed and by fold" in text
+    one_seed = "\n".join(report._claims(runs[:2], {"claims": [claim]}))
+    assert "| b minus c | paper | 5.00 (no interval) | 1 (2 seed-fold pairs) | one run: no verdict |" in one_seed
 
 
 def _write_benchmark(results_dir, final, field, value):
