@@ -285,7 +285,7 @@ _LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorbo
 # Fields added after runs were recorded: hashed only when they leave their default, so that those runs keep their hash.
 _HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True, "precision": "float32", "fused_batchnorm": True,
                           "minibatch_discrimination": False, "label_smoothing": 0.0, "historical_averaging": 0.0,
-                          "networks": "cgan"}
+                          "networks": "cgan", "bn_statistics": "moving"}
 
 
 def config_hash(config) -> str:

@@ -27,6 +27,7 @@ class CKPlus:
     labels: np.ndarray  # str class names
     subjects: np.ndarray  # str, e.g. "S010"
     sequences: np.ndarray  # str, e.g. "S010_004"
+    names: np.ndarray  # str, the file of each image, e.g. "anger/S010_004_00000017.png"
     source: str
     checksums: dict
     verified: bool
@@ -40,7 +41,7 @@ def load(data_dir_: str | None = None, verify: bool = True) -> CKPlus:
         raise DataError(f"{folder} not found: put the CK+48 folders ({', '.join(CLASSES)}) there, or point "
                         f"--data_dir at the folder that holds {FOLDER}/")
     files = sorted(folder.glob("*/*.png"))
-    x, labels, subjects, sequences = [], [], [], []
+    x, labels, subjects, sequences, names = [], [], [], [], []
     for path in files:
         if path.parent.name not in CLASSES:
             raise DataError(f"{path}: unknown class folder {path.parent.name!r} (CK+48 has {', '.join(CLASSES)})")
@@ -57,6 +58,7 @@ def load(data_dir_: str | None = None, verify: bool = True) -> CKPlus:
         labels.append(path.parent.name)
         subjects.append(f"S{match.group(1)}")
         sequences.append(f"S{match.group(1)}_{match.group(2)}")
+        names.append(f"{path.parent.name}/{path.name}")
     missing = [c for c in CLASSES if c not in labels]
     if missing:
         raise DataError(f"{folder} has no image of {', '.join(missing)}")
@@ -64,5 +66,5 @@ def load(data_dir_: str | None = None, verify: bool = True) -> CKPlus:
     if verify and digest != TREE_SHA256:
         raise DataError(f"{folder}: its files are not the redistribution's 981 (tree SHA-256 {digest}, expected "
                         f"{TREE_SHA256})")
-    return CKPlus(np.stack(x), np.array(labels), np.array(subjects), np.array(sequences), str(folder),
+    return CKPlus(np.stack(x), np.array(labels), np.array(subjects), np.array(sequences), np.array(names), str(folder),
                   {f"{FOLDER} (tree)": f"sha256:{digest}"}, verified=digest == TREE_SHA256)

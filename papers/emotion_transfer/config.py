@@ -26,6 +26,7 @@ from pathlib import Path
 from common.config import ConfigError, RunConfig, param
 
 SCHEMES = ("fer", "a", "b", "c", "d", "e")
+BN_STATISTICS = ("auto", "moving", "population")
 BACKBONES = ("efficientnet_lite0", "vgg16")
 DEFAULT_WEIGHTS = {"efficientnet_lite0": "imagenet/efficientnet_lite0_imagenet.weights.h5",  # under runs_dir
                    "vgg16": "imagenet/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"}
@@ -55,19 +56,28 @@ class EmotionTransferConfig(RunConfig):
     batch_size: int = param(64, "minibatch size", low=1)
     momentum: float = param(0.9, "SGD momentum", below=1)
     dropout: float = param(0.2, "dropout before the classifier", below=1)
+    bn_statistics: str = param("auto", "the batch-norm statistics a network is tested with: moving (the averages "
+                                       "training kept) or population (recomputed on the training images, Ioffe & "
+                                       "Szegedy 2015, Alg. 2; ours); auto: population for scheme d, whose averages "
+                                       "start from a random network's and lag (README, Deviations), else moving")
     folds: int = param(10, "subject-wise folds of CK+48", low=2)
     max_folds: int = param(0, "run only the first N folds (0: all); for short runs")
     fer_subset: int = param(0, "use only the first N FER-2013 images of each split (0: all); for smoke runs")
 
     def automatic(self) -> dict:
-        if self.imagenet_weights or self.backbone not in DEFAULT_WEIGHTS:
-            return {}
-        return {"imagenet_weights": str(Path(self.runs_dir) / DEFAULT_WEIGHTS[self.backbone])}
+        chosen = {}
+        if self.bn_statistics == "auto":
+            chosen["bn_statistics"] = "population" if self.scheme == "d" else "moving"
+        if not self.imagenet_weights and self.backbone in DEFAULT_WEIGHTS:
+            chosen["imagenet_weights"] = str(Path(self.runs_dir) / DEFAULT_WEIGHTS[self.backbone])
+        return chosen
 
     def validate(self) -> None:
         super().validate()
         if self.scheme not in SCHEMES:
             raise ConfigError(f"--scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
+        if self.bn_statistics not in BN_STATISTICS:
+            raise ConfigError(f"--bn_statistics must be one of {', '.join(BN_STATISTICS)}, got {self.bn_statistics!r}")
         if self.backbone not in BACKBONES:
             raise ConfigError(f"--backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if self.input_size < 48 or min(self.fer_epochs, self.target_epochs, self.batch_size, self.folds) < 1:

@@ -57,3 +57,31 @@ def efficientnet_lite0(input_shape=(224, 224, 3), classes: int = 1000, include_t
     if include_top:
         h = layers.Dense(classes, name="logits")(layers.Dropout(dropout, name="dropout")(h))
     return keras.Model(x, h, name=name)
+
+
+def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    """Every batch-normalisation layer of `model`, nested models included."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += batch_norm_layers(layer)
+    return found
+
+
+def set_population_statistics(model: keras.Model, x) -> None:
+    """Set each batch-normalisation layer's moving mean and variance to the statistics of its inputs over all of
+    `x` (the training images), in place of the moving averages training left: the population statistics that
+    Ioffe & Szegedy (2015, Algorithm 2) prescribe for inference. One forward pass of all of `x` in training
+    mode with every layer's momentum at 0, so that each layer's statistics are those of its inputs as the
+    layers before it normalise them with theirs, as at inference."""
+    norms = batch_norm_layers(model)
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    try:
+        model(x, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum

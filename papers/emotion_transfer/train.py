@@ -35,7 +35,7 @@ from common.data.files import DataError, file_digest
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.run import Run
 from papers.emotion_transfer.config import PRESETS, STAGE_ONE, EmotionTransferConfig
-from papers.emotion_transfer.model import efficientnet_lite0
+from papers.emotion_transfer.model import efficientnet_lite0, set_population_statistics
 
 PAPER = "emotion_transfer"
 # CK+48 class -> FER-2013 label (fer2013.CLASSES: angry, disgust, fear, happy, sad, surprise, neutral).
@@ -114,12 +114,17 @@ def fer_arrays(config: EmotionTransferConfig):
     return {k: (v[:n, ..., None], data.y[k][:n]) for k, v in data.x.items()}, data
 
 
+def kept(data: ckplus.CKPlus) -> np.ndarray:
+    """Which CK+48 images the schemes use: all but contempt's."""
+    return data.labels != "contempt"
+
+
 def target_arrays(config: EmotionTransferConfig):
     """CK+48 without contempt, labels in FER-2013's numbering, and its subject-wise folds."""
     from sklearn.model_selection import GroupKFold
 
     data = ckplus.load(config.data_dir or None, verify=config.verify_data)
-    keep = data.labels != "contempt"
+    keep = kept(data)
     x, y = data.x[keep][..., None], np.array([CK_TO_FER[c] for c in data.labels[keep]], np.int32)
     subjects = data.subjects[keep]
     folds = [test for _, test in GroupKFold(config.folds).split(x, y, groups=subjects)]
@@ -202,18 +207,31 @@ def run_fold(fold: int, test: np.ndarray, x, y, config: EmotionTransferConfig, f
         model = build_classifier(config, imagenet=config.scheme != "d")
     if config.scheme == "c":  # one stage on FER-2013's training images and the target fold together
         x_train, y_train = np.concatenate([fer[0], x_train]), np.concatenate([fer[1], y_train])
+    curves = {}
     if config.scheme != "e":
         epochs = config.fer_epochs if config.scheme == "c" else config.target_epochs
         lr = config.fer_learning_rate if config.scheme == "c" else config.target_learning_rate
         data = batches(x_train, y_train, config, config.seed * 1000 + fold)
         compile_model(model, lr, epochs * len(data), config)
-        model.fit(data, epochs=epochs, verbose=0, shuffle=False, callbacks=[training.EpochSync(data)])
+        # The held-out fold after each epoch, for the curves only (nothing is chosen on it): training and test
+        # curves tell a network that did not learn from one that learned but is tested wrongly.
+        fitted = model.fit(data, epochs=epochs, verbose=0, shuffle=False, callbacks=[training.EpochSync(data)],
+                           validation_data=(x[test], y[test]), validation_batch_size=256)
+        curves = {k: [round(float(v), 4) for v in values] for k, values in fitted.history.items()}
         images = epochs * len(x_train)
     train_s = clock.seconds  # less any time the process was stopped (background runs paused)
     predictions = predict_target(model, x[test])
+    tested = {}
+    if config.bn_statistics == "population" and config.scheme != "e":
+        tested["accuracy_moving_bn"] = float(np.mean(predictions == y[test]))
+        set_population_statistics(model, x[train_idx] if config.scheme != "c" else x_train)
+        predictions = predict_target(model, x[test])
+    majority = np.bincount(y[train_idx]).argmax()  # the most frequent class of the target training fold
     return {"fold": fold, "test_images": len(test), "train_images": len(x_train),
-            "accuracy": float(np.mean(predictions == y[test])), "y_true": y[test].tolist(),
-            "y_pred": predictions.tolist(), "train_s": round(train_s, 1), "stopped_s": round(clock.stopped_s, 1),
+            "accuracy": float(np.mean(predictions == y[test])), **tested,
+            "majority_accuracy": float(np.mean(y[test] == majority)), "test_index": test.tolist(),
+            "y_true": y[test].tolist(), "y_pred": predictions.tolist(), "curves": curves,
+            "train_s": round(train_s, 1), "stopped_s": round(clock.stopped_s, 1),
             "train_images_per_s": images / train_s if images else None}
 
 
@@ -250,15 +268,23 @@ def run_scheme(run: Run, config: EmotionTransferConfig) -> int:
     confusion_figure(run.figure_path("confusion"), confusion,
                      f"CK+48, scheme {config.scheme}, {len(results)} folds: {100 * np.mean(accuracy):.1f} %")
     rates = [r["train_images_per_s"] for r in results if r["train_images_per_s"]]
+    names = data.names[kept(data)]
     final = {"accuracy": float(np.mean(accuracy)), "accuracy_fold_std": float(np.std(accuracy, ddof=1)),
              "fold_accuracies": accuracy, "folds": len(results),
+             "majority_accuracy": float(np.mean([r["majority_accuracy"] for r in results])),
+             **({"accuracy_moving_bn": float(np.mean([r["accuracy_moving_bn"] for r in results]))}
+                if "accuracy_moving_bn" in results[0] else {}),
              "train_s_per_fold": float(np.mean([r["train_s"] for r in results])),
              "train_images_per_s": float(np.median(rates)) if rates else None}
     return run.finish(final, summary=f"CK+48 accuracy {100 * final['accuracy']:.1f} ± "
                                      f"{100 * final['accuracy_fold_std']:.1f} % over {len(results)} folds",
                       extra={"confusion": {"classes": [fer2013.CLASSES[c] for c in TARGET_CLASSES],
                                            "counts": confusion.tolist()},
-                             "fold_predictions": [r["y_pred"] for r in results]})
+                             "fold_predictions": [r["y_pred"] for r in results],
+                             # every test image (its CK+48 file), true and predicted label, fold by fold
+                             "fold_tests": [{"fold": r["fold"], "images": names[r["test_index"]].tolist(),
+                                             "y_true": r["y_true"], "y_pred": r["y_pred"]} for r in results],
+                             "fold_curves": [r["curves"] for r in results]})
 
 
 def run(config: EmotionTransferConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:

@@ -17,7 +17,7 @@ from common.data import ckplus, fer2013, sfew
 from common.data.files import DataError
 from papers.emotion_transfer import port_weights, train
 from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
-from papers.emotion_transfer.model import efficientnet_lite0
+from papers.emotion_transfer.model import batch_norm_layers, efficientnet_lite0, set_population_statistics
 from tests.recipe import crop_offsets, planned_training
 
 
@@ -198,7 +198,7 @@ def test_vgg16_backbone_from_a_local_weights_file(tmp_path):
 def test_config_errors_and_default_weights_path():
     assert make_config(EmotionTransferConfig, PRESETS, runs_dir="/r").imagenet_weights == \
         "/r/imagenet/efficientnet_lite0_imagenet.weights.h5"
-    for bad in ({"scheme": "f"}, {"backbone": "resnet"}, {"input_size": 32}, {"folds": 1}):
+    for bad in ({"scheme": "f"}, {"backbone": "resnet"}, {"input_size": 32}, {"folds": 1}, {"bn_statistics": "x"}):
         with pytest.raises(ConfigError):
             make_config(EmotionTransferConfig, PRESETS, **bad)
 
@@ -280,6 +280,53 @@ def test_recipe_target_schemes(tmp_path, monkeypatch, scheme):
     same = np.array_equal(model.get_layer("efficientnet_lite0_features").get_layer("stem_conv").get_weights()[0],
                           reference.get_layer("stem_conv").get_weights()[0])
     assert same == (scheme != "d")
+
+
+def test_population_statistics_are_each_batch_norm_inputs_statistics_over_the_images():
+    """Each layer gets the mean and (biased) variance of its input over all the images, its input being what the
+    layers before it give at inference once they hold their own population statistics; momenta are restored."""
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(2.0, 3.0, (40, 6, 6, 2)).astype("float32")
+    inner = keras.Sequential([keras.Input((6, 6, 4)), keras.layers.Conv2D(3, 3, name="conv2"),
+                              keras.layers.BatchNormalization(momentum=0.9, name="bn2")], name="inner")
+    inputs = keras.Input((6, 6, 2))
+    h = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.99, name="bn1")(
+        keras.layers.Conv2D(4, 1, name="conv1")(inputs)))
+    model = keras.Model(inputs, keras.layers.Dropout(0.5)(inner(h)))
+    assert [layer.name for layer in batch_norm_layers(model)] == ["bn1", "bn2"]
+    set_population_statistics(model, x)
+    bn1, bn2 = batch_norm_layers(model)
+    first = keras.ops.convert_to_numpy(model.get_layer("conv1")(x)).reshape(-1, 4)
+    np.testing.assert_allclose(bn1.moving_mean.numpy(), first.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn1.moving_variance.numpy(), first.var(0), rtol=1e-4)
+    h_inference = keras.Model(inputs, h)(x, training=False)  # bn1 now normalises with what it was given
+    second = keras.ops.convert_to_numpy(inner.get_layer("conv2")(h_inference)).reshape(-1, 3)
+    np.testing.assert_allclose(bn2.moving_mean.numpy(), second.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn2.moving_variance.numpy(), second.var(0), rtol=1e-4)
+    assert (bn1.momentum, bn2.momentum) == (0.99, 0.9)
+
+
+def test_scheme_d_is_tested_with_population_statistics_and_records_the_moving_ones_and_its_curves(tmp_path):
+    """Scheme d starts from a random network, whose batch-norm moving averages lag behind its weights for its few
+    hundred steps (README, Deviations); it is tested with the training fold's population statistics, the moving
+    averages' accuracy kept beside it. The other schemes keep the moving averages."""
+    assert make_config(EmotionTransferConfig, PRESETS, scheme="d").bn_statistics == "population"
+    for scheme in ("a", "b", "c", "e", "fer"):
+        assert make_config(EmotionTransferConfig, PRESETS, scheme=scheme).bn_statistics == "moving"
+    _ck_tree(tmp_path / "data")
+    config = make_config(EmotionTransferConfig, PRESETS, "smoke", scheme="d", data_dir=str(tmp_path / "data"),
+                         verify_data=False)
+    x, y, _, folds, _ = train.target_arrays(config)
+    fold = train.run_fold(0, folds[0], x, y, config)
+    assert set(fold) >= {"accuracy", "accuracy_moving_bn", "majority_accuracy", "curves", "test_index"}
+    assert set(fold["curves"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(fold["curves"]["loss"]) == config.target_epochs
+    majority = np.bincount(np.delete(y, folds[0])).argmax()
+    assert fold["majority_accuracy"] == pytest.approx(np.mean(y[folds[0]] == majority))
+    moving = train.run_fold(0, folds[0], x, y, make_config(EmotionTransferConfig, PRESETS, "smoke", scheme="d",
+                                                           data_dir=str(tmp_path / "data"), verify_data=False,
+                                                           bn_statistics="moving"))
+    assert "accuracy_moving_bn" not in moving and moving["accuracy"] == fold["accuracy_moving_bn"]
 
 
 def test_input_size_benchmark_times_each_size_and_reports_a_row_per_size(tmp_path, capsys):
