@@ -79,15 +79,3 @@ class KernelELMClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
 
-
-def weighted_accuracy(confusion: np.ndarray) -> float:
-    """WA: correct / all utterances (the overall accuracy)."""
-    confusion = np.asarray(confusion, np.float64)
-    return float(np.trace(confusion) / confusion.sum())
-
-
-def unweighted_accuracy(confusion: np.ndarray) -> float:
-    """UA: the mean over classes of their recall, over the classes that occur (rows with utterances)."""
-    confusion = np.asarray(confusion, np.float64)
-    present = confusion.sum(1) > 0
-    return float(np.mean(np.diag(confusion)[present] / confusion.sum(1)[present]))

@@ -22,8 +22,6 @@ from papers.speech_emotion.config import PRESETS, SpeechEmotionConfig
 from papers.speech_emotion.model import (
     ELMClassifier,
     KernelELMClassifier,
-    unweighted_accuracy,
-    weighted_accuracy,
 )
 
 
@@ -118,10 +116,19 @@ def test_kernel_elm_equals_scikit_learns_kernel_ridge_on_one_hot_targets():
     np.testing.assert_array_equal(kelm.predict(x_new), np.argmax(ridge.predict(x_new), axis=1))
 
 
-def test_wa_and_ua_of_a_hand_made_confusion_matrix():
-    confusion = np.array([[8, 2, 0], [1, 1, 0], [0, 0, 0]])  # the third class has no utterance in this fold
-    assert weighted_accuracy(confusion) == pytest.approx(9 / 12)
-    assert unweighted_accuracy(confusion) == pytest.approx((8 / 10 + 1 / 2) / 2)
+def test_wa_and_ua_pool_every_test_utterance_and_keep_the_folds_as_spread():
+    """WA: the accuracy over every test utterance; UA: the mean over classes of their recall over every test
+    utterance. Not the mean of the folds' values (0.875 and 0.917 here), which weighs a small fold as a large one
+    and a class a fold lacks as absent."""
+    same = {method: None for method in train.METHODS}
+    folds = [{"y_true": [0, 0, 0, 1], "predictions": {m: [0, 0, 1, 1] for m in same}},
+             {"y_true": [1, 1], "predictions": {m: [1, 1] for m in same}}]
+    final, confusions = train.summarise(folds, ["a", "b"])
+    assert final["wa_dnn_kelm"] == pytest.approx(5 / 6)
+    assert final["ua_dnn_kelm"] == pytest.approx((2 / 3 + 3 / 3) / 2)
+    assert final["wa_dnn_kelm_folds"] == pytest.approx([3 / 4, 1]) and final["ua_dnn_kelm_folds"] == pytest.approx(
+        [(2 / 3 + 1) / 2, 1])
+    assert confusions["dnn"] == [[2, 1], [0, 3]]
 
 
 # --- corpora, folds ----------------------------------------------------------------------------------
@@ -323,3 +330,22 @@ def test_recipe_utterance_features_and_the_classifiers(paper_fold):
         "SVC2": {"C": (0.1, 1.0, 10.0, 100.0), "gamma": (0.001, 0.01, 0.1)},
         "SVC3": {"C": (0.1, 1.0, 10.0, 100.0), "gamma": (0.001, 0.01, 0.1)}}
     assert set(paper_fold["result"]["predictions"]) == set(train.METHODS)
+
+
+def test_the_dnn_alone_is_scored_on_the_segments_it_trained_on(paper_fold):
+    """The DNN trains on each utterance's most energetic segments; alone, it scores an utterance by their mean
+    probability (the paper's comparison). Over all segments it is a separate, labelled method."""
+    ((dnn, _, _),) = paper_fold["fit"]
+    config, frames, held_out = paper_fold["config"], paper_fold["frames"], paper_fold["folds"][0]
+    utterances = paper_fold["corpus"].utterances
+    stacked = np.concatenate([frames[u.path] for u in utterances if u.speaker not in held_out])
+    mean, std = stacked.mean(0), stacked.std(0) + 1e-8
+    energetic, every = [], []
+    for u in (u for u in utterances if u.speaker in held_out):
+        p = dnn.predict(F.segments((frames[u.path] - mean) / std, config.context), verbose=0)
+        chosen = F.most_energetic(F.segment_energy(frames[u.path], config.context), config.energy_fraction)
+        energetic.append(int(np.argmax(p[chosen].mean(0))))
+        every.append(int(np.argmax(p.mean(0))))
+    predictions = paper_fold["result"]["predictions"]
+    assert predictions["dnn"] == energetic and predictions["dnn_all_segments"] == every
+    assert energetic != every  # the fixture tells the two apart
