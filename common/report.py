@@ -38,6 +38,9 @@ PAPER_JSON = {
     "lower_is_better": "whether a smaller metric is better (documentation for readers of the JSON)",
     "repeats": "what the ± is over, when not seeds (e.g. 'folds')",
     "paper_preset": "the preset that is the paper's recipe (default 'paper')",
+    "recipe_ours": "true, or a list of variants: the paper preset's recipe is this repository's for the paper's "
+                   "protocol (the paper, or the authors' code, does not give all of it: README, Deviations), so its "
+                   "rows say so instead of 'paper's recipe'",
     "paper_values": "{variant: the paper's number}, shown beside ours",
     "paper_rows": "variants that always get a paper-recipe row, 'not run yet' until one ran (default: "
                   "the keys of paper_values)",
@@ -79,6 +82,8 @@ PAPER_JSON = {
 TIME_FIGURE = "time to accuracy"
 # A run's mark in the summary when its code is not exactly a commit (see `_code_note`).
 MODIFIED_MARK = "†"
+# A row's mark when its runs ran different code of the paper (`_mixed_code`).
+MIXED_CODE_MARK = "§"
 # A summary cell's mark when it pools runs scored with different score-network files.
 NETWORKS_MARK = "‡"
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -93,7 +98,7 @@ def paper_meta(paper: str, papers_dir: Path = REPO / "papers") -> dict:
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}; the keys are documented in "
                          f"common/report.py, PAPER_JSON")
-    return meta
+    return {**meta, "_folder": f"papers/{paper}"}
 
 
 def papers(papers_dir: Path = REPO / "papers") -> list[str]:
@@ -134,6 +139,7 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "commit": _commits(r) + (f", re-evaluated at {_commit(r['revision']['git'])}"
                                      if r.get("revision") else ""),
             "modified": bool(_code_note(r)), "config_hash": r.get("config_hash"),
+            "commits": tuple(g["commit"] for g in _sessions(r) or [r["git"]] if g.get("commit")),
             # The score network a run's sample scores were made with, by the start of its file's SHA-256.
             "score_network_file": (r["final"].get("score_network_sha256") or "")[:8] or None,
             # When it finished; a name clash in one second got a numeric suffix, which comes later.
@@ -141,7 +147,8 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "file": Path(r["_path"]).name,
         })
     columns = ["variant", "preset", "seed", "status", "value", "iterations", "epochs", "device", "backend",
-               "wall_min", "images_per_s", "commit", "modified", "config_hash", "score_network_file", "order", "file",
+               "wall_min", "images_per_s", "commit", "modified", "config_hash", "commits", "score_network_file",
+               "order", "file",
                *(e[0] for e in extras)]
     return pd.DataFrame(rows, columns=columns)
 
@@ -278,7 +285,6 @@ def _join(values) -> str:
 
 def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
     """One row per (variant, preset): mean ± std over completed seeds, beside the paper's number."""
-    paper_preset = meta.get("paper_preset", "paper")
     rows = []
     for variant, preset in _order(frame, meta):
         group = frame[(frame["variant"] == variant) & (frame["preset"] == preset)]
@@ -287,11 +293,10 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
         done = completed.sort_values("order").drop_duplicates("config_hash", keep="last")
         repeats = len(completed) - len(done)
         paper_value = meta.get("paper_values", {}).get(variant)
-        mark = MODIFIED_MARK if done["modified"].any() else ""
+        mark = (MODIFIED_MARK if done["modified"].any() else "") + (MIXED_CODE_MARK if _mixed_code(done, meta) else "")
         # Sample scores of different score networks are different measures: averaging them is marked.
         mixed = set(meta.get("score_network_metrics", ())) if done["score_network_file"].nunique() > 1 else set()
-        row = {"variant": variant, "preset": preset + (" (paper's recipe)" if preset == paper_preset else
-                                                       " (not the paper's recipe)"),
+        row = {"variant": variant, "preset": preset + _recipe_label(meta, variant, preset),
                "ours": (_mean_std(done["value"], meta.get("digits", 2)) + mark
                         + (NETWORKS_MARK if meta["metric"] in mixed else "") if len(done)
                         else "no data" if variant in meta.get("no_data", {}) else "not run yet"),
@@ -307,6 +312,18 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
                "wall": _duration(done["wall_min"].mean()) if len(done) else "–"}
         rows.append(row)
     return rows
+
+
+OUR_RECIPE = " (our recipe for the paper's protocol)"
+
+
+def _recipe_label(meta: dict, variant: str, preset: str) -> str:
+    """What a row's preset is: the paper's recipe, this repository's recipe for the paper's protocol
+    (paper.json's `recipe_ours`), or not the paper's recipe (a shortened or changed one)."""
+    if preset != meta.get("paper_preset", "paper"):
+        return " (not the paper's recipe)"
+    ours = meta.get("recipe_ours", False)
+    return OUR_RECIPE if ours is True or (isinstance(ours, list) and variant in ours) else " (paper's recipe)"
 
 
 def _duration(minutes: float) -> str:
@@ -477,14 +494,16 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
     lines = [GENERATED, f"# {meta['title']}: results", "", f"Paper: {meta['citation']}.",
              f"Paper numbers: {meta['source']}.", "",
              f"## Summary: {meta['metric_label']}, mean ± std over {meta.get('repeats', 'seeds')}", "",
-             "Only rows marked *paper's recipe* ran the paper's recipe; the others (shortened presets, or "
-             "`-custom` runs whose command line changed the recipe) are not comparable with the paper's "
-             "number.", "",
+             "Only rows marked *paper's recipe* ran the paper's recipe; rows marked *our recipe for the paper's "
+             "protocol* ran the paper's protocol with settings the paper does not give (README, Deviations); the "
+             "others (shortened presets, or `-custom` runs whose command line changed the recipe) are not "
+             "comparable with the paper's number.", "",
              _table(summary, {"variant": "model", "preset": "preset", "ours": "ours",
                               **{key: label for key, label, _ in _extras(meta)},
                               "paper": "paper", "n": meta.get("repeats", "seeds"), "iterations": "iterations",
                               "epochs": "epochs", "hardware": "hardware", "wall": "wall time (mean)"})]
     lines += _modified_note(summary)
+    lines += _mixed_code_note(summary)
     lines += _networks_note(summary)
     for variant, why in meta.get("no_data", {}).items():
         lines += ["", f"- No data for {variant}: {why}."]
@@ -580,6 +599,24 @@ def _networks_note(rows: list[dict]) -> list[str]:
     return ["", f"{NETWORKS_MARK} Averaged over runs scored with different score-network files: the same recipe "
                 "of classifier, trained again, is another network, and its scores are another measure. Compare "
                 "such numbers only between runs of one network (*Every run*: the start of each file's SHA-256)."]
+
+
+def _mixed_code(done: pd.DataFrame, meta: dict) -> list[str]:
+    """The paper's own code files (`.py` under its folder) that differ between the commits the row's runs ran
+    (each run's sessions, the runs in the order they finished), or [] when they ran the same code of the paper
+    or git cannot tell."""
+    commits = list(dict.fromkeys(c for run in done.sort_values("order")["commits"] for c in run))
+    if len(commits) < 2 or "_folder" not in meta:
+        return []
+    return [f for f in repro.changed_files(commits, [meta["_folder"]]) or [] if f.endswith(".py")]
+
+
+def _mixed_code_note(rows: list[dict]) -> list[str]:
+    if not any(MIXED_CODE_MARK in str(r["ours"]) for r in rows):
+        return []
+    return ["", f"{MIXED_CODE_MARK} The runs of this row ran different versions of the paper's code (its `.py` files "
+                "changed between their commits; the commit column of *Every run* says which run ran which), so they "
+                "are not strictly repeats of one program."]
 
 
 def _modified_note(rows: list[dict]) -> list[str]:

@@ -151,6 +151,40 @@ def test_runs_from_a_dirty_tree_or_resumed_under_changed_code_are_marked(repo):
     assert "10.00†" in text and "aaaaaaa+dirty" in text and "made from a modified tree" in text
 
 
+def test_a_row_whose_runs_ran_different_versions_of_the_papers_code_is_marked(repo, monkeypatch):
+    _, res, papers, readme = repo
+    for seed, commit in ((0, "a"), (1, "b")):
+        path = _write(res, seed, 0.1 + seed / 100)
+        body = json.loads(path.read_text())
+        body.update(git={"commit": commit * 40, "dirty": False})
+        path.write_text(json.dumps(body))
+    asked = []
+
+    def changed(commits, paths):
+        asked.append((commits, paths))
+        return ["papers/toy/model.py", "papers/toy/README.md"] if "papers/toy" in paths else []
+
+    monkeypatch.setattr(report.repro, "changed_files", changed)
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| v1 | paper (paper's recipe) | 10.50 ± 0.71§ |" in text
+    assert "§ The runs of this row ran different versions of the paper's code" in text
+    assert asked and all(a == (["a" * 40, "b" * 40], ["papers/toy"]) for a in asked)  # the report and README
+    monkeypatch.setattr(report.repro, "changed_files", lambda commits, paths: ["papers/toy/README.md"])
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| 10.50 ± 0.71 |" in text and "§" not in text  # documentation only: the same program
+
+
+def test_a_recipe_partly_ours_is_labelled_so_not_as_the_papers(repo):
+    _, res, papers, readme = repo
+    _write(res, 0, 0.1)
+    for ours, label in ((True, "our recipe for the paper's protocol"), (["v2"], "paper's recipe")):
+        (papers / "toy" / "paper.json").write_text(json.dumps({**META, "recipe_ours": ours}))
+        out = report.render(res, papers, readme, res, draw=False)
+        assert f"| v1 | paper ({label}) | 10.00 |" in out[papers / "toy" / "REPORT.md"]
+        assert f"| v2 | paper ({'our recipe for the paper' + chr(39) + 's protocol'}) | not run yet |" in out[
+            papers / "toy" / "REPORT.md"]
+
+
 def test_sample_scores_pooled_over_different_score_network_files_are_marked(repo):
     _, res, papers, readme = repo
     meta = {**META, "metric": "score", "metric_label": "score", "scale": 1,
