@@ -891,7 +891,41 @@ def render(results_dir: Path, papers_dir: Path, readme: Path, figures_root: Path
                                         results_lib.load_superseded(results_dir, paper))
     if readme.exists():
         out[readme] = _replace_between(readme.read_text(), readme_table(results_dir, papers_dir))
+    out[results_dir / "summary.csv"] = summary_csv(results_dir, papers_dir)
     return out
+
+
+SUMMARY_COLUMNS = ("paper", "model", "preset", "recipe", "metric", "mean", "std", "n", "paper_value", "marks",
+                   "records")
+
+
+def summary_csv(results_dir: Path, papers_dir: Path) -> str:
+    """results/summary.csv: one row per paper, model, preset and metric (the headline and every numeric extra
+    column) with the mean and standard deviation (ddof 1) over the row's runs as the reports count them, n, the
+    paper's number, the row's recipe label and marks (see REPORT.md), and its results files."""
+    rows = []
+    for paper in papers(papers_dir):
+        meta = paper_meta(paper, papers_dir)
+        frame = _runs_frame(results_lib.load_all(results_dir, paper), meta)
+        frame = frame[~frame["preset"].str.split(" ").str[0].str.removesuffix("-custom").isin(PLUMBING_PRESETS)]
+        metrics = [("value", meta["metric_label"]), *((key, label) for key, label, digits in _extras(meta)
+                                                       if digits is not None)]
+        for (variant, preset), shown in zip(_order(frame, meta), summary_rows(frame, meta), strict=True):
+            group = frame[(frame["variant"] == variant) & (frame["preset"] == preset)]
+            done = group[group["status"] == "completed"].sort_values("order").drop_duplicates("config_hash",
+                                                                                             keep="last")
+            marks = "".join(m for m in (MODIFIED_MARK, MIXED_CODE_MARK, NETWORKS_MARK) if m in str(shown.get("ours")))
+            for key, label in metrics:
+                values = pd.to_numeric(done[key], errors="coerce").dropna() if len(done) else pd.Series(dtype=float)
+                if key != "value" and values.empty:
+                    continue
+                rows.append({"paper": paper, "model": variant, "preset": preset,
+                             "recipe": _recipe_label(meta, variant, preset).strip(" ()"), "metric": label,
+                             "mean": values.mean() if len(values) else None,
+                             "std": values.std(ddof=1) if len(values) > 1 else None, "n": len(values),
+                             "paper_value": meta.get("paper_values", {}).get(variant) if key == "value" else None,
+                             "marks": marks, "records": ";".join(done["file"])})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 
 def _relpath(path: Path, start: Path) -> str:

@@ -468,3 +468,25 @@ def test_missing_gives_the_command_and_cost_of_every_run_a_row_lacks(repo):
           f"{results.load_all(res)[0]['device']['name']})" for s in (1, 2)],
         *[f"python papers/toy/train.py --width=8 --seed={s}  # toy v2 paper: not measured on any machine yet"
           for s in (0, 1, 2)]]
+
+
+def test_summary_csv_has_a_row_per_model_preset_and_metric_with_its_records(repo):
+    import io
+
+    import pandas as pd
+
+    _, res, papers, readme = repo
+    files = [_write(res, seed, err).name for seed, err in ((0, 0.10), (1, 0.12), (2, 0.14))]
+    _write(res, 0, 0.3, preset="smoke")
+    out = report.render(res, papers, readme, res, draw=False)
+    table = pd.read_csv(io.StringIO(out[res / "summary.csv"]))
+    assert list(table.columns) == list(report.SUMMARY_COLUMNS)
+    row = table[(table.model == "v1") & (table.preset == "paper")].iloc[0]
+    assert (row["recipe"], row["metric"], row["n"], row["paper_value"]) == ("paper's recipe", "error (%)", 3, 10.0)
+    assert row["mean"] == pytest.approx(12.0) and row["std"] == pytest.approx(2.0)
+    assert row["records"].split(";") == sorted(files)
+    assert table[table.model == "v2"].iloc[0]["n"] == 0 and "smoke" not in set(table.preset)
+    report.write_all(res, papers, readme)
+    assert report.check(res, papers, readme) == []
+    (res / "summary.csv").write_text("stale\n")
+    assert str(res / "summary.csv") in report.check(res, papers, readme)
