@@ -157,6 +157,21 @@ class FeatureNetwork:
                 "frechet_distance": frechet_distance(f_fake, f_real)}
 
 
+# The score network every new run of a dataset uses unless told otherwise: a network committed to this repository
+# (common.networks), so that runs on different machines score with the same file.
+PUBLISHED_SCORE_NETWORKS = {"mnist": ("cgan/mnist-score-classifier", "MNIST classifier")}
+
+
+def published_or_file(name: str) -> Path:
+    """A published network's file (`<paper>/<name>`, its SHA-256 checked against its card) or the path given."""
+    from common import networks
+
+    if not name.endswith(".keras") and not Path(name).exists():
+        networks.load(name)  # checks the file against its card (and says what is wrong when it is not there)
+        return networks.path_of(name)
+    return Path(name)
+
+
 @dataclass(frozen=True)
 class SampleScoreConfig(RunConfig):
     """The config fields of a GAN paper's sample scores: which network scores the samples, and how many.
@@ -164,11 +179,26 @@ class SampleScoreConfig(RunConfig):
 
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"feature_network", "feature_network_name", "inception_weights"}
 
-    feature_network: str = param("", "a saved classifier (.keras) for a classifier score and FD of samples "
-                                      "(e.g. a ResNet run's classifier.keras; MNIST: python -m common.score_network)")
-    feature_network_name: str = param("", "how its scores are named, e.g. 'CIFAR-10 classifier'")
+    feature_network: str = param("auto", "the classifier for a classifier score and FD of samples: a published "
+                                          "network (<paper>/<name>: python -m common.networks list) or a saved .keras "
+                                          "file; auto: the dataset's published score network (PUBLISHED_SCORE_"
+                                          "NETWORKS), none where there is none; empty: no scores")
+    feature_network_name: str = param("", "how its scores are named, e.g. 'CIFAR-10 classifier' (auto: the "
+                                          "published network's)")
     inception_weights: str = param("", "Inception-v3 ImageNet weights (.h5): the real Inception Score and FID")
     score_samples: int = param(5000, "samples for the final scores (the Inception Score protocol: 50,000)", low=10)
+
+    @property
+    def score_dataset(self) -> str:
+        """The dataset whose samples are scored (a paper without a `dataset` field is MNIST's)."""
+        return getattr(self, "dataset", "mnist")
+
+    def automatic(self) -> dict:
+        """feature_network auto: the dataset's published score network and its name, or none."""
+        if self.feature_network != "auto":
+            return {}
+        network, label = PUBLISHED_SCORE_NETWORKS.get(self.score_dataset, ("", ""))
+        return {"feature_network": network, "feature_network_name": self.feature_network_name or label}
 
     def validate_scores(self) -> None:
         if self.feature_network and not self.feature_network_name:
@@ -182,6 +212,7 @@ class SampleScoreConfig(RunConfig):
         if self.inception_weights:
             return FeatureNetwork.inception_v3(self.inception_weights)
         if self.feature_network:
-            return FeatureNetwork.from_model_file(self.feature_network, name=self.feature_network_name)
+            return FeatureNetwork.from_model_file(published_or_file(self.feature_network),
+                                                  name=self.feature_network_name)
         return None
 

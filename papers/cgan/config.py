@@ -79,7 +79,10 @@ class CGANConfig(SampleScoreConfig):
     nn_samples: int = param(1000, "samples whose nearest test image is measured at the end", low=1)
 
     def automatic(self) -> dict:
-        return {"lr_decay": LR_DECAY[self.networks]} if self.lr_decay == 0 and self.networks in LR_DECAY else {}
+        chosen = super().automatic()  # the score network
+        if self.lr_decay == 0 and self.networks in LR_DECAY:
+            chosen["lr_decay"] = LR_DECAY[self.networks]
+        return chosen
 
     def validate(self) -> None:
         super().validate()

@@ -85,12 +85,13 @@ class WGANConfig(SampleScoreConfig):
 
     def automatic(self) -> dict:
         """This variant's and architecture's values for the fields left at 0 / "auto"."""
+        chosen = super().automatic()  # the score network
         if self.loss not in LOSSES or self.architecture not in ARCHITECTURES:
-            return {}  # validate() says what is wrong
+            return chosen  # validate() says what is wrong
         arch = ARCHITECTURE_DEFAULTS[self.architecture]
         table = {**VARIANT_DEFAULTS[self.loss], **arch, **JOINT_DEFAULTS.get((self.loss, self.architecture), {}),
                  "generator_batch": self.batch_size * arch["generator_batch_multiple"]}
-        return {name: table[name] for name in AUTOMATIC if getattr(self, name) in (0, 0.0, "auto")}
+        return {**chosen, **{name: table[name] for name in AUTOMATIC if getattr(self, name) in (0, 0.0, "auto")}}
 
     def validate(self) -> None:
         super().validate()

@@ -139,3 +139,24 @@ def test_annotate_adds_a_card_written_after_the_run_as_a_revision(tmp_path):
     with pytest.raises(ValueError, match="not the"):
         score_network.annotate(other)
     assert score_network.main(["annotate", str(other)]) == 2
+
+
+def test_new_runs_score_with_the_datasets_published_network_unless_told_otherwise():
+    """Every machine scores MNIST samples with the one committed classifier (common.networks), by name, so that
+    the config (and its hash) is the same wherever the run is; CIFAR-10 has no published one yet."""
+    from common import networks
+    from common.config import make_config
+    from common.gen_metrics import PUBLISHED_SCORE_NETWORKS, published_or_file
+    from papers.cgan.config import PRESETS as CGAN_PRESETS
+    from papers.cgan.config import CGANConfig
+    from papers.wgan.config import PRESETS as WGAN_PRESETS
+    from papers.wgan.config import WGANConfig
+
+    cgan = make_config(CGANConfig, CGAN_PRESETS)
+    assert (cgan.feature_network, cgan.feature_network_name) == ("cgan/mnist-score-classifier", "MNIST classifier")
+    assert "feature_network" in cgan.chosen_automatically
+    assert make_config(WGANConfig, WGAN_PRESETS, dataset="mnist").feature_network == "cgan/mnist-score-classifier"
+    assert make_config(WGANConfig, WGAN_PRESETS, dataset="cifar10").feature_network == ""
+    assert make_config(CGANConfig, CGAN_PRESETS, feature_network="").feature_network == ""  # no scores
+    for name, _ in PUBLISHED_SCORE_NETWORKS.values():
+        assert published_or_file(name) == networks.path_of(name) and networks.card_of(name)["sha256"]

@@ -1,0 +1,85 @@
+"""Published networks (common.networks): every committed file loads, is what its card says, and still scores
+its card's number; publishing makes a file plain Keras can read and keeps to the size budget."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from common import layers, networks
+
+CARD = {"model": "toy", "preset": "smoke", "seed": 0, "record": None, "commit": "0123456", "produce": "none",
+        "metric": {"name": "accuracy", "value": 0.5, "on": "nothing"}, "check": None,
+        "input": {"shape": [4], "dtype": "float32", "range": "any", "preprocessing": "none"}, "output": "2 logits"}
+
+
+def _saved(tmp_path):
+    """A compiled network with this repository's layer subclasses, saved as a run saves it."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4,))
+    h = layers.Dropout(0.5)(layers.BatchNormalization()(keras.layers.Dense(8)(x)))
+    model = keras.Model(x, keras.layers.Dense(2)(h))
+    model.compile("adam", "mse")
+    model.fit(np.ones((8, 4)), np.ones((8, 2)), verbose=0)
+    path = tmp_path / "trained.keras"
+    model.save(path)
+    return model, path
+
+
+def test_a_published_network_loads_with_plain_keras_and_computes_what_the_trained_one_did(tmp_path):
+    model, path = _saved(tmp_path)
+    card = networks.publish(path, "toy", "net", CARD, tmp_path / "results")
+    published = card.with_suffix(".keras")
+    script = (f"import keras, numpy as np; m = keras.saving.load_model({str(published)!r}); "
+              f"print(m.predict(np.ones((3, 4)), verbose=0).tolist())")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]  # no import of this repository
+    got = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(got, model.predict(np.ones((3, 4)), verbose=0), rtol=1e-6)
+    written = json.loads(card.read_text())
+    assert written["sha256"] == networks.file_digest(published) and written["name"] == "toy/net"
+    assert [c["name"] for c in networks.available(tmp_path / "results")] == ["toy/net"]
+    loaded = networks.load("toy/net", tmp_path / "results")
+    assert getattr(loaded, "optimizer", None) is None
+    assert {type(la).__module__.split(".")[0] for la in loaded.layers} == {"keras"}
+
+
+def test_a_damaged_file_an_unknown_name_a_second_publication_and_an_oversized_file_are_refused(tmp_path,
+                                                                                               monkeypatch):
+    _, path = _saved(tmp_path)
+    results = tmp_path / "results"
+    card = networks.publish(path, "toy", "net", CARD, results)
+    with pytest.raises(networks.NetworkError, match="already published"):
+        networks.publish(path, "toy", "net", CARD, results)
+    data = bytearray(card.with_suffix(".keras").read_bytes())
+    data[-100] ^= 0xFF
+    card.with_suffix(".keras").write_bytes(bytes(data))
+    with pytest.raises(networks.NetworkError, match="not its card's"):
+        networks.load("toy/net", results)
+    with pytest.raises(networks.NetworkError, match="published: toy/net"):
+        networks.load("toy/other", results)
+    with pytest.raises(networks.NetworkError, match="<paper>/<network>"):
+        networks.load("net", results)
+    monkeypatch.setattr(networks, "FILE_LIMIT_MIB", 1e-4)
+    with pytest.raises(networks.NetworkError, match="over the budget"):
+        networks.publish(path, "toy", "small", CARD, results)
+    assert not list((results / "toy" / "networks").glob("*small*"))
+
+
+@pytest.mark.parametrize("card", networks.available(), ids=lambda c: c["name"])
+def test_every_committed_network_is_its_cards_and_scores_its_cards_check(card, real_data_dir):
+    """The committed file's SHA-256 is its card's, and on the card's slice of the real test set it scores the
+    number the card gives (the network as published, not retrained)."""
+    from common.data import image_sets
+
+    model = networks.load(card["name"])
+    check = card["check"]
+    data = image_sets.load(check["dataset"], str(real_data_dir), download=False)
+    x = image_sets.to_tanh_range(data.test)[:check["first"]]
+    accuracy = float(np.mean(model.predict(x, batch_size=250, verbose=0).argmax(1) == data.y_test[:check["first"]]))
+    assert accuracy == pytest.approx(check["accuracy"], abs=1e-9)
+    assert networks.path_of(card["name"]).stat().st_size <= networks.FILE_LIMIT_MIB * 2**20
