@@ -134,3 +134,20 @@ def test_the_recorded_command_makes_the_same_configuration(preset, overrides):
     argv = [*([] if preset == "paper" else [f"--preset={preset}"]), *command_line(config, RESNET_PRESETS, preset)]
     label, again = parse_args(ResNetConfig, RESNET_PRESETS, argv)
     assert again == config and label == ("fast-custom" if preset == "fast" else preset)
+
+
+@pytest.mark.slow
+def test_a_campaign_keeps_the_finished_records_and_says_what_it_could_not_pack(tmp_path):
+    """The GPU script at smoke size on this CPU: two runs that finish bring back their records; runs stopped at
+    the deadline are packed, or named when their state is too large to come back."""
+    from common import campaign
+    from tests.conftest import write_mnist_folder
+
+    data = write_mnist_folder(tmp_path / "data").parent
+    args = [f"--data_dir={data}", "--verify_data=false", "--download=false"]
+    done = campaign.run("smoke", 5, tmp_path / "out", tmp_path / "work", args)
+    assert [r["ended"] for r in done["runs"]] == ["exit status 0"] * 2 and len(done["records"]) == 2
+    assert json.loads((tmp_path / "out" / "campaign.json").read_text())["records"] == done["records"]
+    stopped = campaign.run("smoke", 0.4, tmp_path / "out2", tmp_path / "work2", [*args, "--epochs=500"])
+    assert [r["ended"] for r in stopped["runs"]] == ["stopped at the deadline"] * 2 and not stopped["records"]
+    assert len(stopped["packs"]) + len(stopped["not_packed"]) == 2
