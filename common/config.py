@@ -4,7 +4,7 @@ Each paper defines one frozen dataclass whose fields are declared with `param(de
 the comment cites the paper and is what `--help` prints. Presets are named sets of overrides:
 `paper` (the default, the paper's recipe) is always the dataclass defaults; others live in the
 paper's `PRESETS` dict, which is passed explicitly to every function here that needs it. A command
-line is `[--preset=NAME] [--key=value ...]`, applied in that order.
+line is `[--preset=NAME] [--key=value ...]` (or `--key value`), applied in that order.
 
 A field whose paper value depends on other fields (a WGAN variant's learning rate, ResNet-110's
 warm-up) defaults to a sentinel ("auto", 0 or -1, documented in its comment); the config's
@@ -192,10 +192,16 @@ def parse_args(cls, presets: dict[str, dict], argv: list[str] | None = None, des
         print(help_text(cls, presets, description))
         raise SystemExit(0)
     preset, raw = PAPER_PRESET, {}
-    for arg in argv:
-        if not arg.startswith("--") or "=" not in arg:
-            raise ConfigError(f"expected --key=value, got {arg!r} (see --help)")
-        key, value = arg[2:].split("=", 1)
+    args = iter(argv)
+    for arg in args:
+        if not arg.startswith("--") or len(arg) < 3:
+            raise ConfigError(f"expected --key=value or --key value, got {arg!r} (see --help)")
+        if "=" in arg:
+            key, value = arg[2:].split("=", 1)
+        else:
+            key, value = arg[2:], next(args, None)
+            if value is None:
+                raise ConfigError(f"--{key} needs a value: --{key}=VALUE or --{key} VALUE (see --help)")
         if key == "preset":
             preset = value
         else:

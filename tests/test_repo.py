@@ -90,3 +90,20 @@ def test_each_command_report_missing_writes_makes_its_rows_variant():
                    if isinstance(v, type) and issubclass(v, RunConfig) and v.__module__ == module.__name__)
         label, config = parse_args(cls, module.PRESETS, shlex.split(command)[2:])
         assert (config.variant, label) == (variant, preset), line
+
+
+def test_a_run_prints_nothing_of_tensorflows_start_up_unless_asked():
+    """TensorFlow's C++ start-up lines (absl's pre-initialisation note, the oneDNN note) come before any log
+    level applies; common.tf_env keeps them out of a run's output unless the user sets TF_CPP_MIN_LOG_LEVEL."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+    code = "import common.tf_env, keras; print(keras.backend.backend())"
+    quiet = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert (quiet.stdout, quiet.stderr) == ("tensorflow\n", "")
+    loud = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"},
+                          capture_output=True, text=True, timeout=300)
+    assert "oneDNN" in loud.stderr

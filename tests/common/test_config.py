@@ -77,6 +77,13 @@ def test_unknown_preset_and_malformed_argument():
         parse_args(ToyConfig, PRESETS, ["--preset=fast"])
     with pytest.raises(ConfigError, match="expected --key=value"):
         parse_args(ToyConfig, PRESETS, ["depth=3"])
+    with pytest.raises(ConfigError, match="--depth needs a value"):
+        parse_args(ToyConfig, PRESETS, ["--depth"])
+
+
+def test_key_space_value_is_read_as_key_equals_value():
+    spaced = parse_args(ToyConfig, PRESETS, ["--preset", "quick", "--depth", "3", "--rate=0.5", "--flag", "false"])
+    assert spaced == parse_args(ToyConfig, PRESETS, ["--preset=quick", "--depth=3", "--rate=0.5", "--flag=false"])
 
 
 def test_config_is_frozen():
