@@ -57,7 +57,8 @@ PAPER_JSON = {
     "claims": "[{claim, measure, holds_if: ['>' or '<', threshold], and one of difference: [a, b] (final "
               "keys), gain: history key with from_fraction, correlation: [history key, history key], "
               "between: [variant, variant] with key (a final key; runs of one preset paired by seed) and "
-              "optional fold_key (a final list of per-fold values: paired by seed and fold); "
+              "optional fold_key (a final list of per-fold values: paired by seed and fold); optional interval: "
+              "what variation the interval covers; "
               "optional scale; margin: the smallest effect that counts, in the measure's units}]: the "
               "paper's claims, each row judged by a stated test (supports, contradicts, inconclusive; a row "
               "of one run is not judged)",
@@ -737,7 +738,8 @@ def _claims(records: list[dict], meta: dict) -> list[str]:
             rule = (f"a row supports the claim when the 95 % confidence interval of its mean over runs lies "
                     f"{side} {threshold} by more than {margin:g}, contradicts it when it lies beyond that on the "
                     f"other side, and is inconclusive otherwise; a row of one run shows its value and is not judged")
-        lines += [f"**{claim['claim']}** Judged on: {claim['measure']}; {rule}.", ""]
+        lines += [f"**{claim['claim']}** Judged on: {claim['measure']}; {rule}."
+                  + (f" {claim['interval']}" if claim.get("interval") else ""), ""]
         rows, verdicts = [], []
         if "between" in claim:  # two variants' runs of one preset, paired by seed (and fold: `fold_key`)
             first, second = claim["between"]
