@@ -252,16 +252,64 @@ def recipe_changes(config, presets: dict[str, dict], preset: str) -> dict:
     return _changes(config, presets, base)
 
 
+# Fields every run has that say where files go and how it runs, not what it computes: --help lists them last.
+PLUMBING_FIELDS = ("data_dir", "download", "results_dir", "runs_dir", "tensorboard", "verify_data", "repeat",
+                   "jit_compile", "distribute", "sync_batchnorm", "fused_batchnorm", "tf_data_autotune",
+                   "coordinator", "num_processes", "process_id")
+
+
+def _paper_of(cls) -> str | None:
+    """papers.<name>.config -> <name>: the paper whose records --help reads."""
+    parts = cls.__module__.split(".")
+    return parts[1] if len(parts) == 3 and parts[0] == "papers" else None
+
+
+def _preset_lines(cls, presets: dict[str, dict], width: int) -> list[str]:
+    """One line per preset: whether it is the paper's recipe and, from the records, what its runs of the
+    default variant reached and how long they took."""
+    paper = _paper_of(cls)
+    try:  # the records, where they are (a clone of this repository); the help works without them
+        from common import report
+
+        rows = report.preset_rows(paper) if paper else {}
+    except Exception:  # noqa: BLE001  (a damaged record must not break --help)
+        rows = {}
+    lines = []
+    for name in [PAPER_PRESET, *presets]:
+        variant = getattr(make_config(cls, presets, name), "variant", None)
+        row = rows.get((variant, name))
+        label = row["recipe"] if row else "the paper's recipe" if name == PAPER_PRESET else "not the paper's recipe"
+        if name in PLUMBING_PRESETS:
+            reached = "checks the plumbing; its numbers mean nothing"
+        elif row is None or row["ours"] in ("not run yet", "no data"):
+            reached = "not run yet"
+        else:
+            runs = "run" if row["n"] == "1" else "runs"
+            reached = (f"{variant}: {row['metric']} {row['ours']} over {row['n']} {runs}, {row['wall']} a run "
+                       f"({row['hardware'].split(' / ')[0]})")
+        lines.append(f"  {name + (' (default)' if name == PAPER_PRESET else ''):<{width}} {label}; {reached}")
+        if name in presets:
+            lines.append(" " * (width + 3) + " ".join(f"--{k}={_fmt(v)}" for k, v in presets[name].items()))
+    return lines
+
+
 def help_text(cls, presets: dict[str, dict], description: str = "") -> str:
+    """--help: what the program is, its presets (what each reached, from the records), the paper's fields,
+    then the fields that say where files go and how it runs."""
     types = _field_types(cls)
-    lines = [description.strip(), "", "usage: [--preset=NAME] [--key=value ...]", ""]
-    lines.append("presets: " + ", ".join([f"{PAPER_PRESET} (default)", *presets]))
-    for name, values in presets.items():
-        lines.append(f"  {name}: " + " ".join(f"--{k}={_fmt(v)}" for k, v in values.items()))
-    lines += ["", "fields (default; comment):"]
-    for f in dataclasses.fields(cls):
+    paper = _paper_of(cls)
+    program = f"python papers/{paper}/train.py" if paper else "train.py"
+    lines = [description.strip(), "", f"usage: {program} [--preset NAME] [--key value ...]   (or --key=value)", "",
+             "presets (REPORT.md has every run):"]
+    lines += _preset_lines(cls, presets, 16)
+    fields = dataclasses.fields(cls)
+
+    def show(f):
         typ = getattr(types[f.name], "__name__", str(types[f.name]))
-        lines.append(f"  --{f.name}={_fmt(f.default)}  [{typ}]  {f.metadata.get('help', '')}")
+        return f"  --{f.name}={_fmt(f.default)}  [{typ}]  {f.metadata.get('help', '')}"
+
+    lines += ["", "the paper's fields (default; comment):", *(show(f) for f in fields if f.name not in PLUMBING_FIELDS),
+              "", "where files go and how it runs:", *(show(f) for f in fields if f.name in PLUMBING_FIELDS)]
     return "\n".join(lines)
 
 

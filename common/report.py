@@ -327,6 +327,15 @@ def _recipe_label(meta: dict, variant: str, preset: str) -> str:
     return OUR_RECIPE if ours is True or (isinstance(ours, list) and variant in ours) else " (paper's recipe)"
 
 
+def preset_rows(paper: str, results_dir: Path = REPO / "results") -> dict[tuple[str, str], dict]:
+    """The summary rows of a paper's records by (variant, preset): what --help and a run's banner quote."""
+    meta = paper_meta(paper)
+    rows = summary_rows(_runs_frame(results_lib.load_all(results_dir, paper), meta), meta)
+    return {(r["variant"], r["preset"].split(" (")[0]): {**r, "metric": meta["metric_label"],
+                                                         "recipe": r["preset"].split(" (", 1)[1].rstrip(")")}
+            for r in rows}
+
+
 def _duration(minutes: float) -> str:
     """Whole minutes, or seconds for a run under one minute, which whole minutes would show as zero."""
     return f"{minutes:.0f} min" if minutes >= 1 else f"{60 * minutes:.0f} s"

@@ -90,6 +90,8 @@ class Run:
         if training.repair_history(self.dir / "history.csv"):
             print(f"{self.dir / 'history.csv'}: a half-written last line (an interrupted run) was cut off")
         self.csv = keras.callbacks.CSVLogger(str(self.dir / "history.csv"), append=True)
+        if self.placement.chief:
+            print(self.banner(), flush=True)
         self.progress = None if sys.stdout.isatty() else training.ProgressLog()
         self.tensorboard = keras.callbacks.TensorBoard(str(self.dir / "tensorboard")) if config.tensorboard else None
         self.data: dict = {}
@@ -126,6 +128,29 @@ class Run:
         handle.write(f"process {os.getpid()}\n")
         handle.flush()
         return handle
+
+    def banner(self) -> str:
+        """The run's first line: paper, model, preset and whether it is the paper's recipe, fresh or resumed,
+        where its files are, and what a run of this preset took where the records say."""
+        base = self.preset.removesuffix("-custom")
+        row = {}
+        try:
+            from common import report
+
+            row = report.preset_rows(self.paper, Path(self.config.results_dir)).get((self.variant, base), {})
+        except Exception:  # noqa: BLE001  (no records here, or a damaged one: the run goes on without)
+            pass
+        if self.changes:
+            recipe = "not the paper's recipe: " + ", ".join(f"{k}={v}" for k, v in self.changes.items())
+        else:
+            recipe = row.get("recipe") or ("the paper's recipe" if base == PAPER_PRESET else "not the paper's recipe")
+        done = [s.get("last_epoch") or 0 for s in self.timer.previous_sessions if isinstance(s, dict)]
+        state = (f"resuming after epoch {max(done)} (session {len(done) + 1})" if done and max(done)
+                 else "a fresh run")
+        took = (f"; a run of this preset took {row['wall']} on {row['hardware'].split(' / ')[0]} (mean of "
+                f"{row['n'].split(' ')[0]}, REPORT.md)" if row.get("wall", "–") != "–" and not self.changes else "")
+        return (f"== {self.paper}: {self.variant}, preset {self.preset} ({recipe}), seed {self.config.seed}; {state}; "
+                f"files in {self.dir}{took}")
 
     def _write_command(self, presets: dict) -> None:
         """`command.json`: the command line that makes this very configuration (its preset and every field

@@ -96,8 +96,25 @@ def test_help_shows_fields_defaults_comments_and_presets(capsys):
         parse_args(ToyConfig, PRESETS, ["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "--depth=20" in out and "layers (§4.2)" in out and "quick: --depth=8 --steps=10,20" in out
+    assert "--depth=20" in out and "layers (§4.2)" in out and "--depth=8 --steps=10,20" in out
     assert help_text(ToyConfig, PRESETS) in out
+
+
+def test_help_names_the_program_says_what_each_preset_reached_and_lists_the_papers_fields_first():
+    from common import report
+    from papers.resnet.config import PRESETS as RESNET_PRESETS
+    from papers.resnet.config import ResNetConfig
+
+    text = help_text(ResNetConfig, RESNET_PRESETS, "ResNets.")
+    assert "usage: python papers/resnet/train.py [--preset NAME] [--key value ...]" in text
+    meta = report.paper_meta("resnet")
+    rows = report.summary_rows(report._runs_frame(report.results_lib.load_all(report.REPO / "results", "resnet"),
+                                                  meta), meta)
+    fast = next(r for r in rows if r["variant"] == "resnet20" and r["preset"].startswith("fast "))
+    assert f"  fast             not the paper's recipe; resnet20: test error (%) {fast['ours']} over {fast['n']} runs" \
+           in text
+    assert "  paper (default)  paper's recipe; " in text and "  smoke            not the paper's recipe; checks " in text
+    assert text.index("--depth=20") < text.index("where files go and how it runs:") < text.index("--data_dir=")
 
 
 def test_cli_main_turns_config_errors_into_exit_code_2(capsys):

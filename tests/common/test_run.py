@@ -353,3 +353,25 @@ def test_history_leaves_out_the_empty_validation_columns_keras_csvlogger_adds(tm
     (tmp_path / "history.csv").write_text("epoch,loss,val_acc,val_loss\n0,1.0,NA,NA\n1,0.5,0.9,NA\n")
     assert training.read_history(tmp_path) == [{"epoch": 1, "loss": 1.0, "val_acc": None},
                                                {"epoch": 2, "loss": 0.5, "val_acc": 0.9}]
+
+
+def test_a_run_starts_with_one_banner_saying_what_it_is_and_where_it_stands(tmp_path, capsys):
+    config = _config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, callbacks=[_Interrupt()])
+    assert f"== toy: toy, preset smoke (not the paper's recipe), seed 0; a fresh run; files in {tmp_path}" in \
+        capsys.readouterr().out
+    again = Run("toy", config, "smoke", PRESETS)
+    assert "; resuming after epoch 1 (session 2); " in again.banner()
+    again._lock.close()
+    from common import report
+    from papers.resnet.config import PRESETS as RESNET_PRESETS
+    from papers.resnet.config import ResNetConfig
+
+    quick = make_config(ResNetConfig, RESNET_PRESETS, "quick", seed=99, runs_dir=str(tmp_path / "runs"),
+                        results_dir=str(REPO / "results"))
+    row = report.preset_rows("resnet")[("resnet20", "quick")]
+    banner = Run("resnet", quick, "quick", RESNET_PRESETS).banner()
+    assert banner.startswith("== resnet: resnet20, preset quick (not the paper's recipe), seed 99; a fresh run; ")
+    assert banner.endswith(f"; a run of this preset took {row['wall']} on {row['hardware'].split(' / ')[0]} "
+                           f"(mean of {row['n'].split(' ')[0]}, REPORT.md)")
