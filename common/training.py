@@ -356,6 +356,10 @@ class ProgressLog(keras.callbacks.Callback):
 
 
 _TF_DATA_AUTOTUNE = [True]  # TensorFlow's default, until `use_tf_data_autotune` says otherwise
+# The Keras versions whose private `keras.src.trainers.epoch_iterator.EpochIterator` (its `data_adapter` and that
+# adapter's `get_tf_dataset`) `use_tf_data_autotune` was checked on; tests/common/test_run.py fails on any other,
+# so that a Keras upgrade re-checks the patch before adding its version here.
+KERAS_CHECKED = ("3.15.1",)
 
 
 def use_tf_data_autotune(on: bool) -> None:
@@ -371,7 +375,12 @@ def use_tf_data_autotune(on: bool) -> None:
     Keras already turns autotuning off for a `PyDataset` with workers (our `ArrayBatches`). Batches and their
     order are unchanged, so the numbers are too. No effect on other backends."""
     _TF_DATA_AUTOTUNE[0] = bool(on)
-    if keras.backend.backend() != "tensorflow":
+    if keras.backend.backend() != "tensorflow" or on:
+        return
+    if keras.__version__ not in KERAS_CHECKED:  # the patch reaches into Keras' private trainer: checked per version
+        warnings.warn(f"--tf_data_autotune=false is not applied: it patches Keras' private EpochIterator, checked on "
+                      f"Keras {', '.join(KERAS_CHECKED)}, not {keras.__version__} (common.training.KERAS_CHECKED)",
+                      stacklevel=2)
         return
     from keras.src.trainers import epoch_iterator  # where every Keras loop gets its data adapter
 
@@ -395,7 +404,7 @@ def use_tf_data_autotune(on: bool) -> None:
 
         self.data_adapter.get_tf_dataset = get_tf_dataset
 
-    __init__._reads_tf_data_autotune = True
+    __init__._reads_tf_data_autotune, __init__.unpatched = True, init
     epoch_iterator.EpochIterator.__init__ = __init__
 
 

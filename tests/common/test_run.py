@@ -375,3 +375,20 @@ def test_a_run_starts_with_one_banner_saying_what_it_is_and_where_it_stands(tmp_
     assert banner.startswith("== resnet: resnet20, preset quick (not the paper's recipe), seed 99; a fresh run; ")
     assert banner.endswith(f"; a run of this preset took {row['wall']} on {row['hardware'].split(' / ')[0]} "
                            f"(mean of {row['n'].split(' ')[0]}, REPORT.md)")
+
+
+def test_the_tf_data_autotune_patch_is_applied_only_on_the_keras_it_was_checked_on(monkeypatch):
+    """The patch reaches into Keras' private EpochIterator: this fails on a Keras not yet checked (add its version
+    to common.training.KERAS_CHECKED once the patch is checked on it), and on such a Keras the run warns and
+    leaves tf.data as it is instead of patching blind."""
+    assert keras.__version__ in training.KERAS_CHECKED
+    from keras.src.trainers import epoch_iterator
+
+    assert hasattr(epoch_iterator.EpochIterator, "__init__")
+    monkeypatch.setattr(keras, "__version__", "99.0.0")
+    current = epoch_iterator.EpochIterator.__init__
+    original = getattr(current, "unpatched", current)  # as Keras has it, before any run patched it
+    monkeypatch.setattr(epoch_iterator.EpochIterator, "__init__", original)
+    with pytest.warns(UserWarning, match="not 99.0.0"):
+        training.use_tf_data_autotune(False)
+    assert epoch_iterator.EpochIterator.__init__ is original
