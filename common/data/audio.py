@@ -8,7 +8,6 @@ they return `Corpus` objects whose utterances are read lazily, one at a time, by
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,16 +64,6 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
                             f"{sample_rate} Hz; replace it with the corpus' original file")
         audio = soxr.resample(audio, rate, sample_rate, quality="VHQ").astype(np.float32)
     return audio
-
-
-def tree_sha256(folder: Path, files: list[Path]) -> str:
-    """SHA-256 over the lines '<sha256 of file>  <path relative to folder's parent>' of `files` in sorted
-    order (what `find TREE -type f | LC_ALL=C sort | xargs sha256sum | sha256sum` prints for the whole tree)."""
-    lines = []
-    for path in sorted(files, key=lambda p: p.relative_to(folder.parent).as_posix().encode()):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        lines.append(f"{digest}  {path.relative_to(folder.parent).as_posix()}\n")
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def check_classes(utterances: list[Utterance], emotions: tuple[str, ...], where: str) -> None:

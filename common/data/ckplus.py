@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.data.audio import tree_sha256
-from common.data.files import DataError, data_dir
+from common.data.files import DataError, data_dir, tree_sha256
 
 FOLDER = "CK+48"
 CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")

@@ -102,3 +102,13 @@ def missing_message(spec: RemoteFile, root: Path, what: str) -> str:
         f"{what}: {root / spec.name} not found. Download {spec.url} (md5 {spec.md5}) and put it "
         f"there, or point --data_dir / ${ENV_VAR} at a directory that has it."
     )
+
+
+def tree_sha256(folder: Path, files: list[Path]) -> str:
+    """SHA-256 over the lines '<sha256 of file>  <path relative to folder's parent>' of `files` in sorted
+    order (what `find TREE -type f | LC_ALL=C sort | xargs sha256sum | sha256sum` prints for the whole tree)."""
+    lines = []
+    for path in sorted(files, key=lambda p: p.relative_to(folder.parent).as_posix().encode()):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        lines.append(f"{digest}  {path.relative_to(folder.parent).as_posix()}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()

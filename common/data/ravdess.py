@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from common.data.audio import Corpus, Utterance, check_classes, tree_sha256
-from common.data.files import DataError, data_dir
+from common.data.audio import Corpus, Utterance, check_classes
+from common.data.files import DataError, data_dir, tree_sha256
 
 FOLDER = "Audio_Speech_Actors_01-24"
 URL = "https://doi.org/10.5281/zenodo.1188976"

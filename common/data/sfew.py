@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.data.audio import tree_sha256
-from common.data.files import DataError, data_dir
+from common.data.files import DataError, data_dir, tree_sha256
 
 FOLDER = "SFEW_2"
 CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")  # FER-2013's order

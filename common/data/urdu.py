@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from common.data.audio import Corpus, Utterance, check_classes, tree_sha256
-from common.data.files import DataError, data_dir
+from common.data.audio import Corpus, Utterance, check_classes
+from common.data.files import DataError, data_dir, tree_sha256
 
 FOLDER = "URDU-Dataset"
 URL = "https://github.com/siddiquelatif/URDU-Dataset"
