@@ -31,15 +31,17 @@ JIT_CHOICES = {"auto": "auto", "true": True, "false": False}
 DISTRIBUTE_CHOICES = ("none", "data_parallel", "auto")
 
 
-def param(default, help: str, *, low=0, above=None, high=None, below=None):
+def param(default, help: str, *, low=0, above=None, high=None, below=None, choices: tuple | None = None):
     """A config field with its one-line comment (shown by `--help`) and, for numbers (and tuples of them),
     the range of valid values: at least `low` (0 unless given; None for no bound), greater than `above`,
-    at most `high`, less than `below`. A value outside it is refused when the config is made (parse time:
-    one line and exit status 2), from `RunConfig.validate`."""
+    at most `high`, less than `below`; or, for any value, the `choices` it must be one of. A value outside
+    them is refused when the config is made (parse time: one line and exit status 2), from
+    `RunConfig.validate`."""
     if isinstance(default, (list, dict, set)):
         raise TypeError("config defaults must be immutable; use a tuple")
     bounds = {"low": low, "above": above, "high": high, "below": below}
-    return field(default=default, metadata={"help": help, "bounds": bounds})
+    return field(default=default, metadata={"help": help, "bounds": bounds,
+                                            "choices": tuple(choices) if choices is not None else None})
 
 
 def _range_text(bounds: dict) -> str:
@@ -83,9 +85,10 @@ class RunConfig:
                                     "fixtures; a run records whether its data was verified)")
     repeat: bool = param(False, "run a configuration whose run already finished again (recorded as a repeat of "
                                 "it, never averaged as another seed)")
-    jit_compile: str = param("auto", "XLA compilation of the train step: auto, true or false")
+    jit_compile: str = param("auto", "XLA compilation of the train step: auto, true or false", choices=JIT_CHOICES)
     distribute: str = param("auto", "none (one device), data_parallel (every visible device; the paper's batch split "
-                                    "over them) or auto (data parallel when several accelerators or hosts take part)")
+                                    "over them) or auto (data parallel when several accelerators or hosts take part)",
+                                 choices=DISTRIBUTE_CHOICES)
     sync_batchnorm: bool = param(True, "with data parallel on TensorFlow, batch-norm statistics over the global batch "
                                        "as on one device (false: each replica's share, a recipe change); JAX always "
                                        "uses the global batch")
@@ -114,6 +117,10 @@ class RunConfig:
         """Checks shared by every paper (every number in its declared range; see `param`); a paper's
         `validate` calls `super().validate()` first."""
         for f in dataclasses.fields(self):
+            choices, value = f.metadata.get("choices"), getattr(self, f.name)
+            if choices is not None and value not in choices:
+                raise ConfigError(f"--{f.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        for f in dataclasses.fields(self):
             bounds, value = f.metadata.get("bounds"), getattr(self, f.name)
             numbers = value if isinstance(value, tuple) else (value,)
             if bounds is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
@@ -121,10 +128,6 @@ class RunConfig:
             bad = [v for v in numbers if not math.isfinite(v) or not _in_range(v, bounds)]
             if bad:
                 raise ConfigError(f"--{f.name}={_show(value)} is out of range: it must be {_range_text(bounds)}")
-        if self.jit_compile not in JIT_CHOICES:
-            raise ConfigError(f"--jit_compile must be one of {', '.join(JIT_CHOICES)}, got {self.jit_compile!r}")
-        if self.distribute not in DISTRIBUTE_CHOICES:
-            raise ConfigError(f"--distribute must be one of {', '.join(DISTRIBUTE_CHOICES)}, got {self.distribute!r}")
 
     @property
     def jit(self):
@@ -306,6 +309,8 @@ def help_text(cls, presets: dict[str, dict], description: str = "") -> str:
 
     def show(f):
         typ = getattr(types[f.name], "__name__", str(types[f.name]))
+        choices = f.metadata.get("choices")
+        typ += f": {' | '.join(map(str, choices))}" if choices else ""
         return f"  --{f.name}={_fmt(f.default)}  [{typ}]  {f.metadata.get('help', '')}"
 
     lines += ["", "the paper's fields (default; comment):", *(show(f) for f in fields if f.name not in PLUMBING_FIELDS),

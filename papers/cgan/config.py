@@ -46,7 +46,7 @@ class CGANConfig(SampleScoreConfig):
                                   "the model behind Table 1's GAN row (225 ± 2), from the GAN paper's mnist.yaml: "
                                   "G z ~ N(0, I) -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid without dropout, D maxout "
                                   "240 x 5 -> maxout 240 x 5 -> 1 sigmoid, the learning rate decayed by 1.000004; "
-                                  "unconditional only")
+                                  "unconditional only", choices=NETWORKS)
     latent_dim: int = param(100, "dimension of z, uniform in the unit hypercube (§4.1; goodfellow2014: standard "
                                  "normal, the GAN code's Generator)", low=1)
     batch_size: int = param(100, "minibatch size (§4.1)", low=1)
@@ -86,8 +86,6 @@ class CGANConfig(SampleScoreConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.networks not in NETWORKS:
-            raise ConfigError(f"--networks must be one of {', '.join(NETWORKS)}, got {self.networks!r}")
         if self.networks == "goodfellow2014" and self.conditional:
             raise ConfigError("--networks=goodfellow2014 is the GAN paper's unconditional model: add "
                               "--conditional=false")

@@ -27,7 +27,7 @@ from common.gen_metrics import SampleScoreConfig
 class DCGANConfig(SampleScoreConfig):
     RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"dataset", "data_workers", "sample_every", "nn_samples"}
 
-    dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)")
+    dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)", choices=DATASETS)
     latent_dim: int = param(100, "dimension of z ~ U(-1, 1) (§4)", low=1)
     ngf: int = param(128, "G's filters before the output layer (4 ngf, 2 ngf, ngf; Fig. 1 and the authors' code)",
                      low=1)
@@ -53,8 +53,6 @@ class DCGANConfig(SampleScoreConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if min(self.latent_dim, self.ngf, self.ndf, self.batch_size, self.epochs) < 1:
             raise ConfigError("latent_dim, ngf, ndf, batch_size and epochs must be positive")
         if self.svm_eval and (not self.svm_alphas or min(self.svm_alphas) <= 0 or self.svm_epochs < 1):

@@ -40,9 +40,11 @@ class EmotionTransferConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"scheme", "backbone", "imagenet_weights"}
     ONE_DEVICE_ONLY = "every epoch keeps every image, so its last batch need not split over devices"
 
-    scheme: str = param("b", "fer (stage one), a, b (the paper's cascade), c, d or e; see the module docstring")
+    scheme: str = param("b", "fer (stage one), a, b (the paper's cascade), c, d or e; see the module docstring",
+                        choices=SCHEMES)
     backbone: str = param("efficientnet_lite0", "efficientnet_lite0 (ImageNet weights ported by port_weights.py) or "
-                                                "vgg16 (keras.applications, given its ImageNet weights file)")
+                                                "vgg16 (keras.applications, given its ImageNet weights file)",
+                          choices=BACKBONES)
     imagenet_weights: str = param("", "the backbone's ImageNet weights file; empty: <runs_dir>/imagenet/<the "
                                       "backbone's file> (port_weights.py writes EfficientNet-Lite0's there)")
     input_size: int = param(48, "the network's input side: 48x48 grey faces, resized if larger and repeated to "
@@ -59,7 +61,8 @@ class EmotionTransferConfig(RunConfig):
     bn_statistics: str = param("auto", "the batch-norm statistics a network is tested with: moving (the averages "
                                        "training kept) or population (recomputed on the training images, Ioffe & "
                                        "Szegedy 2015, Alg. 2; ours); auto: population for scheme d, whose averages "
-                                       "start from a random network's and lag (README, Deviations), else moving")
+                                       "start from a random network's and lag (README, Deviations), else moving",
+                               choices=BN_STATISTICS)
     folds: int = param(10, "subject-wise folds of CK+48", low=2)
     max_folds: int = param(0, "run only the first N folds (0: all); for short runs")
     fer_subset: int = param(0, "use only the first N FER-2013 images of each split (0: all); for smoke runs")
@@ -74,12 +77,6 @@ class EmotionTransferConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.scheme not in SCHEMES:
-            raise ConfigError(f"--scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
-        if self.bn_statistics not in BN_STATISTICS:
-            raise ConfigError(f"--bn_statistics must be one of {', '.join(BN_STATISTICS)}, got {self.bn_statistics!r}")
-        if self.backbone not in BACKBONES:
-            raise ConfigError(f"--backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if self.input_size < 48 or min(self.fer_epochs, self.target_epochs, self.batch_size, self.folds) < 1:
             raise ConfigError("input_size must be at least 48; fer_epochs, target_epochs, batch_size, folds positive")
         if self.folds < 2 or self.fer_learning_rate <= 0 or self.target_learning_rate <= 0:

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from common.config import ConfigError, RunConfig, param
 from papers.resnet.model import blocks_per_stage
 
+LR_SCHEDULES = ("step", "onecycle")
+PRECISIONS = ("float32", "mixed_bfloat16")
+
 
 @dataclass(frozen=True)
 class ResNetConfig(RunConfig):
@@ -53,7 +56,7 @@ class ResNetConfig(RunConfig):
     eval_batch_size: int = param(500, "batch size for validation and test (no effect on results)", low=1)
     lr_schedule: str = param("step", "step: lr / 10 at each of lr_boundaries, after any warm-up (§4.2); onecycle "
                                      "(ours, the fast preset): a linear rise from 0 to learning_rate over the first "
-                                     "lr_peak_share of max_iterations, then a linear fall to 0")
+                                     "lr_peak_share of max_iterations, then a linear fall to 0", choices=LR_SCHEDULES)
     lr_peak_share: float = param(0.2, "onecycle: where the learning rate peaks, as a share of max_iterations",
                                  above=0, below=1)
     nesterov: bool = param(False, "Nesterov momentum (ours, the fast preset; §4.2: plain momentum)")
@@ -65,7 +68,8 @@ class ResNetConfig(RunConfig):
                                          "curve (nothing is chosen on it; the fast preset, which has no validation "
                                          "split, turns it on)")
     precision: str = param("float32", "arithmetic of the network: float32 (§4.2) or mixed_bfloat16 (ours: bfloat16 "
-                                      "arithmetic, float32 weights and softmax; changes the numbers: a recipe change)")
+                                      "arithmetic, float32 weights and softmax; changes the numbers: a recipe change)",
+                           choices=PRECISIONS)
     deterministic: bool = param(True, "deterministic kernels on TensorFlow, so that a resumed run matches")
     data_workers: int = param(2, "threads that build augmented batches ahead of the train step", low=1)
 
@@ -81,13 +85,9 @@ class ResNetConfig(RunConfig):
             raise ConfigError(f"--depth: {e}") from None
         if list(self.lr_boundaries) != sorted(self.lr_boundaries):
             raise ConfigError(f"lr_boundaries must be increasing, got {self.lr_boundaries}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"--lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.lr_schedule == "onecycle" and (self.lr_boundaries or self.warmup_iterations):
             raise ConfigError("--lr_schedule=onecycle has its own shape: set --lr_boundaries=() and "
                               "--warmup_iterations=0")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.val_size % 10:
             raise ConfigError(f"--val_size={self.val_size} must be a multiple of 10 (the same share of every class)")
 
@@ -96,8 +96,6 @@ class ResNetConfig(RunConfig):
         return f"resnet{self.depth}"
 
 
-LR_SCHEDULES = ("step", "onecycle")
-PRECISIONS = ("float32", "mixed_bfloat16")
 
 # fast: ResNet-20 itself, aimed at the paper's 8.75 % with at most a sixth of the paper's training images
 # (64,000 x 128 / 6: 5,333 iterations of 256 = 1,365,248 images, 27.3 epochs of the 50,000), with our

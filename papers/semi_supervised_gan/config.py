@@ -49,7 +49,8 @@ class SemiSupervisedGANConfig(RunConfig):
                                                  "minibatch_discrimination", "label_smoothing", "historical_averaging",
                                                  "eval_every", "sample_every"}
 
-    dataset: str = param("mnist", "mnist, cifar10 or svhn (its .mat files are not available offline here)")
+    dataset: str = param("mnist", "mnist, cifar10 or svhn (its .mat files are not available offline here)",
+                         choices=DATASETS)
     labels: int = param(0, "labelled training images, the same number per class; 0: the paper's (MNIST 100, "
                            "CIFAR-10 4,000, SVHN 1,000)", low=0)
     data_seed: int = param(1, "draws the labelled subset (the authors' --seed_data, default 1); --seed is the run's")
@@ -99,8 +100,6 @@ class SemiSupervisedGANConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.labels < 10 or self.labels % 10:
             raise ConfigError(f"--labels must be a positive multiple of 10 (the same number per class), "
                               f"got {self.labels}")

@@ -32,7 +32,7 @@ class SpeechEmotionConfig(RunConfig):
     ONE_DEVICE_ONLY = "a small network per fold, fit on arrays whose last batch need not split over devices"
 
     dataset: str = param("ravdess", "ravdess (24 actors), urdu (29 speakers; speaker and class confounded) or "
-                                    "iemocap (licence-gated)")
+                                    "iemocap (licence-gated)", choices=DATASETS)
     emotions: tuple[str, ...] = param(("neutral", "happy", "sad", "angry"), "the classes, in this order")
     ravdess_intensity: str = param("normal", "RAVDESS: normal or strong intensity")
     iemocap_improvised_only: bool = param(True, "IEMOCAP: only the improvised sessions' utterances")
@@ -67,8 +67,6 @@ class SpeechEmotionConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if len(self.emotions) < 2 or len(set(self.emotions)) != len(self.emotions):
             raise ConfigError(f"--emotions needs at least two distinct classes, got {self.emotions}")
         if self.ravdess_intensity not in ("normal", "strong"):

@@ -35,7 +35,7 @@ class VAEConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "latent_dim", "eval_batch_size", "ll_chunk",
                                                  "data_workers"}
 
-    dataset: str = param("mnist", "mnist (Bernoulli decoder) or frey_face (Gaussian decoder) (§5)")
+    dataset: str = param("mnist", "mnist (Bernoulli decoder) or frey_face (Gaussian decoder) (§5)", choices=DATASETS)
     latent_dim: int = param(20, "N_z; the paper's: 3, 5, 10, 20, 200 for MNIST, 2, 5, 10, 20 for Frey Face "
                                 "(Fig. 2), and 2 for the manifolds of Fig. 4", low=1)
     hidden_units: int = param(0, "units of the one tanh hidden layer in encoder and decoder; 0: the paper's "
@@ -54,7 +54,8 @@ class VAEConfig(RunConfig):
                                      "0: 1 for MNIST, 10 for Frey Face")
     binarization: str = param("dynamic", "MNIST pixels as Bernoulli data: dynamic (a fresh sample of the grey "
                                          "values each time an image is used; test images sampled once), "
-                                         "fixed (all sampled once), threshold (> 0.5), none (grey values)")
+                                         "fixed (all sampled once), threshold (> 0.5), none (grey values)",
+                              choices=BINARIZATIONS)
     init_std: float = param(0.01, "every weight and bias starts from N(0, 0.01), 0.01 read as the standard "
                                   "deviation (§5)", above=0)
     prior_std: float = param(1.0, "weight decay as an N(0, prior_std^2 I) prior on the parameters (§5): L2 of "
@@ -82,10 +83,6 @@ class VAEConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
-        if self.binarization not in BINARIZATIONS:
-            raise ConfigError(f"--binarization must be one of {', '.join(BINARIZATIONS)}, got {self.binarization!r}")
         if min(self.latent_dim, self.batch_size, self.ll_samples, self.ll_chunk) < 1:
             raise ConfigError("latent_dim, batch_size, ll_samples and ll_chunk must be positive")
         if min(self.hidden_units, self.max_samples, self.passes_per_epoch) < 1:

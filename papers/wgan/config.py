@@ -46,11 +46,13 @@ class WGANConfig(SampleScoreConfig):
     RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"loss", "dataset", "architecture", "data_workers",
                                                          "sample_every", "track_samples"}
 
-    loss: str = param("gp", "clip: weight clipping (Arjovsky et al.); gp: gradient penalty (Gulrajani et al.)")
-    dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)")
+    loss: str = param("gp", "clip: weight clipping (Arjovsky et al.); gp: gradient penalty (Gulrajani et al.)",
+                      choices=LOSSES)
+    dataset: str = param("cifar10", "cifar10 (32x32x3) or mnist (28x28 zero-padded to 32x32x1)", choices=DATASETS)
     architecture: str = param("dcgan", "dcgan: the DCGAN-style G and critic (model.py; the DCGAN architecture "
                                        "both papers train as a baseline); "
-                                       "resnet: Gulrajani et al.'s ResNet G and critic (Appendix C; Table 3's 7.86)")
+                                       "resnet: Gulrajani et al.'s ResNet G and critic (Appendix C; Table 3's 7.86)",
+                              choices=ARCHITECTURES)
     latent_dim: int = param(128, "dimension of z ~ N(0, I) (Gulrajani et al.'s code: 128)", low=1)
     ngf: int = param(128, "G's filters before the output layer (4 ngf, 2 ngf, ngf; Gulrajani et al.'s DIM = 128)",
                      low=1)
@@ -59,7 +61,8 @@ class WGANConfig(SampleScoreConfig):
     n_critic: int = param(5, "critic updates per generator update, each on a fresh real minibatch (both: 5)", low=1)
     critic_schedule: str = param("algorithm1", "algorithm1: n_critic critic updates before every generator update "
                                                "(both papers' Algorithm 1); authors: as the WGAN authors' code, "
-                                               "100 before each of the first 25 generator updates and every 500th")
+                                               "100 before each of the first 25 generator updates and every 500th",
+                                 choices=SCHEDULES)
     clip_value: float = param(0.01, "clip: critic weights to [-c, c] after each update (Arjovsky et al.: 0.01)",
                                above=0)
     gp_weight: float = param(10.0, "gp: penalty coefficient lambda (Gulrajani et al.: 10)")
@@ -95,21 +98,13 @@ class WGANConfig(SampleScoreConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.loss not in LOSSES:
-            raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"--architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
         if self.lr_decay not in ("true", "false"):
             raise ConfigError(f"--lr_decay must be auto, true or false, got {self.lr_decay!r}")
         if self.generator_steps < 1 or self.generator_batch < 1:
             raise ConfigError("generator_steps and generator_batch must be positive (or 0: the architecture's)")
-        if self.critic_schedule not in SCHEDULES:
-            raise ConfigError(f"--critic_schedule must be one of {', '.join(SCHEDULES)}, got {self.critic_schedule!r}")
         heavy = AUTHORS_SCHEDULE["heavy_critic_updates"]
         if self.critic_schedule == "authors" and heavy % self.n_critic:
             raise ConfigError(f"--critic_schedule=authors needs n_critic to divide {heavy}, got {self.n_critic}")
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.critic_norm not in NORMS:
             raise ConfigError(f"--critic_norm must be auto or one of {', '.join(NORMS)}, got {self.critic_norm!r}")
         if self.critic_norm == "batch" and self.loss == "gp":

@@ -144,3 +144,16 @@ def test_values_out_of_their_declared_range_are_refused_at_parse_time(arg, messa
 def test_mutable_default_is_refused():
     with pytest.raises(TypeError):
         param([1, 2], "lists are mutable")
+
+
+def test_a_field_with_choices_refuses_any_other_value_in_one_line_and_lists_them_in_help():
+    @dataclass(frozen=True)
+    class Chosen(RunConfig):
+        mode: str = param("a", "a mode", choices=("a", "b"))
+
+    assert make_config(Chosen, {}, mode="b").mode == "b"
+    with pytest.raises(ConfigError, match=r"^--mode must be one of a, b, got 'c'$"):
+        make_config(Chosen, {}, mode="c")
+    with pytest.raises(ConfigError, match="--jit_compile must be one of auto, true, false"):
+        make_config(Chosen, {}, jit_compile="yes")
+    assert "--mode=a  [str: a | b]  a mode" in help_text(Chosen, {})
