@@ -360,49 +360,89 @@ def _curve_groups(records: list[dict], meta: dict) -> dict[tuple[str, str], list
 
 
 def _curve_file(name: str, preset: str) -> str:
-    """The figure's file name: the preset label (with a custom run's changes) made safe for a path."""
-    return f"{name}_{re.sub(r'[^A-Za-z0-9.=,_-]+', '_', preset).strip('_')}.png"
+    """The figure's file name: the preset label (with a custom run's changes) made safe for a path and a shell
+    (letters, digits, '.', '_' and '-')."""
+    return f"{name}_{re.sub(r'[^A-Za-z0-9._-]+', '_', preset).strip('_')}.png"
+
+
+def _runs_phrase(runs: list[dict], meta: dict) -> str:
+    """What a figure holds, counted: '3 seeds (0, 1, 2)', '3 folds (0, 1, 2) of seed 0', '2 draws ...', with the
+    repeats of a configuration said."""
+    field = meta.get("repeat_field", "seed")
+    seeds = sorted({r["seed"] for r in runs})
+    values = sorted({r["config"].get(field) for r in runs}, key=str)
+    noun = {"seed": "seed", "fold": "fold", "data_seed": "label draw"}.get(field, field)
+    phrase = f"{len(values)} {noun}{'s' if len(values) != 1 else ''} ({', '.join(map(str, values))})"
+    if field != "seed":
+        phrase += f" of seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
+    repeats = len(runs) - len({r.get("config_hash") for r in runs})
+    return phrase + (f", {repeats} repeated" if repeats > 0 else "")
 
 
 def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[str, str, Path]]:
     """One PNG per curve group: the history keys in paper.json's `curves` against `curve_x` (default:
-    epoch), each seed a thin line; accuracies are drawn as error (%)."""
+    epoch), each run a thin line; accuracies are drawn as error (%); losses (keys ending in 'loss') on their
+    own axis when the figure has other curves. Without a `curve_group`, one colour per seed (or repeat) and
+    one line style per curve; with one, one colour per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     grouped = bool(meta.get("curve_group"))
     x_key = meta.get("curve_x", "epoch")
     order = {v: i for i, v in enumerate(meta.get("variant_order", []))}
+    field = meta.get("repeat_field", "seed")
     written = []
     for (name, preset), runs in _curve_groups(frame_records, meta).items():
-        fig, ax = plt.subplots(figsize=(7, 4.5) if grouped else (6, 4), dpi=100)
+        fig, ax = plt.subplots(figsize=(7, 5.2) if grouped else (6.4, 4.8), dpi=100)
+        losses = [c for c in meta["curves"] if c[0].endswith("loss")]
+        loss_ax = ax.twinx() if losses and len(losses) < len(meta["curves"]) else None
         variants = sorted({r["variant"] for r in runs}, key=lambda v: (order.get(v, 99), v))
         for v_index, variant in enumerate(variants):
+            repeats = sorted((r for r in runs if r["variant"] == variant),
+                             key=lambda r: (str(r["config"].get(field)), r["seed"]))
             for c_index, (key, label, is_accuracy) in enumerate(meta["curves"]):
-                color = f"C{v_index}" if grouped else None
-                style = ("-", "--", ":")[c_index % 3] if grouped else "-"
-                seeds = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["seed"])
-                for i, r in enumerate(seeds):
+                target = loss_ax if loss_ax is not None and key.endswith("loss") else ax
+                for i, r in enumerate(repeats):
                     points = [(h.get(x_key), h[key]) for h in r["history"]
                               if h.get(key) is not None and h.get(x_key) is not None]
                     if not points:  # a curve this run does not log (e.g. only one preset measures it)
                         continue
                     xs = [x for x, _ in points]
                     vals = [100 * (1 - v) if is_accuracy else v for _, v in points]
-                    legend = (f"{variant} {label}" if grouped else label) if i == 0 else None
-                    (line,) = ax.plot(xs, vals, color=color, ls=style, lw=1, alpha=0.8, label=legend)
-                    color = line.get_color()
+                    color = f"C{v_index}" if grouped else f"C{i}"
+                    legend = f"{variant} {label}" if grouped and i == 0 else None
+                    target.plot(xs, vals, color=color, ls=("-", "--", ":")[c_index % 3], lw=1, alpha=0.8,
+                                label=legend)
         ax.set_xscale(meta.get("curve_xscale", "linear"))
         ax.set_xlabel(meta.get("curve_xlabel", "epoch"))
-        ax.set_ylabel(meta.get("curve_ylabel", "error (%)"))
+        if x_key == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(meta.get("curve_ylabel", "error (%)") if loss_ax is not None or not losses else "loss")
+        if loss_ax is not None:
+            loss_ax.set_ylabel("loss")
         if meta.get("curve_ylim"):
             ax.set_ylim(*meta["curve_ylim"].get(name, (None, None)))
-        ax.set_title(f"{name}, preset {preset}: {len(runs)} run(s)" if grouped
-                     else f"{name}, preset {preset}: {len(runs)} seed(s)")
+        counted = _runs_phrase(runs, meta)
+        counted = f"{len(runs)} runs of {len(variants)} models, {counted}" if grouped else counted
+        ax.set_title(f"{name}, preset {preset}: {counted}",
+                     fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small" if grouped else None, ncol=2 if grouped and len(variants) > 3 else 1)
+        if grouped:
+            handles, labels = ax.get_legend_handles_labels()
+        else:  # one entry per curve (its line style) and one per seed or repeat (its colour)
+            from matplotlib.lines import Line2D
+
+            handles = [Line2D([], [], color="0.3", ls=("-", "--", ":")[i % 3]) for i in range(len(meta["curves"]))]
+            labels = [label for _, label, _ in meta["curves"]]
+            shown = sorted({str(r["config"].get(field)) for r in runs})
+            handles += [Line2D([], [], color=f"C{i}") for i in range(len(shown))]
+            labels += [f"{field.replace('_', ' ')} {value}" for value in shown]
+        if handles:
+            ax.legend(handles, labels, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                      ncol=3 if len(labels) > 4 else 2, frameon=False)
         out.mkdir(parents=True, exist_ok=True)
         path = out / _curve_file(name, preset)
         fig.tight_layout()

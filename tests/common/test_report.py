@@ -81,7 +81,7 @@ def test_custom_runs_with_different_changes_are_separate_rows(repo):
     text = rendered[papers / "toy" / "REPORT.md"]
     assert "| v1 | quick-custom (learning_rate=0.001, steps=300) (not the paper's recipe) | 30.00 |" in text
     assert "| v1 | quick-custom (learning_rate=0.003, steps=300) (not the paper's recipe) | 50.00 |" in text
-    assert (res / "toy" / "figures" / "v1_quick-custom_learning_rate=0.001,_steps=300.png").exists()
+    assert (res / "toy" / "figures" / "v1_quick-custom_learning_rate_0.001_steps_300.png").exists()
     for path, body in rendered.items():
         path.write_text(body)
     assert report.check(res, papers, readme) == []  # the report links the figures it drew
@@ -490,3 +490,11 @@ def test_summary_csv_has_a_row_per_model_preset_and_metric_with_its_records(repo
     assert report.check(res, papers, readme) == []
     (res / "summary.csv").write_text("stale\n")
     assert str(res / "summary.csv") in report.check(res, papers, readme)
+
+
+def test_a_curve_figure_counts_what_it_shows_and_its_name_needs_no_quoting():
+    runs = [{"seed": 0, "config": {"fold": f, "seed": 0}, "config_hash": f"h{f}"} for f in (0, 1, 2)]
+    assert report._runs_phrase(runs, {"repeat_field": "fold"}) == "3 folds (0, 1, 2) of seed 0"
+    seeds = [{"seed": s, "config": {"seed": s}, "config_hash": "same" if s else "other"} for s in (0, 1, 1)]
+    assert report._runs_phrase(seeds, {}) == "2 seeds (0, 1), 1 repeated"
+    assert report._curve_file("v1", "quick-custom (lr=0.1, steps=3)") == "v1_quick-custom_lr_0.1_steps_3.png"
