@@ -107,3 +107,23 @@ def test_a_run_prints_nothing_of_tensorflows_start_up_unless_asked():
     loud = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"},
                           capture_output=True, text=True, timeout=300)
     assert "oneDNN" in loud.stderr
+
+
+def test_every_dependency_pyproject_declares_is_pinned_in_requirements_txt_within_its_range():
+    """pyproject.toml declares ranges (the library and its extras); requirements.txt pins the set that was tested
+    (the README's first command): each declared package is pinned there, at a version its range accepts."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["dependencies"]]
+    declared += [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pin = Requirement(line)
+            pins[pin.name.lower()] = next(iter(pin.specifier)).version
+    for req in declared:
+        assert req.name.lower() in pins, f"{req.name} is declared in pyproject.toml but not pinned in requirements.txt"
+        assert req.specifier.contains(pins[req.name.lower()]), f"{req.name}=={pins[req.name.lower()]} outside {req}"
