@@ -113,7 +113,6 @@ def test_every_dependency_pyproject_declares_is_pinned_in_requirements_txt_withi
     """pyproject.toml declares ranges (the library and its extras); requirements.txt pins the set that was tested
     (the README's first command): each declared package is pinned there, at a version its range accepts."""
     import tomllib
-
     from packaging.requirements import Requirement
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
