@@ -35,7 +35,7 @@ from common.errors import UserError
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 FILE_LIMIT_MIB, TOTAL_LIMIT_MIB = 4, 40
-LICENCE = "MIT (this repository's licence); the training data keep their own terms (README, Data)"
+LICENCE = "MIT (this repository's licence); the training data keep their own terms (docs/data.md)"
 CARD_KEYS = ("name", "paper", "model", "preset", "seed", "record", "commit", "metric", "check", "input", "output",
              "sha256", "bytes", "licence", "produce")
 

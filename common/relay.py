@@ -18,7 +18,7 @@ cores; sessions recorded by code older than `training.Timer`'s `machine` field),
 sessions span machines says so in its record and report.
 
 The project keeps each unfinished paper-recipe run of at most `GIT_LIMIT_MIB` under results/relay/ between
-sessions (README: Long runs); `Run.finish` deletes a run's pack when its record is written, and
+sessions (docs/running.md); `Run.finish` deletes a run's pack when its record is written, and
 `python -m common.report --check` fails while a pack's run has a finished record.
 """
 

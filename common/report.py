@@ -33,6 +33,7 @@ PAPER_JSON = {
     "source": "where in the paper its numbers are (table, figure), or why it has none",
     "metric": "the `final` key of the headline number",
     "metric_label": "how that number is named in tables",
+    "metric_short": "a short name for it in the README's headline table (default: metric_label)",
     "scale": "factor applied to the metric before it is shown (100 for a fraction shown as %)",
     "digits": "decimals shown (default 2)",
     "lower_is_better": "whether a smaller metric is better (documentation for readers of the JSON)",
@@ -907,17 +908,65 @@ def _run_figures(records: list[dict], meta: dict, report_dir: Path | None) -> li
     return lines
 
 
+HEADLINE_WORDS = {"paper's recipe": "comparable", "our recipe for the paper's protocol": "our recipe",
+                  "not the paper's recipe": "shortened"}
+
+
+def _leading_number(text) -> float | None:
+    """The paper's number as a float: 8.75, or the 132 of '132 ± 1.8'; None for '–' or text."""
+    m = re.match(r"\s*(-?\d+(?:\.\d+)?)", str(text))
+    return float(m.group(1)) if m else None
+
+
+def headline_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
+    """One row per model of the paper's own configurations (paper.json's paper_rows, paper_values and no_data;
+    every model when it names none): its paper-recipe row where that ran, else the named preset whose runs
+    trained longest (the closest to the paper's recipe), else 'not run yet'; with the paper's number, the
+    difference and one word on comparability (comparable, our recipe, shortened)."""
+    paper_preset = meta.get("paper_preset", "paper")
+    rows = summary_rows(frame, meta)
+    papers_own = {*meta.get("paper_rows", meta.get("paper_values", {})), *meta.get("no_data", {})}
+    by_variant: dict[str, list[tuple[str, dict]]] = {}
+    for (variant, preset), row in zip(_order(frame, meta), rows, strict=True):
+        if "-custom" not in preset and preset not in PLUMBING_PRESETS and (variant in papers_own or not papers_own):
+            by_variant.setdefault(variant, []).append((preset, row))
+    chosen = []
+    for variant, candidates in by_variant.items():
+        ran = [(p, r) for p, r in candidates if r["ours"] not in ("not run yet", "no data")]
+        if any(p == paper_preset for p, _ in ran):
+            preset, row = next((p, r) for p, r in ran if p == paper_preset)
+        elif ran:  # the named preset whose runs trained longest
+            lengths = {p: pd.to_numeric(frame[(frame["variant"] == variant) & (frame["preset"] == p)]["iterations"],
+                                        errors="coerce").max() for p, _ in ran}
+            preset, row = max(ran, key=lambda item: lengths[item[0]])
+        else:
+            preset, row = candidates[0]
+        label = row["preset"].split(" (", 1)[1].rstrip(")") if " (" in row["preset"] else ""
+        ours, theirs = _leading_number(row["ours"]), _leading_number(row["paper"])
+        runs = row["n"].split(" ")[0]
+        chosen.append({"variant": variant, "preset": preset,
+                       "ours": row["ours"] + (f" (n={runs})" if row["ours"] not in ("not run yet", "no data") else ""),
+                       "paper": row["paper"],
+                       "difference": f"{ours - theirs:+.{meta.get('digits', 2)}f}"
+                       if ours is not None and theirs is not None else "–",
+                       "comparable": (row["ours"] if row["ours"] in ("not run yet", "no data")
+                                      else HEADLINE_WORDS.get(label, label))})
+    return chosen
+
+
 def readme_table(results_dir: Path, papers_dir: Path) -> str:
+    """The README's headline table: one row per paper and model (`headline_rows`); every other row is in the
+    paper's REPORT.md and results/summary.csv."""
     rows = []
     for paper in papers(papers_dir):
         meta = paper_meta(paper, papers_dir)
         frame = _runs_frame(results_lib.load_all(results_dir, paper), meta)
-        frame = frame[~frame["preset"].str.split(" ").str[0].str.removesuffix("-custom").isin(PLUMBING_PRESETS)]
-        for row in summary_rows(frame, meta):
-            rows.append({**row, "paper_name": f"[{paper}](papers/{paper}/REPORT.md)", "metric": meta["metric_label"]})
-    return _table(rows, {"paper_name": "paper", "variant": "model", "preset": "preset", "metric": "metric",
-                         "ours": "ours (mean ± std)", "paper": "paper", "n": "runs", "hardware": "hardware",
-                         "wall": "wall time"})
+        for row in headline_rows(frame, meta):
+            rows.append({**row, "paper_name": f"[{paper}](papers/{paper}/REPORT.md)",
+                         "metric": meta.get("metric_short", meta["metric_label"])})
+    return _table(rows, {"paper_name": "paper", "variant": "model", "metric": "metric", "preset": "preset",
+                         "ours": "ours (mean ± std, n)", "paper": "paper", "difference": "difference",
+                         "comparable": "comparable?"})
 
 
 def _replace_between(text: str, body: str) -> str:

@@ -50,7 +50,7 @@ def _hand_written_docs():
     readme = (REPO / "README.md").read_text()
     start, end = readme.index("<!-- results:start -->"), readme.index("<!-- results:end -->")
     yield REPO / "README.md", readme[:start] + readme[end:]  # the results table is generated
-    for path in sorted((REPO / "papers").glob("*/README.md")):
+    for path in sorted([*(REPO / "papers").glob("*/README.md"), *(REPO / "docs").glob("*.md")]):
         yield path, path.read_text()
     for path in sorted([*(REPO / "papers").glob("*/*.py"), *(REPO / "common").rglob("*.py")]):
         yield path, path.read_text()

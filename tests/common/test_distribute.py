@@ -287,9 +287,10 @@ def test_a_batch_that_does_not_split_is_refused(monkeypatch):
 
 @pytest.mark.slow
 def test_train_script_on_2_hosts_records_its_placement(cifar_root, tmp_path):
-    """`python papers/resnet/train.py` as two processes with 2 JAX devices each (the README's several-hosts command
-    on localhost): process 0's record says 4 devices on 2 hosts, in each session too; process 1 writes none;
-    every epoch's loss is one device's. A batch that does not split is one line and exit status 2."""
+    """`python papers/resnet/train.py` as two processes with 2 JAX devices each (the several-hosts command of
+    docs/several-devices.md, on localhost): process 0's record says 4 devices on 2 hosts, in each session too;
+    process 1 writes none; every epoch's loss is one device's. A batch that does not split is one line and exit
+    status 2."""
     one = _train("resnet", cifar_root, tmp_path / "one", "--distribute=none", backend="jax")
     assert one.returncode == 0, one.stderr[-3000:]
     port = _free_port()

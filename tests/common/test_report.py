@@ -53,7 +53,7 @@ def test_a_configuration_without_data_says_so_and_why_until_it_runs(repo):
     assert "| v3 | paper (paper's recipe) | no data | – | 0 |" in text
     assert "- No data for v3: its files are not here." in text
     assert "| v2 | paper (paper's recipe) | not run yet |" in text
-    assert "| v3 | paper (paper's recipe) | error (%) | no data |" in out[readme]
+    assert "| v3 | error (%) | paper | no data | – | – | no data |" in out[readme]
 
 
 def test_shortened_runs_are_labelled(repo):
@@ -68,7 +68,7 @@ def test_wall_time_under_a_minute_is_given_in_seconds_not_as_0_min(repo):
     _write(res, 0, 0.1, wall=18.0)
     _write(res, 1, 0.1, wall=24.0)
     _write(res, 0, 0.1, preset="quick", wall=150.0)
-    text = report.render(res, papers, readme, res, draw=False)[readme]
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
     assert "| paper (paper's recipe) |" in text and "| 21 s |" in text and "0 min" not in text
     assert "| 2 min |" in text
 
@@ -498,3 +498,21 @@ def test_a_curve_figure_counts_what_it_shows_and_its_name_needs_no_quoting():
     seeds = [{"seed": s, "config": {"seed": s}, "config_hash": "same" if s else "other"} for s in (0, 1, 1)]
     assert report._runs_phrase(seeds, {}) == "2 seeds (0, 1), 1 repeated"
     assert report._curve_file("v1", "quick-custom (lr=0.1, steps=3)") == "v1_quick-custom_lr_0.1_steps_3.png"
+
+
+def test_the_readme_headline_has_one_row_per_model_at_its_most_comparable_preset(repo):
+    _, res, papers, readme = repo
+    for seed, err in ((0, 0.10), (1, 0.12)):
+        _write(res, seed, err)  # v1: the paper's recipe ran
+    _write(res, 0, 0.2, preset="quick")
+    r = record(preset="long", final={"error": 0.07, "iterations": 900}, history=[{"epoch": 1}])
+    r.update(variant="v2", config_hash="long", recipe_changes={})
+    results.write(r, res)
+    r = record(preset="quick", final={"error": 0.3, "iterations": 100}, history=[{"epoch": 1}])
+    r.update(variant="v2", config_hash="quick", recipe_changes={})
+    results.write(r, res)
+    table = report.render(res, papers, readme, res, draw=False)[readme]
+    rows = [line for line in table.splitlines() if line.startswith("| [toy]")]
+    assert rows == ["| [toy](papers/toy/REPORT.md) | v1 | error (%) | paper | 11.00 ± 1.41 (n=2) | 10.0 | +1.00 | "
+                    "comparable |",
+                    "| [toy](papers/toy/REPORT.md) | v2 | error (%) | long | 7.00 (n=1) | 5.0 | +2.00 | shortened |"]
