@@ -549,10 +549,15 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
              "protocol* ran the paper's protocol with settings the paper does not give (README, Deviations); the "
              "others (shortened presets, or `-custom` runs whose command line changed the recipe) are not "
              "comparable with the paper's number.", "",
-             _table(summary, {"variant": "model", "preset": "preset", "ours": "ours",
-                              **{key: label for key, label, _ in _extras(meta)},
-                              "paper": "paper", "n": meta.get("repeats", "seeds"), "iterations": "iterations",
-                              "epochs": "epochs", "hardware": "hardware", "wall": "wall time (mean)"})]
+             _table(summary, {"variant": "model", "preset": "preset", "ours": "ours", "paper": "paper",
+                              "n": meta.get("repeats", "seeds"), "wall": "wall time (mean)"})]
+    if _extras(meta):
+        lines += ["", "### The other measures of these rows", "",
+                  _table(summary, {"variant": "model", "preset": "preset",
+                                   **{key: label for key, label, _ in _extras(meta)}})]
+    lines += ["", "### What the rows cost", "",
+              _table(summary, {"variant": "model", "preset": "preset", "iterations": "iterations", "epochs": "epochs",
+                               "hardware": "hardware", "wall": "wall time (mean)"})]
     lines += _modified_note(summary)
     lines += _mixed_code_note(summary)
     lines += _networks_note(summary)
