@@ -20,6 +20,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import common.tf_env  # noqa: F401
 
+import keras
 import numpy as np
 import pytest
 
@@ -142,4 +143,20 @@ def _no_network(monkeypatch):
         raise AssertionError("a test tried to download a file")
 
     monkeypatch.setattr(keras.utils, "get_file", refuse)
+
+
+def toy_classifier(path: Path, shape: tuple[int, ...]) -> Path:
+    """A tiny saved softmax classifier of `shape` images, to stand in for a GAN paper's score network."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    inputs = keras.Input(shape)
+    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(path)
+    return path
+
+
+class InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    """Ctrl-C at the end of the first epoch, after the callbacks before it (the checkpoint's included) have run."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
 

@@ -18,23 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import pytest
 
 from common import relay, report, results
-from tests.conftest import write_cifar_folder, write_isbi2012, write_mnist_folder
+from tests.conftest import toy_classifier, write_cifar_folder, write_isbi2012, write_mnist_folder
 from tests.interrupt import CHECKPOINT_SOURCE
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ["--verify_data=false", "--download=false"]
-
-
-def _classifier(path: Path, shape) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    inputs = keras.Input(shape)
-    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
-    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(path)
-    return path
 
 
 def _resnet(tmp):
@@ -55,13 +46,13 @@ def _dcgan(tmp):
 
 
 def _wgan(tmp):
-    network = _classifier(tmp / "clf.keras", (32, 32, 3))
+    network = toy_classifier(tmp / "clf.keras", (32, 32, 3))
     return "wgan", ["--preset=smoke", f"--data_dir={write_cifar_folder(tmp / 'cifar').parent}", *DATA,
                     f"--feature_network={network}", "--feature_network_name=toy classifier"]
 
 
 def _cgan(tmp):
-    network = _classifier(tmp / "clf.keras", (32, 32, 1))
+    network = toy_classifier(tmp / "clf.keras", (32, 32, 1))
     return "cgan", ["--preset=smoke", f"--data_dir={write_mnist_folder(tmp / 'mnist').parent}", *DATA,
                     f"--feature_network={network}", "--feature_network_name=toy classifier"]
 

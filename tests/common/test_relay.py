@@ -13,14 +13,15 @@ from common.config import make_config, parse_args
 from common.run import Run
 from papers.resnet.config import PRESETS as RESNET_PRESETS
 from papers.resnet.config import ResNetConfig
-from tests.common.test_run import PRESETS, _config, _Interrupt, _train
+from tests.common.test_run import PRESETS, _config, _train
+from tests.conftest import InterruptAfterFirstEpoch
 
 
 def _stopped_run(tmp_path):
     """A toy run stopped after its first of two epochs: (its config, its run directory)."""
     config = _config(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        _train(config, callbacks=[_Interrupt()])
+        _train(config, callbacks=[InterruptAfterFirstEpoch()])
     (run_dir,) = (tmp_path / "runs" / "toy").iterdir()
     return config, run_dir
 

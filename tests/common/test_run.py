@@ -17,6 +17,7 @@ import pytest
 from common import repro, results, training
 from common.config import RunConfig, make_config, param
 from common.run import Run, RunFinished, RunInUse
+from tests.conftest import InterruptAfterFirstEpoch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,16 +61,12 @@ def _train(config, preset="smoke", callbacks=()) -> int:
     return run.finish({"loss": float(model.evaluate(x, y, verbose=0))}, summary="done")
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        raise KeyboardInterrupt
-
 
 def test_record_of_a_resumed_run_lists_every_session(tmp_path, monkeypatch):
     config = _config(tmp_path)
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
     with pytest.raises(KeyboardInterrupt):
-        _train(config, callbacks=[_Interrupt()])
+        _train(config, callbacks=[InterruptAfterFirstEpoch()])
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")  # read by the record, not by this process's TensorFlow
     assert _train(config) == 0
     (record,) = results.load_all(config.results_dir, "toy")
@@ -358,7 +355,7 @@ def test_history_leaves_out_the_empty_validation_columns_keras_csvlogger_adds(tm
 def test_a_run_starts_with_one_banner_saying_what_it_is_and_where_it_stands(tmp_path, capsys):
     config = _config(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        _train(config, callbacks=[_Interrupt()])
+        _train(config, callbacks=[InterruptAfterFirstEpoch()])
     assert f"== toy: toy, preset smoke (not the paper's recipe), seed 0; a fresh run; files in {tmp_path}" in \
         capsys.readouterr().out
     again = Run("toy", config, "smoke", PRESETS)

@@ -24,6 +24,7 @@ from papers.cgan.model import (
     build_model,
     marginal_logits,
 )
+from tests.conftest import toy_classifier
 from tests.recipe import planned_training
 
 
@@ -357,9 +358,7 @@ def test_config_labels_and_errors(capsys):
 
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_scores(mnist_root, tmp_path):
-    inputs = keras.Input((32, 32, 1))
-    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
-    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "clf.keras")
+    toy_classifier(tmp_path / "clf.keras", (32, 32, 1))
     config = make_config(CGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
                          feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")

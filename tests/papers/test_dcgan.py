@@ -18,6 +18,7 @@ from papers.dcgan.model import (
     feature_layers,
     sigmoid_cross_entropy,
 )
+from tests.conftest import toy_classifier
 from tests.recipe import planned_training
 
 SHAPES = {"cifar10": (32, 32, 3), "mnist": (32, 32, 1)}
@@ -147,9 +148,7 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
 
     # A score network added later scores the saved G's samples; the SVM, already current, is not re-run
     # (the SVM settings come from the preset, then the command line: this run's were custom).
-    inputs = keras.Input((32, 32, 3))
-    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
-    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "clf.keras")
+    toy_classifier(tmp_path / "clf.keras", (32, 32, 3))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         reevaluate.reevaluate(revised_path, [f"--feature_network={tmp_path / 'no.keras'}", "--feature_network_name=x"])
     argv = [f"--feature_network={tmp_path / 'clf.keras'}", "--feature_network_name=toy classifier",

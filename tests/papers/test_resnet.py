@@ -14,6 +14,7 @@ from common.config import ConfigError, make_config
 from papers.resnet import train
 from papers.resnet.config import PRESETS, ResNetConfig
 from papers.resnet.model import DEPTHS, build_model, zero_pad_shortcut
+from tests.conftest import InterruptAfterFirstEpoch
 from tests.recipe import crop_offsets, planned_training
 
 # Table 6 of He et al. 2016: parameters of the CIFAR-10 ResNets (option A shortcuts).
@@ -101,12 +102,6 @@ def _smoke(cifar_root, tmp_path, name, **overrides):
                        **overrides)
 
 
-class Interrupt(keras.callbacks.Callback):
-    """Simulates Ctrl-C after the first epoch's checkpoint has been written."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        raise KeyboardInterrupt
-
 
 def _final_result(config):
     (record,) = results.load_all(config.results_dir, "resnet")
@@ -153,7 +148,7 @@ def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
     assert train.run(straight, "smoke") == 0
     resumed = _smoke(cifar_root, tmp_path, "resumed")
     with pytest.raises(KeyboardInterrupt):
-        train.run(resumed, "smoke", extra_callbacks=[Interrupt()])
+        train.run(resumed, "smoke", extra_callbacks=[InterruptAfterFirstEpoch()])
     assert not results.load_all(resumed.results_dir, "resnet")  # nothing written for the interrupted run
     assert train.run(resumed, "smoke") == 0
     a, b = _final_result(straight), _final_result(resumed)

@@ -17,6 +17,7 @@ from papers.vae.model import (
     gaussian_log_density,
     marginal_log_likelihood,
 )
+from tests.conftest import InterruptAfterFirstEpoch
 from tests.recipe import planned_training
 
 DATA_DIM = {"mnist": 784, "frey_face": 560}
@@ -233,19 +234,13 @@ def test_step_size_choice_is_kept_for_a_resumed_run(mnist_root, tmp_path):
     assert train.choose_learning_rate(config, train.prepare_data(config), run_path / "lr_search.json")[0] == 0.1
 
 
-class _Interrupt(keras.callbacks.Callback):
-    """Ctrl-C after the first epoch's checkpoint (the callbacks before it, BackupAndRestore included, have run)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        raise KeyboardInterrupt
-
 
 def test_interrupted_run_resumes_to_the_same_result(mnist_root, tmp_path):
     straight = _smoke(mnist_root, tmp_path, "straight")
     assert train.run(straight, "smoke") == 0
     resumed = _smoke(mnist_root, tmp_path, "resumed")
     with pytest.raises(KeyboardInterrupt):
-        train.run(resumed, "smoke", extra_callbacks=[_Interrupt()])
+        train.run(resumed, "smoke", extra_callbacks=[InterruptAfterFirstEpoch()])
     assert not results.load_all(resumed.results_dir, "vae")
     assert train.run(resumed, "smoke") == 0
     (a,), (b,) = results.load_all(straight.results_dir, "vae"), results.load_all(resumed.results_dir, "vae")

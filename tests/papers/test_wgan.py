@@ -18,6 +18,7 @@ from papers.wgan.model import (
     per_example_norm,
     train_steps_for,
 )
+from tests.conftest import toy_classifier
 from tests.recipe import planned_training
 
 
@@ -258,9 +259,7 @@ def test_config_variant_defaults_and_errors():
 
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
-    inputs = keras.Input((32, 32, 3))
-    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Flatten()(inputs))
-    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "clf.keras")
+    toy_classifier(tmp_path / "clf.keras", (32, 32, 3))
     config = make_config(WGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
                          feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")
