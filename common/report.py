@@ -551,6 +551,9 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
              "comparable with the paper's number.", "",
              _table(summary, {"variant": "model", "preset": "preset", "ours": "ours", "paper": "paper",
                               "n": meta.get("repeats", "seeds"), "wall": "wall time (mean)"})]
+    lines += _modified_note(summary)
+    lines += _mixed_code_note(summary)
+    lines += _networks_note(summary)
     if _extras(meta):
         lines += ["", "### The other measures of these rows", "",
                   _table(summary, {"variant": "model", "preset": "preset",
@@ -558,9 +561,6 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
     lines += ["", "### What the rows cost", "",
               _table(summary, {"variant": "model", "preset": "preset", "iterations": "iterations", "epochs": "epochs",
                                "hardware": "hardware", "wall": "wall time (mean)"})]
-    lines += _modified_note(summary)
-    lines += _mixed_code_note(summary)
-    lines += _networks_note(summary)
     for variant, why in meta.get("no_data", {}).items():
         lines += ["", f"- No data for {variant}: {why}."]
     for ref in meta.get("references", []):
