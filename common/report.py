@@ -508,8 +508,10 @@ def plot_time_to_accuracy(records: list[dict], meta: dict, out: Path) -> list[tu
             ordered = sorted((r for r in runs if _preset(r) == preset), key=lambda r: (r["seed"], r["_path"]))
             for r_index, r in enumerate(ordered):
                 label, minutes, errors = time_to_accuracy_points(r, spec)
+                stopped = sum(s.get("stopped_s") or 0 for s in _sessions(r)) / 60
+                shared = f" (stopped {stopped:.0f} min: it shared its machine)" if stopped >= 1 else ""
                 ax.plot(minutes, errors, color=f"C{p_index}", lw=1, ls=LINE_STYLES[r_index % len(LINE_STYLES)],
-                        marker=".", ms=3, alpha=0.8, label=f"{preset}, seed {r['seed']}: {label}")
+                        marker=".", ms=3, alpha=0.8, label=f"{preset}, seed {r['seed']}: {label}{shared}")
         if variant in meta.get("paper_values", {}):
             ax.axhline(meta["paper_values"][variant], color="k", ls="--", lw=1,
                        label=f"paper: {meta['paper_values'][variant]:g} %")
@@ -517,7 +519,7 @@ def plot_time_to_accuracy(records: list[dict], meta: dict, out: Path) -> list[tu
             ax.set_ylim(*spec["ylim"])
         excluded = ", ".join(spec.get("exclude", [])) or "nothing"
         ax.set(xlabel=f"training time (min), less: {excluded}", ylabel="error (%)",
-               title=f"{variant}: error against training time, {len(runs)} run(s)")
+               title=f"{variant}: error against training time, {len(runs)} run{'s' if len(runs) != 1 else ''}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
         out.mkdir(parents=True, exist_ok=True)
