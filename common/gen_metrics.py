@@ -136,14 +136,17 @@ class FeatureNetwork:
         low, high = self.input_range
         return (x + 1.0) / 2.0 * (high - low) + low
 
-    def run(self, images: np.ndarray, batch_size: int = 250) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities, features) of images in [-1, 1]."""
+    def run(self, images: np.ndarray, batch_size: int = 250, features: bool = True
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, features) of images in [-1, 1]; features None when not asked for (they take a
+        second pass through the network)."""
         probs, feats = [], []
         for i in range(0, len(images), batch_size):
             x = self._prepare(images[i:i + batch_size])
             probs.append(keras.ops.convert_to_numpy(self.probabilities(x, training=False)))
-            feats.append(keras.ops.convert_to_numpy(self.features(x, training=False)))
-        return np.concatenate(probs), np.concatenate(feats)
+            if features:
+                feats.append(keras.ops.convert_to_numpy(self.features(x, training=False)))
+        return np.concatenate(probs), np.concatenate(feats) if features else None
 
     def scores(self, samples: np.ndarray, real: np.ndarray, splits: int = 10) -> dict:
         """Score (IS-style) of the samples and the Fréchet distance between samples and real images,

@@ -138,6 +138,7 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "device": _device(r), "backend": _backend(r),
             "wall_min": r["wall_time_s"] / 60,
             "images_per_s": throughput(r, meta.get("throughput_key", "train_images_per_s")),
+            "update_over_step": r["final"].get("update_over_step"),
             "commit": _commits(r) + (f", re-evaluated at {_commit(r['revision']['git'])}"
                                      if r.get("revision") else ""),
             "modified": bool(_code_note(r)), "config_hash": r.get("config_hash"),
@@ -149,8 +150,8 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "file": Path(r["_path"]).name,
         })
     columns = ["variant", "preset", "seed", "status", "value", "iterations", "epochs", "device", "backend",
-               "wall_min", "images_per_s", "commit", "modified", "config_hash", "commits", "score_network_file",
-               "order", "file",
+               "wall_min", "images_per_s", "update_over_step", "commit", "modified", "config_hash", "commits",
+               "score_network_file", "order", "file",
                *(e[0] for e in extras)]
     return pd.DataFrame(rows, columns=columns)
 
@@ -581,11 +582,15 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
             r["epochs"] = "–" if pd.isna(r["epochs"]) else _show_value(r["epochs"])
             rate = r["images_per_s"]
             r["images_per_s"] = "–" if pd.isna(rate) else f"{rate:.0f}" if rate >= 10 else f"{rate:.2f}"
+            r["update_over_step"] = "–" if pd.isna(r["update_over_step"]) else f"{r['update_over_step']:.2f}"
         lines += ["", "## Every run", "",
                   _table(runs, {"variant": "model", "preset": "preset", "seed": "seed", "status": "status",
                                 "value": meta["metric_label"], **{key: label for key, label, _ in _extras(meta)},
                                 "epochs": "epochs", "device": "device", "backend": "backend",
                                 "images_per_s": meta.get("throughput_label", "train images/s"),
+                                # the update's time over its train step's (common.training.StepClock), once timed
+                                **({"update_over_step": "update / step"}
+                                   if frame["update_over_step"].notna().any() else {}),
                                 **({"score_network_file": "score network (SHA-256)"}
                                    if meta.get("score_network_metrics") else {}),
                                 "wall_min": "wall (min)", "commit": "commit", "file": "results file"})]

@@ -89,7 +89,7 @@ class Run:
         self.backup = training.Checkpoint(self.dir / "backup")
         if training.repair_history(self.dir / "history.csv"):
             print(f"{self.dir / 'history.csv'}: a half-written last line (an interrupted run) was cut off")
-        self.csv = keras.callbacks.CSVLogger(str(self.dir / "history.csv"), append=True)
+        self.csv = training.HistoryCSV(self.dir / "history.csv")
         if self.placement.chief:
             print(self.banner(), flush=True)
         self.progress = None if sys.stdout.isatty() else training.ProgressLog()
@@ -196,7 +196,8 @@ class Run:
         standard = [cb for cb in (self.timer, self.nan, self.csv, self.progress, self.tensorboard, self.backup) if cb]
         after = [training.StopAtIteration(max_steps, len(data))] if max_steps else []
         return training.fit(model, distribute.shard_for_process(data), self.dir, epochs=epochs,
-                            callbacks=[*before, *callbacks, *standard, *after, *self.extra_callbacks], **fit_kwargs)
+                            callbacks=[training.StepClock(), *before, *callbacks, *standard, *after,
+                                       *self.extra_callbacks], **fit_kwargs)
 
     def units(self, items, work, *, state: str = "units.json", done=None) -> list:
         """Work that is not one `fit` (a cross-validation's folds), resumable a unit at a time: `work(k, item)`
@@ -267,6 +268,8 @@ class Run:
         if self.model is not None:
             final.setdefault("iterations", int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
         final.setdefault(self.throughput_key, self.throughput)  # a paper may measure its own
+        if self.timer.steady_update_over_step() is not None:
+            final.setdefault("update_over_step", self.timer.steady_update_over_step())
         if failed:
             final["failure"] = failed
             summary = training.failure_text(failed)

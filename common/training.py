@@ -4,6 +4,7 @@ across sessions, progress lines, reading the CSV history, saving networks, timin
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -236,6 +237,53 @@ class RunningTime:
         return time.perf_counter() - self.start - self.stopped_s
 
 
+class StepClock(keras.callbacks.Callback):
+    """How long each update spends inside the train step: from its `on_train_batch_begin` to its
+    `on_train_batch_end`, which `Run.fit` makes the first callback of every run, so that the time is the
+    compiled train function (the batch's data included, as Keras fetches it inside) and what the other
+    callbacks do before the step; their work after it, Python between updates and the epoch's end are
+    left to the update. Each epoch's sum goes into its logs as `step_time_s`, which the `Timer` turns into
+    `update_over_step`: the epoch's training time over its time in the step (1.0 when every update costs
+    what its step costs). `begins`/`ends` hold the current epoch's stamps (`perf_counter`), read by
+    `python -m common.update_cost`; `StepClock.current` is the one in the `fit` now running."""
+
+    current: StepClock | None = None
+
+    def on_train_begin(self, logs=None):
+        StepClock.current = self
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.begins, self.ends = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.begins.append(time.perf_counter())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.ends:
+            logs["step_time_s"] = sum(e - b for b, e in zip(self.begins, self.ends, strict=True))
+
+
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger appending to `history.csv`, with the columns of the file's header when a resumed
+    run finds one: Keras takes the columns from the first epoch it logs, so a run resumed by code that logs
+    one more key (or one fewer) would write rows that no longer line up with the header. A key the header
+    lacks is left out of the rows; one the epoch lacks is written as NA, as Keras does."""
+
+    def __init__(self, path: Path):
+        super().__init__(str(path), append=True)
+        self.path = path
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)  # opens the file for appending
+        with self.path.open() as f:
+            header = f.readline().strip()
+        if header:
+            self.keys = next(csv.reader([header]))[1:]  # after "epoch"
+
+
 class Timer(keras.callbacks.Callback):
     """The run's clock across sessions, kept in `state.json` of its run directory.
 
@@ -261,6 +309,7 @@ class Timer(keras.callbacks.Callback):
         self.previous_sessions: list[dict] = sessions
         self.epoch_rates: dict[int, list] = {int(e): v for e, *v in state.get("epoch_rates", [])}
         self.epoch_stopped_s: dict[int, float] = {int(e): v for e, v in state.get("epoch_stopped_s", [])}
+        self.epoch_update_over_step: dict[int, list] = {int(e): v for e, *v in state.get("epoch_update_over_step", [])}
         self.watch = StopWatch.of_process()
         self.session_start, self.stopped_before_session = time.perf_counter(), self.watch.stopped_s
         self.session = {**repro.git_state(), "started": results.utc_now(), "ended": None, "first_epoch": None,
@@ -284,6 +333,9 @@ class Timer(keras.callbacks.Callback):
         logs["train_images_per_s"] = self.batches * self.images_per_step / train_s
         first_in_session = self.session["first_epoch"] is None
         self.epoch_rates[epoch + 1] = [logs["train_images_per_s"], first_in_session]
+        if logs.get("step_time_s"):  # from the StepClock
+            logs["update_over_step"] = train_s / logs["step_time_s"]
+            self.epoch_update_over_step[epoch + 1] = [logs["update_over_step"], first_in_session]
         if first_in_session:
             self.session["first_epoch"] = epoch + 1
         self.session.update(last_epoch=epoch + 1, steps=self.session["steps"] + self.batches)
@@ -302,7 +354,8 @@ class Timer(keras.callbacks.Callback):
                             stopped_s=round(self.watch.stopped_s - self.stopped_before_session, 1))
         state = {"wall_time_s": self.wall_time_s, "sessions": self.sessions,
                  "epoch_rates": [[e, *v] for e, v in sorted(self.epoch_rates.items())],
-                 "epoch_stopped_s": sorted(self.epoch_stopped_s.items())}
+                 "epoch_stopped_s": sorted(self.epoch_stopped_s.items()),
+                 "epoch_update_over_step": [[e, *v] for e, v in sorted(self.epoch_update_over_step.items())]}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.path)
@@ -325,9 +378,19 @@ class Timer(keras.callbacks.Callback):
     def steady_throughput(self) -> float | None:
         """Median images/s over the run's epochs in every session, leaving out each session's first
         epoch (it compiles the train step) unless nothing else is left."""
-        steady = [rate for rate, first in self.epoch_rates.values() if not first]
-        values = steady or [rate for rate, _ in self.epoch_rates.values()]
-        return statistics.median(values) if values else None
+        return _steady_median(self.epoch_rates)
+
+    def steady_update_over_step(self) -> float | None:
+        """Median `update_over_step` over the run's epochs, as `steady_throughput` takes them; None for
+        a run whose epochs were all trained before the StepClock existed."""
+        return _steady_median(self.epoch_update_over_step)
+
+
+def _steady_median(per_epoch: dict[int, list]) -> float | None:
+    """Median of {epoch: [value, first epoch of its session]} leaving out first epochs, unless nothing else is left."""
+    steady = [value for value, first in per_epoch.values() if not first]
+    values = steady or [value for value, _ in per_epoch.values()]
+    return statistics.median(values) if values else None
 
 
 class ProgressLog(keras.callbacks.Callback):

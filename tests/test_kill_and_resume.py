@@ -114,7 +114,7 @@ def _numbers(record: dict) -> dict:
     history, leaving out clocks, speeds, memory use and file names."""
     def keep(key: str) -> bool:
         return not (key.endswith(("_s", "_file")) or any(part in key for part in ("_s_", "per_s", "time", "sha256",
-                                                                                   "rss")))
+                                                                                   "rss", "over_step")))
     final = {k: v for k, v in record["final"].items() if keep(k) and not isinstance(v, str)}
     history = [{k: v for k, v in row.items() if keep(k)} for row in record["history"]]
     return {"final": final, "history": history}

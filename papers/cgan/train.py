@@ -64,9 +64,14 @@ def parzen_samples(model: CGAN, config: CGANConfig, seed) -> tuple[np.ndarray, n
 def parzen_score(samples: np.ndarray, validation: np.ndarray, points: np.ndarray, config: CGANConfig) -> dict:
     """sigma chosen on the first `sigma_validation_images` validation images, then the log-likelihood of
     `points` (mean and standard error over them)."""
-    sigma, by_sigma = parzen.choose_sigma(samples, validation[:config.sigma_validation_images], config.sigma_grid,
-                                          config.eval_block)
-    mean, sem = parzen.mean_and_standard_error(parzen.log_likelihood(points, samples, sigma, config.eval_block))
+    if points is validation:  # every epoch's score: sigma chosen on the first of the same images, in one pass
+        sigma, by_sigma, ll = parzen.choose_sigma_and_log_likelihood(
+            samples, points, config.sigma_validation_images, config.sigma_grid, config.eval_block)
+    else:
+        sigma, by_sigma = parzen.choose_sigma(samples, validation[:config.sigma_validation_images],
+                                              config.sigma_grid, config.eval_block)
+        ll = parzen.log_likelihood(points, samples, sigma, config.eval_block)
+    mean, sem = parzen.mean_and_standard_error(ll)
     return {"ll": mean, "sem": sem, "sigma": sigma, "by_sigma": by_sigma}
 
 
@@ -113,7 +118,7 @@ def to_classifier_input(x: np.ndarray) -> np.ndarray:
 
 def conditional_accuracy(network, samples: np.ndarray, labels: np.ndarray) -> float:
     """The share of samples the score network classifies as the label they were generated for."""
-    probs, _ = network.run(to_classifier_input(samples))
+    probs, _ = network.run(to_classifier_input(samples), features=False)
     return float((probs.argmax(1) == labels).mean())
 
 

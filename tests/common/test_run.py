@@ -389,3 +389,37 @@ def test_the_tf_data_autotune_patch_is_applied_only_on_the_keras_it_was_checked_
     with pytest.warns(UserWarning, match="not 99.0.0"):
         training.use_tf_data_autotune(False)
     assert epoch_iterator.EpochIterator.__init__ is original
+
+
+class _SlowAfterEachStep(keras.callbacks.Callback):
+    """Work after every update, outside the train step (as a progress line or a metric read-out would be)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.05)
+
+
+def test_update_over_step_counts_the_work_between_steps_and_not_in_the_step(tmp_path):
+    """The StepClock times the train function only: 50 ms of callback work after each of an epoch's 4 steps
+    is outside its step time and inside the epoch's training time (3 of the 4 sleeps: the Timer stamps the
+    last batch's end before the paper's callbacks run), so the update costs more than its step."""
+    assert _train(_config(tmp_path), callbacks=[_SlowAfterEachStep()]) == 0
+    record = json.loads(next((tmp_path / "results" / "toy").glob("*.json")).read_text())
+    for row in record["history"]:
+        train_s = 4 * 16 / row["train_images_per_s"]
+        assert row["update_over_step"] == pytest.approx(train_s / row["step_time_s"])
+        assert train_s - row["step_time_s"] >= 3 * 0.05
+    assert record["history"][-1]["step_time_s"] < 3 * 0.05  # the compiled step of a 3-4-1 network: ms
+    assert record["final"]["update_over_step"] == record["history"][-1]["update_over_step"] > 2
+
+
+def test_a_resumed_history_keeps_its_columns_when_the_code_logs_another_key(tmp_path):
+    """A run whose history.csv was begun by code that logged fewer keys (before the StepClock) is resumed
+    by code that logs more: its rows stay under the file's header, and the new keys are left out."""
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,1.0\n")
+    logger = training.HistoryCSV(path)
+    logger.on_train_begin()
+    logger.on_epoch_end(1, {"loss": 0.5, "step_time_s": 0.1})
+    logger.on_train_end()
+    assert path.read_text().splitlines() == ["epoch,loss", "0,1.0", "1,0.5"]
+    assert training.read_history(tmp_path) == [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5}]

@@ -1,0 +1,135 @@
+"""What one update of a paper's training costs against its train step, measured inside a real run.
+
+    python -m common.update_cost PAPER [--updates N] [--json PATH] [train.py's flags]
+
+Starts `papers/PAPER/train.py` with the given flags (its paper preset unless `--preset` says otherwise) in
+a temporary runs and results directory; its first epoch compiles and warms up, its second is measured, and
+then it is stopped: no record and no checkpoint are kept. It prints, over the second epoch's updates, the
+median time inside the train step (the compiled train function with its batch's data, as
+`common.training.StepClock` measures it in every run) and from one update's start to the next (what the
+callbacks, Python and the data loader add between steps included), `update / step` (the ratio of their
+sums), and `epoch / step`: the whole epoch from its start to the next one's (its evaluation, checkpoint and
+history row included) over its time in the step. `--updates N` stops after N updates of the second epoch,
+for epochs too long to wait for (then there is no `epoch / step`).
+
+Both clocks run in the same process on the same batches, so another job on the machine slows both alike
+and the ratios can be compared across machines where the times cannot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+
+from common import training
+
+
+class _Measured(BaseException):
+    """Ends the run once the updates are measured (a BaseException, so that nothing on the way treats it
+    as the run's own failure)."""
+
+
+class MeasureUpdates(keras.callbacks.Callback):
+    """The last callback of the run. Epoch 1 compiles and warms up; epoch 2 is measured: the time of each
+    of its updates in the train step (the StepClock's stamps) and from its start to the next update's, and
+    the whole epoch, from its start to the start of epoch 3 (its evaluation, checkpoint and history row
+    included), over its time in the step. Training stops at the start of epoch 3, or after `updates`
+    updates of epoch 2 when that comes first (then the whole epoch is not measured)."""
+
+    def __init__(self, updates: int | None = None):
+        super().__init__()
+        self.updates, self.fits, self.epoch_stamps, self.steps, self.periods = updates, 0, [], [], []
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.fits == 1:
+            self.epoch_stamps.append(time.perf_counter())
+            if len(self.epoch_stamps) == 3:
+                raise _Measured
+
+    def on_train_batch_end(self, batch, logs=None):
+        clock = training.StepClock.current
+        if self.fits != 1 or len(self.epoch_stamps) != 2:
+            return
+        self.steps.append(clock.ends[-1] - clock.begins[-1])
+        if len(clock.begins) >= 2:
+            self.periods.append(clock.begins[-1] - clock.begins[-2])
+        if self.updates and len(self.periods) >= self.updates:
+            raise _Measured
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.fits == 1 and len(self.epoch_stamps) == 2:
+            clock = training.StepClock.current
+            self.epoch_steps_s = sum(e - b for b, e in zip(clock.begins, clock.ends, strict=True))
+
+    def result(self) -> dict:
+        paired = self.steps[:len(self.periods)]  # the period of update k ends at the start of update k + 1
+        if len(paired) < 2:
+            raise SystemExit("the run's first fit ended before its second epoch had 3 updates: nothing to measure")
+        out = {"updates": len(paired), "step_ms_median": 1000 * statistics.median(paired),
+               "update_ms_median": 1000 * statistics.median(self.periods),
+               "update_over_step": sum(self.periods) / sum(paired)}
+        if len(self.epoch_stamps) == 3:
+            epoch_s = self.epoch_stamps[2] - self.epoch_stamps[1]
+            out.update(epoch_s=epoch_s, epoch_updates=len(self.steps), epoch_over_step=epoch_s / self.epoch_steps_s)
+        return out
+
+
+def measure(paper: str, argv: list[str], updates: int | None = None) -> dict:
+    """Run `papers/<paper>/train.py` with `argv` until the updates are measured; returns the measurement."""
+    module = importlib.import_module(f"papers.{paper}.train")
+    callback = MeasureUpdates(updates)
+    run = module.run
+    module.run = functools.partial(run, extra_callbacks=[callback])  # main() looks `run` up when it is called
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="update_cost-") as tmp:
+        where = [f"--runs_dir={tmp}/runs", f"--results_dir={tmp}/results"]
+        try:
+            status = module.main([*where, *argv])
+        except _Measured:
+            status = None
+        finally:
+            module.run = run
+    if status not in (None, 0):
+        raise SystemExit(f"the run ended with status {status}")
+    from common import repro
+
+    return {"paper": paper, "argv": argv, **callback.result(), "seconds": round(time.perf_counter() - start, 1),
+            "device": repro.device_info()["name"], "threads": repro.thread_environment()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.update_cost", description=__doc__.split("\n\n")[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paper", help="a folder of papers/, e.g. resnet")
+    parser.add_argument("--updates", type=int, help="stop after this many updates of the second epoch")
+    parser.add_argument("--json", type=Path, help="also write the measurement to this file")
+    args, rest = parser.parse_known_args(argv)
+    if not (Path(__file__).parents[1] / "papers" / args.paper / "train.py").exists():
+        parser.error(f"no papers/{args.paper}/train.py")
+    if args.updates is not None and args.updates < 2:
+        parser.error("--updates must be at least 2")
+    result = measure(args.paper, rest, args.updates)
+    epoch = (f", epoch / step {result['epoch_over_step']:.3f} ({result['epoch_updates']} updates in "
+             f"{result['epoch_s']:.1f} s)" if "epoch_s" in result else "")
+    print(f"{args.paper} {' '.join(rest)}: step {result['step_ms_median']:.1f} ms, update "
+          f"{result['update_ms_median']:.1f} ms (medians of {result['updates']}), update / step "
+          f"{result['update_over_step']:.3f}{epoch} [{result['device']}]")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

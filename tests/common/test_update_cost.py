@@ -1,0 +1,31 @@
+"""`python -m common.update_cost`: an update's time against its train step's, inside a run."""
+
+import pytest
+
+from common import update_cost
+from tests.common.test_run import _config, _SlowAfterEachStep, _train
+
+
+def test_the_second_epoch_s_updates_and_the_whole_epoch_are_measured_and_the_run_stopped(tmp_path):
+    measure = update_cost.MeasureUpdates()
+    with pytest.raises(update_cost._Measured):  # at the start of epoch 3 of 3
+        _train(_config(tmp_path, epochs=3), callbacks=[_SlowAfterEachStep(), measure])
+    got = measure.result()
+    # epoch 2's 4 updates: 3 periods from one update's start to the next, each with a 50 ms sleep after its step
+    assert got["updates"] == 3 and got["epoch_updates"] == 4
+    assert got["update_ms_median"] - got["step_ms_median"] >= 50
+    assert got["update_over_step"] > 2 and got["epoch_over_step"] > got["update_over_step"]
+
+
+def test_updates_stops_inside_the_second_epoch_without_an_epoch_figure(tmp_path):
+    measure = update_cost.MeasureUpdates(updates=2)
+    with pytest.raises(update_cost._Measured):
+        _train(_config(tmp_path, epochs=3), callbacks=[measure])
+    got = measure.result()
+    assert got["updates"] == 2 and "epoch_over_step" not in got
+
+
+def test_a_paper_that_is_not_there_is_one_line(capsys):
+    with pytest.raises(SystemExit):
+        update_cost.main(["no_such_paper"])
+    assert "no papers/no_such_paper/train.py" in capsys.readouterr().err
