@@ -354,13 +354,13 @@ def config_hash(config) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def cli_main(cls, presets, run, argv=None, description: str = "") -> int:
-    """Entry point for a paper's train.py: parse, then `run(config, preset=...)`. A user's mistake
+def cli_main(cls, presets, train, argv=None, description: str = "") -> int:
+    """Entry point for a paper's train.py: parse, then `train(config, preset=...)`. A user's mistake
     (`common.errors.UserError`: a bad value, a missing or corrupt file, a run directory in use) ends
     in one line on stderr and exit status 2, before or during the run."""
     try:
         preset, config = parse_args(cls, presets, argv, description)
-        return run(config, preset=preset)
+        return train(config, preset=preset)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

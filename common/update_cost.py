@@ -90,8 +90,8 @@ def measure(paper: str, argv: list[str], updates: int | None = None) -> dict:
     """Run `papers/<paper>/train.py` with `argv` until the updates are measured; returns the measurement."""
     module = importlib.import_module(f"papers.{paper}.train")
     callback = MeasureUpdates(updates)
-    run = module.run
-    module.run = functools.partial(run, extra_callbacks=[callback])  # main() looks `run` up when it is called
+    train = module.train
+    module.train = functools.partial(train, extra_callbacks=[callback])  # main() looks `train` up when called
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="update_cost-") as tmp:
         where = [f"--runs_dir={tmp}/runs", f"--results_dir={tmp}/results"]
@@ -100,7 +100,7 @@ def measure(paper: str, argv: list[str], updates: int | None = None) -> dict:
         except _Measured:
             status = None
         finally:
-            module.run = run
+            module.train = train
     if status not in (None, 0):
         raise SystemExit(f"the run ended with status {status}")
     from common import repro

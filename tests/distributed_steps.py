@@ -107,7 +107,7 @@ def build(name, overrides):
         config = make_config(CGANConfig, PRESETS, "smoke", **overrides)
     elif name == "ssgan":
         from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
-        from papers.semi_supervised_gan.train import build_model
+        from papers.semi_supervised_gan.model import build_model
 
         config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", **overrides)
     elif name.startswith("wgan"):
@@ -145,8 +145,8 @@ def build(name, overrides):
         model = build_model(config, STEPS)
         return config, model, ArrayBatches(flat, y, BATCH, shuffle=False, workers=1)
     if name == "ssgan":  # after the authors' data-dependent initialisation, made on one batch outside the step
+        from papers.semi_supervised_gan.data import Batches
         from papers.semi_supervised_gan.model import initialize
-        from papers.semi_supervised_gan.train import Batches
 
         model = build_model(config, STEPS)
         model.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05), jit_compile=config.jit)

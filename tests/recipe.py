@@ -1,5 +1,5 @@
 """What a paper's `train.py` would train, read from the objects it builds: the tests that pin a paper's
-recipe (its `test_recipe_*` tests) call `planned_training`, which runs `train.run` with the paper preset
+recipe (its `test_recipe_*` tests) call `planned_training`, which runs `train.train` with the paper preset
 up to its `Run.fit` and returns the model, the batches and the fit's arguments instead of training.
 A test that built its own model would not notice a change to `train.py`; a test of a config field
 would not notice a change to how the field is used.
@@ -23,7 +23,7 @@ class _Planned(Exception):
 
 def planned_training(monkeypatch, train_module, config_cls, presets, tmp_path, *, keras_fit: bool = False,
                      preset: str = "paper", **overrides):
-    """Run `train_module.run` with the paper preset, or `preset` (and `overrides`, for data locations and subsets
+    """Run `train_module.train` with the paper preset, or `preset` (and `overrides`, for data locations and subsets
     that keep fixtures small) until it calls `Run.fit` (with `keras_fit`: the first `keras.Model.fit`,
     for papers that train several models in one run); return a namespace of that call: `model`,
     `data`, `epochs`, `images_per_step`, `max_steps`, `callbacks`, `reseed`, the other keyword
@@ -54,7 +54,7 @@ def planned_training(monkeypatch, train_module, config_cls, presets, tmp_path, *
     config = make_config(config_cls, presets, preset, verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"), **overrides)
     with pytest.raises(_Planned):
-        train_module.run(config, preset)
+        train_module.train(config, preset)
     plan.setdefault("max_steps", None)
     plan.setdefault("callbacks", ())
     plan.setdefault("reseed", ())
@@ -98,7 +98,8 @@ MUTATIONS = {
         ("papers/dcgan/config.py", 'param(128, "minibatch', 'param(64, "minibatch', "batch size"),
         ("papers/dcgan/config.py", 'param(25, "passes', 'param(20, "passes', "epochs"),
         ("papers/dcgan/config.py", 'param(100, "dimension of z', 'param(128, "dimension of z', "latent size"),
-        ("papers/dcgan/model.py", "uniform((n, self.latent_dim), -1.0, 1.0", "uniform((n, self.latent_dim), 0.0, 1.0",
+        ("papers/dcgan/model.py", "uniform((rows, self.latent_dim), -1.0, 1.0",
+         "uniform((rows, self.latent_dim), 0.0, 1.0",
          "z's range"),
         ("papers/dcgan/config.py", 'ngf: int = param(128,', 'ngf: int = param(64,', "G's width"),
         ("papers/dcgan/config.py", 'ndf: int = param(128,', 'ndf: int = param(64,', "D's width"),
@@ -154,8 +155,8 @@ MUTATIONS = {
         ("papers/resnet/model.py", 'dtype="float32", name="fc"', 'name="fc"', "mixed: float32 softmax"),
         ("papers/resnet/config.py", 'param(0.1, "initial learning rate', 'param(0.2, "initial learning rate', "lr"),
         ("papers/resnet/config.py", "param((32000, 48000),", "param((32000, 46000),", "lr boundaries"),
-        ("papers/resnet/train.py", "config.learning_rate * 0.1**i", "config.learning_rate * 0.2**i", "lr drop factor"),
-        ("papers/resnet/train.py", "[b - 1 for b in boundaries]", "list(boundaries)", "boundary off by one"),
+        ("papers/resnet/model.py", "config.learning_rate * 0.1**i", "config.learning_rate * 0.2**i", "lr drop factor"),
+        ("papers/resnet/model.py", "[b - 1 for b in boundaries]", "list(boundaries)", "boundary off by one"),
         ("papers/resnet/config.py", "param(64000, ", "param(60000, ", "iterations"),
         ("papers/resnet/config.py", "400 if self.depth >= 110", "500 if self.depth >= 110", "warm-up length"),
         ("papers/resnet/config.py", "warmup_lr: float = param(0.01,", "warmup_lr: float = param(0.02,", "warm-up lr"),
@@ -172,7 +173,7 @@ MUTATIONS = {
         ("papers/resnet/config.py", 'param(5000, "images held out', 'param(10000, "images held out', "45k/5k split"),
         ("papers/resnet/config.py", "pad: int = param(4,", "pad: int = param(2,", "crop padding"),
         ("common/data/pipeline.py", "flip = rng.random(n) < 0.5", "flip = rng.random(n) < 0.0", "flips"),
-        ("papers/resnet/train.py", "mean = train.x.mean(axis=0, dtype=np.float64) / 255.0",
+        ("papers/resnet/data.py", "mean = train.x.mean(axis=0, dtype=np.float64) / 255.0",
          "mean = train.x.mean(dtype=np.float64) / 255.0", "per-pixel mean"),
     ],
     "unet": [
@@ -198,7 +199,7 @@ MUTATIONS = {
         ("papers/unet/model.py", "layers.MaxPooling2D(2)(h)", "layers.AveragePooling2D(2)(h)", "max pooling"),
         ("papers/unet/train.py", "SparseCategoricalCrossentropy(from_logits=True)", "CategoricalFocalCrossentropy()",
          "loss"),
-        ("papers/unet/train.py", "lab[y:y + out, x:x + out], wts[y:y + out, x:x + out])",
+        ("papers/unet/data.py", "lab[y:y + out, x:x + out], wts[y:y + out, x:x + out])",
          "lab[y:y + out, x:x + out], np.ones_like(wts[y:y + out, x:x + out]))", "weights reach the loss"),
     ],
     "wgan": [
@@ -215,8 +216,8 @@ MUTATIONS = {
          "return keras.optimizers.Adam(lr)", "clip's optimizer"),
         ("papers/wgan/config.py", 'batch_size: int = param(64,', 'batch_size: int = param(32,', "m"),
         ("papers/wgan/config.py", 'latent_dim: int = param(128,', 'latent_dim: int = param(100,', "latent size"),
-        ("papers/wgan/model.py", "return keras.random.normal((n, self.latent_dim)",
-         "return keras.random.uniform((n, self.latent_dim)", "z's distribution"),
+        ("papers/wgan/model.py", "lambda rows: keras.random.normal((rows, self.latent_dim)",
+         "lambda rows: keras.random.uniform((rows, self.latent_dim)", "z's distribution"),
         ("papers/wgan/config.py", 'init_std: float = param(0.02,', 'init_std: float = param(0.05,', "init std"),
         ("papers/wgan/model.py", "    h = layers.LeakyReLU(0.2)(h)", "    h = layers.LeakyReLU(0.1)(h)", "slope"),
         ("papers/wgan/config.py", '"gp": {"learning_rate": 1e-4, "critic_norm": "none"}',
@@ -240,7 +241,7 @@ MUTATIONS = {
         ("papers/cgan/config.py", "latent_dim: int = param(100,", "latent_dim: int = param(64,", "latent size"),
         ("papers/cgan/config.py", 'batch_size: int = param(100,', 'batch_size: int = param(128,', "batch size"),
         ("papers/cgan/config.py", 'learning_rate: float = param(0.1,', 'learning_rate: float = param(0.05,', "lr"),
-        ("papers/cgan/config.py", 'lr_decay: float = param(1.00004,', 'lr_decay: float = param(1.0001,', "decay"),
+        ("papers/cgan/config.py", 'LR_DECAY = {"cgan": 1.00004,', 'LR_DECAY = {"cgan": 1.0001,', "decay"),
         ("papers/cgan/config.py", 'min_learning_rate: float = param(1e-6,', 'min_learning_rate: float = param(1e-5,',
          "lr floor"),
         ("papers/cgan/config.py", 'initial_momentum: float = param(0.5,', 'initial_momentum: float = param(0.6,',
@@ -259,8 +260,8 @@ MUTATIONS = {
          "G z units"),
         ("papers/cgan/model.py", "x_units=(240, 5), y_units=(50, 5), joint_units=(240, 4)",
          "x_units=(240, 5), y_units=(50, 5), joint_units=(240, 5)", "D joint pieces"),
-        ("papers/cgan/model.py", "return keras.random.uniform((n, self.latent_dim), 0.0, 1.0,",
-         "return keras.random.uniform((n, self.latent_dim), -1.0, 1.0,", "z's range"),
+        ("papers/cgan/model.py", "lambda rows: keras.random.uniform((rows, self.latent_dim), 0.0, 1.0,",
+         "lambda rows: keras.random.uniform((rows, self.latent_dim), -1.0, 1.0,", "z's range"),
     ],
     "semi_supervised_gan": [
         ("papers/semi_supervised_gan/config.py", '"mnist": {"labels": 100, "epochs": 300, "learning_rate": 0.003',
@@ -282,19 +283,19 @@ MUTATIONS = {
          'average_rate: float = param(1e-3,', "averaging rate"),
         ("papers/semi_supervised_gan/config.py", 'init_examples: int = param(500,', 'init_examples: int = param(250,',
          "init examples"),
-        ("papers/semi_supervised_gan/model.py", 'layers.GaussianNoise(0.3, name="input_noise")',
-         'layers.GaussianNoise(0.2, name="input_noise")', "MNIST input noise"),
-        ("papers/semi_supervised_gan/model.py", 'layers.GaussianNoise(0.5, name=f"noise{i}")',
-         'layers.GaussianNoise(0.3, name=f"noise{i}")', "MNIST hidden noise"),
+        ("papers/semi_supervised_gan/model.py", 'GaussianNoise(0.3, name="input_noise")',
+         'GaussianNoise(0.2, name="input_noise")', "MNIST input noise"),
+        ("papers/semi_supervised_gan/model.py", 'GaussianNoise(0.5, name=f"noise{i}")',
+         'GaussianNoise(0.3, name=f"noise{i}")', "MNIST hidden noise"),
         ("papers/semi_supervised_gan/model.py", "for i, units in enumerate((1000, 500, 250, 250, 250), start=1):",
          "for i, units in enumerate((1000, 500, 250, 250), start=1):", "MNIST D depth"),
         ("papers/semi_supervised_gan/model.py", 'WeightNormDense(units, "relu", theta_std=0.1,',
          'WeightNormDense(units, "relu", theta_std=0.05,', "MNIST theta std"),
         ("papers/semi_supervised_gan/model.py", "return ops.leaky_relu(x, negative_slope=0.2)",
          "return ops.leaky_relu(x, negative_slope=0.1)", "CIFAR lrelu"),
-        ("papers/semi_supervised_gan/model.py", 'layers.Dropout(0.2, name="input_dropout")',
-         'layers.Dropout(0.1, name="input_dropout")', "CIFAR input dropout"),
-        ("papers/semi_supervised_gan/train.py", 'feature_layer, distance = "hidden5", "squared"',
+        ("papers/semi_supervised_gan/model.py", 'Dropout(0.2, name="input_dropout")',
+         'Dropout(0.1, name="input_dropout")', "CIFAR input dropout"),
+        ("papers/semi_supervised_gan/model.py", 'feature_layer, distance = "hidden5", "squared"',
          'feature_layer, distance = "hidden4", "squared"', "MNIST feature layer"),
     ],
     "emotion_transfer": [
@@ -311,12 +312,12 @@ MUTATIONS = {
          "momentum"),
         ("papers/emotion_transfer/config.py", 'dropout: float = param(0.2,', 'dropout: float = param(0.5,', "dropout"),
         ("papers/emotion_transfer/config.py", 'folds: int = param(10,', 'folds: int = param(5,', "folds"),
-        ("papers/emotion_transfer/train.py", "CosineDecay(learning_rate, decay_steps=max(steps, 1))",
+        ("papers/emotion_transfer/model.py", "CosineDecay(learning_rate, decay_steps=max(steps, 1))",
          "CosineDecay(learning_rate, decay_steps=max(2 * steps, 1))", "decay length"),
         ("papers/emotion_transfer/train.py", "augment=pad_crop_flip(4) if", "augment=pad_crop_flip(2) if", "shifts"),
-        ("papers/emotion_transfer/train.py", 'keep = data.labels != "contempt"', "keep = data.labels != None",
+        ("papers/emotion_transfer/train.py", 'return data.labels != "contempt"', "return data.labels != None",
          "contempt"),
-        ("papers/emotion_transfer/train.py", 'layers.Rescaling(1 / 128, offset=-127 / 128,',
+        ("papers/emotion_transfer/model.py", 'layers.Rescaling(1 / 128, offset=-127 / 128,',
          'layers.Rescaling(1 / 255, offset=0.0,', "input scaling"),
         ("papers/emotion_transfer/train.py", 'epochs = config.fer_epochs if config.scheme == "c" else',
          'epochs = config.target_epochs if config.scheme == "c" else', "scheme c length"),

@@ -126,3 +126,13 @@ def test_every_dependency_pyproject_declares_is_pinned_in_requirements_txt_withi
     for req in declared:
         assert req.name.lower() in pins, f"{req.name} is declared in pyproject.toml but not pinned in requirements.txt"
         assert req.specifier.contains(pins[req.name.lower()]), f"{req.name}=={pins[req.name.lower()]} outside {req}"
+
+
+def test_every_recipe_mutation_names_text_that_is_in_its_file():
+    """`python -m tests.recipe` changes each number of MUTATIONS in a copy of the code and stops at the first
+    whose text moved: checked here, so that moving code keeps the mutation check runnable."""
+    from tests.recipe import MUTATIONS
+
+    stale = [(path, old) for changes in MUTATIONS.values() for path, old, _, _ in changes
+             if old not in (REPO / path).read_text()]
+    assert not stale, f"update tests/recipe.py MUTATIONS: {stale}"

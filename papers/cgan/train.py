@@ -28,51 +28,15 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import gan, images, parzen, training
-from common.data import mnist
+from common import gan, images, training
 from common.data.pipeline import ArrayBatches
 from common.run import Run
-from papers.cgan.config import PRESETS, TRAIN_IMAGES, CGANConfig
+from papers.cgan.config import PRESETS, CGANConfig
+from papers.cgan.data import prepare_data
+from papers.cgan.evaluate import conditional_accuracy, parzen_samples, parzen_score, to_classifier_input
 from papers.cgan.model import CGAN, CLASSES, build_model, marginal_logits
 
 PAPER = "cgan"
-
-
-def prepare_data(config: CGANConfig):
-    """MNIST as vectors in [0, 1]: the first 50,000 training images for training, the last 10,000 for
-    validation (the GAN code's split), the 10,000 test images for the test."""
-    data = mnist.load(config.data_dir or None, download=config.download, verify=config.verify_data)
-    x = data.x_train.reshape(len(data.x_train), -1).astype(np.float32) / 255.0
-    test = data.x_test.reshape(len(data.x_test), -1).astype(np.float32) / 255.0
-    train, val, tst = slice(config.train_subset or None), slice(config.validation_subset or None), \
-        slice(config.test_subset or None)
-    splits = {"train": (x[:TRAIN_IMAGES][train], data.y_train[:TRAIN_IMAGES][train]),
-              "validation": (x[TRAIN_IMAGES:][val], data.y_train[TRAIN_IMAGES:][val]),
-              "test": (test[tst], data.y_test[tst])}
-    return splits, data
-
-
-def parzen_samples(model: CGAN, config: CGANConfig, seed) -> tuple[np.ndarray, np.ndarray | None]:
-    """Table 1's samples: `parzen_samples_per_class` of each label (as many in all without labels), from
-    latent vectors drawn by `seed`."""
-    n = CLASSES * config.parzen_samples_per_class
-    z = model.latent_array(seed, n)
-    labels = np.repeat(np.arange(CLASSES), config.parzen_samples_per_class) if config.conditional else None
-    return model.generate(z, labels), labels
-
-
-def parzen_score(samples: np.ndarray, validation: np.ndarray, points: np.ndarray, config: CGANConfig) -> dict:
-    """sigma chosen on the first `sigma_validation_images` validation images, then the log-likelihood of
-    `points` (mean and standard error over them)."""
-    if points is validation:  # every epoch's score: sigma chosen on the first of the same images, in one pass
-        sigma, by_sigma, ll = parzen.choose_sigma_and_log_likelihood(
-            samples, points, config.sigma_validation_images, config.sigma_grid, config.eval_block)
-    else:
-        sigma, by_sigma = parzen.choose_sigma(samples, validation[:config.sigma_validation_images],
-                                              config.sigma_grid, config.eval_block)
-        ll = parzen.log_likelihood(points, samples, sigma, config.eval_block)
-    mean, sem = parzen.mean_and_standard_error(ll)
-    return {"ll": mean, "sem": sem, "sigma": sigma, "by_sigma": by_sigma}
 
 
 class KeepBestGenerator(keras.callbacks.Callback):
@@ -110,19 +74,7 @@ class KeepBestGenerator(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def to_classifier_input(x: np.ndarray) -> np.ndarray:
-    """Vectors in [0, 1] as the MNIST score network takes them: 28x28 zero-padded to 32x32x1, in [-1, 1]."""
-    padded = np.pad(x.reshape(-1, 28, 28, 1), ((0, 0), (2, 2), (2, 2), (0, 0)))
-    return padded * 2.0 - 1.0
-
-
-def conditional_accuracy(network, samples: np.ndarray, labels: np.ndarray) -> float:
-    """The share of samples the score network classifies as the label they were generated for."""
-    probs, _ = network.run(to_classifier_input(samples), features=False)
-    return float((probs.argmax(1) == labels).mean())
-
-
-def run(config: CGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+def train(config: CGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
     splits, data = prepare_data(config)
     (x_train, y_train), (x_val, _), (x_test, _) = splits["train"], splits["validation"], splits["test"]
@@ -181,7 +133,7 @@ def run(config: CGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
 
 
 def main(argv=None) -> int:
-    return cfg.cli_main(CGANConfig, PRESETS, run, argv, description=__doc__)
+    return cfg.cli_main(CGANConfig, PRESETS, train, argv, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ import keras
 
 from common import config as cfg
 from common import results
-from papers.dcgan import train
 from papers.dcgan.config import PRESETS, DCGANConfig
+from papers.dcgan.data import prepare_data
+from papers.dcgan.evaluate import sample_scores, svm_evaluation
 
 SVM_FIELDS = ("svm_alphas", "svm_epochs", "svm_val_size", "svm_train_subset")
 SCORE_FIELDS = ("feature_network", "feature_network_name", "inception_weights", "score_samples")
@@ -56,7 +57,7 @@ def reevaluate(record_path: str | Path, argv: list[str] = ()) -> Path:
     record_path = Path(record_path)
     (record,) = [r for r in results.load_all(record_path.parent.parent, record_path.parent.name, superseded=True)
                  if Path(r["_path"]).name == record_path.name] or [None]
-    if record is None or record["paper"] != train.PAPER:
+    if record is None or record["paper"] != "dcgan":
         raise cfg.ConfigError(f"{record_path} is not a DCGAN results record")
     if record["status"] != "completed":
         raise cfg.ConfigError(f"{record_path} is a {record['status']} run: there is nothing to re-evaluate")
@@ -79,10 +80,10 @@ def reevaluate(record_path: str | Path, argv: list[str] = ()) -> Path:
         raise FileNotFoundError(f"{record_path.name}: its saved generator {g_file or '(none recorded)'} is missing")
     started, t0 = results.utc_now(), time.perf_counter()
     print(f"Re-evaluating {record_path.name} (seed {config.seed}) with {changed}")
-    data = train.prepare_data(config)
+    data = prepare_data(config)
     final, extra, lines = {}, {"preset": label, "recipe_changes": cfg.recipe_changes(config, PRESETS, label)}, []
     if svm_changed:
-        svm = train.svm_evaluation(config, keras.saving.load_model(d_file), data)
+        svm = svm_evaluation(config, keras.saving.load_model(d_file), data)
         final.update(svm_test_accuracy=svm["trained"]["accuracy"],
                      svm_test_accuracy_untrained_d=svm["untrained"]["accuracy"])
         extra["svm"] = svm
@@ -90,7 +91,7 @@ def reevaluate(record_path: str | Path, argv: list[str] = ()) -> Path:
         lines.append(f"SVM test accuracy {100 * svm['trained']['accuracy']:.2f} % (untrained D "
                      f"{100 * svm['untrained']['accuracy']:.2f} %), was {100 * was:.2f} %")
     if network is not None:
-        scores, kept = train.sample_scores(config, keras.saving.load_model(g_file), network, data["test"])
+        scores, kept = sample_scores(config, keras.saving.load_model(g_file), network, data["test"])
         final.update(kept)
         extra["scores"] = scores
         lines.append(f"{network.name} score {scores['score']:.2f}, FD {scores['frechet_distance']:.2f}")

@@ -13,80 +13,33 @@ checkable quality and mode-collapse signal. An interrupted run resumes from its 
 from __future__ import annotations
 
 import sys
-import time
 
 import common.tf_env  # noqa: F401
 
-import keras
 import numpy as np
 
 from common import config as cfg
 from common import gan, images
-from common.data import image_sets
 from common.data.pipeline import ArrayBatches
-from common.repro import seed_everything
 from common.run import Run
-from papers.dcgan import features
 from papers.dcgan.config import PRESETS, DCGANConfig
-from papers.dcgan.model import build_discriminator, build_generator, build_model
+from papers.dcgan.data import prepare_data
+from papers.dcgan.evaluate import sample_scores, svm_evaluation
+from papers.dcgan.model import build_model
 
 PAPER = "dcgan"
 
 
-def prepare_data(config: DCGANConfig) -> dict:
-    """Training and test images scaled to [-1, 1] (§4: 'no pre-processing besides scaling to the range
-    of the tanh'); MNIST zero-padded from 28x28 to 32x32."""
-    data = image_sets.load(config.dataset, config.data_dir, config.download, config.verify_data)
-    scale = image_sets.to_tanh_range
-    # The SVM of §5.1 sees every labelled training image (or `svm_train_subset`); the GAN `train_subset`.
-    return {"train": scale(data.train[:config.train_subset or None]), "test": scale(data.test), "set": data,
-            "svm_train": (data.train[:config.svm_train_subset or None], data.y_train[:config.svm_train_subset or None]),
-            "svm_test": (data.test, data.y_test), "scale": scale}
-
-
-def initial_discriminator(config: DCGANConfig, image_shape) -> keras.Model:
-    """D with the weights this run's seed gives it before training (G is built first, as in `run`)."""
-    seed_everything(config.seed)
-    build_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
-    return build_discriminator(image_shape, config.ndf, config.init_std)
-
-
-def sample_scores(config: DCGANConfig, generator, network, test: np.ndarray) -> tuple[dict, dict]:
-    """The score network's score and FD of `score_samples` samples (z from DCGAN's prior, U(-1, 1), drawn
-    from the run's seed) against as many test images: the same protocol as the WGAN runs'."""
-    z = np.random.default_rng([config.seed, 3]).uniform(-1, 1, (config.score_samples, config.latent_dim))
-    return gan.score_samples(network, generator, z.astype(np.float32), test)
-
-
-def svm_evaluation(config: DCGANConfig, discriminator, data: dict) -> dict:
-    """§5.1: an L2-SVM on D's max-pooled features, for the trained D and for an untrained D of the same
-    architecture initialised from this run's seed (the baseline that shows what training added)."""
-    untrained = initial_discriminator(config, data["train"].shape[1:])
-    (x_train, y_train), (x_test, y_test) = data["svm_train"], data["svm_test"]
-    out = {}
-    for name, d in (("trained", discriminator), ("untrained", untrained)):
-        extractor = features.feature_extractor(d)
-        t0 = time.perf_counter()
-        f_train = features.features(extractor, data["scale"](x_train))
-        f_test = features.features(extractor, data["scale"](x_test))
-        print(f"§5.1 L2-SVM on the {name} D's features: {f_train.shape[1]} features of {len(f_train)} training "
-              f"and {len(f_test)} test images ({time.perf_counter() - t0:.0f} s)")
-        out[name] = features.svm_accuracy(f_train, y_train, f_test, y_test, alphas=config.svm_alphas,
-                                          epochs=config.svm_epochs, val_size=config.svm_val_size, seed=config.seed)
-        print(f"  test accuracy {100 * out[name]['accuracy']:.2f} % (alpha {out[name]['alpha']:g})")
-    return out
-
-
-def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+def train(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
     data = prepare_data(config)
-    train, test, source = data["train"], data["test"], data["set"].source
+    train_images, test, source = data["train"], data["test"], data["set"].source
     run.describe_data(source=source, checksums=data["set"].checksums, verified=data["set"].verified,
-                      train=len(train), test=len(test))
-    model = build_model(config, train.shape[1:])
+                      train=len(train_images), test=len(test))
+    model = build_model(config, train_images.shape[1:])
     network = config.score_network()  # loaded now, so that a wrong path fails before training
-    train_ds = ArrayBatches(train, None, config.batch_size, seed=config.seed, workers=config.data_workers)
-    print(f"{config.variant}, preset {preset}: {len(train)} training images from {source}; "
+    train_ds = ArrayBatches(train_images, None, config.batch_size, seed=config.seed, workers=config.data_workers)
+    print(f"{config.variant}, preset {preset}: {len(train_images)} training images from {source}; "
           f"{config.epochs} epochs of {len(train_ds)} steps; working files in {run.dir}")
     fixed_z = np.random.default_rng([config.seed, 1]).uniform(-1, 1, (100, config.latent_dim)).astype(np.float32)
     grid = gan.SampleGrid(model.generator, fixed_z, run.dir / "samples", rows=10, every=config.sample_every)
@@ -100,7 +53,7 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
     rng = np.random.default_rng([config.seed, 2])
     z = rng.uniform(-1, 1, (config.nn_samples, config.latent_dim)).astype(np.float32)
     samples = gan.generate(model.generator, z)
-    real = train[rng.choice(len(train), min(config.nn_samples, len(train)), replace=False)]
+    real = train_images[rng.choice(len(train_images), min(config.nn_samples, len(train_images)), replace=False)]
     fake_index = gan.nearest_neighbour_index(samples, test)
     final.update(nn_distance=float(gan.nearest_neighbour_distance(samples, test).mean()),
                  nn_distance_real=float(gan.nearest_neighbour_distance(real, test).mean()),
@@ -132,7 +85,7 @@ def run(config: DCGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
 
 
 def main(argv=None) -> int:
-    return cfg.cli_main(DCGANConfig, PRESETS, run, argv, description=__doc__)
+    return cfg.cli_main(DCGANConfig, PRESETS, train, argv, description=__doc__)
 
 
 if __name__ == "__main__":

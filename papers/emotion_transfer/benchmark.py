@@ -28,7 +28,9 @@ from common.config import param
 from common.repro import seed_everything
 from common.run import write_benchmark
 from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
-from papers.emotion_transfer.train import PAPER, build_classifier, compile_model
+from papers.emotion_transfer.model import build_classifier, compile_model
+
+PAPER = "emotion_transfer"
 
 FER_TRAIN_IMAGES = 28_709
 DESCRIPTION = (

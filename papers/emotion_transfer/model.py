@@ -13,10 +13,15 @@ Convolutions pad as TensorFlow's "same" (the checkpoint's origin); batch normali
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 from keras import layers
 
+from common.data import fer2013
+from common.data.files import DataError
 from common.layers import BatchNormalization
+from papers.emotion_transfer.config import EmotionTransferConfig
 
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
           (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
@@ -85,3 +90,48 @@ def set_population_statistics(model: keras.Model, x) -> None:
     finally:
         for layer, momentum in zip(norms, momenta, strict=True):
             layer.momentum = momentum
+
+
+VGG_BGR_MEAN = (103.939, 116.779, 123.68)  # keras.applications.vgg16's "caffe" preprocessing
+
+
+def backbone(config: EmotionTransferConfig, weights: str | None) -> keras.Model:
+    """The backbone up to its pooled features; `weights`: a file of ImageNet weights, or None (random)."""
+    shape = (config.input_size, config.input_size, 3)
+    if config.backbone == "vgg16":
+        return keras.applications.VGG16(include_top=False, weights=weights, input_shape=shape, pooling="avg")
+    full = efficientnet_lite0(shape)
+    if weights is not None:
+        full.load_weights(weights)
+    return keras.Model(full.inputs, full.get_layer("pool").output, name="efficientnet_lite0_features")
+
+
+def build_classifier(config: EmotionTransferConfig, imagenet: bool = True) -> keras.Model:
+    """48x48 grey faces (0-255) -> resized to the input size, repeated to three channels and scaled as the
+    backbone was trained (EfficientNet-Lite: (x - 127) / 128; VGG16: minus the BGR mean) -> the backbone
+    -> dropout -> FER-2013's seven logits."""
+    weights = None
+    if imagenet:
+        weights = config.imagenet_weights
+        if not Path(weights).is_file():
+            how = ("python papers/emotion_transfer/port_weights.py" if config.backbone == "efficientnet_lite0"
+                   else "download vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras applications release)")
+            raise DataError(f"ImageNet weights {weights} not found: {how}, or point --imagenet_weights at the file")
+    x = keras.Input((48, 48, 1), name="face")
+    h = x if config.input_size == 48 else layers.Resizing(config.input_size, config.input_size, name="resize")(x)
+    h = layers.Concatenate(name="grey_to_rgb")([h, h, h])
+    if config.backbone == "vgg16":
+        h = layers.Normalization(mean=VGG_BGR_MEAN, variance=(1.0, 1.0, 1.0), name="minus_bgr_mean")(h)
+    else:
+        h = layers.Rescaling(1 / 128, offset=-127 / 128, name="to_minus1_1")(h)
+    h = backbone(config, weights)(h)
+    logits = layers.Dense(len(fer2013.CLASSES), name="fer_logits")(layers.Dropout(config.dropout, name="dropout")(h))
+    return keras.Model(x, logits, name=f"{config.backbone}_faces")
+
+
+def compile_model(model: keras.Model, learning_rate: float, steps: int, config: EmotionTransferConfig) -> keras.Model:
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
+    model.compile(keras.optimizers.SGD(schedule, momentum=config.momentum),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=config.jit)
+    return model

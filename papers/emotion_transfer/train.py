@@ -26,7 +26,6 @@ import common.tf_env  # noqa: F401
 
 import keras
 import numpy as np
-from keras import layers
 
 from common import config as cfg
 from common import training
@@ -35,55 +34,12 @@ from common.data.files import DataError, file_digest
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.run import Run
 from papers.emotion_transfer.config import PRESETS, STAGE_ONE, EmotionTransferConfig
-from papers.emotion_transfer.model import efficientnet_lite0, set_population_statistics
+from papers.emotion_transfer.model import build_classifier, compile_model, set_population_statistics
 
 PAPER = "emotion_transfer"
 # CK+48 class -> FER-2013 label (fer2013.CLASSES: angry, disgust, fear, happy, sad, surprise, neutral).
 CK_TO_FER = {"anger": 0, "disgust": 1, "fear": 2, "happy": 3, "sadness": 4, "surprise": 5}
 TARGET_CLASSES = sorted(CK_TO_FER.values())
-VGG_BGR_MEAN = (103.939, 116.779, 123.68)  # keras.applications.vgg16's "caffe" preprocessing
-
-
-def backbone(config: EmotionTransferConfig, weights: str | None) -> keras.Model:
-    """The backbone up to its pooled features; `weights`: a file of ImageNet weights, or None (random)."""
-    shape = (config.input_size, config.input_size, 3)
-    if config.backbone == "vgg16":
-        return keras.applications.VGG16(include_top=False, weights=weights, input_shape=shape, pooling="avg")
-    full = efficientnet_lite0(shape)
-    if weights is not None:
-        full.load_weights(weights)
-    return keras.Model(full.inputs, full.get_layer("pool").output, name="efficientnet_lite0_features")
-
-
-def build_classifier(config: EmotionTransferConfig, imagenet: bool = True) -> keras.Model:
-    """48x48 grey faces (0-255) -> resized to the input size, repeated to three channels and scaled as the
-    backbone was trained (EfficientNet-Lite: (x - 127) / 128; VGG16: minus the BGR mean) -> the backbone
-    -> dropout -> FER-2013's seven logits."""
-    weights = None
-    if imagenet:
-        weights = config.imagenet_weights
-        if not Path(weights).is_file():
-            how = ("python papers/emotion_transfer/port_weights.py" if config.backbone == "efficientnet_lite0"
-                   else "download vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras applications release)")
-            raise DataError(f"ImageNet weights {weights} not found: {how}, or point --imagenet_weights at the file")
-    x = keras.Input((48, 48, 1), name="face")
-    h = x if config.input_size == 48 else layers.Resizing(config.input_size, config.input_size, name="resize")(x)
-    h = layers.Concatenate(name="grey_to_rgb")([h, h, h])
-    if config.backbone == "vgg16":
-        h = layers.Normalization(mean=VGG_BGR_MEAN, variance=(1.0, 1.0, 1.0), name="minus_bgr_mean")(h)
-    else:
-        h = layers.Rescaling(1 / 128, offset=-127 / 128, name="to_minus1_1")(h)
-    h = backbone(config, weights)(h)
-    logits = layers.Dense(len(fer2013.CLASSES), name="fer_logits")(layers.Dropout(config.dropout, name="dropout")(h))
-    return keras.Model(x, logits, name=f"{config.backbone}_faces")
-
-
-def compile_model(model: keras.Model, learning_rate: float, steps: int, config: EmotionTransferConfig) -> keras.Model:
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
-    model.compile(keras.optimizers.SGD(schedule, momentum=config.momentum),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=config.jit)
-    return model
 
 
 def batches(x, y, config: EmotionTransferConfig, seed: int) -> ArrayBatches:
@@ -287,13 +243,13 @@ def run_scheme(run: Run, config: EmotionTransferConfig) -> int:
                              "fold_curves": [r["curves"] for r in results]})
 
 
-def run(config: EmotionTransferConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+def train(config: EmotionTransferConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
     return run_stage_one(run, config) if config.scheme == "fer" else run_scheme(run, config)
 
 
 def main(argv=None) -> int:
-    return cfg.cli_main(EmotionTransferConfig, PRESETS, run, argv, description=__doc__)
+    return cfg.cli_main(EmotionTransferConfig, PRESETS, train, argv, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.repro import seed_everything
 from common.run import write_benchmark
 from papers.resnet.config import ResNetConfig
-from papers.resnet.model import build_model
-from papers.resnet.train import compile_model, prepare_data
+from papers.resnet.data import prepare_data
+from papers.resnet.model import build_model, compile_model
 
 PAPER = "resnet"
 

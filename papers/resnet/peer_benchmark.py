@@ -94,8 +94,7 @@ def measure_ours(config: PeerBenchmarkConfig) -> dict:
     from common.repro import seed_everything
     from common.training import speed_settings
     from papers.resnet.benchmark import _timed_fit
-    from papers.resnet.model import build_model
-    from papers.resnet.train import compile_model
+    from papers.resnet.model import build_model, compile_model
 
     seed_everything(config.seed, config.deterministic)
     speed_settings(config)

@@ -21,68 +21,13 @@ import numpy as np
 
 from common import config as cfg
 from common import score_network, training
-from common.data import cifar10
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.run import Run
 from papers.resnet.config import PRESETS, ResNetConfig
-from papers.resnet.model import OneCycle, SmoothedSparseCrossentropy, build_model
+from papers.resnet.data import prepare_data
+from papers.resnet.model import build_model, classifier_card, compile_model, image_classifier
 
 PAPER = "resnet"
-
-
-def lr_schedule(config: ResNetConfig):
-    """The learning rate as a function of the iteration count: §4.2's steps, or the fast preset's one cycle."""
-    if config.lr_schedule == "onecycle":
-        return OneCycle(config.learning_rate, round(config.lr_peak_share * config.max_iterations),
-                        config.max_iterations)
-    return step_schedule(config)
-
-
-def step_schedule(config: ResNetConfig):
-    """Step schedule over iterations (§4.2): lr / 10 at each boundary, after an optional warm-up at
-    `warmup_lr`. A pure function of the iteration count, so it compiles into the train step on
-    every backend and resumes exactly with the optimizer's state."""
-    values = [config.learning_rate * 0.1**i for i in range(len(config.lr_boundaries) + 1)]
-    boundaries = list(config.lr_boundaries)
-    warmup = config.warmup_iterations
-    if warmup:
-        boundaries, values = [warmup, *boundaries], [config.warmup_lr, *values]
-    if not boundaries:
-        return config.learning_rate
-    # The optimizer asks for the rate with the number of updates already made, and
-    # PiecewiseConstantDecay switches *after* a boundary (step > b): b - 1 makes update number b + 1
-    # the first at the new rate, i.e. "divide it by 10 at 32k iterations".
-    return keras.optimizers.schedules.PiecewiseConstantDecay([b - 1 for b in boundaries], values)
-
-
-def compile_model(model: keras.Model, config: ResNetConfig) -> keras.Model:
-    model.compile(
-        optimizer=keras.optimizers.SGD(lr_schedule(config), momentum=config.momentum, nesterov=config.nesterov),
-        loss=(SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
-              else keras.losses.SparseCategoricalCrossentropy()),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=config.jit,
-    )
-    return model
-
-
-def prepare_data(config: ResNetConfig):
-    """Train / val / test arrays with the per-pixel training mean subtracted (§4.2), in [0, 1] units."""
-    data = cifar10.load(config.data_dir or None, download=config.download, verify=config.verify_data)
-    train, val = cifar10.train_val_split(data.train, config.val_size)
-    test = data.test
-    if config.train_subset:
-        train = train.take(np.arange(min(config.train_subset, len(train))))
-    if config.test_subset:
-        test = test.take(np.arange(min(config.test_subset, len(test))))
-    mean = train.x.mean(axis=0, dtype=np.float64) / 255.0
-
-    def prep(x):
-        return (x.astype(np.float32) / 255.0 - mean).astype(np.float32)
-
-    arrays = {"train": (prep(train.x), train.y), "val": (prep(val.x), val.y), "test": (prep(test.x), test.y),
-              "pixel_mean": mean.astype(np.float32)}
-    return arrays, data
 
 
 def flip_averaged_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
@@ -135,33 +80,7 @@ def time_to_accuracy_figure(path, history: list[dict], target_error: float, titl
     plt.close(fig)
 
 
-def image_classifier(model: keras.Model, pixel_mean: np.ndarray) -> keras.Model:
-    """The trained network as a self-contained classifier of CIFAR-10 images in [-1, 1] (the range of
-    a GAN generator's tanh) with its preprocessing inside: -> [0, 1] -> minus the per-pixel training
-    mean -> class probabilities. Saved as `classifier.keras` in the run directory, it is the feature
-    network the GAN papers' scores load by path (`common.gen_metrics.FeatureNetwork.from_model_file`)."""
-    x = keras.Input((32, 32, 3), name="image_minus1_to_1")
-    h = keras.layers.Rescaling(0.5, offset=0.5, name="to_unit_range")(x)
-    h = keras.layers.Normalization(axis=(1, 2, 3), mean=pixel_mean, variance=np.ones_like(pixel_mean),
-                                   name="minus_pixel_mean")(h)
-    return keras.Model(x, model(h), name=f"{model.name}_cifar10_classifier")
-
-
-def classifier_card(record: dict) -> dict:
-    """The card of a run's `classifier.keras` (read by `common.gen_metrics.FeatureNetwork`, so that GAN
-    scores made with it carry its test accuracy), taken from the run's results record."""
-    final, config = record["final"], record["config"]
-    return {"what": f"CIFAR-10 {record['variant']} classifier ({record['preset']} preset, seed {record['seed']}), "
-                    "saved by papers/resnet/train.py",
-            "dataset": "cifar10", "source": record["data"]["source"], "train_images": record["data"]["train"],
-            "test_images": record["data"]["test"], "test_accuracy": 1.0 - final["test_error"],
-            "input": "images in [-1, 1], 32x32x3", "seed": record["seed"], "preset": record["preset"],
-            "iterations": final["iterations"], "batch_size": config["batch_size"], "git": record["git"],
-            "versions": record["versions"], "device": record["device"], "started": record["started"],
-            "wall_time_s": record["wall_time_s"]}
-
-
-def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+def train(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, deterministic=config.deterministic, callbacks=extra_callbacks)
     arrays, data = prepare_data(config)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = arrays["train"], arrays["val"], arrays["test"]
@@ -205,7 +124,7 @@ def run(config: ResNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
 
 
 def main(argv=None) -> int:
-    return cfg.cli_main(ResNetConfig, PRESETS, run, argv, description=__doc__)
+    return cfg.cli_main(ResNetConfig, PRESETS, train, argv, description=__doc__)
 
 
 if __name__ == "__main__":

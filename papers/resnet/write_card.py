@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from common import score_network
-from papers.resnet.train import classifier_card
+from papers.resnet.model import classifier_card
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,9 @@ from common.config import param
 from common.repro import seed_everything
 from common.run import write_benchmark
 from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
-from papers.semi_supervised_gan.train import PAPER, build_model
+from papers.semi_supervised_gan.model import build_model
+
+PAPER = "semi_supervised_gan"
 
 TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}
 SHAPES = {"mnist": ((784,), (0.0, 1.0)), "cifar10": ((32, 32, 3), (-1.0, 1.0))}

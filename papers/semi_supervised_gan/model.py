@@ -31,6 +31,7 @@ from keras import layers, ops
 from common import distribute
 from common.adversarial import AdversarialModel
 from common.layers import BatchNormalization, Dropout, GaussianNoise
+from papers.semi_supervised_gan.config import SemiSupervisedGANConfig
 
 
 class _WeightNorm(layers.Layer):
@@ -479,3 +480,36 @@ class SemiSupervisedGAN(AdversarialModel):
             for w, value in zip(self.discriminator.trainable_weights, current, strict=True):
                 w.assign(value)
         return int((predictions != y).sum())
+
+
+def learning_rate(config: SemiSupervisedGANConfig, steps_per_epoch: int):
+    """Constant, then (CIFAR-10) falling linearly to 0 over the last `lr_decay_epochs` epochs: the
+    authors' lr * min(3 - epoch / 400, 1) for 1,200 epochs, applied per epoch."""
+    if config.lr_decay_epochs <= 1:  # a one-epoch decay starts at the full rate: nothing changes
+        return config.learning_rate
+    start = config.epochs - config.lr_decay_epochs
+    boundaries = [(start + k) * steps_per_epoch - 1 for k in range(1, config.lr_decay_epochs)]
+    values = [config.learning_rate * min((config.epochs - e) / config.lr_decay_epochs, 1.0)
+              for e in range(start, config.epochs)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def build_model(config: SemiSupervisedGANConfig, steps_per_epoch: int) -> SemiSupervisedGAN:
+    minibatch = config.minibatch_discrimination
+    if config.dataset == "mnist":
+        generator = build_mnist_generator(config.latent_dim)
+        discriminator = build_mnist_discriminator(minibatch=minibatch)
+        feature_layer, distance = "hidden5", "squared"
+    else:
+        # SVHN's feature-matching D is CIFAR-10's at 64 and 128 channels; its minibatch script's is CIFAR-10's
+        widths = (64, 128) if config.dataset == "svhn" and not minibatch else (96, 192)
+        generator = build_cifar_generator(config.latent_dim)
+        discriminator = build_cifar_discriminator(minibatch, widths)
+        feature_layer, distance = "pool", "absolute"
+    model = SemiSupervisedGAN(generator, discriminator, feature_layer, config.latent_dim, distance,
+                              config.unlabeled_weight, config.average_rate, config.labelled_only, minibatch,
+                              config.label_smoothing, config.historical_averaging, seed=config.seed,
+                              name="semi_supervised_gan")
+    lr = learning_rate(config, steps_per_epoch)
+    model.compile(AuthorsAdam(lr, config.beta_1), AuthorsAdam(lr, config.beta_1), jit_compile=config.jit)
+    return model

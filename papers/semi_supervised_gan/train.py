@@ -17,7 +17,6 @@ interrupted run resumes from its last finished epoch.
 
 from __future__ import annotations
 
-import math
 import sys
 
 import common.tf_env  # noqa: F401
@@ -27,111 +26,12 @@ import numpy as np
 
 from common import config as cfg
 from common import gan, images
-from common.data import cifar10, mnist, svhn
 from common.run import Run
 from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
-from papers.semi_supervised_gan.model import (
-    AuthorsAdam,
-    SemiSupervisedGAN,
-    build_cifar_discriminator,
-    build_cifar_generator,
-    build_mnist_discriminator,
-    build_mnist_generator,
-    initialize,
-)
+from papers.semi_supervised_gan.data import Batches, labelled_subset, load_data
+from papers.semi_supervised_gan.model import SemiSupervisedGAN, build_model, initialize
 
 PAPER = "semi_supervised_gan"
-
-
-def load_data(config: SemiSupervisedGANConfig):
-    """Training and test images as the authors' scripts scale them (MNIST vectors in [0, 1], CIFAR-10
-    images as (x - 127.5) / 128, SVHN's as (x - 127.5) / 127.5), labels, and the loader's provenance."""
-    root = config.data_dir or None
-    if config.dataset == "mnist":
-        data = mnist.load(root, download=config.download, verify=config.verify_data)
-        x, y = data.x_train.reshape(-1, 784) / np.float32(255), data.y_train
-        x_test, y_test = data.x_test.reshape(-1, 784) / np.float32(255), data.y_test
-    elif config.dataset == "cifar10":
-        data = cifar10.load(root, download=config.download, verify=config.verify_data)
-        x, y, x_test, y_test = data.train.x, data.train.y, data.test.x, data.test.y
-    else:
-        data = svhn.load(root, download=config.download, verify=config.verify_data)
-        x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
-    if config.dataset != "mnist":
-        scale = 128.0 if config.dataset == "cifar10" else 127.5  # cifar10_data.py; train_svhn_*.py's rescale
-        x, x_test = (x.astype(np.float32) - 127.5) / scale, (x_test.astype(np.float32) - 127.5) / scale
-    x, y = x[:config.train_subset or None].astype(np.float32), y[:config.train_subset or None]
-    return (x, y), (x_test[:config.test_subset or None].astype(np.float32), y_test[:config.test_subset or None]), data
-
-
-def labelled_subset(y: np.ndarray, labels: int, data_seed: int) -> np.ndarray:
-    """Indices of the labelled images: the first labels / 10 of each class in a permutation drawn by
-    `data_seed` (the authors' rng_data = RandomState(seed_data); the same images for the same seed)."""
-    order = np.random.RandomState(data_seed).permutation(len(y))
-    per_class = labels // 10
-    chosen = [order[y[order] == c][:per_class] for c in range(10)]
-    if any(len(c) < per_class for c in chosen):
-        raise cfg.ConfigError(f"--labels={labels} needs {per_class} training images of every class; the training "
-                              f"images used (see --train_subset) have fewer")
-    return np.concatenate(chosen)
-
-
-class Batches(keras.utils.PyDataset):
-    """Epoch e, step t: ((labelled images, unlabelled images, more unlabelled images), labels). The labelled
-    set is repeated in fresh random orders to fill the epoch; both unlabelled streams are permutations of
-    all training images (the authors' trainx / trainx_unl / trainx_unl2), drawn from (seed, e)."""
-
-    def __init__(self, x, y, labelled: np.ndarray, batch_size: int, seed: int):
-        super().__init__(workers=1, use_multiprocessing=False, max_queue_size=4)
-        self.x, self.y, self.labelled, self.batch_size, self.seed = x, y, labelled, batch_size, seed
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        rng = np.random.default_rng([self.seed, epoch])
-        repeats = math.ceil(len(self.x) / len(self.labelled))
-        self.lab = np.concatenate([self.labelled[rng.permutation(len(self.labelled))] for _ in range(repeats)])
-        self.unl, self.unl2 = rng.permutation(len(self.x)), rng.permutation(len(self.x))
-
-    def __len__(self) -> int:
-        return len(self.x) // self.batch_size
-
-    def __getitem__(self, t: int):
-        part = slice(t * self.batch_size, (t + 1) * self.batch_size)
-        lab = self.lab[part]
-        return (self.x[lab], self.x[self.unl[part]], self.x[self.unl2[part]]), self.y[lab]
-
-
-def learning_rate(config: SemiSupervisedGANConfig, steps_per_epoch: int):
-    """Constant, then (CIFAR-10) falling linearly to 0 over the last `lr_decay_epochs` epochs: the
-    authors' lr * min(3 - epoch / 400, 1) for 1,200 epochs, applied per epoch."""
-    if config.lr_decay_epochs <= 1:  # a one-epoch decay starts at the full rate: nothing changes
-        return config.learning_rate
-    start = config.epochs - config.lr_decay_epochs
-    boundaries = [(start + k) * steps_per_epoch - 1 for k in range(1, config.lr_decay_epochs)]
-    values = [config.learning_rate * min((config.epochs - e) / config.lr_decay_epochs, 1.0)
-              for e in range(start, config.epochs)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-
-
-def build_model(config: SemiSupervisedGANConfig, steps_per_epoch: int) -> SemiSupervisedGAN:
-    minibatch = config.minibatch_discrimination
-    if config.dataset == "mnist":
-        generator = build_mnist_generator(config.latent_dim)
-        discriminator = build_mnist_discriminator(minibatch=minibatch)
-        feature_layer, distance = "hidden5", "squared"
-    else:
-        # SVHN's feature-matching D is CIFAR-10's at 64 and 128 channels; its minibatch script's is CIFAR-10's
-        widths = (64, 128) if config.dataset == "svhn" and not minibatch else (96, 192)
-        generator = build_cifar_generator(config.latent_dim)
-        discriminator = build_cifar_discriminator(minibatch, widths)
-        feature_layer, distance = "pool", "absolute"
-    model = SemiSupervisedGAN(generator, discriminator, feature_layer, config.latent_dim, distance,
-                              config.unlabeled_weight, config.average_rate, config.labelled_only, minibatch,
-                              config.label_smoothing, config.historical_averaging, seed=config.seed,
-                              name="semi_supervised_gan")
-    lr = learning_rate(config, steps_per_epoch)
-    model.compile(AuthorsAdam(lr, config.beta_1), AuthorsAdam(lr, config.beta_1), jit_compile=config.jit)
-    return model
 
 
 def eval_batch(config: SemiSupervisedGANConfig) -> int:
@@ -161,7 +61,7 @@ def samples(model: SemiSupervisedGAN, z: np.ndarray, dataset: str) -> np.ndarray
     return x.reshape(-1, 28, 28) if dataset == "mnist" else x
 
 
-def run(config: SemiSupervisedGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+def train(config: SemiSupervisedGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
     (x, y), (x_test, y_test), data = load_data(config)
     labelled = labelled_subset(y, config.labels, config.data_seed)
@@ -212,7 +112,7 @@ def _digest(indices: np.ndarray) -> str:
 
 
 def main(argv=None) -> int:
-    return cfg.cli_main(SemiSupervisedGANConfig, PRESETS, run, argv, description=__doc__)
+    return cfg.cli_main(SemiSupervisedGANConfig, PRESETS, train, argv, description=__doc__)
 
 
 if __name__ == "__main__":

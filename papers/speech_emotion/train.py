@@ -268,7 +268,7 @@ def utterance_figure(path: Path, example: dict, frames: np.ndarray, classes: lis
     plt.close(fig)
 
 
-def run(config: SpeechEmotionConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+def train(config: SpeechEmotionConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
     corpus = load_corpus(config)
     folds = speaker_folds(corpus, config)[:config.max_folds or None]
@@ -307,7 +307,7 @@ def run(config: SpeechEmotionConfig, preset: str = cfg.PAPER_PRESET, extra_callb
 
 
 def main(argv=None) -> int:
-    return cfg.cli_main(SpeechEmotionConfig, PRESETS, run, argv, description=__doc__)
+    return cfg.cli_main(SpeechEmotionConfig, PRESETS, train, argv, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,7 @@ from common.config import param
 from common.repro import seed_everything
 from common.run import write_benchmark
 from papers.unet.config import PRESETS, UNetConfig
-from papers.unet.model import build_unet, check_tile
-from papers.unet.train import cell_probability
+from papers.unet.model import build_unet, cell_probability, check_tile
 
 PAPER = "unet"
 DESCRIPTION = (

@@ -13,11 +13,16 @@ size is usable only if every feature map before a pooling has an even size (`che
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 import numpy as np
 from keras import layers
 
 from common.layers import Dropout
+
+if TYPE_CHECKING:  # config.py imports this module
+    from papers.unet.config import UNetConfig
 
 
 def output_size(tile: int, depth: int = 4) -> int | None:
@@ -124,3 +129,15 @@ def predict_tiled(predict_fn, image: np.ndarray, tile: int, out: int, batch: int
         for (y, x), p in zip(part, pred, strict=True):
             result[y:y + out, x:x + out] = p
     return result[:h, :w]
+
+
+def cell_probability(model, image: np.ndarray, config: UNetConfig) -> np.ndarray:
+    """Overlap-tile prediction of one slice (float in [0, 1]): the softmax probability of 'cell'."""
+    out = check_tile(config.tile)
+
+    def predict(tiles):
+        logits = keras.ops.convert_to_numpy(model(tiles, training=False))
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        return (e / e.sum(-1, keepdims=True))[..., 1:2]
+
+    return predict_tiled(predict, image, config.tile, out, batch=config.eval_batch)[..., 0]

@@ -31,60 +31,10 @@ from common.data import isbi2012
 from common.run import Run
 from papers.unet import augment, weights
 from papers.unet.config import PRESETS, UNetConfig
-from papers.unet.model import build_unet, check_tile, mirror_pad, predict_tiled
+from papers.unet.data import TileBatches
+from papers.unet.model import build_unet, cell_probability, check_tile
 
 PAPER = "unet"
-
-
-class TileBatches(keras.utils.PyDataset):
-    """`steps_per_epoch` batches of training tiles; batch i of epoch e is a pure function of
-    (seed, e, i), so a resumed run sees the same tiles as an uninterrupted one."""
-
-    def __init__(self, images, labels, weight_maps, config: UNetConfig, workers: int = 2):
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=4)
-        self.images, self.labels, self.weights, self.config = images, labels, weight_maps, config
-        self.out = check_tile(config.tile)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.config.steps_per_epoch
-
-    def tile(self, rng: np.random.Generator):
-        c = self.config
-        k = int(rng.integers(len(self.images)))
-        image, labels, wmap = self.images[k], self.labels[k], self.weights[k]
-        if c.augment:
-            image, labels, wmap = augment.augment(image, labels, wmap, rng, c.elastic_sigma, c.elastic_grid)
-        h, w = image.shape
-        out, margin = self.out, (c.tile - self.out) // 2
-        # Shift: the output window anywhere in the slice (or the slice anywhere in it, if it is larger).
-        y = int(rng.integers(max(h - out, 0) + 1))
-        x = int(rng.integers(max(w - out, 0) + 1))
-        extra = max(out - h, 0), max(out - w, 0)
-        padded = mirror_pad(image, (margin, margin + extra[0]), (margin, margin + extra[1]))
-        lab = mirror_pad(labels, (0, extra[0]), (0, extra[1]))
-        wts = mirror_pad(wmap, (0, extra[0]), (0, extra[1]))
-        return (padded[y:y + c.tile, x:x + c.tile, None], lab[y:y + out, x:x + out], wts[y:y + out, x:x + out])
-
-    def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.config.seed, self.epoch, index])
-        parts = [self.tile(rng) for _ in range(self.config.batch_size)]
-        return tuple(np.stack(p) for p in zip(*parts, strict=True))
-
-
-def cell_probability(model, image: np.ndarray, config: UNetConfig) -> np.ndarray:
-    """Overlap-tile prediction of one slice (float in [0, 1]): the softmax probability of 'cell'."""
-    out = check_tile(config.tile)
-
-    def predict(tiles):
-        logits = keras.ops.convert_to_numpy(model(tiles, training=False))
-        e = np.exp(logits - logits.max(-1, keepdims=True))
-        return (e / e.sum(-1, keepdims=True))[..., 1:2]
-
-    return predict_tiled(predict, image, config.tile, out, batch=config.eval_batch)[..., 0]
 
 
 class HeldOut(keras.callbacks.Callback):
@@ -162,7 +112,7 @@ def write_submission(path: Path, probabilities: np.ndarray) -> str:
     return str(path)
 
 
-def run(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+def train(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, throughput_key="train_tiles_per_s", callbacks=extra_callbacks)
     data = isbi2012.load(config.data_dir or None, verify=config.verify_data)
     images = data.train_images.astype(np.float32) / 255.0
@@ -219,7 +169,7 @@ def run(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
 
 
 def main(argv=None) -> int:
-    return cfg.cli_main(UNetConfig, PRESETS, run, argv, description=__doc__)
+    return cfg.cli_main(UNetConfig, PRESETS, train, argv, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -177,22 +177,22 @@ def write_figures(model: VAE, config: VAEConfig, data: dict, run: Run) -> None:
         images.save_grid(run.figure_path("manifold"), manifold, n, n)
 
 
-def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+def train(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, throughput_key="train_samples_per_s", callbacks=extra_callbacks)
     data = prepare_data(config)
-    train, test = data["train"], data["test"]
+    train_x, test = data["train"], data["test"]
     run.describe_data(source=data["source"], checksums=data["checksums"], verified=data["verified"],
-                      train=len(train), test=len(test), binarization=data["binarization"])
-    print(f"{config.variant}, preset {preset}: {len(train)} train / {len(test)} test images from {data['source']} "
+                      train=len(train_x), test=len(test), binarization=data["binarization"])
+    print(f"{config.variant}, preset {preset}: {len(train_x)} train / {len(test)} test images from {data['source']} "
           f"(binarization: {data['binarization']}); working files in {run.dir}")
     learning_rate, lr_search = choose_learning_rate(config, data, run.state_file("lr_search.json"))
     print(f"Adagrad step size {learning_rate}" + (" (chosen by the search above)" if lr_search else ""))
 
     distribute.clear_session()
     seed_everything(config.seed)
-    model = compile_model(build_model(config, len(train), train.shape[1], data["likelihood"]), config,
+    model = compile_model(build_model(config, len(train_x), train_x.shape[1], data["likelihood"]), config,
                           learning_rate)
-    train_ds = ArrayBatches(train, None, config.batch_size, seed=config.seed, augment=data["transform"],
+    train_ds = ArrayBatches(train_x, None, config.batch_size, seed=config.seed, augment=data["transform"],
                             workers=config.data_workers, passes=config.passes_per_epoch)
     max_iterations = math.ceil(config.max_samples / config.batch_size)
     epochs = math.ceil(max_iterations / len(train_ds))
@@ -225,7 +225,7 @@ def run(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -
 
 
 def main(argv=None) -> int:
-    return cfg.cli_main(VAEConfig, PRESETS, run, argv, description=__doc__)
+    return cfg.cli_main(VAEConfig, PRESETS, train, argv, description=__doc__)
 
 
 if __name__ == "__main__":

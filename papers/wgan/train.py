@@ -79,27 +79,27 @@ def plot_w_vs_quality(history: list[dict], path: Path, steps_per_epoch: int, qua
     return str(path)
 
 
-def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
+def train(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) -> int:
     run = Run(PAPER, config, preset, PRESETS, callbacks=extra_callbacks)
     distribute.check_batch(config.generator_batch, "generator_batch")  # G's minibatch splits over replicas too
     data = image_sets.load(config.dataset, config.data_dir, config.download, config.verify_data)
-    train = image_sets.to_tanh_range(data.train[:config.train_subset or None])
+    train_images = image_sets.to_tanh_range(data.train[:config.train_subset or None])
     test = image_sets.to_tanh_range(data.test)
-    run.describe_data(source=data.source, checksums=data.checksums, verified=data.verified, train=len(train),
+    run.describe_data(source=data.source, checksums=data.checksums, verified=data.verified, train=len(train_images),
                       test=len(test))
-    model = build_model(config, train.shape[1:])
+    model = build_model(config, train_images.shape[1:])
     network = config.score_network()
     # One step of the model = n_critic critic minibatches + one generator minibatch.
     per_step = config.batch_size * config.n_critic
     train_ds = distribute.minibatches_for_replicas(
-        ArrayBatches(train, None, per_step, seed=config.seed, workers=config.data_workers), config.n_critic)
+        ArrayBatches(train_images, None, per_step, seed=config.seed, workers=config.data_workers), config.n_critic)
     train_steps = train_steps_for(config.generator_steps, config.n_critic, config.critic_schedule)
     epochs = math.ceil(train_steps / len(train_ds))
     a = AUTHORS_SCHEDULE
     schedule = ("" if config.critic_schedule == "algorithm1" else
                 f", {a['heavy_critic_updates']} before each of the first {a['first']} and every {a['every']}th "
                 f"({train_steps} steps in all)")
-    print(f"{config.variant}, preset {preset}: {len(train)} training images from {data.source}; "
+    print(f"{config.variant}, preset {preset}: {len(train_images)} training images from {data.source}; "
           f"{config.generator_steps} generator steps of {config.n_critic} critic steps{schedule} "
           f"({epochs} epochs of {len(train_ds)}); working files in {run.dir}")
     rng = np.random.default_rng([config.seed, 1])
@@ -148,7 +148,7 @@ def run(config: WGANConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()) 
 
 
 def main(argv=None) -> int:
-    return cfg.cli_main(WGANConfig, PRESETS, run, argv, description=__doc__)
+    return cfg.cli_main(WGANConfig, PRESETS, train, argv, description=__doc__)
 
 
 if __name__ == "__main__":

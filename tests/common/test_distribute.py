@@ -264,7 +264,7 @@ def test_each_host_and_replica_gets_its_rows_of_nested_batches(monkeypatch):
     them is cut, not the tuple. Host 1 of 2 gets the second half of each; on 2 TensorFlow replicas WGAN's
     batch of 2 minibatches [a0 a1 | b0 b1] (rows by replica) becomes [a0 b0 | a1 b1], so each replica's
     contiguous share holds its rows of both minibatches."""
-    from papers.semi_supervised_gan.train import Batches
+    from papers.semi_supervised_gan.data import Batches
 
     x, y = np.arange(8 * 3, dtype=np.float32).reshape(8, 3), np.arange(8) % 10
     batches = Batches(x, y, np.arange(8), 4, seed=0)

@@ -362,7 +362,7 @@ def test_smoke_run_writes_results_figures_and_scores(mnist_root, tmp_path):
     config = make_config(CGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
                          feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")
-    assert train.run(config, "smoke") == 0
+    assert train.train(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "cgan")
     final = record["final"]
     assert record["status"] == "completed" and record["variant"] == "cgan-mnist"

@@ -10,6 +10,8 @@ from common.config import ConfigError, make_config, parse_args
 from common.repro import seed_everything
 from papers.dcgan import features, train
 from papers.dcgan.config import PRESETS, DCGANConfig
+from papers.dcgan.data import prepare_data
+from papers.dcgan.evaluate import initial_discriminator
 from papers.dcgan.model import (
     DCGAN,
     build_discriminator,
@@ -105,7 +107,7 @@ def test_config_labels_and_errors():
 def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     config = make_config(DCGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
-    assert train.run(config, "smoke") == 0
+    assert train.train(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "dcgan")
     final = record["final"]
     assert record["status"] == "completed" and record["variant"] == "dcgan-cifar10"
@@ -166,7 +168,7 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
 def test_mnist_is_padded_to_32(mnist_root):
     config = make_config(DCGANConfig, PRESETS, "smoke", dataset="mnist", data_dir=str(mnist_root), verify_data=False,
                          download=False)
-    data = train.prepare_data(config)
+    data = prepare_data(config)
     assert data["train"].shape == (128, 32, 32, 1) and data["test"].shape == (10000, 32, 32, 1)
     assert data["train"].min() >= -1 and data["train"].max() <= 1 and (data["train"][:, :2] == -1).all()
 
@@ -199,7 +201,7 @@ def test_untrained_baseline_is_the_runs_initial_discriminator():
     config = make_config(DCGANConfig, PRESETS, "smoke")
     seed_everything(config.seed)
     model = build_model(config, (32, 32, 3))
-    initial = train.initial_discriminator(config, (32, 32, 3))
+    initial = initial_discriminator(config, (32, 32, 3))
     for a, b in zip(model.discriminator.weights, initial.weights, strict=True):
         np.testing.assert_array_equal(_np(a), _np(b))
 

@@ -17,7 +17,12 @@ from common.data import ckplus, fer2013, sfew
 from common.data.files import DataError
 from papers.emotion_transfer import port_weights, train
 from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
-from papers.emotion_transfer.model import batch_norm_layers, efficientnet_lite0, set_population_statistics
+from papers.emotion_transfer.model import (
+    batch_norm_layers,
+    build_classifier,
+    efficientnet_lite0,
+    set_population_statistics,
+)
 from tests.recipe import crop_offsets, planned_training
 
 
@@ -167,19 +172,19 @@ def test_stage_two_starts_from_the_stage_one_weights(tmp_path):
     _ck_tree(tmp_path / "data")
     _fer_csv(tmp_path / "data" / fer2013.FOLDER / "fer2013.csv")
     with pytest.raises(DataError, match="run python papers/emotion_transfer/train.py --scheme=fer"):
-        train.run(_config(tmp_path, "e"), "smoke")
-    assert train.run(_config(tmp_path, "fer"), "smoke") == 0
+        train.train(_config(tmp_path, "e"), "smoke")
+    assert train.train(_config(tmp_path, "fer"), "smoke") == 0
     (stage_one,) = results.load_all(tmp_path / "results", "emotion_transfer")
     assert math.isfinite(stage_one["final"]["fer_test_accuracy"])
     assert Path(stage_one["final"]["stage_one_file"]).exists()
-    assert train.run(_config(tmp_path, "e"), "smoke") == 0
+    assert train.train(_config(tmp_path, "e"), "smoke") == 0
     first = next(r for r in results.load_all(tmp_path / "results", "emotion_transfer") if r["config"]["scheme"] == "e")
     assert first["data"]["stage_one"]["sha256"] == stage_one["final"]["stage_one_sha256"]
     # A different stage-one network (same path, other weights) gives scheme e other predictions.
     model = keras.saving.load_model(stage_one["final"]["stage_one_file"])
     model.get_layer("fer_logits").set_weights([w * -1.0 for w in model.get_layer("fer_logits").get_weights()])
     model.save(stage_one["final"]["stage_one_file"])
-    assert train.run(_config(tmp_path, "e", repeat=True), "smoke") == 0
+    assert train.train(_config(tmp_path, "e", repeat=True), "smoke") == 0
     second = [r for r in results.load_all(tmp_path / "results", "emotion_transfer") if r["config"]["scheme"] == "e"]
     assert len(second) == 2 and second[0]["fold_predictions"] != second[1]["fold_predictions"]
 
@@ -188,10 +193,10 @@ def test_vgg16_backbone_from_a_local_weights_file(tmp_path):
     path = tmp_path / "vgg16_notop.weights.h5"
     keras.applications.VGG16(include_top=False, weights=None, input_shape=(48, 48, 3), pooling="avg").save_weights(path)
     config = make_config(EmotionTransferConfig, PRESETS, backbone="vgg16", imagenet_weights=str(path))
-    model = train.build_classifier(config)
+    model = build_classifier(config)
     assert model.output_shape == (None, 7) and model.get_layer("minus_bgr_mean") is not None
     with pytest.raises(DataError, match="ImageNet weights .* not found"):
-        train.build_classifier(make_config(EmotionTransferConfig, PRESETS, backbone="vgg16",
+        build_classifier(make_config(EmotionTransferConfig, PRESETS, backbone="vgg16",
                                            imagenet_weights=str(tmp_path / "missing.h5")))
 
 
@@ -215,7 +220,7 @@ def _paper_plan(tmp_path, monkeypatch, scheme):
                              imagenet_weights=weights)
         path = train.stage_one_path(config)
         path.parent.mkdir(parents=True)
-        train.build_classifier(config).save(path)
+        build_classifier(config).save(path)
     plan = planned_training(monkeypatch, train, EmotionTransferConfig, PRESETS, tmp_path, keras_fit=scheme != "fer",
                             data_dir=str(tmp_path / "data"), scheme=scheme, imagenet_weights=weights)
     plan.weights = weights

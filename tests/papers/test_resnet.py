@@ -13,7 +13,8 @@ from common import report, results
 from common.config import ConfigError, make_config
 from papers.resnet import train
 from papers.resnet.config import PRESETS, ResNetConfig
-from papers.resnet.model import DEPTHS, build_model, zero_pad_shortcut
+from papers.resnet.data import prepare_data
+from papers.resnet.model import DEPTHS, build_model, compile_model, lr_schedule, zero_pad_shortcut
 from tests.conftest import InterruptAfterFirstEpoch
 from tests.recipe import crop_offsets, planned_training
 
@@ -49,7 +50,7 @@ def test_save_and_reload_give_identical_outputs(depth, tmp_path):
 
 def _train_step_lowers_loss(depth):
     keras.utils.set_random_seed(0)
-    model = train.compile_model(build_model(depth), ResNetConfig(depth=depth, learning_rate=0.01))
+    model = compile_model(build_model(depth), ResNetConfig(depth=depth, learning_rate=0.01))
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(16, 32, 32, 3)).astype(np.float32), rng.integers(0, 10, 16)
     first = float(model.train_on_batch(x, y)[0])
@@ -80,11 +81,11 @@ def test_option_a_shortcut_subsamples_and_zero_pads():
 
 
 def test_schedule_steps_and_resnet110_warmup():
-    lr = train.lr_schedule(ResNetConfig(depth=110))
+    lr = lr_schedule(ResNetConfig(depth=110))
     at = {i: float(keras.ops.convert_to_numpy(lr(i))) for i in (0, 399, 400, 31999, 32000, 47999, 48000, 63999)}
     assert at == pytest.approx({0: 0.01, 399: 0.01, 400: 0.1, 31999: 0.1, 32000: 0.01, 47999: 0.01,
                                 48000: 0.001, 63999: 0.001})
-    lr20 = train.lr_schedule(ResNetConfig(depth=20))
+    lr20 = lr_schedule(ResNetConfig(depth=20))
     assert float(keras.ops.convert_to_numpy(lr20(0))) == pytest.approx(0.1)
 
 
@@ -111,7 +112,7 @@ def _final_result(config):
 @pytest.mark.jax
 def test_smoke_run_writes_results_and_a_classifier_any_process_loads(cifar_root, tmp_path):
     config = _smoke(cifar_root, tmp_path, "a")
-    assert train.run(config, "smoke") == 0
+    assert train.train(config, "smoke") == 0
     record = _final_result(config)
     assert record["status"] == "completed" and record["preset"] == "smoke" and record["variant"] == "resnet8"
     assert record["final"]["iterations"] == 6 and len(record["history"]) == 2
@@ -122,7 +123,7 @@ def test_smoke_run_writes_results_and_a_classifier_any_process_loads(cifar_root,
     from common.gen_metrics import FeatureNetwork
 
     net = FeatureNetwork.from_model_file(record["final"]["classifier_file"], name="CIFAR-10 classifier")
-    arrays, _ = train.prepare_data(config)
+    arrays, _ = prepare_data(config)
     x = arrays["test"][0][:8]
     images = (x + arrays["pixel_mean"]) * 2 - 1
     probs, feats = net.run(images)
@@ -145,12 +146,12 @@ def test_smoke_run_writes_results_and_a_classifier_any_process_loads(cifar_root,
 
 def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
     straight = _smoke(cifar_root, tmp_path, "straight")
-    assert train.run(straight, "smoke") == 0
+    assert train.train(straight, "smoke") == 0
     resumed = _smoke(cifar_root, tmp_path, "resumed")
     with pytest.raises(KeyboardInterrupt):
-        train.run(resumed, "smoke", extra_callbacks=[InterruptAfterFirstEpoch()])
+        train.train(resumed, "smoke", extra_callbacks=[InterruptAfterFirstEpoch()])
     assert not results.load_all(resumed.results_dir, "resnet")  # nothing written for the interrupted run
-    assert train.run(resumed, "smoke") == 0
+    assert train.train(resumed, "smoke") == 0
     a, b = _final_result(straight), _final_result(resumed)
     assert [h["epoch"] for h in b["history"]] == [1, 2]
     assert [(s["first_epoch"], s["last_epoch"]) for s in b["sessions"]] == [(1, 1), (2, 2)]
@@ -161,7 +162,7 @@ def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
 
 def test_nan_loss_stops_the_run_and_marks_it_failed(cifar_root, tmp_path, capsys):
     config = _smoke(cifar_root, tmp_path, "nan", learning_rate=1e30, lr_boundaries=())
-    assert train.run(config, "smoke") == 3  # FAILED_RUN: the loss became NaN
+    assert train.train(config, "smoke") == 3  # FAILED_RUN: the loss became NaN
     record = _final_result(config)
     assert record["status"] == "failed" and "test_error" not in record["final"]
     assert record["final"]["failure"]["epoch"] == 0

@@ -14,12 +14,14 @@ from common.data import svhn
 from common.data.files import DataError
 from papers.semi_supervised_gan import train
 from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
+from papers.semi_supervised_gan.data import Batches, labelled_subset, load_data
 from papers.semi_supervised_gan.model import (
     AuthorsAdam,
     MinibatchDiscrimination,
     WeightNormConv2D,
     WeightNormDense,
     build_mnist_discriminator,
+    build_model,
     feature_matching_loss,
     historical_penalty,
     initialize,
@@ -70,13 +72,13 @@ def test_historical_averaging_keeps_each_players_mean_of_past_parameters_and_pul
     update on (the first starts at the mean) the parameters move back towards that mean."""
     x = np.random.default_rng(0).uniform(size=(30, 784)).astype(np.float32)
     config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", historical_averaging=1e6)
-    model = train.build_model(config, steps_per_epoch=1)
+    model = build_model(config, steps_per_epoch=1)
     assert set(model.histories) == {"discriminator", "generator"}
     networks = (model.discriminator, model.generator)
     starts = []
     for step in range(3):
         starts.append([[_np(v).copy() for v in net.trainable_weights] for net in networks])
-        batches = train.Batches(x, np.arange(30) % 10, np.arange(10), batch_size=10, seed=step)
+        batches = Batches(x, np.arange(30) % 10, np.arange(10), batch_size=10, seed=step)
         model.fit(batches, epochs=1, steps_per_epoch=1, verbose=0)
     for k, player in enumerate(("discriminator", "generator")):
         histories, count = model.histories[player]
@@ -329,9 +331,9 @@ def test_a_minibatch_step_makes_three_generator_updates_at_the_minibatch_scripts
     """One step on MNIST's networks (quicker than CIFAR-10's): three generator updates to each discriminator
     update, on both backends."""
     config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", minibatch_discrimination=True)
-    small = train.build_model(config, steps_per_epoch=1)
+    small = build_model(config, steps_per_epoch=1)
     x = np.random.default_rng(0).uniform(size=(30, 784)).astype(np.float32)
-    batches = train.Batches(x, np.arange(30) % 10, np.arange(10), batch_size=10, seed=0)
+    batches = Batches(x, np.arange(30) % 10, np.arange(10), batch_size=10, seed=0)
     small.fit(batches, epochs=1, steps_per_epoch=1, verbose=0)
     players = small.optimizer.players
     assert (int(_np(players["discriminator"].iterations)), int(_np(players["generator"].iterations))) == (1, 3)
@@ -344,10 +346,10 @@ def test_a_minibatch_step_makes_three_generator_updates_at_the_minibatch_scripts
 
 def test_labelled_subset_is_balanced_a_function_of_the_data_seed_and_inside_the_training_set():
     y = np.repeat(np.arange(10), 50)
-    a = train.labelled_subset(y, 100, data_seed=1)
+    a = labelled_subset(y, 100, data_seed=1)
     assert len(a) == 100 and np.bincount(y[a], minlength=10).tolist() == [10] * 10 and len(set(a)) == 100
-    np.testing.assert_array_equal(a, train.labelled_subset(y, 100, data_seed=1))
-    assert set(a) != set(train.labelled_subset(y, 100, data_seed=2))
+    np.testing.assert_array_equal(a, labelled_subset(y, 100, data_seed=1))
+    assert set(a) != set(labelled_subset(y, 100, data_seed=2))
     assert a.max() < len(y)  # indices of training images: the test set is never a candidate
 
 
@@ -390,7 +392,7 @@ def test_recipe_svhn_is_the_authors_script(tmp_path, minibatch):
     96 and 192, as CIFAR-10's), images scaled as (x - 127.5) / 127.5."""
     config = make_config(SemiSupervisedGANConfig, PRESETS, dataset="svhn", minibatch_discrimination=minibatch)
     assert (config.labels, config.epochs, config.lr_decay_epochs) == (1000, 900, 300)
-    model = train.build_model(config, steps_per_epoch=1)
+    model = build_model(config, steps_per_epoch=1)
     widths = [la.units for la in model.discriminator.layers if isinstance(la, WeightNormConv2D)]
     assert widths == ([96] * 3 + [192] * 6 if minibatch else [64] * 3 + [128] * 6)
     opt = model.optimizer.players["discriminator"]
@@ -404,7 +406,7 @@ def test_recipe_svhn_is_the_authors_script(tmp_path, minibatch):
         x[..., 1] = 255
         scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": np.array([[1], [10]])})
     loaded = make_config(SemiSupervisedGANConfig, PRESETS, dataset="svhn", data_dir=str(tmp_path), verify_data=False)
-    (x_train, _), _, _ = train.load_data(loaded)
+    (x_train, _), _, _ = load_data(loaded)
     assert (x_train[0].min(), x_train[1].max()) == (-1.0, 1.0)
 
 
@@ -429,7 +431,7 @@ def test_smoke_run_writes_results_and_samples(mnist_root, tmp_path, labelled_onl
                          download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
                          labelled_only=labelled_only, minibatch_discrimination=minibatch)
-    assert train.run(config, "smoke") == 0
+    assert train.train(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "semi_supervised_gan")
     final = record["final"]
     assert record["status"] == "completed" and final["test_images"] == 200 and record["data"]["labelled"] == 100

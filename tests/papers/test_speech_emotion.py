@@ -228,7 +228,7 @@ def test_smoke_run_writes_results_figures_and_resumes_at_its_first_unfinished_fo
     config = make_config(SpeechEmotionConfig, PRESETS, "smoke", data_dir=str(tmp_path / "data"), verify_data=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"), folds=4,
                          max_folds=0, max_per_speaker_and_class=2)
-    assert train.run(config, "smoke-custom") == 0
+    assert train.train(config, "smoke-custom") == 0
     (record,) = results.load_all(config.results_dir, "speech_emotion")
     final = record["final"]
     assert record["status"] == "completed" and final["folds"] == 4 and len(record["folds"]) == 4

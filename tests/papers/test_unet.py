@@ -122,7 +122,7 @@ def test_smoke_run_writes_results_figures_and_report(isbi_root, tmp_path):
 
     config = make_config(UNetConfig, PRESETS, "smoke", data_dir=str(isbi_root), verify_data=False, fold=4,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
-    assert train.run(config, "smoke") == 0
+    assert train.train(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "unet")
     final = record["final"]
     assert record["status"] == "completed"
@@ -141,7 +141,7 @@ def test_training_tiles_are_a_function_of_seed_epoch_and_index(isbi_root):
     from common.config import make_config
     from common.data import isbi2012
     from papers.unet.config import PRESETS, UNetConfig
-    from papers.unet.train import TileBatches
+    from papers.unet.data import TileBatches
 
     config = make_config(UNetConfig, PRESETS, "smoke")
     data = isbi2012.load(str(isbi_root), verify=False)

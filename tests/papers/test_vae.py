@@ -198,7 +198,7 @@ def _smoke(root, tmp_path, name, **kw):
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_report(mnist_root, tmp_path):
     config = _smoke(mnist_root, tmp_path, "mnist")
-    assert train.run(config, "smoke") == 0
+    assert train.train(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "vae")
     final = record["final"]
     assert record["status"] == "completed" and record["variant"] == "mnist-z20"
@@ -218,7 +218,7 @@ def test_smoke_run_writes_results_figures_and_report(mnist_root, tmp_path):
 def test_frey_face_smoke_run_with_two_latents_draws_the_manifold(frey_root, tmp_path):
     config = _smoke(frey_root, tmp_path, "frey", dataset="frey_face", latent_dim=2, learning_rate=0.02,
                     max_samples=300)
-    assert train.run(config, "smoke") == 0
+    assert train.train(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "vae")
     assert record["variant"] == "frey_face-z2" and record["lr_search"] is None
     assert record["data"]["train"] == 200 and record["data"]["binarization"] == "none"
@@ -237,12 +237,12 @@ def test_step_size_choice_is_kept_for_a_resumed_run(mnist_root, tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_result(mnist_root, tmp_path):
     straight = _smoke(mnist_root, tmp_path, "straight")
-    assert train.run(straight, "smoke") == 0
+    assert train.train(straight, "smoke") == 0
     resumed = _smoke(mnist_root, tmp_path, "resumed")
     with pytest.raises(KeyboardInterrupt):
-        train.run(resumed, "smoke", extra_callbacks=[InterruptAfterFirstEpoch()])
+        train.train(resumed, "smoke", extra_callbacks=[InterruptAfterFirstEpoch()])
     assert not results.load_all(resumed.results_dir, "vae")
-    assert train.run(resumed, "smoke") == 0
+    assert train.train(resumed, "smoke") == 0
     (a,), (b,) = results.load_all(straight.results_dir, "vae"), results.load_all(resumed.results_dir, "vae")
     assert len(b["sessions"]) == 2 and [h["epoch"] for h in b["history"]] == [1, 2]
     assert b["final"]["learning_rate"] == a["final"]["learning_rate"]
@@ -259,11 +259,11 @@ class _KilledAfterTraining(keras.callbacks.Callback):
 
 def test_a_run_resumed_after_its_last_epoch_evaluates_as_an_uninterrupted_one(mnist_root, tmp_path):
     straight = _smoke(mnist_root, tmp_path, "straight")
-    assert train.run(straight, "smoke") == 0
+    assert train.train(straight, "smoke") == 0
     resumed = _smoke(mnist_root, tmp_path, "resumed")
     with pytest.raises(KeyboardInterrupt):
-        train.run(resumed, "smoke", extra_callbacks=[_KilledAfterTraining()])
-    assert train.run(resumed, "smoke") == 0
+        train.train(resumed, "smoke", extra_callbacks=[_KilledAfterTraining()])
+    assert train.train(resumed, "smoke") == 0
     (a,), (b,) = results.load_all(straight.results_dir, "vae"), results.load_all(resumed.results_dir, "vae")
     for key in ("test_elbo", "train_elbo", "test_ll"):
         assert a["final"][key] == pytest.approx(b["final"][key], rel=1e-6), key

@@ -263,7 +263,7 @@ def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     config = make_config(WGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), verify_data=False, download=False,
                          results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
                          feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")
-    assert train.run(config, "smoke") == 0
+    assert train.train(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "wgan")
     final = record["final"]
     assert final["score_network"] == "toy classifier" and len(final["score_network_sha256"]) == 64
