@@ -17,12 +17,13 @@ def test_the_second_epoch_s_updates_and_the_whole_epoch_are_measured_and_the_run
     assert got["update_over_step"] > 2 and got["epoch_over_step"] > got["update_over_step"]
 
 
-def test_updates_stops_inside_the_second_epoch_without_an_epoch_figure(tmp_path):
-    measure = update_cost.MeasureUpdates(updates=2)
-    with pytest.raises(update_cost._Measured):
-        _train(_config(tmp_path, epochs=3), callbacks=[measure])
+def test_updates_measures_the_first_epoch_after_its_first_updates_without_an_epoch_figure(tmp_path):
+    measure = update_cost.MeasureUpdates(updates=2, skip=1)
+    with pytest.raises(update_cost._Measured):  # in epoch 1: after update 1, updates 2-4 give 2 periods
+        _train(_config(tmp_path, epochs=3), callbacks=[_SlowAfterEachStep(), measure])
     got = measure.result()
-    assert got["updates"] == 2 and "epoch_over_step" not in got
+    assert got["updates"] == 2 and "epoch_over_step" not in got and len(measure.epoch_stamps) == 1
+    assert got["update_ms_median"] - got["step_ms_median"] >= 50
 
 
 def test_a_paper_that_is_not_there_is_one_line(capsys):
