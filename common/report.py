@@ -50,6 +50,9 @@ PAPER_JSON = {
     "variant_order": "the order of variants in tables and figures",
     "extra_metrics": "[[final key or 'config.<field>', column label, digits or null for a setting, "
                      "optional scale], ...]: more per-run columns",
+    "extra_metric_tables": "[[heading, [final keys of extra_metrics]], ...]: the summary's other measures as "
+                           "one table per group (those no group names come last, under 'Other measures'), "
+                           "for papers with more of them than one table can show",
     "score_network_metrics": "the `final` keys (headline or extra) made with a score network: a summary cell "
                              "that pools runs scored with different network files (by their SHA-256) is marked",
     "throughput_key": "the `final` key of the run's images/s (default 'train_images_per_s')",
@@ -112,6 +115,19 @@ def _extras(meta: dict) -> list[tuple[str, str, int]]:
     digits None: a setting, listed rather than averaged. An optional fourth element scales the value
     (100 for a fraction shown as a percentage)."""
     return [tuple(e[:3]) for e in meta.get("extra_metrics", [])]
+
+
+def _extra_tables(meta: dict) -> list[tuple[str, dict[str, str]]]:
+    """The extra columns as (heading, {key: label}) per table: the groups of `extra_metric_tables`, then
+    the columns no group names; one table without a heading when the paper groups none."""
+    labels = {key: label for key, label, _ in _extras(meta)}
+    groups = meta.get("extra_metric_tables", [])
+    named = {key for _, keys in groups for key in keys}
+    tables = [(heading, {key: labels[key] for key in keys}) for heading, keys in groups]
+    rest = {key: label for key, label in labels.items() if key not in named}
+    if rest:
+        tables.append(("Other measures" if groups else "", rest))
+    return tables
 
 
 def _extra_value(record: dict, entry) -> object:
@@ -558,9 +574,10 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
     lines += _mixed_code_note(summary)
     lines += _networks_note(summary)
     if _extras(meta):
-        lines += ["", "### The other measures of these rows", "",
-                  _table(summary, {"variant": "model", "preset": "preset",
-                                   **{key: label for key, label, _ in _extras(meta)}})]
+        lines += ["", "### The other measures of these rows"]
+        for heading, keys in _extra_tables(meta):
+            lines += ["", *([f"**{heading}**", ""] if heading else []),
+                      _table(summary, {"variant": "model", "preset": "preset", **keys})]
     lines += ["", "### What the rows cost", "",
               _table(summary, {"variant": "model", "preset": "preset", "iterations": "iterations", "epochs": "epochs",
                                "hardware": "hardware", "wall": "wall time (mean)"})]

@@ -519,3 +519,16 @@ def test_the_readme_headline_has_one_row_per_model_at_its_most_comparable_preset
     assert rows == ["| [toy](papers/toy/REPORT.md) | v1 | error (%) | paper | 11.00 ± 1.41 (n=2) | 10.0 | +1.00 | "
                     "comparable |",
                     "| [toy](papers/toy/REPORT.md) | v2 | error (%) | long | 7.00 (n=1) | 5.0 | +2.00 | shortened |"]
+
+
+def test_extra_metric_tables_split_the_other_measures_into_one_table_per_group(repo):
+    _, res, papers, readme = repo
+    meta = {**GROUPED, "extra_metrics": [["gap_a", "a", 1], ["gap_b", "b", 1], ["k", "k", None]],
+            "extra_metric_tables": [["Gaps", ["gap_b", "gap_a"]]]}
+    (papers / "toy" / "paper.json").write_text(json.dumps(meta))
+    _write_grouped(res, "v1", 0, [-120, -110], 1.0)
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    others = text[text.index("### The other measures"):text.index("### What the rows cost")]
+    assert "**Gaps**\n\n| model | preset | b | a |\n" in others  # the group's columns, in its order
+    assert "**Other measures**\n\n| model | preset | k |\n" in others  # what no group names, last
+    assert "| v1 | quick (not the paper's recipe) | 0.0 | 1.0 |" in others
