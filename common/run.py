@@ -307,6 +307,28 @@ class Run:
         return FAILED_RUN if failed else 0
 
 
+def benchmark(paper: str, **record):
+    """Makes a benchmark script's `run(config, preset="")` of `measure(config) -> (final, line)` or
+    `(final, line, more record fields)`: it seeds (deterministic kernels as the config asks, where it has the
+    field), applies the speed settings every run applies, times the whole, and writes the `kind: benchmark`
+    record (`write_benchmark`, with `record`'s fields, e.g. its description). `preset` is ignored: a
+    benchmark record is always labelled `benchmark`."""
+    import functools
+    import time
+
+    def wrap(measure):
+        @functools.wraps(measure)
+        def run(config, preset: str = "") -> int:
+            started, t0 = results.utc_now(), time.perf_counter()
+            repro.seed_everything(config.seed, getattr(config, "deterministic", True))
+            training.speed_settings(config)
+            final, line, *more = measure(config)
+            return write_benchmark(config, paper, started, time.perf_counter() - t0, final, line=line,
+                                   **record, **(more[0] if more else {}))
+        return run
+    return wrap
+
+
 def write_benchmark(config, paper: str, started: str, wall_time_s: float, final: dict, line: str, **extra) -> int:
     """The end of a benchmark script: a `kind: benchmark` record (no history; the report gives it its
     own section), and `line` printed with the device."""

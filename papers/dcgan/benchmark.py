@@ -18,7 +18,6 @@ the machine slows all three alike. Compilation is excluded (`warmup_steps`).
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 
 import common.tf_env  # noqa: F401
@@ -27,10 +26,9 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import results, training
+from common import training
 from common.config import param
-from common.repro import seed_everything
-from common.run import write_benchmark
+from common.run import benchmark
 from papers.dcgan.config import PRESETS, DCGANConfig
 from papers.dcgan.model import build_model
 
@@ -64,10 +62,8 @@ def plain_models(model, config: DCGANConfig):
     return d, stack
 
 
-def run(config: GANBenchmarkConfig, preset: str = "") -> int:
-    started, t0 = results.utc_now(), time.perf_counter()
-    seed_everything(config.seed)
-    training.speed_settings(config)
+@benchmark(PAPER, description=DESCRIPTION)
+def run(config: GANBenchmarkConfig) -> tuple[dict, str]:
     shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
     model = build_model(config, shape)
     d, stack = plain_models(model, config)
@@ -91,11 +87,10 @@ def run(config: GANBenchmarkConfig, preset: str = "") -> int:
                          "plain D + plain G→D (ms)": f"{1000 * best['plain_d']:.0f} + "
                                                      f"{1000 * best['plain_g_through_d']:.0f}",
                          "overhead": f"{100 * overhead:+.1f} %"}}
-    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
-                           description=DESCRIPTION, line=(
+    return final, (
         f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}: GAN step "
         f"{final['gan_step_ms']:.0f} ms vs plain {final['plain_d_ms']:.0f} + {final['plain_g_through_d_ms']:.0f} "
-        f"ms: overhead {100 * overhead:+.1f} % (bound +20 %)"))
+        f"ms: overhead {100 * overhead:+.1f} % (bound +20 %)")
 
 
 def main(argv=None) -> int:

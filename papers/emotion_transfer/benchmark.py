@@ -15,7 +15,6 @@ take at that rate: a projection from the measured step, not a run.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, replace
 
 import common.tf_env  # noqa: F401
@@ -23,10 +22,9 @@ import common.tf_env  # noqa: F401
 import numpy as np
 
 from common import config as cfg
-from common import results, training
+from common import training
 from common.config import param
-from common.repro import seed_everything
-from common.run import write_benchmark
+from common.run import benchmark
 from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
 from papers.emotion_transfer.model import build_classifier, compile_model
 
@@ -62,11 +60,8 @@ class InputSizeBenchmarkConfig(EmotionTransferConfig):
             raise cfg.ConfigError(f"--sizes={self.sizes}: give distinct input sides of at least 48, e.g. 48,224")
 
 
-def run(config: InputSizeBenchmarkConfig, preset: str = "") -> int:
-    """`preset` sets the epochs of the projection (`fer_epochs`); the record is labelled `benchmark`."""
-    started, t0 = results.utc_now(), time.perf_counter()
-    seed_everything(config.seed)
-    training.speed_settings(config)
+@benchmark(PAPER, description=DESCRIPTION)
+def run(config: InputSizeBenchmarkConfig) -> tuple[dict, str]:
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
     faces = rng.integers(0, 256, (b, 48, 48, 1)).astype(np.float32)
@@ -88,8 +83,7 @@ def run(config: InputSizeBenchmarkConfig, preset: str = "") -> int:
                                "batch": str(b)} for k, r in rates.items()]}
     line = f"{config.variant}, batch {b}: " + ", ".join(
         f"{k} {r:.1f} images/s ({rates[ours] / r:.1f}x, FER stage {hours[k]:.1f} h)" for k, r in rates.items())
-    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final, description=DESCRIPTION,
-                           line=line)
+    return final, line
 
 
 def main(argv=None) -> int:

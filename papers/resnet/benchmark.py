@@ -25,11 +25,9 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import results, training
 from common.config import param
 from common.data.pipeline import ArrayBatches, pad_crop_flip
-from common.repro import seed_everything
-from common.run import write_benchmark
+from common.run import benchmark
 from papers.resnet.config import ResNetConfig
 from papers.resnet.data import prepare_data
 from papers.resnet.model import build_model, compile_model
@@ -63,12 +61,8 @@ def _timed_fit(model, steps, warmup, images_per_step, **fit_kwargs) -> float:
     return steps * images_per_step / (time.perf_counter() - clock.start)
 
 
-def run(config: BenchmarkConfig, preset: str = "") -> int:
-    """`preset` is ignored: a benchmark record is always labelled `benchmark`."""
-    started = results.utc_now()
-    t0 = time.perf_counter()
-    seed_everything(config.seed, config.deterministic)
-    training.speed_settings(config)
+@benchmark(PAPER)
+def run(config: BenchmarkConfig) -> tuple[dict, str, dict]:
     arrays, data = prepare_data(config)
     x_train, y_train = arrays["train"]
     bs, total = config.batch_size, config.warmup_steps + config.steps
@@ -100,11 +94,9 @@ def run(config: BenchmarkConfig, preset: str = "") -> int:
              "all_measurements": measured}
     if measured["validation_pass_s"]:
         final.update(validation_pass_s=min(measured["validation_pass_s"]), validation_images=len(x_eval))
-    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
-                           data={"source": data.source, "checksums": data.checksums}, line=(
-        f"{config.variant}, batch {bs}: "
-        f"pipeline {best_pipe:.0f} images/s, in memory {best_mem:.0f} images/s, "
-        f"overhead {100 * final['pipeline_overhead']:.1f} %"))
+    line = (f"{config.variant}, batch {bs}: pipeline {best_pipe:.0f} images/s, in memory {best_mem:.0f} images/s, "
+            f"overhead {100 * final['pipeline_overhead']:.1f} %")
+    return final, line, {"data": {"source": data.source, "checksums": data.checksums}}
 
 
 def main(argv=None) -> int:

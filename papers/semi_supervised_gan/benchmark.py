@@ -15,7 +15,6 @@ at that rate: a projection of the train steps alone (no per-epoch test evaluatio
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 
 import common.tf_env  # noqa: F401
@@ -23,10 +22,9 @@ import common.tf_env  # noqa: F401
 import numpy as np
 
 from common import config as cfg
-from common import results, training
+from common import training
 from common.config import param
-from common.repro import seed_everything
-from common.run import write_benchmark
+from common.run import benchmark
 from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
 from papers.semi_supervised_gan.model import build_model
 
@@ -63,11 +61,8 @@ class StepBenchmarkConfig(SemiSupervisedGANConfig):
             raise cfg.ConfigError(f"--datasets={self.datasets}: give distinct datasets of {', '.join(TRAIN_IMAGES)}")
 
 
-def run(config: StepBenchmarkConfig, preset: str = "") -> int:
-    """`preset` is ignored: each dataset's step is the authors' recipe's; the record is labelled `benchmark`."""
-    started, t0 = results.utc_now(), time.perf_counter()
-    seed_everything(config.seed)
-    training.speed_settings(config)
+@benchmark(PAPER, description=DESCRIPTION)
+def run(config: StepBenchmarkConfig) -> tuple[dict, str]:
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
     kinds, epochs = {}, {}
@@ -93,8 +88,7 @@ def run(config: StepBenchmarkConfig, preset: str = "") -> int:
                               for d, s in best.items()]}
     line = f"batch {b}: " + ", ".join(f"{d} {1000 * s:.0f} ms per step ({epochs[d]} epochs: {hours[d]:.1f} h)"
                                       for d, s in best.items())
-    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final, description=DESCRIPTION,
-                           line=line)
+    return final, line
 
 
 def main(argv=None) -> int:

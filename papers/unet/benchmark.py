@@ -22,10 +22,8 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import results
 from common.config import param
-from common.repro import seed_everything
-from common.run import write_benchmark
+from common.run import benchmark
 from papers.unet.config import PRESETS, UNetConfig
 from papers.unet.model import build_unet, cell_probability, check_tile
 
@@ -51,9 +49,8 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def run(config: UNetBenchmarkConfig, preset: str = "") -> int:
-    started, t0 = results.utc_now(), time.perf_counter()
-    seed_everything(config.seed)
+@benchmark(PAPER, description=DESCRIPTION)
+def run(config: UNetBenchmarkConfig) -> tuple[dict, str]:
     out = check_tile(config.tile)
     model = build_unet(config.tile, filters=config.filters, dropout=config.dropout)
     image = np.random.default_rng(0).uniform(size=(512, 512)).astype(np.float32)
@@ -85,11 +82,10 @@ def run(config: UNetBenchmarkConfig, preset: str = "") -> int:
                          "s per 512² slice": f"{best:.2f}", "inference tiles/s": f"{tiles / best:.2f}",
                          "train step (s)": f"{step_s:.2f}", "peak memory (MB)": f"{peak:.0f}",
                          "memory before the slice (MB)": f"{before:.0f}"}}
-    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
-                           description=DESCRIPTION, line=(
+    return final, (
         f"U-Net {config.tile} -> {out}, {config.filters} filters: {best:.2f} s per "
         f"512x512 slice ({tiles} tiles, {tiles / best:.2f} tiles/s), train step {step_s:.2f} s, peak memory "
-        f"{peak:.0f} MB ({before:.0f} MB before the slice)"))
+        f"{peak:.0f} MB ({before:.0f} MB before the slice)")
 
 
 def main(argv=None) -> int:

@@ -27,7 +27,6 @@ Kinds are timed in alternation and the fastest repeat of each is kept; compilati
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 
 import common.tf_env  # noqa: F401
@@ -36,10 +35,9 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import results, training
+from common import training
 from common.config import param
-from common.repro import seed_everything
-from common.run import write_benchmark
+from common.run import benchmark
 from papers.wgan.config import PRESETS, WGANConfig
 from papers.wgan.model import build_model, optimizer
 
@@ -111,10 +109,8 @@ def textbook_gp_critic_step(model, config: WGANConfig):
     return step
 
 
-def run(config: WGANBenchmarkConfig, preset: str = "") -> int:
-    started, t0 = results.utc_now(), time.perf_counter()
-    seed_everything(config.seed)
-    training.speed_settings(config)
+@benchmark(PAPER, description=DESCRIPTION)
+def run(config: WGANBenchmarkConfig) -> tuple[dict, str]:
     shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
     model = build_model(config, shape)
     critic, stack = plain_models(model, config)
@@ -167,11 +163,10 @@ def run(config: WGANBenchmarkConfig, preset: str = "") -> int:
     verdict = "bound +20 %" if judged else "the penalty's second-order pass included; no bound"
     if extra:
         verdict += f"; vs the textbook GP critic step {100 * extra['overhead_vs_textbook_gp']:+.1f} % (bound +20 %)"
-    return write_benchmark(config, PAPER, started, time.perf_counter() - t0, final,
-                           description=DESCRIPTION, line=(
+    return final, (
         f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}: WGAN step {final['wgan_step_ms']:.0f} ms "
         f"vs plain {k} x {final['plain_critic_ms']:.0f} + {final['plain_g_through_critic_ms']:.0f} ms: "
-        f"overhead {100 * overhead:+.1f} % ({verdict})"))
+        f"overhead {100 * overhead:+.1f} % ({verdict})")
 
 
 def main(argv=None) -> int:

@@ -170,7 +170,9 @@ def test_inference_benchmark_writes_a_record_and_a_report_section(tmp_path):
     (record,) = results.load_all(config.results_dir, "unet")
     final = record["final"]
     assert final["tiles_per_slice"] == 9 and final["slice_s"] > 0
-    assert final["peak_rss_mb"] >= final["rss_before_slice_mb"]
+    # the kernel syncs a thread's RSS counters lazily (every 64 page faults), so the peak it reports can
+    # trail the VmRSS read just before by a fraction of a MB (seen: 1764.63 against 1764.79)
+    assert final["peak_rss_mb"] >= final["rss_before_slice_mb"] - 1.0
     assert "## Inference and train-step cost" in report.report_for(config.results_dir, "unet")
 
 
