@@ -74,6 +74,9 @@ class RunConfig:
          "tf_data_autotune"})
     # Why this paper trains on one device whatever the backend, or "" (see common.distribute).
     ONE_DEVICE_ONLY: typing.ClassVar[str] = ""
+    # Fields added after runs were recorded, with their defaults: hashed only when they leave them, so that those
+    # runs keep their hash (config_hash); a paper adds its own.
+    HASHED_UNLESS_DEFAULT: typing.ClassVar[dict] = {"sync_batchnorm": True, "fused_batchnorm": True}
 
     seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.repro.seed_everything)")
     data_dir: str = param("", "data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
@@ -341,16 +344,12 @@ def to_dict(config) -> dict:
 # and tf.data's autotuning, which changes when batches are made, not what they hold.
 _LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data",
                     "distribute", "coordinator", "num_processes", "process_id", "tf_data_autotune"}
-# Fields added after runs were recorded: hashed only when they leave their default, so that those runs keep their hash.
-_HASHED_UNLESS_DEFAULT = {"sync_batchnorm": True, "precision": "float32", "fused_batchnorm": True,
-                          "minibatch_discrimination": False, "label_smoothing": 0.0, "historical_averaging": 0.0,
-                          "networks": "cgan", "bn_statistics": "moving"}
-
-
 def config_hash(config) -> str:
-    """A short stable hash of the fields that change the computation."""
+    """A short stable hash of the fields that change the computation (not a field of the config's
+    `HASHED_UNLESS_DEFAULT` at its default)."""
+    later = getattr(config, "HASHED_UNLESS_DEFAULT", {})
     relevant = {k: v for k, v in to_dict(config).items() if k not in _LOCATION_FIELDS
-                and not (k in _HASHED_UNLESS_DEFAULT and v == _HASHED_UNLESS_DEFAULT[k])}
+                and not (k in later and v == later[k])}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -74,40 +74,6 @@ def _nearest(samples, reference, chunk):
     return dist, index
 
 
-class QualityTrack(keras.callbacks.Callback):
-    """Sample quality over training, added to the epoch's logs (and so to the CSV history) every
-    `every` epochs and after the first: for `len(z)` samples of fixed latent vectors, the mean distance
-    to the nearest held-out real image (`sample_nn_distance`), the fraction of distinct nearest
-    neighbours, the score and Fréchet distance of a feature network if one is given
-    (`sample_score`, `sample_fd`), and `extra` numbers: name -> fn(samples) -> float. Epochs in
-    between log NaN. Put it before the CSV logger in the callback list."""
-
-    def __init__(self, generator, z: np.ndarray, held_out: np.ndarray, every: int = 1, network=None,
-                 extra: dict | None = None):
-        super().__init__()
-        self.generator, self.z, self.held_out, self.every = generator, z, held_out, every
-        self.network, self.extra = network, dict(extra or {})
-
-    def measure(self) -> dict:
-        samples = generate(self.generator, self.z)
-        out = {"sample_nn_distance": float(nearest_neighbour_distance(samples, self.held_out).mean()),
-               "sample_nn_distinct": len(np.unique(nearest_neighbour_index(samples, self.held_out))) / len(samples)}
-        if self.network is not None:
-            scores = self.network.scores(samples, self.held_out[:len(samples)], splits=1)
-            out.update(sample_score=scores["score"], sample_fd=scores["frechet_distance"])
-        out.update({name: float(fn(samples)) for name, fn in self.extra.items()})
-        return out
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        due = epoch == 0 or (epoch + 1) % self.every == 0
-        measured = self.measure() if due else None
-        keys = ["sample_nn_distance", "sample_nn_distinct", *(["sample_score", "sample_fd"] if self.network else []),
-                *self.extra]
-        logs.update({k: measured[k] if measured else float("nan") for k in keys})
-
-
 def score_samples(network, generator, z: np.ndarray, real: np.ndarray) -> tuple[dict, dict]:
     """`network`'s score and Fréchet distance of G(z) against as many `real` images (a
     `gen_metrics.FeatureNetwork`): the full scores, and what a results record's `final` keeps of them."""

@@ -39,6 +39,7 @@ LR_DECAY = {"cgan": 1.00004, "goodfellow2014": 1.000004}
 @dataclass(frozen=True)
 class CGANConfig(SampleScoreConfig):
     RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"conditional", "networks", "eval_block", "nn_samples"}
+    HASHED_UNLESS_DEFAULT = {**SampleScoreConfig.HASHED_UNLESS_DEFAULT, "networks": "cgan"}
 
     conditional: bool = param(True, "condition G and D on the one-hot label (CGAN); false: the same networks "
                                     "without y, the unconditional GAN of the paper's Table 1 comparison")

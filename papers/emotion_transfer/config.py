@@ -38,6 +38,7 @@ STAGE_ONE = ("backbone", "imagenet_weights", "input_size", "augment", "fer_epoch
 @dataclass(frozen=True)
 class EmotionTransferConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"scheme", "backbone", "imagenet_weights"}
+    HASHED_UNLESS_DEFAULT = {**RunConfig.HASHED_UNLESS_DEFAULT, "bn_statistics": "moving"}
     ONE_DEVICE_ONLY = "every epoch keeps every image, so its last batch need not split over devices"
 
     scheme: str = param("b", "fer (stage one), a, b (the paper's cascade), c, d or e; see the module docstring",

@@ -36,6 +36,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 class ResNetConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"depth", "eval_batch_size", "deterministic", "data_workers",
                                                  "test_each_epoch"}
+    HASHED_UNLESS_DEFAULT = {**RunConfig.HASHED_UNLESS_DEFAULT, "precision": "float32", "label_smoothing": 0.0}
 
     depth: int = param(20, "6n+2 layers; the paper's are 20, 32, 44, 56, 110 (§4.2, Table 6)", low=8)
     batch_size: int = param(128, "minibatch size (§4.2)", low=1)

@@ -48,6 +48,8 @@ class SemiSupervisedGANConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "labels", "data_seed", "labelled_only",
                                                  "minibatch_discrimination", "label_smoothing", "historical_averaging",
                                                  "eval_every", "sample_every"}
+    HASHED_UNLESS_DEFAULT = {**RunConfig.HASHED_UNLESS_DEFAULT, "minibatch_discrimination": False,
+                             "label_smoothing": 0.0, "historical_averaging": 0.0}
 
     dataset: str = param("mnist", "mnist, cifar10 or svhn (its .mat files are not available offline here)",
                          choices=DATASETS)

@@ -157,3 +157,26 @@ def test_a_field_with_choices_refuses_any_other_value_in_one_line_and_lists_them
     with pytest.raises(ConfigError, match="--jit_compile must be one of auto, true, false"):
         make_config(Chosen, {}, jit_compile="yes")
     assert "--mode=a  [str: a | b]  a mode" in help_text(Chosen, {})
+
+
+def test_fields_added_after_runs_were_recorded_keep_those_runs_hashes():
+    """Each paper's HASHED_UNLESS_DEFAULT: the hashes of recorded and relayed runs stay (a run in flight is
+    found by its hash: another hash would start it afresh), and setting such a field changes the hash."""
+    from papers.emotion_transfer.config import PRESETS as EMOTION_PRESETS
+    from papers.emotion_transfer.config import EmotionTransferConfig
+    from papers.resnet.config import PRESETS as RESNET_PRESETS
+    from papers.resnet.config import ResNetConfig
+    from papers.semi_supervised_gan.config import PRESETS as SSGAN_PRESETS
+    from papers.semi_supervised_gan.config import SemiSupervisedGANConfig
+
+    # results/relay/resnet/resnet20-paper-seed{0,1,2}-<hash>.tar.gz
+    assert [config_hash(make_config(ResNetConfig, RESNET_PRESETS, seed=s)) for s in (0, 1, 2)] == \
+        ["e7b3f4ef", "416a304d", "2d460cc7"]
+    assert config_hash(make_config(SemiSupervisedGANConfig, SSGAN_PRESETS, labelled_only=True, data_seed=2)) == \
+        "651322e7"  # mnist-100labels-labelled-only_paper_seed0_20261201T210012Z
+    # efficientnet_lite0-ckplus-scheme-d_paper_seed0_20261206T054502Z (its ImageNet weights' path is hashed)
+    assert config_hash(make_config(EmotionTransferConfig, EMOTION_PRESETS, scheme="d", runs_dir="/work/runs")) == \
+        "8b75d8cd"
+    base = make_config(ResNetConfig, RESNET_PRESETS)
+    for field, value in (("label_smoothing", 0.1), ("precision", "mixed_bfloat16"), ("sync_batchnorm", False)):
+        assert config_hash(make_config(ResNetConfig, RESNET_PRESETS, **{field: value})) != config_hash(base), field
