@@ -346,7 +346,8 @@ _LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorbo
                     "distribute", "coordinator", "num_processes", "process_id", "tf_data_autotune"}
 def config_hash(config) -> str:
     """A short stable hash of the fields that change the computation (not a field of the config's
-    `HASHED_UNLESS_DEFAULT` at its default)."""
+    `HASHED_UNLESS_DEFAULT` at its default). Of a config object: a stored record's config (a dict) does not
+    say its class, so its hash is the record's `config_hash`, not this."""
     later = getattr(config, "HASHED_UNLESS_DEFAULT", {})
     relevant = {k: v for k, v in to_dict(config).items() if k not in _LOCATION_FIELDS
                 and not (k in later and v == later[k])}

@@ -1,7 +1,7 @@
 """Plumbing shared by the GAN papers: generating in batches, fixed-noise sample grids written during
 training, latent-space interpolations, and a simple, checkable sample-quality signal (nearest-neighbour
 distance to real images). The networks and adversarial losses live in each paper's folder; the
-alternating updates in `common.adversarial`; Inception-style scores in `common.gen_metrics`; the
+alternating updates in `common.adversarial`; Inception-style scores in `common.metrics.generative`; the
 32x32 image sets in `common.data.image_sets`."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _nearest(samples, reference, chunk):
 
 def score_samples(network, generator, z: np.ndarray, real: np.ndarray) -> tuple[dict, dict]:
     """`network`'s score and Fréchet distance of G(z) against as many `real` images (a
-    `gen_metrics.FeatureNetwork`): the full scores, and what a results record's `final` keeps of them."""
+    `metrics.generative.FeatureNetwork`): the full scores, and what a results record's `final` keeps of them."""
     scores = network.scores(generate(generator, z), real[:len(z)], splits=min(10, len(z)))
     return scores, {"sample_score": scores["score"], "sample_score_std": scores["score_std"],
                     "sample_fd": scores["frechet_distance"], **network.describe()}

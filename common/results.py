@@ -159,8 +159,11 @@ def write_revision(original: dict, results_dir: str | os.PathLike, *, config, fi
     before = original["config"]
     record = {k: v for k, v in original.items() if not k.startswith("_")}
     new_config = to_dict(config)
-    record.update(config=new_config, config_hash=config_hash(config), final={**original["final"], **final},
-                  **extra)
+    # the original's configuration unchanged (a stored dict, which has no class to say which fields its hash
+    # leaves at their defaults: config_hash) keeps its hash
+    unchanged = isinstance(config, dict) and new_config == before
+    record.update(config=new_config, config_hash=original["config_hash"] if unchanged else config_hash(config),
+                  final={**original["final"], **final}, **extra)
     record["revision"] = {
         "of": Path(original["_path"]).name, "reason": reason, "started": started, "finished": utc_now(),
         "wall_time_s": round(float(wall_time_s), 1), "git": repro.git_state(), "versions": repro.library_versions(),

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common import parzen
 from common.config import ConfigError, param
-from common.gen_metrics import SampleScoreConfig
+from common.metrics import parzen
+from common.metrics.generative import SampleScoreConfig
 
 TRAIN_IMAGES = 50_000  # the first 50,000 MNIST training images; the last 10,000 are the validation set
 NETWORKS = ("cgan", "goodfellow2014")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import parzen
+from common.metrics import parzen
 from papers.cgan.config import CGANConfig
 from papers.cgan.model import CGAN, CLASSES
 

@@ -11,7 +11,7 @@ After every epoch: the Gaussian Parzen-window log-likelihood of the validation i
 samples of each label (sigma chosen on the first 1,000 validation images); the best epoch's generator
 is kept and training stops `patience` epochs after it. At the end, with that generator: the test
 log-likelihood (Table 1's protocol), and, given an MNIST classifier (`--feature_network`, made by
-`python -m common.score_network --dataset=mnist`), how often a sample is the digit it was asked for,
+`python -m common.metrics.score_network --dataset=mnist`), how often a sample is the digit it was asked for,
 the classifier's score and Fréchet distance; Figure 2's grid (one row per label). An interrupted run
 resumes from its last finished epoch.
 """

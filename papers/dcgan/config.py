@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from common.config import ConfigError, param
 from common.data.image_sets import DATASETS
-from common.gen_metrics import SampleScoreConfig
+from common.metrics.generative import SampleScoreConfig
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ FILTERS = (16, 32, 64)
 def zero_pad_shortcut(x, filters: int, stride: int, name: str):
     """Option A shortcut (§3.3): subsample by `stride` (a 1x1 max-pool, i.e. every other pixel) and
     zero-pad the channel axis to `filters`, split evenly on both sides. Built from stock Keras layers,
-    so that a saved network loads without this module (`common.gen_metrics` loads the classifier by file,
+    so that a saved network loads without this module (`common.metrics.generative` loads the classifier by file,
     with `common.layers` registered for the batch normalisation)."""
     h, w, channels = x.shape[1:]
     extra = filters - channels
@@ -176,7 +176,7 @@ def image_classifier(model: keras.Model, pixel_mean: np.ndarray) -> keras.Model:
     """The trained network as a self-contained classifier of CIFAR-10 images in [-1, 1] (the range of
     a GAN generator's tanh) with its preprocessing inside: -> [0, 1] -> minus the per-pixel training
     mean -> class probabilities. Saved as `classifier.keras` in the run directory, it is the feature
-    network the GAN papers' scores load by path (`common.gen_metrics.FeatureNetwork.from_model_file`)."""
+    network the GAN papers' scores load by path (`common.metrics.generative.FeatureNetwork.from_model_file`)."""
     x = keras.Input((32, 32, 3), name="image_minus1_to_1")
     h = keras.layers.Rescaling(0.5, offset=0.5, name="to_unit_range")(x)
     h = keras.layers.Normalization(axis=(1, 2, 3), mean=pixel_mean, variance=np.ones_like(pixel_mean),
@@ -185,7 +185,7 @@ def image_classifier(model: keras.Model, pixel_mean: np.ndarray) -> keras.Model:
 
 
 def classifier_card(record: dict) -> dict:
-    """The card of a run's `classifier.keras` (read by `common.gen_metrics.FeatureNetwork`, so that GAN
+    """The card of a run's `classifier.keras` (read by `common.metrics.generative.FeatureNetwork`, so that GAN
     scores made with it carry its test accuracy), taken from the run's results record."""
     final, config = record["final"], record["config"]
     return {"what": f"CIFAR-10 {record['variant']} classifier ({record['preset']} preset, seed {record['seed']}), "

@@ -20,8 +20,9 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import score_network, training
+from common import training
 from common.data.pipeline import ArrayBatches, pad_crop_flip
+from common.metrics import score_network
 from common.run import Run
 from papers.resnet.config import PRESETS, ResNetConfig
 from papers.resnet.data import prepare_data

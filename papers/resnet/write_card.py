@@ -4,7 +4,7 @@
 
 Runs finished with this repository's current train script get their card when they finish; this is
 for runs that finished before cards existed. The card (`classifier.json` beside the model) gives the
-classifier's test accuracy, which GAN scores made with it then record (`common.score_network`).
+classifier's test accuracy, which GAN scores made with it then record (`common.metrics.score_network`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import score_network
+from common.metrics import score_network
 from papers.resnet.model import classifier_card
 
 

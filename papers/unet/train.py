@@ -26,8 +26,8 @@ import keras
 import numpy as np
 
 from common import config as cfg
-from common import seg_metrics
 from common.data import isbi2012
+from common.metrics import segmentation
 from common.run import Run
 from papers.unet import augment, weights
 from papers.unet.config import PRESETS, UNetConfig
@@ -50,7 +50,7 @@ class HeldOut(keras.callbacks.Callback):
             return
         if epoch == 0 or (epoch + 1) % self.every == 0 or epoch + 1 == self.last:
             probs = [cell_probability(self.model, im, self.config) for im in self.images]
-            scores = [seg_metrics.evaluate(p, t, 0.5, warping=False) for p, t in zip(probs, self.labels, strict=True)]
+            scores = [segmentation.evaluate(p, t, 0.5, warping=False) for p, t in zip(probs, self.labels, strict=True)]
             logs["val_pixel_error"] = float(np.mean([s["pixel_error"] for s in scores]))
             logs["val_rand_error"] = float(np.mean([s["rand_error"] for s in scores]))
         else:
@@ -144,7 +144,7 @@ def train(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
     probs = np.stack([cell_probability(model, im, config) for im in images[val_idx]])
     per_slice_s = (time.perf_counter() - t_inf) / len(val_idx)
     tiles_per_slice = (-(-512 // out)) ** 2
-    scores = seg_metrics.best_over_thresholds(probs, labels[val_idx], warping=config.warping_error)
+    scores = segmentation.best_over_thresholds(probs, labels[val_idx], warping=config.warping_error)
     final = {"rand_error": scores["rand_error"], "v_rand": scores["v_rand"], "v_info": scores["v_info"],
              "pixel_error": scores["pixel_error"], "warping_error": scores["warping_error"],
              "rand_error_at_0_5": 1 - scores["at_0.5"]["v_rand"], "pixel_error_at_0_5": scores["at_0.5"]["pixel_error"],

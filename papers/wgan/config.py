@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from common.config import ConfigError, param
 from common.data.image_sets import DATASETS
-from common.gen_metrics import SampleScoreConfig
+from common.metrics.generative import SampleScoreConfig
 from papers.wgan.model import AUTHORS_SCHEDULE, LOSSES, NORMS, SCHEDULES
 
 # The two papers' values where they differ (Arjovsky et al. Algorithm 1; Gulrajani et al. Algorithm 1).

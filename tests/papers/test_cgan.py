@@ -9,8 +9,9 @@ import pytest
 import scipy.special
 import scipy.stats
 
-from common import parzen, report, results
+from common import report, results
 from common.config import ConfigError, config_hash, make_config, parse_args
+from common.metrics import parzen
 from papers.cgan import real_images, train
 from papers.cgan.config import PRESETS, CGANConfig
 from papers.cgan.model import (
@@ -293,7 +294,7 @@ def test_losses_are_the_gan_codes_from_logits():
     assert np.isfinite(_np(bce_from_logits(np.array([1e4, -1e4], np.float32), 1.0))).all()
 
 
-# --- the Parzen estimator (common.parzen) ----------------------------------------------------------
+# --- the Parzen estimator (common.metrics.parzen) ----------------------------------------------------------
 
 
 def test_parzen_of_one_sample_is_scipys_gaussian_log_density():

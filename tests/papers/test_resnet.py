@@ -120,7 +120,7 @@ def test_smoke_run_writes_results_and_a_classifier_any_process_loads(cifar_root,
     assert set(record["data"]["checksums"]) == {"train split (content)", "test split (content)"}
     assert not (tmp_path / "a" / "results" / "resnet" / "REPORT.md").exists()  # reports are common.report's job
     # The saved classifier takes images in [-1, 1] and gives the network's probabilities on preprocessed ones.
-    from common.gen_metrics import FeatureNetwork
+    from common.metrics.generative import FeatureNetwork
 
     net = FeatureNetwork.from_model_file(record["final"]["classifier_file"], name="CIFAR-10 classifier")
     arrays, _ = prepare_data(config)
@@ -137,7 +137,7 @@ def test_smoke_run_writes_results_and_a_classifier_any_process_loads(cifar_root,
     results_file = next((tmp_path / "a" / "results" / "resnet").glob("*.json"))
     assert write_card.main([str(results_file)]) == 2
     # A fresh process in which no paper module can be imported (a GAN run) loads it with stock Keras layers.
-    code = ("import sys; sys.modules['papers'] = None; from common.gen_metrics import FeatureNetwork; "
+    code = ("import sys; sys.modules['papers'] = None; from common.metrics.generative import FeatureNetwork; "
             f"print(FeatureNetwork.from_model_file({record['final']['classifier_file']!r}, name='c').name)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -84,7 +84,7 @@ class FeatureNetwork:
     input_size: tuple[int, int] | None = None  # resize to this first (Inception-v3: 299 x 299)
     input_range: tuple[float, float] = (-1.0, 1.0)  # what the network expects
     sha256: str | None = None  # of the file it was loaded from: which network defined the scores
-    card: dict | None = None  # common.score_network's card of the file: its dataset and test accuracy
+    card: dict | None = None  # common.metrics.score_network's card of the file: its dataset and test accuracy
 
     def describe(self) -> dict:
         """What a results record needs to say which network its scores came from."""
@@ -110,7 +110,7 @@ class FeatureNetwork:
             features = keras.Model(model.inputs, model.get_layer(feature_layer).output)
         else:
             features = _penultimate(model)
-        from common.score_network import read_card
+        from common.metrics.score_network import read_card
 
         return cls(model, features, name=name, source=str(path), sha256=file_digest(path), card=read_card(path))
 

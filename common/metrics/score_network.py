@@ -1,6 +1,6 @@
 """Train a small classifier to score a generator's samples where Inception-v3 cannot be used.
 
-    python -m common.score_network --dataset=mnist --seed=0
+    python -m common.metrics.score_network --dataset=mnist --seed=0
 
 The GAN papers' scores (Inception Score, FID) need Inception-v3's ImageNet weights, which an offline
 machine cannot download, and which say little about 32x32 grey digits anyway. This tool trains a plain
@@ -8,14 +8,14 @@ convolutional classifier on the GAN-format images of a dataset (`common.data.ima
 zero-padded to 32x32x1, CIFAR-10 32x32x3, both scaled to [-1, 1]), measures its accuracy on the test
 set and saves it as a `.keras` file with a card (`<file>.json`: dataset, test accuracy, seed, epochs,
 git commit, library versions, device, wall time). Pass the file as `--feature_network` of a GAN's
-train script; `common.gen_metrics.FeatureNetwork` reads the card, and the scores it gives are named
+train script; `common.metrics.generative.FeatureNetwork` reads the card, and the scores it gives are named
 after the network ("MNIST classifier score"), never "Inception Score".
 
 For CIFAR-10 this repository's ResNet-20 (`papers/resnet/train.py` saves `classifier.keras`) is the
 stronger network; this small one is meant for MNIST, where it reaches about 99 % in three epochs.
 The file is never overwritten: a second run with the same output path stops with an error.
 
-    python -m common.score_network annotate results/wgan/<run>.json ...
+    python -m common.metrics.score_network annotate results/wgan/<run>.json ...
 
 adds the card's test accuracy to runs scored before their network had a card (ResNet classifiers saved
 before `papers/resnet/write_card.py` existed). It checks that the network file still has the sha256 the
@@ -153,7 +153,7 @@ def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size
     tmp = out.with_name(out.stem + ".tmp.keras")
     model.save(tmp)
     os.replace(tmp, out)
-    card = {"what": f"{dataset} classifier for sample scores (common.score_network)", "dataset": dataset,
+    card = {"what": f"{dataset} classifier for sample scores (common.metrics.score_network)", "dataset": dataset,
             "source": images.source, "checksums": images.checksums, "train_images": len(x_train),
             "test_images": len(x_test),
             "test_accuracy": float(test_accuracy),
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["annotate"]:
         if len(argv) < 2:
-            print("usage: python -m common.score_network annotate RESULTS.json [...]", file=sys.stderr)
+            print("usage: python -m common.metrics.score_network annotate RESULTS.json [...]", file=sys.stderr)
             return 2
         failed = 0
         for name in argv[1:]:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed += 1
         return 2 if failed else 0
 
-    parser = argparse.ArgumentParser(prog="python -m common.score_network", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m common.metrics.score_network", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=DATASETS, default="mnist")
     parser.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from common import seg_metrics as sm
+from common.metrics import segmentation as sm
 
 
 def _two_cells():

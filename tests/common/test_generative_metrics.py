@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.gen_metrics import FeatureNetwork, frechet_distance, inception_score
+from common.metrics.generative import FeatureNetwork, frechet_distance, inception_score
 
 
 def test_inception_score_of_uniform_predictions_is_one():
@@ -77,7 +77,7 @@ def test_inception_v3_from_a_weights_file(tmp_path):
 
 
 def test_score_network_trains_saves_a_card_and_never_overwrites(mnist_root, tmp_path):
-    from common.score_network import card_path, main
+    from common.metrics.score_network import card_path, main
 
     out = tmp_path / "nets" / "mnist-classifier.keras"
     argv = ["--dataset=mnist", f"--data_dir={mnist_root}", "--download=false", "--verify_data=false", "--epochs=2",
@@ -100,9 +100,10 @@ def test_score_network_trains_saves_a_card_and_never_overwrites(mnist_root, tmp_
 def test_annotate_adds_a_card_written_after_the_run_as_a_revision(tmp_path):
     from dataclasses import dataclass
 
-    from common import results, score_network
+    from common import results
     from common.config import RunConfig
     from common.data.files import file_digest
+    from common.metrics import score_network
 
     @dataclass(frozen=True)
     class Cfg(RunConfig):
@@ -146,7 +147,7 @@ def test_new_runs_score_with_the_datasets_published_network_unless_told_otherwis
     the config (and its hash) is the same wherever the run is; CIFAR-10 has no published one yet."""
     from common import networks
     from common.config import make_config
-    from common.gen_metrics import PUBLISHED_SCORE_NETWORKS, published_or_file
+    from common.metrics.generative import PUBLISHED_SCORE_NETWORKS, published_or_file
     from papers.cgan.config import PRESETS as CGAN_PRESETS
     from papers.cgan.config import CGANConfig
     from papers.wgan.config import PRESETS as WGAN_PRESETS
