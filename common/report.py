@@ -589,7 +589,9 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
     if len(frame):
         runs = frame.sort_values(["variant", "preset", "seed", "file"]).to_dict("records")
         digits = meta.get("digits", 2)
+        paths = {Path(r["_path"]).name: r["_path"] for r in records}
         for r in runs:
+            r["file"] = _file_link(paths[r["file"]], report_dir)
             r["value"] = "–" if pd.isna(r["value"]) else f"{r['value']:.{digits}f}"
             for key, _, d in _extras(meta):
                 r[key] = ("–" if r[key] is None or pd.isna(r[key]) else _show_value(r[key]) if d is None
@@ -631,7 +633,7 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                          "memory": f"{f['in_memory_images_per_s']:.0f}",
                          "overhead": f"{100 * f['pipeline_overhead']:.1f} %",
                          "validation": ", ".join(f"{v:.1f}" for v in passes) if passes else "–",
-                         "commit": _commit(r["git"]), "file": Path(r["_path"]).name})
+                         "commit": _commit(r["git"]), "file": _file_link(r["_path"], report_dir)})
         lines += ["", "## Training throughput", "",
                   "Images per second of the full train step (forward, backward, SGD update), best of the "
                   "repeats, compilation excluded. *Pipeline*: `fit` on the training pipeline (shuffled, "
@@ -646,7 +648,7 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                                 "overhead": "pipeline overhead",
                                 **({"validation": extra["validation"]} if "validation" in extra else {}),
                                 "commit": "commit", "file": "results file"})]
-    lines += _summary_benchmarks(records)
+    lines += _summary_benchmarks(records, report_dir)
     if superseded:
         lines += ["", "## Superseded runs", "",
                   "Kept in results/ but left out of every table above, for the reason given "
@@ -890,7 +892,7 @@ def _kind_rows(final: dict, facts: dict) -> list[dict]:
     return rows
 
 
-def _summary_benchmarks(records: list[dict]) -> list[str]:
+def _summary_benchmarks(records: list[dict], report_dir: Path | None = None) -> list[str]:
     """Benchmarks that carry their own `summary` (column -> formatted value), or `summary_rows` (several
     such rows), and `description`."""
     bench = [r for r in records if r.get("kind") == "benchmark" and ("summary" in r["final"]
@@ -908,7 +910,7 @@ def _summary_benchmarks(records: list[dict]) -> list[str]:
         for part in parts:
             columns.update({k: k for k in part})
             rows.append({"variant": r["variant"], "device": _device(r), "backend": _backend(r), "fused": fused,
-                         **part, "commit": _commit(r["git"]), "file": Path(r["_path"]).name})
+                         **part, "commit": _commit(r["git"]), "file": _file_link(r["_path"], report_dir)})
     columns.update(commit="commit", file="results file")
     description = bench[-1].get("description", "")
     title = bench[-1]["final"].get("title", "Benchmarks")
@@ -1055,6 +1057,12 @@ def summary_csv(results_dir: Path, papers_dir: Path) -> str:
                              "paper_value": meta.get("paper_values", {}).get(variant) if key == "value" else None,
                              "marks": marks, "records": ";".join(done["file"])})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def _file_link(path: str | Path, report_dir: Path | None) -> str:
+    """A results file's name, linked from the REPORT in `report_dir` (none: the name alone)."""
+    name = Path(path).name
+    return name if report_dir is None else f"[{name}]({_relpath(Path(path), report_dir)})"
 
 
 def _relpath(path: Path, start: Path) -> str:

@@ -532,3 +532,10 @@ def test_extra_metric_tables_split_the_other_measures_into_one_table_per_group(r
     assert "**Gaps**\n\n| model | preset | b | a |\n" in others  # the group's columns, in its order
     assert "**Other measures**\n\n| model | preset | k |\n" in others  # what no group names, last
     assert "| v1 | quick (not the paper's recipe) | 0.0 | 1.0 |" in others
+
+
+def test_every_run_links_its_results_file_from_the_report(repo):
+    _, res, papers, readme = repo
+    path = _write(res, 0, 0.1)
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert f"| [{path.name}](../../results/toy/{path.name}) |" in text
