@@ -149,6 +149,10 @@ def main(argv=None) -> int:
     try:
         if args.action == "list":
             for card in available():
+                if card.get("file") is None:
+                    print(f"{card['name']}: {card['model']}, not committed ({card['why_not_committed']}); "
+                          f"produce it with: {card['produce']}")
+                    continue
                 metric = card["metric"]
                 print(f"{card['name']}: {card['model']} ({card['preset']}, seed {card['seed']}), {metric['name']} "
                       f"{metric['value']} on {metric['on']}; input {card['input']['shape']} {card['input']['range']}")

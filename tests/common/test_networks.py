@@ -70,7 +70,7 @@ def test_a_damaged_file_an_unknown_name_a_second_publication_and_an_oversized_fi
     assert not list((results / "toy" / "networks").glob("*small*"))
 
 
-@pytest.mark.parametrize("card", networks.available(), ids=lambda c: c["name"])
+@pytest.mark.parametrize("card", [c for c in networks.available() if c.get("file")], ids=lambda c: c["name"])
 def test_every_committed_network_is_its_cards_and_scores_its_cards_check(card, real_data_dir):
     """The committed file's SHA-256 is its card's, and on the card's slice of the real test set it scores the
     number the card gives (the network as published, not retrained)."""
@@ -83,3 +83,26 @@ def test_every_committed_network_is_its_cards_and_scores_its_cards_check(card, r
     accuracy = float(np.mean(model.predict(x, batch_size=250, verbose=0).argmax(1) == data.y_test[:check["first"]]))
     assert accuracy == pytest.approx(check["accuracy"], abs=1e-9)
     assert networks.path_of(card["name"]).stat().st_size <= networks.FILE_LIMIT_MIB * 2**20
+
+
+@pytest.mark.parametrize("card", [c for c in networks.available() if c.get("file") is None], ids=lambda c: c["name"])
+def test_a_network_over_the_budget_has_a_card_whose_command_produces_it_and_no_file(card):
+    """Its card's command is the paper's own (its parser takes it, at the preset the card names), its
+    weights are over the budget, no file is committed, and `load` says how to produce it."""
+    import importlib
+    import shlex
+
+    from common.config import RunConfig, parse_args
+
+    paper = card["paper"]
+    argv = shlex.split(card["produce"])
+    assert argv[:2] == ["python", f"papers/{paper}/train.py"]
+    module = importlib.import_module(f"papers.{paper}.config")
+    cls = next(v for v in vars(module).values()
+               if isinstance(v, type) and issubclass(v, RunConfig) and v.__module__ == module.__name__)
+    preset, _ = parse_args(cls, module.PRESETS, argv[2:])
+    assert card["preset"].startswith(preset)
+    assert card["parameters"] * 4 > networks.FILE_LIMIT_MIB * 2**20
+    assert not networks.path_of(card["name"]).exists()
+    with pytest.raises(networks.NetworkError, match="not committed"):
+        networks.load(card["name"])
