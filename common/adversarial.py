@@ -31,7 +31,7 @@ import types
 
 import keras
 
-from common import distribute
+from common.lifecycle import distribute
 
 
 class PlayerOptimizers(keras.optimizers.Optimizer):

@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 
 from common import relay
-from common.results import utc_now
+from common.lifecycle.results import utc_now
 
 REPO = Path(__file__).resolve().parent.parent
 RETURN_MIB = 16  # the largest file the device returns from $OUT (64 MiB in all)

@@ -20,14 +20,14 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from common import distribute
+from common.lifecycle import distribute
 
 _FUSED_BATCHNORM = [True]
 
 
 def use_fused_batchnorm(on: bool) -> None:
     """Whether `BatchNormalization` below trains with TensorFlow's fused kernel (`--fused_batchnorm`, on by
-    default); read when a train step is traced, so set it before the first step (`common.run.Run` does)."""
+    default); read when a train step is traced, so set it before the first step (`common.lifecycle.run.Run` does)."""
     _FUSED_BATCHNORM[0] = bool(on)
 
 

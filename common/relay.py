@@ -6,7 +6,7 @@ run the same `train.py` command to resume it, exactly as if it had never moved.
     python -m common.relay unpack results/relay/resnet/resnet20-paper-seed0-e7b3f4ef.tar.gz
     python -m common.relay unpack --all                      # every pack under results/relay/ (a new machine)
 
-A pack holds what a resume reads (common.run.Run): the newest complete checkpoint (`backup/epoch-NNNN/`:
+A pack holds what a resume reads (common.lifecycle.run.Run): the newest complete checkpoint (`backup/epoch-NNNN/`:
 weights and optimizer state), `history.csv`, the clock and its sessions (`state.json`), the run's own state
 files (a cross-validation's finished folds, a choice made once) and the command that started it
 (`command.json`), with a manifest of every file's SHA-256. Nothing else: no older checkpoint, TensorBoard
@@ -37,8 +37,8 @@ import tarfile
 import time
 from pathlib import Path
 
-from common import repro, results
 from common.errors import UserError
+from common.lifecycle import repro, results
 
 REPO = Path(__file__).resolve().parent.parent
 RELAY_DIR = REPO / "results" / "relay"

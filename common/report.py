@@ -4,7 +4,7 @@
     python -m common.report --check    # exit 1 if a REPORT.md or the README table is not what results/ gives
     python -m common.report --missing  # the command of every run a table row still lacks, with its cost
 
-Nothing here is typed by hand: each number comes from a results JSON (common.results); the paper's
+Nothing here is typed by hand: each number comes from a results JSON (common.lifecycle.results); the paper's
 own numbers come from papers/<name>/paper.json, with their citation. `PAPER_JSON` below lists every
 key a paper.json may have and what it means; an unknown key is an error.
 """
@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import relay, repro
-from common import results as results_lib
-from common.config import PLUMBING_PRESETS
+from common import relay
+from common.lifecycle import repro
+from common.lifecycle import results as results_lib
+from common.lifecycle.config import PLUMBING_PRESETS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -233,7 +234,7 @@ def _preset(record: dict) -> str:
 
 
 def _device(record: dict) -> str:
-    """The device's name, with the number of devices and hosts of a data-parallel run (common.distribute);
+    """The device's name, with the number of devices and hosts of a data-parallel run (common.lifecycle.distribute);
     a run whose sessions ran on several machines (relayed: common.relay) names each, in order."""
     placed = record.get("distribution") or {}
     name = record["device"]["name"]
@@ -607,7 +608,7 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                                 "value": meta["metric_label"], **{key: label for key, label, _ in _extras(meta)},
                                 "epochs": "epochs", "device": "device", "backend": "backend",
                                 "images_per_s": meta.get("throughput_label", "train images/s"),
-                                # the update's time over its train step's (common.training.StepClock), once timed
+                                # the update's time over its step's (common.lifecycle.training.StepClock), once timed
                                 **({"update_over_step": "update / step"}
                                    if frame["update_over_step"].notna().any() else {}),
                                 **({"score_network_file": "score network (SHA-256)"}

@@ -6,7 +6,7 @@ Starts `papers/PAPER/train.py` with the given flags (its paper preset unless `--
 a temporary runs and results directory; its first epoch compiles and warms up, its second is measured, and
 then it is stopped: no record and no checkpoint are kept. It prints, over the second epoch's updates, the
 median time inside the train step (the compiled train function with its batch's data, as
-`common.training.StepClock` measures it in every run) and from one update's start to the next (what the
+`common.lifecycle.training.StepClock` measures it in every run) and from one update's start to the next (what the
 callbacks, Python and the data loader add between steps included), `update / step` (the ratio of their
 sums), and `epoch / step`: the whole epoch from its start to the next one's (its evaluation, checkpoint and
 history row included) over its time in the step. For epochs too long to wait for, `--updates N [--skip S]`
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import keras
 
-from common import training
+from common.lifecycle import training
 
 
 class _Measured(BaseException):
@@ -107,7 +107,7 @@ def measure(paper: str, argv: list[str], updates: int | None = None, skip: int =
             module.train = train
     if status not in (None, 0):
         raise SystemExit(f"the run ended with status {status}")
-    from common import repro
+    from common.lifecycle import repro
 
     return {"paper": paper, "argv": argv, **callback.result(), "seconds": round(time.perf_counter() - start, 1),
             "device": repro.device_info()["name"], "threads": repro.thread_environment()}

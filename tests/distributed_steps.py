@@ -9,7 +9,7 @@ custom step with batch normalisation and drawn noise), vae (its own loss with th
 cgan (Dropout in both networks), ssgan (MNIST: Gaussian noise in D, feature matching of batch means, the
 moving average of D's weights), wgan (the critic's minibatches cut from one batch, the gradient penalty),
 wgan_clip (weight clipping after each critic update).
-DISTRIBUTE: none or data_parallel, set up by `common.distribute` as a run does. `--devices`: host CPU
+DISTRIBUTE: none or data_parallel, set up by `common.lifecycle.distribute` as a run does. `--devices`: host CPU
 devices to show (on JAX through XLA_FLAGS, on TensorFlow as logical CPUs), set before the backend starts.
 `--naive=true` undoes, for a test that must then fail, what common does for TensorFlow replicas beyond
 Keras: Keras' own per-replica Dropout and noise draws, per-replica batch means, uncut critic minibatches.
@@ -42,9 +42,10 @@ if keras.backend.backend() == "tensorflow" and DEVICES > 1:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * DEVICES)
 
-from common import distribute, layers, repro  # noqa: E402
-from common.config import make_config  # noqa: E402
+from common import layers  # noqa: E402
 from common.data.pipeline import ArrayBatches  # noqa: E402
+from common.lifecycle import distribute, repro  # noqa: E402
+from common.lifecycle.config import make_config  # noqa: E402
 from papers.resnet.config import PRESETS as RESNET_PRESETS  # noqa: E402
 from papers.resnet.config import ResNetConfig  # noqa: E402
 

@@ -13,8 +13,8 @@ import types
 
 import pytest
 
-from common.config import make_config
-from common.run import Run
+from common.lifecycle.config import make_config
+from common.lifecycle.run import Run
 
 
 class _Planned(Exception):

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from common import relay, report, results
+from common import relay, report
+from common.lifecycle import results
 from tests.conftest import toy_classifier, write_cifar_folder, write_isbi2012, write_mnist_folder
 from tests.interrupt import CHECKPOINT_SOURCE
 
@@ -169,8 +170,9 @@ def _relay(where: Path) -> None:
 
 @pytest.mark.slow
 def test_a_killed_data_parallel_run_on_4_jax_devices_resumes_to_the_uninterrupted_numbers(tmp_path, monkeypatch):
-    """The same for ResNet's smoke run with --distribute=data_parallel on 4 JAX host devices (common.distribute):
-    checkpoints of replicated weights resume as a single device's do, and every session says 4 devices."""
+    """The same for ResNet's smoke run with --distribute=data_parallel on 4 JAX host devices
+    (common.lifecycle.distribute): checkpoints of replicated weights resume as a single device's do, and
+    every session says 4 devices."""
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 

@@ -78,7 +78,7 @@ def test_each_command_report_missing_writes_makes_its_rows_variant():
     import shlex
 
     from common import report
-    from common.config import RunConfig, parse_args
+    from common.lifecycle.config import RunConfig, parse_args
 
     lines = [line for line in report.missing() if not line.startswith("#")]
     assert lines, "no row lacks a run: the test has nothing to check"
@@ -136,3 +136,13 @@ def test_every_recipe_mutation_names_text_that_is_in_its_file():
     stale = [(path, old) for changes in MUTATIONS.values() for path, old, _, _ in changes
              if old not in (REPO / path).read_text()]
     assert not stale, f"update tests/recipe.py MUTATIONS: {stale}"
+
+
+def test_the_modules_that_find_the_repository_find_its_root():
+    """Moving a module into a package changes what its `__file__` parents are: git commands, the commit a
+    record names and the report's code-change marks all run from this root."""
+    from common import campaign, networks, relay, report
+    from common.lifecycle import repro
+
+    for root in (repro.REPO_ROOT, campaign.REPO, relay.REPO, report.REPO, networks.RESULTS.parent):
+        assert (root / "pyproject.toml").exists() and (root / "papers").is_dir(), root

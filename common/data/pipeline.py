@@ -3,7 +3,7 @@
 Each epoch's shuffle and each batch's augmentation are drawn from a generator seeded by
 (seed, epoch, batch index), so a batch is a pure function of those three: worker threads can build
 batches in any order, and a run resumed at an epoch boundary sees exactly the batches an
-uninterrupted run would have seen. `common.training.EpochSync` tells the pipeline the epoch.
+uninterrupted run would have seen. `common.lifecycle.training.EpochSync` tells the pipeline the epoch.
 Pass `shuffle=False` to `fit`: Keras would otherwise reorder the batch indices with Python's global
 `random` state, which a resumed process does not share.
 

@@ -25,8 +25,8 @@ import keras
 import numpy as np
 
 import common.layers  # noqa: F401  (registers the kpb layers a saved network may hold)
-from common.config import ConfigError, RunConfig, param
 from common.data.files import file_digest
+from common.lifecycle.config import ConfigError, RunConfig, param
 
 INCEPTION_V3_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"  # Keras' ImageNet weights file
 

@@ -19,7 +19,7 @@ The file is never overwritten: a second run with the same output path stops with
 
 adds the card's test accuracy to runs scored before their network had a card (ResNet classifiers saved
 before `papers/resnet/write_card.py` existed). It checks that the network file still has the sha256 the
-scores were made with, and writes a revision of the record (`common.results.write_revision`); the
+scores were made with, and writes a revision of the record (`common.lifecycle.results.write_revision`); the
 original is kept and marked superseded.
 """
 
@@ -61,8 +61,8 @@ def write_card(model_file: str | os.PathLike, card: dict) -> Path:
 def annotate(record_path: str | os.PathLike) -> Path:
     """A revision of a scored run's results record that adds its score network's test accuracy from
     the network's card. Raises ValueError when there is nothing to add or the network file changed."""
-    from common import results
     from common.data.files import file_digest
+    from common.lifecycle import results
 
     record_path = Path(record_path)
     results_dir = record_path.parent.parent
@@ -123,9 +123,9 @@ def train(dataset: str, out: Path, *, seed: int = 0, epochs: int = 3, batch_size
           learning_rate: float = 1e-3, train_subset: int = 0, data_dir: str = "", download: bool = True,
           verify: bool = True, verbose: int = 2) -> dict:
     """Train, evaluate on the test set, save the model and its card; returns the card."""
-    from common import repro
     from common.data import image_sets
-    from common.results import utc_now
+    from common.lifecycle import repro
+    from common.lifecycle.results import utc_now
 
     out = Path(out)
     if out.suffix != ".keras":

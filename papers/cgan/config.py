@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError, param
+from common.lifecycle.config import ConfigError, param
 from common.metrics import parzen
 from common.metrics.generative import SampleScoreConfig
 

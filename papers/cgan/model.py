@@ -28,9 +28,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from common import distribute
 from common.adversarial import AdversarialModel
 from common.layers import Dropout
+from common.lifecycle import distribute
 
 IMAGE_DIM, CLASSES = 784, 10
 # Where the GAN paper's MNIST model (mnist.yaml; its Generator's default noise) differs from §4.1's networks.

@@ -19,9 +19,9 @@ import common.tf_env  # noqa: F401
 
 import numpy as np
 
-from common import config as cfg
-from common import results
-from common.run import write_benchmark
+from common.lifecycle import config as cfg
+from common.lifecycle import results
+from common.lifecycle.run import write_benchmark
 from papers.cgan.config import PRESETS, CGANConfig
 from papers.cgan.data import prepare_data
 from papers.cgan.evaluate import parzen_score

@@ -27,10 +27,11 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common import gan, images, training
+from common import gan, images
 from common.data.pipeline import ArrayBatches
-from common.run import Run
+from common.lifecycle import config as cfg
+from common.lifecycle import training
+from common.lifecycle.run import Run
 from papers.cgan.config import PRESETS, CGANConfig
 from papers.cgan.data import prepare_data
 from papers.cgan.evaluate import conditional_accuracy, parzen_samples, parzen_score, to_classifier_input

@@ -25,10 +25,10 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common import training
-from common.config import param
-from common.run import benchmark
+from common.lifecycle import config as cfg
+from common.lifecycle import training
+from common.lifecycle.config import param
+from common.lifecycle.run import benchmark
 from papers.dcgan.config import PRESETS, DCGANConfig
 from papers.dcgan.model import build_model
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from common import gan
-from common.repro import seed_everything
+from common.lifecycle.repro import seed_everything
 from papers.dcgan import features
 from papers.dcgan.config import DCGANConfig
 from papers.dcgan.model import build_discriminator, build_generator

@@ -20,9 +20,9 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from common import distribute
 from common.adversarial import AdversarialModel
 from common.layers import BatchNormalization
+from common.lifecycle import distribute
 
 
 def _normal(std: float):

@@ -24,8 +24,8 @@ import common.tf_env  # noqa: F401
 
 import keras
 
-from common import config as cfg
-from common import results
+from common.lifecycle import config as cfg
+from common.lifecycle import results
 from papers.dcgan.config import PRESETS, DCGANConfig
 from papers.dcgan.data import prepare_data
 from papers.dcgan.evaluate import sample_scores, svm_evaluation

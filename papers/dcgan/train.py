@@ -18,10 +18,10 @@ import common.tf_env  # noqa: F401
 
 import numpy as np
 
-from common import config as cfg
 from common import gan, images
 from common.data.pipeline import ArrayBatches
-from common.run import Run
+from common.lifecycle import config as cfg
+from common.lifecycle.run import Run
 from papers.dcgan.config import PRESETS, DCGANConfig
 from papers.dcgan.data import prepare_data
 from papers.dcgan.evaluate import sample_scores, svm_evaluation

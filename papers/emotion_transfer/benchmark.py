@@ -21,10 +21,10 @@ import common.tf_env  # noqa: F401
 
 import numpy as np
 
-from common import config as cfg
-from common import training
-from common.config import param
-from common.run import benchmark
+from common.lifecycle import config as cfg
+from common.lifecycle import training
+from common.lifecycle.config import param
+from common.lifecycle.run import benchmark
 from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
 from papers.emotion_transfer.model import build_classifier, compile_model
 

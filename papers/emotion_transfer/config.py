@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import ConfigError, RunConfig, param
+from common.lifecycle.config import ConfigError, RunConfig, param
 
 SCHEMES = ("fer", "a", "b", "c", "d", "e")
 BN_STATISTICS = ("auto", "moving", "population")

@@ -27,12 +27,12 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common import training
 from common.data import ckplus, fer2013
 from common.data.files import DataError, file_digest
 from common.data.pipeline import ArrayBatches, pad_crop_flip
-from common.run import Run
+from common.lifecycle import config as cfg
+from common.lifecycle import training
+from common.lifecycle.run import Run
 from papers.emotion_transfer.config import PRESETS, STAGE_ONE, EmotionTransferConfig
 from papers.emotion_transfer.model import build_classifier, compile_model, set_population_statistics
 

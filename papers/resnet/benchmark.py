@@ -24,10 +24,10 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common.config import param
 from common.data.pipeline import ArrayBatches, pad_crop_flip
-from common.run import benchmark
+from common.lifecycle import config as cfg
+from common.lifecycle.config import param
+from common.lifecycle.run import benchmark
 from papers.resnet.config import ResNetConfig
 from papers.resnet.data import prepare_data
 from papers.resnet.model import build_model, compile_model

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError, RunConfig, param
+from common.lifecycle.config import ConfigError, RunConfig, param
 from papers.resnet.model import blocks_per_stage
 
 LR_SCHEDULES = ("step", "onecycle")

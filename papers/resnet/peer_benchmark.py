@@ -33,17 +33,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import config as cfg
-from common import repro, results
-from common.config import param
-from common.run import write_benchmark
+from common.lifecycle import config as cfg
+from common.lifecycle import repro, results
+from common.lifecycle.config import param
+from common.lifecycle.run import write_benchmark
 from papers.resnet.config import ResNetConfig
 
 PAPER = "resnet"
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ("tensorflow", "jax")
 PEERS = ("torch", "torch-channels-last", "torch-channels-last-bf16")
-# Environment variables a kind may set (KIND/VARIABLE=VALUE): common.repro's, OMP_NUM_THREADS being PyTorch's
+# Environment variables a kind may set (KIND/VARIABLE=VALUE): common.lifecycle.repro's, OMP_NUM_THREADS being PyTorch's
 # intra-op pool.
 THREAD_VARIABLES = repro.THREAD_VARIABLES
 
@@ -91,8 +91,8 @@ def measure_ours(config: PeerBenchmarkConfig) -> dict:
     import keras
     import numpy as np
 
-    from common.repro import seed_everything
-    from common.training import speed_settings
+    from common.lifecycle.repro import seed_everything
+    from common.lifecycle.training import speed_settings
     from papers.resnet.benchmark import _timed_fit
     from papers.resnet.model import build_model, compile_model
 

@@ -19,11 +19,11 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common import training
 from common.data.pipeline import ArrayBatches, pad_crop_flip
+from common.lifecycle import config as cfg
+from common.lifecycle import training
+from common.lifecycle.run import Run
 from common.metrics import score_network
-from common.run import Run
 from papers.resnet.config import PRESETS, ResNetConfig
 from papers.resnet.data import prepare_data
 from papers.resnet.model import build_model, classifier_card, compile_model, image_classifier

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError, RunConfig, param
+from common.lifecycle.config import ConfigError, RunConfig, param
 
 DATASETS = ("mnist", "cifar10", "svhn")
 # The authors' per-dataset settings (their scripts' defaults; SVHN's: train_svhn_feature_matching.py as of its

@@ -8,8 +8,8 @@ import math
 import keras
 import numpy as np
 
-from common.config import ConfigError
 from common.data import cifar10, mnist, svhn
+from common.lifecycle.config import ConfigError
 from papers.semi_supervised_gan.config import SemiSupervisedGANConfig
 
 

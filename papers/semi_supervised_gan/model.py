@@ -28,9 +28,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from common import distribute
 from common.adversarial import AdversarialModel
 from common.layers import BatchNormalization, Dropout, GaussianNoise
+from common.lifecycle import distribute
 from papers.semi_supervised_gan.config import SemiSupervisedGANConfig
 
 

@@ -24,9 +24,9 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
 from common import gan, images
-from common.run import Run
+from common.lifecycle import config as cfg
+from common.lifecycle.run import Run
 from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
 from papers.semi_supervised_gan.data import Batches, labelled_subset, load_data
 from papers.semi_supervised_gan.model import SemiSupervisedGAN, build_model, initialize

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError, RunConfig, param
+from common.lifecycle.config import ConfigError, RunConfig, param
 
 DATASETS = ("ravdess", "urdu", "iemocap")
 FOLDS = {"ravdess": 12, "urdu": 5, "iemocap": 5}

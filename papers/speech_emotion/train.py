@@ -32,11 +32,11 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common import training
 from common.data import iemocap, ravdess, urdu
 from common.data.audio import Corpus, read_audio
-from common.run import Run
+from common.lifecycle import config as cfg
+from common.lifecycle import training
+from common.lifecycle.run import Run
 from papers.speech_emotion import features as F
 from papers.speech_emotion.config import PRESETS, SpeechEmotionConfig
 from papers.speech_emotion.model import ELMClassifier, KernelELMClassifier, build_dnn

@@ -21,9 +21,9 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common.config import param
-from common.run import benchmark
+from common.lifecycle import config as cfg
+from common.lifecycle.config import param
+from common.lifecycle.run import benchmark
 from papers.unet.config import PRESETS, UNetConfig
 from papers.unet.model import build_unet, cell_probability, check_tile
 

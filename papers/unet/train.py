@@ -25,10 +25,10 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
 from common.data import isbi2012
+from common.lifecycle import config as cfg
+from common.lifecycle.run import Run
 from common.metrics import segmentation
-from common.run import Run
 from papers.unet import augment, weights
 from papers.unet.config import PRESETS, UNetConfig
 from papers.unet.data import TileBatches

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError, RunConfig, param
+from common.lifecycle.config import ConfigError, RunConfig, param
 
 DATASETS = ("mnist", "frey_face")
 BINARIZATIONS = ("dynamic", "fixed", "threshold", "none")

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from common import distribute
+from common.lifecycle import distribute
 
 LOG_2PI = math.log(2 * math.pi)
 

@@ -23,12 +23,13 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common import distribute, images, training
+from common import images
 from common.data import frey_face, mnist
 from common.data.pipeline import ArrayBatches
-from common.repro import seed_everything
-from common.run import Run
+from common.lifecycle import config as cfg
+from common.lifecycle import distribute, training
+from common.lifecycle.repro import seed_everything
+from common.lifecycle.run import Run
 from papers.vae.config import PRESETS, VAEConfig
 from papers.vae.model import VAE, marginal_log_likelihood
 

@@ -34,10 +34,10 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common import training
-from common.config import param
-from common.run import benchmark
+from common.lifecycle import config as cfg
+from common.lifecycle import training
+from common.lifecycle.config import param
+from common.lifecycle.run import benchmark
 from papers.wgan.config import PRESETS, WGANConfig
 from papers.wgan.model import build_model, optimizer
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError, param
 from common.data.image_sets import DATASETS
+from common.lifecycle.config import ConfigError, param
 from common.metrics.generative import SampleScoreConfig
 from papers.wgan.model import AUTHORS_SCHEDULE, LOSSES, NORMS, SCHEDULES
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from common import distribute
 from common.adversarial import AdversarialModel, input_gradient
 from common.layers import BatchNormalization
+from common.lifecycle import distribute
 
 LOSSES = ("clip", "gp")
 NORMS = ("batch", "layer", "none")

@@ -26,11 +26,12 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common import config as cfg
-from common import distribute, gan, images
+from common import gan, images
 from common.data import image_sets
 from common.data.pipeline import ArrayBatches
-from common.run import Run
+from common.lifecycle import config as cfg
+from common.lifecycle import distribute
+from common.lifecycle.run import Run
 from papers.wgan.config import PRESETS, WGANConfig
 from papers.wgan.model import AUTHORS_SCHEDULE, WGAN, build_model, train_steps_for
 

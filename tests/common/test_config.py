@@ -2,7 +2,7 @@ from dataclasses import FrozenInstanceError, dataclass
 
 import pytest
 
-from common.config import (
+from common.lifecycle.config import (
     ConfigError,
     RunConfig,
     cli_main,

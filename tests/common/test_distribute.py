@@ -1,4 +1,4 @@
-"""Data-parallel training (common.distribute) on this CPU: several devices give what one device gives.
+"""Data-parallel training (common.lifecycle.distribute) on this CPU: several devices give what one device gives.
 
 Each placement runs in a subprocess of its own (`tests/distributed_steps.py`), since the device count is fixed
 when the backend starts: JAX sees 4 host devices through XLA_FLAGS, TensorFlow 2 logical CPUs. The steps
@@ -26,8 +26,9 @@ import keras
 import numpy as np
 import pytest
 
-from common import distribute, layers
-from common.config import ConfigError, make_config
+from common import layers
+from common.lifecycle import distribute
+from common.lifecycle.config import ConfigError, make_config
 from papers.resnet.config import PRESETS, ResNetConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,7 +151,7 @@ def test_two_jax_processes_on_localhost_match_one_process(tmp_path, jax_one):
 def test_distribute_field_is_checked_and_left_out_of_the_hash():
     with pytest.raises(ConfigError, match="--distribute must be one of none, data_parallel, auto"):
         make_config(ResNetConfig, PRESETS, distribute="all")
-    from common.config import config_hash
+    from common.lifecycle.config import config_hash
 
     base = make_config(ResNetConfig, PRESETS)
     assert config_hash(make_config(ResNetConfig, PRESETS, distribute="none")) == config_hash(base)

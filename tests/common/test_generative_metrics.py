@@ -100,9 +100,9 @@ def test_score_network_trains_saves_a_card_and_never_overwrites(mnist_root, tmp_
 def test_annotate_adds_a_card_written_after_the_run_as_a_revision(tmp_path):
     from dataclasses import dataclass
 
-    from common import results
-    from common.config import RunConfig
     from common.data.files import file_digest
+    from common.lifecycle import results
+    from common.lifecycle.config import RunConfig
     from common.metrics import score_network
 
     @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def test_new_runs_score_with_the_datasets_published_network_unless_told_otherwis
     """Every machine scores MNIST samples with the one committed classifier (common.networks), by name, so that
     the config (and its hash) is the same wherever the run is; CIFAR-10 has no published one yet."""
     from common import networks
-    from common.config import make_config
+    from common.lifecycle.config import make_config
     from common.metrics.generative import PUBLISHED_SCORE_NETWORKS, published_or_file
     from papers.cgan.config import PRESETS as CGAN_PRESETS
     from papers.cgan.config import CGANConfig

@@ -92,7 +92,7 @@ def test_a_network_over_the_budget_has_a_card_whose_command_produces_it_and_no_f
     import importlib
     import shlex
 
-    from common.config import RunConfig, parse_args
+    from common.lifecycle.config import RunConfig, parse_args
 
     paper = card["paper"]
     argv = shlex.split(card["produce"])

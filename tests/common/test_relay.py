@@ -8,9 +8,10 @@ import tarfile
 
 import pytest
 
-from common import relay, report, results
-from common.config import make_config, parse_args
-from common.run import Run
+from common import relay, report
+from common.lifecycle import results
+from common.lifecycle.config import make_config, parse_args
+from common.lifecycle.run import Run
 from papers.resnet.config import PRESETS as RESNET_PRESETS
 from papers.resnet.config import ResNetConfig
 from tests.common.test_run import PRESETS, _config, _train
@@ -129,7 +130,7 @@ def test_packing_names_the_machine_of_sessions_recorded_without_one(tmp_path):
 @pytest.mark.parametrize("preset, overrides", [("paper", {"seed": 2}), ("quick", {"depth": 32, "seed": 1}),
                                                ("fast", {"flip_test": False, "lr_boundaries": (), "seed": 0})])
 def test_the_recorded_command_makes_the_same_configuration(preset, overrides):
-    from common.config import command_line
+    from common.lifecycle.config import command_line
 
     config = make_config(ResNetConfig, RESNET_PRESETS, preset, **overrides)
     argv = [*([] if preset == "paper" else [f"--preset={preset}"]), *command_line(config, RESNET_PRESETS, preset)]

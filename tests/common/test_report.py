@@ -3,7 +3,8 @@ import shutil
 
 import pytest
 
-from common import report, results
+from common import report
+from common.lifecycle import results
 from tests.common.test_results import record
 
 META = {"title": "Toy paper", "citation": "A. Author. Toy. 2020", "source": "Table 1", "metric": "error",
@@ -131,7 +132,7 @@ def test_runs_from_a_dirty_tree_or_resumed_under_changed_code_are_marked(repo):
     path = _write(res, 0, 0.1)
     body = json.loads(path.read_text())
     body.update(sessions=[{**clean, "started": "s"}, {"commit": "b" * 40, "dirty": False, "started": "t"}],
-                code_changed_between_sessions=["common/run.py"])
+                code_changed_between_sessions=["common/lifecycle/run.py"])
     path.write_text(json.dumps(body))
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
     assert "| v1 | paper (paper's recipe) | 10.00† |" in text and "aaaaaaa → bbbbbbb (code changed)" in text

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from common import results
-from common.config import RunConfig
+from common.lifecycle import results
+from common.lifecycle.config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def test_superseded_records_leave_the_averages_but_stay_on_disk(tmp_path):
 def test_saved_networks_never_replace_earlier_ones(tmp_path):
     import keras
 
-    from common import training
+    from common.lifecycle import training
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     first = training.save_model(model, tmp_path, "generator")

@@ -1,4 +1,4 @@
-"""The run object (common.run.Run): sessions, resume, the lock, figures, state files and the record."""
+"""The run object (common.lifecycle.run.Run): sessions, resume, the lock, figures, state files and the record."""
 
 import json
 import os
@@ -14,9 +14,9 @@ import keras
 import numpy as np
 import pytest
 
-from common import repro, results, training
-from common.config import RunConfig, make_config, param
-from common.run import Run, RunFinished, RunInUse
+from common.lifecycle import repro, results, training
+from common.lifecycle.config import RunConfig, make_config, param
+from common.lifecycle.run import Run, RunFinished, RunInUse
 from tests.conftest import InterruptAfterFirstEpoch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,8 +129,8 @@ def test_a_killed_run_leaves_no_lock_behind(tmp_path):
         import os, signal, sys
         sys.path.insert(0, {str(REPO)!r})
         from tests.common.test_run import ToyConfig, PRESETS
-        from common.config import make_config
-        from common.run import Run
+        from common.lifecycle.config import make_config
+        from common.lifecycle.run import Run
         config = make_config(ToyConfig, PRESETS, "smoke", results_dir={str(tmp_path / 'results')!r},
                              runs_dir={str(tmp_path / 'runs')!r})
         run = Run("toy", config, "smoke", PRESETS)
@@ -282,7 +282,7 @@ def test_a_run_builds_keras_pipelines_without_tf_data_autotune_and_the_numbers_s
 
 
 def test_tf_data_autotune_leaves_the_config_hash_alone(tmp_path):
-    from common.config import config_hash
+    from common.lifecycle.config import config_hash
 
     assert config_hash(_config(tmp_path, tf_data_autotune=True)) == config_hash(_config(tmp_path))
 
@@ -291,7 +291,7 @@ def test_the_stopwatch_counts_the_time_a_process_was_stopped_and_not_time_it_sha
     script = textwrap.dedent("""
         import sys, time
         sys.path.insert(0, %r)
-        from common.training import StopWatch
+        from common.lifecycle.training import StopWatch
         watch = StopWatch(tick_s=0.05, gap_s=0.5)
         print("ready", flush=True)
         sys.stdin.readline()  # the parent stops this process for 2 s, then resumes it and writes a line
@@ -376,7 +376,7 @@ def test_a_run_starts_with_one_banner_saying_what_it_is_and_where_it_stands(tmp_
 
 def test_the_tf_data_autotune_patch_is_applied_only_on_the_keras_it_was_checked_on(monkeypatch):
     """The patch reaches into Keras' private EpochIterator: this fails on a Keras not yet checked (add its version
-    to common.training.KERAS_CHECKED once the patch is checked on it), and on such a Keras the run warns and
+    to common.lifecycle.training.KERAS_CHECKED once the patch is checked on it), and on such a Keras the run warns and
     leaves tf.data as it is instead of patching blind."""
     assert keras.__version__ in training.KERAS_CHECKED
     from keras.src.trainers import epoch_iterator

@@ -9,8 +9,9 @@ import pytest
 import scipy.special
 import scipy.stats
 
-from common import report, results
-from common.config import ConfigError, config_hash, make_config, parse_args
+from common import report
+from common.lifecycle import results
+from common.lifecycle.config import ConfigError, config_hash, make_config, parse_args
 from common.metrics import parzen
 from papers.cgan import real_images, train
 from papers.cgan.config import PRESETS, CGANConfig

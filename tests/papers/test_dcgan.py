@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from common import gan, report, results
-from common.config import ConfigError, make_config, parse_args
-from common.repro import seed_everything
+from common import gan, report
+from common.lifecycle import results
+from common.lifecycle.config import ConfigError, make_config, parse_args
+from common.lifecycle.repro import seed_everything
 from papers.dcgan import features, train
 from papers.dcgan.config import PRESETS, DCGANConfig
 from papers.dcgan.data import prepare_data

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import results
-from common.config import ConfigError, make_config
 from common.data import ckplus, fer2013, sfew
 from common.data.files import DataError
+from common.lifecycle import results
+from common.lifecycle.config import ConfigError, make_config
 from papers.emotion_transfer import port_weights, train
 from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
 from papers.emotion_transfer.model import (

@@ -9,8 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from common import report, results
-from common.config import ConfigError, make_config
+from common import report
+from common.lifecycle import results
+from common.lifecycle.config import ConfigError, make_config
 from papers.resnet import train
 from papers.resnet.config import PRESETS, ResNetConfig
 from papers.resnet.data import prepare_data
@@ -171,7 +172,7 @@ def test_nan_loss_stops_the_run_and_marks_it_failed(cifar_root, tmp_path, capsys
 
 
 def test_depth_and_seed_keep_the_paper_label_but_a_shorter_run_does_not():
-    from common.config import parse_args
+    from common.lifecycle.config import parse_args
 
     assert parse_args(ResNetConfig, PRESETS, ["--depth=110", "--seed=4", "--data_workers=1"])[0] == "paper"
     assert parse_args(ResNetConfig, PRESETS, ["--max_iterations=1000"])[0] == "paper-custom"

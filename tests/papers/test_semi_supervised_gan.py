@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from common import report, results
-from common.config import ConfigError, make_config
+from common import report
 from common.data import svhn
 from common.data.files import DataError
+from common.lifecycle import results
+from common.lifecycle.config import ConfigError, make_config
 from papers.semi_supervised_gan import train
 from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
 from papers.semi_supervised_gan.data import Batches, labelled_subset, load_data
@@ -196,7 +197,7 @@ def test_a_discriminator_with_minibatch_discrimination_saves_and_loads(tmp_path)
 
 
 def test_minibatch_discrimination_refuses_a_tensorflow_replicas_share_of_the_batch(monkeypatch):
-    from common import distribute
+    from common.lifecycle import distribute
 
     monkeypatch.setattr(distribute, "replicated", lambda: True)
     with pytest.raises(distribute.DistributeError, match="--distribute=none, or the JAX backend"):
@@ -372,7 +373,7 @@ def test_config_errors():
 
 
 def test_minibatch_discrimination_is_its_own_variant_and_leaves_earlier_runs_hashes_alone():
-    from common.config import config_hash
+    from common.lifecycle.config import config_hash
 
     plain = make_config(SemiSupervisedGANConfig, PRESETS)
     minibatch = make_config(SemiSupervisedGANConfig, PRESETS, minibatch_discrimination=True)

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from sklearn.kernel_ridge import KernelRidge
 
-from common import report, results
-from common.config import ConfigError, make_config
+from common import report
 from common.data import iemocap, ravdess, urdu
 from common.data.audio import read_audio
 from common.data.files import DataError
+from common.lifecycle import results
+from common.lifecycle.config import ConfigError, make_config
 from papers.speech_emotion import features as F
 from papers.speech_emotion import train
 from papers.speech_emotion.config import PRESETS, SpeechEmotionConfig

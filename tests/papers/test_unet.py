@@ -115,8 +115,8 @@ def test_augment_keeps_shapes_ranges_and_label_values():
 
 
 def test_smoke_run_writes_results_figures_and_report(isbi_root, tmp_path):
-    from common import results
-    from common.config import make_config
+    from common.lifecycle import results
+    from common.lifecycle.config import make_config
     from papers.unet import train
     from papers.unet.config import PRESETS, UNetConfig
 
@@ -138,8 +138,8 @@ def test_smoke_run_writes_results_figures_and_report(isbi_root, tmp_path):
 
 
 def test_training_tiles_are_a_function_of_seed_epoch_and_index(isbi_root):
-    from common.config import make_config
     from common.data import isbi2012
+    from common.lifecycle.config import make_config
     from papers.unet.config import PRESETS, UNetConfig
     from papers.unet.data import TileBatches
 
@@ -160,8 +160,8 @@ def test_training_tiles_are_a_function_of_seed_epoch_and_index(isbi_root):
 
 
 def test_inference_benchmark_writes_a_record_and_a_report_section(tmp_path):
-    from common import results
-    from common.config import make_config
+    from common.lifecycle import results
+    from common.lifecycle.config import make_config
     from papers.unet import benchmark
 
     config = make_config(benchmark.UNetBenchmarkConfig, {**benchmark.PRESETS}, "smoke", repeats=1, train_steps=1,
@@ -190,7 +190,7 @@ def test_submission_is_a_float_tiff_stack(tmp_path):
 
 
 def test_config_errors_and_folds():
-    from common.config import ConfigError, make_config, parse_args
+    from common.lifecycle.config import ConfigError, make_config, parse_args
     from papers.unet.config import PRESETS, UNetConfig
 
     with pytest.raises(ConfigError, match="556 and 572"):

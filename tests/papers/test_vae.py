@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from common import report, results
-from common.config import ConfigError, make_config, parse_args
+from common import report
+from common.lifecycle import results
+from common.lifecycle.config import ConfigError, make_config, parse_args
 from papers.vae import train
 from papers.vae.config import PAPER_HIDDEN, PAPER_LATENT, PRESETS, VAEConfig
 from papers.vae.model import (

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from common import report, results
+from common import report
 from common.adversarial import input_gradient
-from common.config import ConfigError, make_config, parse_args
+from common.lifecycle import results
+from common.lifecycle.config import ConfigError, make_config, parse_args
 from papers.wgan import train
 from papers.wgan.config import PRESETS, WGANConfig
 from papers.wgan.model import (

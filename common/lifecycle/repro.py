@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # common/lifecycle/repro.py -> the repository
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

@@ -45,8 +45,8 @@ import os
 
 import keras
 
-from common.config import DISTRIBUTE_CHOICES as CHOICES
 from common.errors import UserError
+from common.lifecycle.config import DISTRIBUTE_CHOICES as CHOICES
 
 ENV = {"coordinator": "KERAS_DISTRIBUTION_JOB_ADDRESSES", "num_processes": "KERAS_DISTRIBUTION_NUM_PROCESSES",
        "process_id": "KERAS_DISTRIBUTION_PROCESS_ID"}

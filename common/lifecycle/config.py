@@ -72,13 +72,13 @@ class RunConfig:
         {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile", "repeat",
          "verify_data", "distribute", "coordinator", "num_processes", "process_id", "fused_batchnorm",
          "tf_data_autotune"})
-    # Why this paper trains on one device whatever the backend, or "" (see common.distribute).
+    # Why this paper trains on one device whatever the backend, or "" (see common.lifecycle.distribute).
     ONE_DEVICE_ONLY: typing.ClassVar[str] = ""
     # Fields added after runs were recorded, with their defaults: hashed only when they leave them, so that those
     # runs keep their hash (config_hash); a paper adds its own.
     HASHED_UNLESS_DEFAULT: typing.ClassVar[dict] = {"sync_batchnorm": True, "fused_batchnorm": True}
 
-    seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.repro.seed_everything)")
+    seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.lifecycle.repro.seed_everything)")
     data_dir: str = param("", "data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
     download: bool = param(True, "download missing data from the canonical source (verified by checksum)")
     results_dir: str = param("results", "where the finished run's JSON is written (results/<paper>/)")

@@ -11,7 +11,7 @@
     return run.finish(final, summary=f"test error {100 * final['test_error']:.2f} %")
 
 What the run object owns, so that a paper does not:
-- **Seeding** (`common.repro.seed_everything`) when it is made, before data or model exist.
+- **Seeding** (`common.lifecycle.repro.seed_everything`) when it is made, before data or model exist.
 - **The run directory** `runs/<paper>/<variant>-<preset>-seed<N>-<config hash>/`: the checkpoints
   (`training.Checkpoint`: never half-written), `history.csv`, `state.json` (the clock) and saved networks. The same
   command run again resumes from the last finished epoch. A lock (`fcntl.flock`, released by the
@@ -23,7 +23,7 @@ What the run object owns, so that a paper does not:
   (when `config.tensorboard`). `fit` runs them after the paper's own callbacks (which may add keys
   to the epoch's logs) and adds `EpochSync` (the pipeline's epoch), `ReseedEachEpoch` for the
   `reseed` generators and `StopAtIteration` for `max_steps`.
-- **The record** (`common.results`): `finish` writes one JSON per finished run, atomically and never
+- **The record** (`common.lifecycle.results`): `finish` writes one JSON per finished run, atomically and never
   over another, with the config, the fields chosen automatically, how the run departs from its preset,
   every session (commit, dirty flag, start, end, steps, wall time) and whether they span a change of
   the paper's code or `common/`, versions, device, the data's checksums, the history, the final
@@ -42,9 +42,10 @@ from pathlib import Path
 
 import keras
 
-from common import distribute, relay, repro, results, training
-from common.config import PAPER_PRESET, PLUMBING_PRESETS, command_line, config_hash, recipe_changes
+from common import relay
 from common.errors import UserError
+from common.lifecycle import distribute, repro, results, training
+from common.lifecycle.config import PAPER_PRESET, PLUMBING_PRESETS, command_line, config_hash, recipe_changes
 
 # Exit statuses of a train script: 0 done; 1 a crash (a traceback: a bug to report); 2 the user's mistake (one
 # line on stderr says what to do; nothing was run or written); 3 the run finished as failed (its loss became
@@ -182,7 +183,7 @@ class Run:
         self.model = model
         if not distribute.in_force():  # a bug, not the user's mistake: say so loudly
             raise RuntimeError(f"the {self.placement.kind} placement was lost before fit (keras.backend.clear_session? "
-                               f"use common.distribute.clear_session)")
+                               f"use common.lifecycle.distribute.clear_session)")
         distribute.check_batch(getattr(data, "batch_size", None) or images_per_step)
         distribute.prepare_model(model, self.config.sync_batchnorm)
         self.timer.images_per_step = images_per_step

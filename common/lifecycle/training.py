@@ -1,4 +1,4 @@
-"""The Keras callbacks and helpers a run is made of (`common.run.Run` puts them together): keeping a
+"""The Keras callbacks and helpers a run is made of (`common.lifecycle.run.Run` puts them together): keeping a
 resumed run identical to an uninterrupted one, stopping at an iteration count or a NaN, the clock
 across sessions, progress lines, reading the CSV history, saving networks, timing alternatives."""
 
@@ -21,8 +21,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from common import repro, results
 from common.errors import UserError
+from common.lifecycle import repro, results
 
 
 class EpochSync(keras.callbacks.Callback):
@@ -442,7 +442,8 @@ def use_tf_data_autotune(on: bool) -> None:
         return
     if keras.__version__ not in KERAS_CHECKED:  # the patch reaches into Keras' private trainer: checked per version
         warnings.warn(f"--tf_data_autotune=false is not applied: it patches Keras' private EpochIterator, checked on "
-                      f"Keras {', '.join(KERAS_CHECKED)}, not {keras.__version__} (common.training.KERAS_CHECKED)",
+                      f"Keras {', '.join(KERAS_CHECKED)}, not {keras.__version__} "
+                      f"(common.lifecycle.training.KERAS_CHECKED)",
                       stacklevel=2)
         return
     from keras.src.trainers import epoch_iterator  # where every Keras loop gets its data adapter

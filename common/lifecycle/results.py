@@ -15,8 +15,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from common import repro
-from common.config import config_hash, to_dict
+from common.lifecycle import repro
+from common.lifecycle.config import config_hash, to_dict
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema", "paper", "variant", "preset", "config", "config_hash", "seed", "git", "versions",
@@ -35,7 +35,7 @@ def make_record(*, paper: str, variant: str, preset: str, config, started: str, 
                 history: list[dict], final: dict, status: str, recipe_changes: dict | None = None,
                 extra: dict | None = None) -> dict:
     """A results record; `recipe_changes`: the recipe fields a `-custom` run changed
-    (`common.config.recipe_changes`)."""
+    (`common.lifecycle.config.recipe_changes`)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
     record = {
