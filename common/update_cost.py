@@ -30,7 +30,7 @@ from pathlib import Path
 
 import keras
 
-from common.lifecycle import training
+from common.lifecycle import repro, training
 
 
 class _Measured(BaseException):
@@ -107,8 +107,6 @@ def measure(paper: str, argv: list[str], updates: int | None = None, skip: int =
             module.train = train
     if status not in (None, 0):
         raise SystemExit(f"the run ended with status {status}")
-    from common.lifecycle import repro
-
     return {"paper": paper, "argv": argv, **callback.result(), "seconds": round(time.perf_counter() - start, 1),
             "device": repro.device_info()["name"], "threads": repro.thread_environment()}
 
