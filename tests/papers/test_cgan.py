@@ -406,3 +406,19 @@ def test_real_images_record_and_report_section(mnist_root, tmp_path, capsys):
     text = report.report_for(tmp_path / "results", "cgan", draw=False)
     assert "## The protocol on real images" in text
     assert f"| {final['test_parzen_ll']:.1f} ± {final['test_parzen_ll_sem']:.1f} |" in text
+
+
+@pytest.mark.parametrize("sigma_points, block", [(40, 20), (40, 7), (123, 50), (10, 250)])
+def test_one_pass_validation_score_is_the_two_calls_bit_for_bit(sigma_points, block):
+    """Every epoch's score chooses sigma on the first validation images and scores all of them in one pass over
+    the distances: the same numbers as choose_sigma then log_likelihood, to the last bit, whether or not a block
+    straddles the last sigma point."""
+    rng = np.random.default_rng(5)
+    samples = rng.random((77, 784)).astype(np.float32)
+    validation = (rng.integers(0, 256, (123, 784)) / 255).astype(np.float32)
+    sigma, by_sigma = parzen.choose_sigma(samples, validation[:sigma_points], block=block)
+    ll = parzen.log_likelihood(validation, samples, sigma, block)
+    one_sigma, one_by_sigma, one_ll = parzen.choose_sigma_and_log_likelihood(samples, validation, sigma_points,
+                                                                             block=block)
+    assert (one_sigma, one_by_sigma) == (sigma, by_sigma)
+    assert np.array_equal(one_ll, ll)
