@@ -98,6 +98,16 @@ def inference_copy(model):
 
     copy = keras.models.clone_model(model, clone_function=plain, recursive=True)
     copy.set_weights(model.get_weights())
+    if any(getattr(layer, "compiled", False) for layer in copy.layers):  # a nested model keeps its compilation
+        # (its optimizer, whose schedule may be this repository's class): rebuilt from its config, it has none
+        def uncompiled(node):
+            if isinstance(node, dict):
+                return {k: uncompiled(v) for k, v in node.items() if k != "compile_config"}
+            return [uncompiled(v) for v in node] if isinstance(node, list) else node
+
+        weights = copy.get_weights()
+        copy = keras.Model.from_config(uncompiled(copy.get_config()))
+        copy.set_weights(weights)
     return copy
 
 

@@ -162,7 +162,8 @@ class FeatureNetwork:
 
 # The score network every new run of a dataset uses unless told otherwise: a network committed to this repository
 # (common.networks), so that runs on different machines score with the same file.
-PUBLISHED_SCORE_NETWORKS = {"mnist": ("cgan/mnist-score-classifier", "MNIST classifier")}
+PUBLISHED_SCORE_NETWORKS = {"mnist": ("cgan/mnist-score-classifier", "MNIST classifier"),
+                            "cifar10": ("resnet/resnet20-fast-seed4", "CIFAR-10 ResNet-20 classifier")}
 
 
 def published_or_file(name: str) -> Path:

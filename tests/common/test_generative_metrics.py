@@ -144,7 +144,7 @@ def test_annotate_adds_a_card_written_after_the_run_as_a_revision(tmp_path):
 
 def test_new_runs_score_with_the_datasets_published_network_unless_told_otherwise():
     """Every machine scores MNIST samples with the one committed classifier (common.networks), by name, so that
-    the config (and its hash) is the same wherever the run is; CIFAR-10 has no published one yet."""
+    the config (and its hash) is the same wherever the run is; CIFAR-10 samples with the committed ResNet-20."""
     from common import networks
     from common.lifecycle.config import make_config
     from common.metrics.generative import PUBLISHED_SCORE_NETWORKS, published_or_file
@@ -157,7 +157,9 @@ def test_new_runs_score_with_the_datasets_published_network_unless_told_otherwis
     assert (cgan.feature_network, cgan.feature_network_name) == ("cgan/mnist-score-classifier", "MNIST classifier")
     assert "feature_network" in cgan.chosen_automatically
     assert make_config(WGANConfig, WGAN_PRESETS, dataset="mnist").feature_network == "cgan/mnist-score-classifier"
-    assert make_config(WGANConfig, WGAN_PRESETS, dataset="cifar10").feature_network == ""
+    cifar = make_config(WGANConfig, WGAN_PRESETS, dataset="cifar10")
+    assert (cifar.feature_network, cifar.feature_network_name) == ("resnet/resnet20-fast-seed4",
+                                                                   "CIFAR-10 ResNet-20 classifier")
     assert make_config(CGANConfig, CGAN_PRESETS, feature_network="").feature_network == ""  # no scores
     for name, _ in PUBLISHED_SCORE_NETWORKS.values():
         assert published_or_file(name) == networks.path_of(name) and networks.card_of(name)["sha256"]
