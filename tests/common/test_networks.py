@@ -106,3 +106,21 @@ def test_a_network_over_the_budget_has_a_card_whose_command_produces_it_and_no_f
     assert not networks.path_of(card["name"]).exists()
     with pytest.raises(networks.NetworkError, match="not committed"):
         networks.load(card["name"])
+
+
+def test_a_classifier_wrapping_a_compiled_network_is_published_without_its_compilation(tmp_path):
+    """ResNet's classifier.keras wraps the trained (compiled) network with its preprocessing; the compiled
+    network's optimizer, whose schedule is this repository's class, must not travel into the published file."""
+    import keras
+
+    from papers.resnet.model import OneCycle
+
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="inner")
+    inner.compile(keras.optimizers.SGD(OneCycle(0.1, 2, 10)), loss="mse")
+    x = keras.Input((4,))
+    wrapped = keras.Model(x, inner(keras.layers.Rescaling(0.5)(x)))
+    path = tmp_path / "classifier.keras"
+    wrapped.save(path)
+    copy = networks.inference_copy(keras.saving.load_model(path, compile=False))
+    assert not any(getattr(layer, "compiled", False) for layer in copy.layers)
+    np.testing.assert_allclose(copy.predict(np.ones((2, 4)), verbose=0), wrapped.predict(np.ones((2, 4)), verbose=0))
