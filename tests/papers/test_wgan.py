@@ -216,7 +216,9 @@ def test_resnet_wgan_gp_step_decays_lr_and_uses_a_double_generator_batch(cifar_r
     assert lr_now == pytest.approx(config.learning_rate * (1 - 1 / steps), rel=1e-5)
 
 
-NO_SCORE_NETWORK = {"feature_network": "", "feature_network_name": ""}  # CIFAR-10 has no published one yet
+# CIFAR-10's published score network (common.metrics.generative.PUBLISHED_SCORE_NETWORKS)
+CIFAR_SCORE_NETWORK = {"feature_network": "resnet/resnet20-fast-seed4",
+                       "feature_network_name": "CIFAR-10 ResNet-20 classifier"}
 
 
 def test_config_architecture_defaults():
@@ -224,10 +226,10 @@ def test_config_architecture_defaults():
     assert dcgan.variant == "wgan-gp-cifar10" and res.variant == "wgan-gp-resnet-cifar10"
     assert {k: getattr(dcgan, k) for k in dcgan.chosen_automatically} == {
         "learning_rate": 1e-4, "critic_norm": "none", "generator_steps": 200_000, "generator_batch": 64,
-        "lr_decay": "false", **NO_SCORE_NETWORK}
+        "lr_decay": "false", **CIFAR_SCORE_NETWORK}
     assert {k: getattr(res, k) for k in res.chosen_automatically} == {  # Gulrajani et al.'s gan_cifar_resnet.py
         "learning_rate": 2e-4, "critic_norm": "none", "generator_steps": 100_000, "generator_batch": 128,
-        "lr_decay": "true", **NO_SCORE_NETWORK}
+        "lr_decay": "true", **CIFAR_SCORE_NETWORK}
     clip = make_config(WGANConfig, PRESETS, loss="clip", architecture="resnet")
     assert clip.learning_rate == 5e-5 and clip.variant == "wgan-clip-resnet-cifar10"
     assert parse_args(WGANConfig, PRESETS, ["--architecture=resnet"])[0] == "paper"
