@@ -188,12 +188,7 @@ class AdversarialModel(keras.Model):
             (loss, (aux, updated)), grads = jax.value_and_grad(pure, has_aux=True)(current)
             for v, value in zip(others, updated, strict=True):
                 v.assign(value)
-            new_values, new_optimizer_values = optimizer.stateless_apply(
-                [outer.get_current_value(v) for v in optimizer.variables], grads, current)
-            for v, value in zip(variables, new_values, strict=True):
-                v.assign(value)
-            for v, value in zip(optimizer.variables, new_optimizer_values, strict=True):
-                v.assign(value)
+            _apply_stateless(optimizer, outer, grads, variables, current)
             return loss, aux
 
         def _minimize_together_jax(self, losses_fn):
@@ -226,13 +221,7 @@ class AdversarialModel(keras.Model):
                 variables = self._players.variables[player]
                 own = grads[start[player]:start[player] + len(variables)]
                 values = current[start[player]:start[player] + len(variables)]
-                optimizer = self.optimizer.players[player]
-                new_values, new_optimizer_values = optimizer.stateless_apply(
-                    [outer.get_current_value(v) for v in optimizer.variables], own, values)
-                for v, value in zip(variables, new_values, strict=True):
-                    v.assign(value)
-                for v, value in zip(optimizer.variables, new_optimizer_values, strict=True):
-                    v.assign(value)
+                _apply_stateless(self.optimizer.players[player], outer, own, variables, values)
             return dict(zip(names, out, strict=True)), aux
 
         def _minimize_if_jax(self, condition, player, loss_fn):
@@ -269,6 +258,15 @@ class AdversarialModel(keras.Model):
 
         def _minimize_together_jax(self, losses_fn):
             raise RuntimeError("the JAX path of minimize_together needs KERAS_BACKEND=jax")
+
+
+def _apply_stateless(optimizer, outer, grads, variables, values) -> None:
+    """One step of `optimizer` taken in JAX's stateless scope `outer`: `variables` (whose values the
+    gradients were taken at) and the optimizer's own state get their new values."""
+    new_values, new_optimizer_values = optimizer.stateless_apply(
+        [outer.get_current_value(v) for v in optimizer.variables], grads, values)
+    for v, value in zip((*variables, *optimizer.variables), (*new_values, *new_optimizer_values), strict=True):
+        v.assign(value)
 
 
 def input_gradient(fn, x):

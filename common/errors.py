@@ -1,7 +1,26 @@
 """The one error type a user's mistake raises: a bad value, a missing or corrupt file, a run directory
 another process is using. Its message says what to do; the command line prints that one line and exits
-with status 2, with no traceback (`common.lifecycle.run.main`)."""
+with status 2, with no traceback (`one_line`, around every command's `main`)."""
+
+from __future__ import annotations
+
+import functools
+import sys
 
 
 class UserError(Exception):
     """A mistake the user can fix; the message is the whole story."""
+
+
+def one_line(main):
+    """A command's `main(argv) -> int` whose `UserError` ends in its one line on stderr and exit status 2."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+
+    return wrapped

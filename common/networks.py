@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 from common.data.files import file_digest
-from common.errors import UserError
+from common.errors import UserError, one_line
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 FILE_LIMIT_MIB, TOTAL_LIMIT_MIB = 4, 40
@@ -146,6 +146,7 @@ def publish(model_file: Path, paper: str, name: str, card: dict, results: Path =
     return out.with_suffix(".json")
 
 
+@one_line
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m common.networks", description=__doc__.strip().splitlines()[0])
     sub = ap.add_subparsers(dest="action", required=True)
@@ -156,21 +157,17 @@ def main(argv=None) -> int:
     p.add_argument("--name", required=True)
     p.add_argument("--card", type=Path, required=True, help="a JSON file with the card's fields (CARD_KEYS)")
     args = ap.parse_args(argv)
-    try:
-        if args.action == "list":
-            for card in available():
-                if card.get("file") is None:
-                    print(f"{card['name']}: {card['model']}, not committed ({card['why_not_committed']}); "
-                          f"produce it with: {card['produce']}")
-                    continue
-                metric = card["metric"]
-                print(f"{card['name']}: {card['model']} ({card['preset']}, seed {card['seed']}), {metric['name']} "
-                      f"{metric['value']} on {metric['on']}; input {card['input']['shape']} {card['input']['range']}")
-        else:
-            print(publish(args.model_file, args.paper, args.name, json.loads(args.card.read_text())))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.action == "list":
+        for card in available():
+            if card.get("file") is None:
+                print(f"{card['name']}: {card['model']}, not committed ({card['why_not_committed']}); "
+                      f"produce it with: {card['produce']}")
+                continue
+            metric = card["metric"]
+            print(f"{card['name']}: {card['model']} ({card['preset']}, seed {card['seed']}), {metric['name']} "
+                  f"{metric['value']} on {metric['on']}; input {card['input']['shape']} {card['input']['range']}")
+    else:
+        print(publish(args.model_file, args.paper, args.name, json.loads(args.card.read_text())))
     return 0
 
 

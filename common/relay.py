@@ -37,7 +37,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from common.errors import UserError
+from common.errors import UserError, one_line
 from common.lifecycle import repro, results
 
 REPO = Path(__file__).resolve().parent.parent
@@ -239,6 +239,7 @@ def stale_packs(results_dir: Path, relay_dir: Path) -> list[str]:
     return stale
 
 
+@one_line
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m common.relay", description=__doc__.strip().splitlines()[0])
     sub = ap.add_subparsers(dest="action", required=True)
@@ -257,37 +258,33 @@ def main(argv=None) -> int:
     s.add_argument("--runs_dir", type=Path, default=Path("runs"))
     s.add_argument("--relay_dir", type=Path, default=RELAY_DIR)
     args = ap.parse_args(argv)
-    try:
-        if args.action == "pack":
-            dirs = list(args.run_dirs)
-            for run in in_flight(args.runs_dir) if args.all else []:
-                if run["epoch"]:
-                    dirs.append(run["dir"])
-                else:
-                    print(f"{run['dir']}: no finished epoch yet, not packed")
-            if not dirs and not args.all:
-                raise RelayError("nothing to pack: name run directories, or --all for every one under --runs_dir")
-            for run_dir in dirs:
-                out = pack(run_dir, args.to, args.max_mib)
-                manifest = read_manifest(out)
-                print(f"{out}: epoch {manifest['epoch']}, {out.stat().st_size / 2**20:.2f} MiB")
-        elif args.action == "unpack":
-            chosen = list(args.packs) + (packs(args.relay_dir) if args.all else [])
-            if not chosen:
-                raise RelayError("nothing to unpack: name packs, or --all for every one under --relay_dir")
-            for path in chosen:
-                target, done = unpack(path, args.runs_dir)
-                print(f"{target}: {done}\n  resume: {resume_command(read_manifest(path)['command'], args.runs_dir)}")
-        else:
-            for run in in_flight(args.runs_dir):
-                print(f"{run['dir']}: epoch {run['epoch']}{' (running)' if run['running'] else ''}\n"
-                      f"  resume: {resume_command(run['command'], args.runs_dir)}")
-            for path in packs(args.relay_dir):
-                manifest = read_manifest(path)
-                print(f"{path}: epoch {manifest['epoch']}, packed on {manifest['machine']} at {manifest['packed']}")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.action == "pack":
+        dirs = list(args.run_dirs)
+        for run in in_flight(args.runs_dir) if args.all else []:
+            if run["epoch"]:
+                dirs.append(run["dir"])
+            else:
+                print(f"{run['dir']}: no finished epoch yet, not packed")
+        if not dirs and not args.all:
+            raise RelayError("nothing to pack: name run directories, or --all for every one under --runs_dir")
+        for run_dir in dirs:
+            out = pack(run_dir, args.to, args.max_mib)
+            manifest = read_manifest(out)
+            print(f"{out}: epoch {manifest['epoch']}, {out.stat().st_size / 2**20:.2f} MiB")
+    elif args.action == "unpack":
+        chosen = list(args.packs) + (packs(args.relay_dir) if args.all else [])
+        if not chosen:
+            raise RelayError("nothing to unpack: name packs, or --all for every one under --relay_dir")
+        for path in chosen:
+            target, done = unpack(path, args.runs_dir)
+            print(f"{target}: {done}\n  resume: {resume_command(read_manifest(path)['command'], args.runs_dir)}")
+    else:
+        for run in in_flight(args.runs_dir):
+            print(f"{run['dir']}: epoch {run['epoch']}{' (running)' if run['running'] else ''}\n"
+                  f"  resume: {resume_command(run['command'], args.runs_dir)}")
+        for path in packs(args.relay_dir):
+            manifest = read_manifest(path)
+            print(f"{path}: epoch {manifest['epoch']}, packed on {manifest['machine']} at {manifest['packed']}")
     return 0
 
 

@@ -80,25 +80,26 @@ def write_frey_face(root: Path, seed: int = 0) -> np.ndarray:
     return frames
 
 
+def _written(tmp_path_factory, write) -> Path:
+    """A fresh folder with `write`'s fake dataset in it."""
+    root = tmp_path_factory.mktemp(write.__name__)
+    write(root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def frey_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("frey_data")
-    write_frey_face(root)
-    return root
+    return _written(tmp_path_factory, write_frey_face)
 
 
 @pytest.fixture(scope="session")
 def cifar_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cifar_data")
-    write_cifar_folder(root)
-    return root
+    return _written(tmp_path_factory, write_cifar_folder)
 
 
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("mnist_data")
-    write_mnist_folder(root)
-    return root
+    return _written(tmp_path_factory, write_mnist_folder)
 
 
 def write_isbi2012(root: Path) -> None:
@@ -119,9 +120,7 @@ def write_isbi2012(root: Path) -> None:
 
 @pytest.fixture(scope="session")
 def isbi_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("isbi_data")
-    write_isbi2012(root)
-    return root
+    return _written(tmp_path_factory, write_isbi2012)
 
 
 @pytest.fixture(scope="session")
@@ -160,3 +159,34 @@ class InterruptAfterFirstEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         raise KeyboardInterrupt
 
+
+
+def smoke_config(config_cls, presets, data_root: Path, folder: Path, **overrides):
+    """A `smoke`-preset config that reads the fake data in `data_root` (no checksum, no download) and
+    writes its run and results under `folder`."""
+    from common.lifecycle.config import make_config
+
+    return make_config(config_cls, presets, "smoke", data_dir=str(data_root), verify_data=False, download=False,
+                       results_dir=str(folder / "results"), runs_dir=str(folder / "runs"), **overrides)
+
+
+def toy_score_network(folder: Path, shape: tuple[int, ...]) -> dict:
+    """The config fields that score a GAN's samples with a `toy_classifier` saved in `folder`."""
+    return {"feature_network": str(toy_classifier(folder / "clf.keras", shape)),
+            "feature_network_name": "toy classifier"}
+
+
+def straight_and_resumed(train, make, paper: str, kill=None) -> tuple[dict, dict]:
+    """The records of a run trained straight through and of the same run killed (`kill`: a callback
+    raising KeyboardInterrupt, by default after the first epoch) and then resumed by the same command;
+    `make(name)` makes each run's config in its own folder. The killed session writes no record."""
+    from common.lifecycle import results
+
+    straight, resumed = make("straight"), make("resumed")
+    assert train.train(straight, "smoke") == 0
+    with pytest.raises(KeyboardInterrupt):
+        train.train(resumed, "smoke", extra_callbacks=[kill or InterruptAfterFirstEpoch()])
+    assert not results.load_all(resumed.results_dir, paper)  # nothing written for the killed session
+    assert train.train(resumed, "smoke") == 0
+    (a,), (b,) = results.load_all(straight.results_dir, paper), results.load_all(resumed.results_dir, paper)
+    return a, b

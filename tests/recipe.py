@@ -61,6 +61,14 @@ def planned_training(monkeypatch, train_module, config_cls, presets, tmp_path, *
     return types.SimpleNamespace(config=config, **plan)
 
 
+def recipe_plan(tmp_path_factory, train_module, config_cls, presets, data_root, **overrides):
+    """`planned_training` for a module-scoped fixture: its own monkeypatch, undone once the plan is
+    made, its own folder, and the data in `data_root`."""
+    with pytest.MonkeyPatch.context() as mp:
+        return planned_training(mp, train_module, config_cls, presets, tmp_path_factory.mktemp("recipe"),
+                                data_dir=str(data_root), **overrides)
+
+
 def crop_offsets(augment, pad: int, size: int = 32, n: int = 64) -> set[tuple[int, int, bool]]:
     """The (dy, dx, flipped) of each crop `augment` (a pipeline augmentation) makes of `n` random images:
     each output must be a `size`-pixel window of the image zero-padded by `pad`, or its mirror image;

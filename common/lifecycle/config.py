@@ -22,7 +22,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 
-from common.errors import UserError
+from common.errors import UserError, one_line
 
 PAPER_PRESET = "paper"
 # Presets that only check the plumbing: their runs never appear in the top-level README's table.
@@ -34,7 +34,8 @@ DISTRIBUTE_CHOICES = ("none", "data_parallel", "auto")
 def param(default, help: str, *, low=0, above=None, high=None, below=None, choices: tuple | None = None):
     """A config field with its one-line comment (shown by `--help`) and, for numbers (and tuples of them),
     the range of valid values: at least `low` (0 unless given; None for no bound), greater than `above`,
-    at most `high`, less than `below`; or, for any value, the `choices` it must be one of. A value outside
+    at most `high`, less than `below`; or, for any value, the `choices` it (each item of a tuple) must be one
+    of. A value outside
     them is refused when the config is made (parse time: one line and exit status 2), from
     `RunConfig.validate`."""
     if isinstance(default, (list, dict, set)):
@@ -121,8 +122,12 @@ class RunConfig:
         `validate` calls `super().validate()` first."""
         for f in dataclasses.fields(self):
             choices, value = f.metadata.get("choices"), getattr(self, f.name)
-            if choices is not None and value not in choices:
+            if choices is None:
+                continue
+            if not isinstance(value, tuple) and value not in choices:
                 raise ConfigError(f"--{f.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+            if isinstance(value, tuple) and not set(value) <= set(choices):
+                raise ConfigError(f"--{f.name}={_show(value)}: each must be one of {', '.join(map(str, choices))}")
         for f in dataclasses.fields(self):
             bounds, value = f.metadata.get("bounds"), getattr(self, f.name)
             numbers = value if isinstance(value, tuple) else (value,)
@@ -354,13 +359,10 @@ def config_hash(config) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 
 
+@one_line
 def cli_main(cls, presets, train, argv=None, description: str = "") -> int:
     """Entry point for a paper's train.py: parse, then `train(config, preset=...)`. A user's mistake
     (`common.errors.UserError`: a bad value, a missing or corrupt file, a run directory in use) ends
     in one line on stderr and exit status 2, before or during the run."""
-    try:
-        preset, config = parse_args(cls, presets, argv, description)
-        return train(config, preset=preset)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    preset, config = parse_args(cls, presets, argv, description)
+    return train(config, preset=preset)

@@ -44,6 +44,7 @@ import keras
 
 from common import relay
 from common.errors import UserError
+from common.lifecycle import config as cfg
 from common.lifecycle import distribute, repro, results, training
 from common.lifecycle.config import PAPER_PRESET, PLUMBING_PRESETS, command_line, config_hash, recipe_changes
 
@@ -308,12 +309,31 @@ class Run:
         return FAILED_RUN if failed else 0
 
 
-def benchmark(paper: str, **record):
+def timing_fields(steps: int, warmup_steps: int, repeats: int):
+    """A benchmark config's timing fields, with that benchmark's defaults, as a class to derive from
+    (before the paper's config): `repeats` measurements of each kind of step in alternation, each
+    `steps` timed steps after `warmup_steps` untimed ones (`training.time_alternating`)."""
+    from dataclasses import dataclass
+
+    defaults = {"steps": steps, "warmup_steps": warmup_steps, "repeats": repeats}
+
+    @dataclass(frozen=True)
+    class Timing:
+        steps: int = cfg.param(defaults["steps"], "timed steps per measurement", low=1)
+        warmup_steps: int = cfg.param(defaults["warmup_steps"], "untimed steps first (compilation, caches)", low=1)
+        repeats: int = cfg.param(defaults["repeats"], "measurements of each kind, alternating; the fastest of each "
+                                                      "is kept", low=1)
+
+    return Timing
+
+
+def benchmark(paper: str, config_class, presets: dict, **record):
     """Makes a benchmark script's `run(config, preset="")` of `measure(config) -> (final, line)` or
     `(final, line, more record fields)`: it seeds (deterministic kernels as the config asks, where it has the
     field), applies the speed settings every run applies, times the whole, and writes the `kind: benchmark`
     record (`write_benchmark`, with `record`'s fields, e.g. its description). `preset` is ignored: a
-    benchmark record is always labelled `benchmark`."""
+    benchmark record is always labelled `benchmark`. `run.main(argv)` is the script's command line
+    (`config_class` with `presets`, the script's docstring as its help)."""
     import functools
     import time
 
@@ -326,6 +346,10 @@ def benchmark(paper: str, **record):
             final, line, *more = measure(config)
             return write_benchmark(config, paper, started, time.perf_counter() - t0, final, line=line,
                                    **record, **(more[0] if more else {}))
+
+        def main(argv=None) -> int:
+            return cfg.cli_main(config_class, presets, run, argv, description=sys.modules[measure.__module__].__doc__)
+        run.main = main
         return run
     return wrap
 

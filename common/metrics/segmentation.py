@@ -69,11 +69,17 @@ def _harmonic(a: float, b: float) -> float:
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
 
-def rand_scores(truth_segments: np.ndarray, pred_segments: np.ndarray, table=None) -> dict:
+def _joint(truth_segments: np.ndarray, pred_segments: np.ndarray, table=None):
+    """The joint distribution of (truth, prediction) labels over the foreground pixels, as the
+    nonzero cells of the contingency table (`table` if given): probabilities, row and column labels."""
     counts, rows, cols = table if table is not None else contingency(truth_segments, pred_segments)
     if counts.sum() == 0:
         raise ValueError("the ground truth has no foreground pixels")
-    p = counts / counts.sum()
+    return counts / counts.sum(), rows, cols
+
+
+def rand_scores(truth_segments: np.ndarray, pred_segments: np.ndarray, table=None) -> dict:
+    p, rows, cols = _joint(truth_segments, pred_segments, table)
     truth_marginal, pred_marginal = _marginals(p, rows, cols)
     joint = np.sum(p**2)
     split, merge = joint / np.sum(truth_marginal**2), joint / np.sum(pred_marginal**2)
@@ -82,10 +88,7 @@ def rand_scores(truth_segments: np.ndarray, pred_segments: np.ndarray, table=Non
 
 
 def info_scores(truth_segments: np.ndarray, pred_segments: np.ndarray, table=None) -> dict:
-    counts, rows, cols = table if table is not None else contingency(truth_segments, pred_segments)
-    if counts.sum() == 0:
-        raise ValueError("the ground truth has no foreground pixels")
-    p = counts / counts.sum()
+    p, rows, cols = _joint(truth_segments, pred_segments, table)
     s, t = _marginals(p, rows, cols)
     _, si = np.unique(rows, return_inverse=True)
     _, tj = np.unique(cols, return_inverse=True)

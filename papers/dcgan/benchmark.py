@@ -25,10 +25,8 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common.lifecycle import config as cfg
 from common.lifecycle import training
-from common.lifecycle.config import param
-from common.lifecycle.run import benchmark
+from common.lifecycle.run import benchmark, timing_fields
 from papers.dcgan.config import PRESETS, DCGANConfig
 from papers.dcgan.model import build_model
 
@@ -42,10 +40,8 @@ DESCRIPTION = (
 
 
 @dataclass(frozen=True)
-class GANBenchmarkConfig(DCGANConfig):
-    steps: int = param(10, "timed steps per measurement")
-    warmup_steps: int = param(3, "untimed steps first (compilation, caches)")
-    repeats: int = param(3, "measurements of each kind, alternating; the fastest of each is kept")
+class GANBenchmarkConfig(timing_fields(10, 3, 3), DCGANConfig):
+    """The DCGAN config and how the steps are timed (one step: a D update, then a G update)."""
 
 
 def plain_models(model, config: DCGANConfig):
@@ -62,7 +58,7 @@ def plain_models(model, config: DCGANConfig):
     return d, stack
 
 
-@benchmark(PAPER, description=DESCRIPTION)
+@benchmark(PAPER, GANBenchmarkConfig, PRESETS, description=DESCRIPTION)
 def run(config: GANBenchmarkConfig) -> tuple[dict, str]:
     shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
     model = build_model(config, shape)
@@ -93,9 +89,5 @@ def run(config: GANBenchmarkConfig) -> tuple[dict, str]:
         f"ms: overhead {100 * overhead:+.1f} % (bound +20 %)")
 
 
-def main(argv=None) -> int:
-    return cfg.cli_main(GANBenchmarkConfig, PRESETS, run, argv, description=__doc__)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run.main())

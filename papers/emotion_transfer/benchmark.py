@@ -24,7 +24,7 @@ import numpy as np
 from common.lifecycle import config as cfg
 from common.lifecycle import training
 from common.lifecycle.config import param
-from common.lifecycle.run import benchmark
+from common.lifecycle.run import benchmark, timing_fields
 from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
 from papers.emotion_transfer.model import build_classifier, compile_model
 
@@ -39,41 +39,30 @@ DESCRIPTION = (
 
 
 @dataclass(frozen=True)
-class InputSizeBenchmarkConfig(EmotionTransferConfig):
+class InputSizeBenchmarkConfig(timing_fields(5, 2, 2), EmotionTransferConfig):
     scheme: str = param("fer", "the stage timed: fer (stage one), whose step every scheme's resembles")
-    sizes: str = param("48,224", "input sides to time, comma-separated (48: ours; 224: the paper's networks')")
-    steps: int = param(5, "timed train steps per measurement", low=1)
-    warmup_steps: int = param(2, "untimed steps first (compilation, caches)", low=1)
-    repeats: int = param(2, "measurements of each size, alternating; the fastest of each is kept", low=1)
-
-    @property
-    def size_list(self) -> list[int]:
-        return [int(s) for s in self.sizes.split(",") if s.strip()]
+    sizes: tuple[int, ...] = param((48, 224), "input sides to time (48: ours; 224: the paper's networks')", low=48)
 
     def validate(self) -> None:
         super().validate()
-        try:
-            sizes = self.size_list
-        except ValueError:
-            sizes = []
-        if not sizes or min(sizes) < 48 or len(set(sizes)) != len(sizes):
-            raise cfg.ConfigError(f"--sizes={self.sizes}: give distinct input sides of at least 48, e.g. 48,224")
+        if not self.sizes or len(set(self.sizes)) != len(self.sizes):
+            raise cfg.ConfigError(f"--sizes={','.join(map(str, self.sizes))}: give distinct input sides, e.g. 48,224")
 
 
-@benchmark(PAPER, description=DESCRIPTION)
+@benchmark(PAPER, InputSizeBenchmarkConfig, PRESETS, description=DESCRIPTION)
 def run(config: InputSizeBenchmarkConfig) -> tuple[dict, str]:
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
     faces = rng.integers(0, 256, (b, 48, 48, 1)).astype(np.float32)
     labels = rng.integers(0, 7, b)
     kinds = {}
-    for size in config.size_list:
+    for size in config.sizes:
         model = compile_model(build_classifier(replace(config, input_size=size), imagenet=False),
                               config.fer_learning_rate, 1000, config)
         kinds[f"{size}x{size}"] = (lambda model=model: model.train_on_batch(faces, labels))
     best, measured = training.time_alternating(kinds, config.steps, config.warmup_steps, config.repeats)
     rates = {k: b / s for k, s in best.items()}
-    ours = f"{config.size_list[0]}x{config.size_list[0]}"
+    ours = f"{config.sizes[0]}x{config.sizes[0]}"
     hours = {k: config.fer_epochs * FER_TRAIN_IMAGES / r / 3600 for k, r in rates.items()}
     final = {"images_per_s": rates, "step_s": best, "all_measurements_s": measured,
              "cost_vs_first": {k: rates[ours] / r for k, r in rates.items()},
@@ -86,9 +75,5 @@ def run(config: InputSizeBenchmarkConfig) -> tuple[dict, str]:
     return final, line
 
 
-def main(argv=None) -> int:
-    return cfg.cli_main(InputSizeBenchmarkConfig, PRESETS, run, argv, description=__doc__)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run.main())

@@ -26,8 +26,7 @@ import numpy as np
 
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.lifecycle import config as cfg
-from common.lifecycle.config import param
-from common.lifecycle.run import benchmark
+from common.lifecycle.run import benchmark, timing_fields
 from papers.resnet.config import ResNetConfig
 from papers.resnet.data import prepare_data
 from papers.resnet.model import build_model, compile_model
@@ -36,10 +35,8 @@ PAPER = "resnet"
 
 
 @dataclass(frozen=True)
-class BenchmarkConfig(ResNetConfig):
-    steps: int = param(50, "timed train steps per measurement")
-    warmup_steps: int = param(5, "untimed steps first (compilation, caches)")
-    repeats: int = param(2, "measurements of each kind, alternating; the best of each is kept")
+class BenchmarkConfig(timing_fields(50, 5, 2), ResNetConfig):
+    """The ResNet config and how its train steps are timed (through the pipeline, and from memory)."""
 
 
 class _BatchClock(keras.callbacks.Callback):
@@ -61,7 +58,7 @@ def _timed_fit(model, steps, warmup, images_per_step, **fit_kwargs) -> float:
     return steps * images_per_step / (time.perf_counter() - clock.start)
 
 
-@benchmark(PAPER)
+@benchmark(PAPER, BenchmarkConfig, {})
 def run(config: BenchmarkConfig) -> tuple[dict, str, dict]:
     arrays, data = prepare_data(config)
     x_train, y_train = arrays["train"]
@@ -99,9 +96,5 @@ def run(config: BenchmarkConfig) -> tuple[dict, str, dict]:
     return final, line, {"data": {"source": data.source, "checksums": data.checksums}}
 
 
-def main(argv=None) -> int:
-    return cfg.cli_main(BenchmarkConfig, {}, run, argv, description=__doc__)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run.main())

@@ -36,7 +36,7 @@ from pathlib import Path
 from common.lifecycle import config as cfg
 from common.lifecycle import repro, results
 from common.lifecycle.config import param
-from common.lifecycle.run import write_benchmark
+from common.lifecycle.run import timing_fields, write_benchmark
 from papers.resnet.config import ResNetConfig
 
 PAPER = "resnet"
@@ -56,14 +56,11 @@ def _split(kind: str) -> tuple[str, list[str], dict[str, str]]:
 
 
 @dataclass(frozen=True)
-class PeerBenchmarkConfig(ResNetConfig):
+class PeerBenchmarkConfig(timing_fields(30, 5, 3), ResNetConfig):
     kinds: str = param("tensorflow,jax,torch,torch-channels-last", "what to time, comma-separated: "
                        "tensorflow, jax (ours, optionally with /FIELD=VALUE settings), torch, "
                        "torch-channels-last, torch-channels-last-bf16 (the PyTorch peer; bf16: autocast, to set "
                        "beside ours with /precision=mixed_bfloat16)")
-    steps: int = param(30, "timed train steps per measurement", low=1)
-    warmup_steps: int = param(5, "untimed steps first (compilation, caches)", low=1)
-    repeats: int = param(3, "measurements of each kind, alternating; the best of each is kept", low=1)
     torch_compile: bool = param(False, "torch.compile the peer's train step (for a GPU)")
     child: str = param("", "internal: measure this one kind of ours in this process and print it as JSON")
 

@@ -24,7 +24,7 @@ import numpy as np
 from common.lifecycle import config as cfg
 from common.lifecycle import training
 from common.lifecycle.config import param
-from common.lifecycle.run import benchmark
+from common.lifecycle.run import benchmark, timing_fields
 from papers.semi_supervised_gan.config import PRESETS, SemiSupervisedGANConfig
 from papers.semi_supervised_gan.model import build_model
 
@@ -40,33 +40,25 @@ DESCRIPTION = (
 
 
 @dataclass(frozen=True)
-class StepBenchmarkConfig(SemiSupervisedGANConfig):
-    datasets: str = param("mnist,cifar10", "datasets whose step to time, comma-separated (mnist, cifar10)")
-    steps: int = param(10, "timed train steps per measurement", low=1)
-    warmup_steps: int = param(3, "untimed steps first (compilation, caches)", low=1)
-    repeats: int = param(2, "measurements of each dataset, alternating; the fastest of each is kept", low=1)
-
-    @property
-    def dataset_list(self) -> list[str]:
-        return [d.strip() for d in self.datasets.split(",") if d.strip()]
+class StepBenchmarkConfig(timing_fields(10, 3, 2), SemiSupervisedGANConfig):
+    datasets: tuple[str, ...] = param(("mnist", "cifar10"), "datasets whose step to time", choices=TRAIN_IMAGES)
 
     @property
     def variant(self) -> str:
-        return "+".join(self.dataset_list)
+        return "+".join(self.datasets)
 
     def validate(self) -> None:
         super().validate()
-        chosen = self.dataset_list
-        if not chosen or any(d not in TRAIN_IMAGES for d in chosen) or len(set(chosen)) != len(chosen):
-            raise cfg.ConfigError(f"--datasets={self.datasets}: give distinct datasets of {', '.join(TRAIN_IMAGES)}")
+        if not self.datasets or len(set(self.datasets)) != len(self.datasets):
+            raise cfg.ConfigError(f"--datasets={','.join(self.datasets)}: give distinct datasets, e.g. mnist,cifar10")
 
 
-@benchmark(PAPER, description=DESCRIPTION)
+@benchmark(PAPER, StepBenchmarkConfig, PRESETS, description=DESCRIPTION)
 def run(config: StepBenchmarkConfig) -> tuple[dict, str]:
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
     kinds, epochs = {}, {}
-    for dataset in config.dataset_list:
+    for dataset in config.datasets:
         recipe = SemiSupervisedGANConfig(dataset=dataset, batch_size=b, seed=config.seed)  # the authors' settings
         epochs[dataset] = recipe.epochs
         model = build_model(recipe, TRAIN_IMAGES[dataset] // b)
@@ -77,7 +69,7 @@ def run(config: StepBenchmarkConfig) -> tuple[dict, str]:
     best, measured = training.time_alternating(kinds, config.steps, config.warmup_steps, config.repeats)
     steps_per_epoch = {d: TRAIN_IMAGES[d] // b for d in best}
     hours = {d: epochs[d] * steps_per_epoch[d] * s / 3600 for d, s in best.items()}
-    first = config.dataset_list[0]
+    first = config.datasets[0]
     final = {"step_s": best, "images_per_s": {d: b / s for d, s in best.items()}, "all_measurements_s": measured,
              "cost_vs_first": {d: s / best[first] for d, s in best.items()}, "paper_epochs": epochs,
              "steps_per_epoch": steps_per_epoch, "paper_recipe_hours_projected": hours, "title": "Step cost",
@@ -91,9 +83,5 @@ def run(config: StepBenchmarkConfig) -> tuple[dict, str]:
     return final, line
 
 
-def main(argv=None) -> int:
-    return cfg.cli_main(StepBenchmarkConfig, PRESETS, run, argv, description=__doc__)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run.main())

@@ -21,7 +21,6 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common.lifecycle import config as cfg
 from common.lifecycle.config import param
 from common.lifecycle.run import benchmark
 from papers.unet.config import PRESETS, UNetConfig
@@ -49,7 +48,7 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-@benchmark(PAPER, description=DESCRIPTION)
+@benchmark(PAPER, UNetBenchmarkConfig, PRESETS, description=DESCRIPTION)
 def run(config: UNetBenchmarkConfig) -> tuple[dict, str]:
     out = check_tile(config.tile)
     model = build_unet(config.tile, filters=config.filters, dropout=config.dropout)
@@ -88,9 +87,5 @@ def run(config: UNetBenchmarkConfig) -> tuple[dict, str]:
         f"{peak:.0f} MB ({before:.0f} MB before the slice)")
 
 
-def main(argv=None) -> int:
-    return cfg.cli_main(UNetBenchmarkConfig, PRESETS, run, argv, description=__doc__)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run.main())

@@ -34,10 +34,8 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common.lifecycle import config as cfg
 from common.lifecycle import training
-from common.lifecycle.config import param
-from common.lifecycle.run import benchmark
+from common.lifecycle.run import benchmark, timing_fields
 from papers.wgan.config import PRESETS, WGANConfig
 from papers.wgan.model import build_model, optimizer
 
@@ -54,10 +52,8 @@ DESCRIPTION = (
 
 
 @dataclass(frozen=True)
-class WGANBenchmarkConfig(WGANConfig):
-    steps: int = param(5, "timed steps per measurement (one step = n_critic critic updates + 1 G update)")
-    warmup_steps: int = param(2, "untimed steps first (compilation, caches)")
-    repeats: int = param(3, "measurements of each kind, alternating; the fastest of each is kept")
+class WGANBenchmarkConfig(timing_fields(5, 2, 3), WGANConfig):
+    """The WGAN config and how the steps are timed (one step: n_critic critic updates, then a G update)."""
 
 
 def wasserstein(y_true, y_pred):
@@ -109,7 +105,7 @@ def textbook_gp_critic_step(model, config: WGANConfig):
     return step
 
 
-@benchmark(PAPER, description=DESCRIPTION)
+@benchmark(PAPER, WGANBenchmarkConfig, PRESETS, description=DESCRIPTION)
 def run(config: WGANBenchmarkConfig) -> tuple[dict, str]:
     shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
     model = build_model(config, shape)
@@ -169,9 +165,5 @@ def run(config: WGANBenchmarkConfig) -> tuple[dict, str]:
         f"overhead {100 * overhead:+.1f} % ({verdict})")
 
 
-def main(argv=None) -> int:
-    return cfg.cli_main(WGANBenchmarkConfig, PRESETS, run, argv, description=__doc__)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run.main())

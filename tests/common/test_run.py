@@ -174,25 +174,19 @@ def test_changed_files_between_commits(tmp_path):
     def git(*args):
         return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
 
+    def commit(files: dict[str, str], message: str) -> str:
+        for name, text in files.items():
+            (tmp_path / name).parent.mkdir(exist_ok=True)
+            (tmp_path / name).write_text(text)
+        git("add", ".")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
+        return git("rev-parse", "HEAD")
+
     git("init", "-q")
-    (tmp_path / "common").mkdir()
-    (tmp_path / "other").mkdir()
-    (tmp_path / "common" / "a.py").write_text("1")
-    (tmp_path / "other" / "b.py").write_text("1")
-    git("add", ".")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
-    first = git("rev-parse", "HEAD")
-    (tmp_path / "other" / "b.py").write_text("2")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
-    second = git("rev-parse", "HEAD")
-    (tmp_path / "common" / "a.py").write_text("2")
-    (tmp_path / "common" / "README.md").write_text("documentation no run reads")
-    git("add", ".")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "three")
-    third = git("rev-parse", "HEAD")
-    (tmp_path / "common" / "README.md").write_text("the documentation again")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "four")
-    fourth = git("rev-parse", "HEAD")
+    first = commit({"common/a.py": "1", "other/b.py": "1"}, "one")
+    second = commit({"other/b.py": "2"}, "two")
+    third = commit({"common/a.py": "2", "common/README.md": "documentation no run reads"}, "three")
+    fourth = commit({"common/README.md": "the documentation again"}, "four")
     assert repro.changed_files([first, second], ["common"], root=tmp_path) == []
     assert repro.changed_files([first, second, third], ["common"], root=tmp_path) == ["common/a.py"]
     assert repro.changed_files([third, fourth], ["common"], root=tmp_path) == []

@@ -26,8 +26,8 @@ from papers.cgan.model import (
     build_model,
     marginal_logits,
 )
-from tests.conftest import toy_classifier
-from tests.recipe import planned_training
+from tests.conftest import smoke_config, toy_score_network
+from tests.recipe import recipe_plan
 
 
 def _np(x):
@@ -57,9 +57,7 @@ def _rates_at(model, step: int) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def paper_plan(mnist_root, tmp_path_factory):
     """What train.py would train with the paper preset (tests.recipe)."""
-    with pytest.MonkeyPatch.context() as mp:
-        return planned_training(mp, train, CGANConfig, PRESETS, tmp_path_factory.mktemp("cgan_recipe"),
-                                data_dir=str(mnist_root))
+    return recipe_plan(tmp_path_factory, train, CGANConfig, PRESETS, mnist_root)
 
 
 def test_recipe_generator_is_the_papers(paper_plan):
@@ -120,9 +118,8 @@ def test_unconditional_networks_are_the_same_minus_y():
 @pytest.fixture(scope="module")
 def goodfellow_plan(mnist_root, tmp_path_factory):
     """What train.py would train with --conditional=false --networks=goodfellow2014 (no other override)."""
-    with pytest.MonkeyPatch.context() as mp:
-        return planned_training(mp, train, CGANConfig, PRESETS, tmp_path_factory.mktemp("gan2014_recipe"),
-                                data_dir=str(mnist_root), conditional=False, networks="goodfellow2014")
+    return recipe_plan(tmp_path_factory, train, CGANConfig, PRESETS, mnist_root, conditional=False,
+                       networks="goodfellow2014")
 
 
 def test_recipe_goodfellow2014_networks_are_the_gan_papers_mnist_yaml(goodfellow_plan):
@@ -360,10 +357,7 @@ def test_config_labels_and_errors(capsys):
 
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_scores(mnist_root, tmp_path):
-    toy_classifier(tmp_path / "clf.keras", (32, 32, 1))
-    config = make_config(CGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False, download=False,
-                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
-                         feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")
+    config = smoke_config(CGANConfig, PRESETS, mnist_root, tmp_path, **toy_score_network(tmp_path, (32, 32, 1)))
     assert train.train(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "cgan")
     final = record["final"]

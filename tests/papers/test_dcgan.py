@@ -22,7 +22,7 @@ from papers.dcgan.model import (
     sigmoid_cross_entropy,
 )
 from tests.conftest import toy_classifier
-from tests.recipe import planned_training
+from tests.recipe import recipe_plan
 
 SHAPES = {"cifar10": (32, 32, 3), "mnist": (32, 32, 1)}
 
@@ -227,9 +227,7 @@ def test_step_cost_benchmark_writes_a_record_and_a_report_section(tmp_path):
 
 @pytest.fixture(scope="module")
 def paper_plan(cifar_root, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        return planned_training(mp, train, DCGANConfig, PRESETS, tmp_path_factory.mktemp("dcgan_recipe"),
-                                data_dir=str(cifar_root))
+    return recipe_plan(tmp_path_factory, train, DCGANConfig, PRESETS, cifar_root)
 
 
 def _layers(model, kind):

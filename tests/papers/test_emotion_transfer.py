@@ -340,7 +340,7 @@ def test_input_size_benchmark_times_each_size_and_reports_a_row_per_size(tmp_pat
     from common import report
     from papers.emotion_transfer import benchmark
 
-    assert benchmark.main(["--sizes=48,64", "--batch_size=2", "--steps=1", "--warmup_steps=1", "--repeats=2",
+    assert benchmark.run.main(["--sizes=48,64", "--batch_size=2", "--steps=1", "--warmup_steps=1", "--repeats=2",
                            f"--results_dir={tmp_path}"]) == 0
     (record,) = results.load_all(tmp_path, "emotion_transfer")
     final = record["final"]
@@ -352,6 +352,8 @@ def test_input_size_benchmark_times_each_size_and_reports_a_row_per_size(tmp_pat
     assert final["fer_stage_hours_projected"]["64x64"] == pytest.approx(5 * 28_709 / rate / 3600)
     text = report.report_for(str(tmp_path), "emotion_transfer")
     assert "## Cost of the input size" in text and f"| 64x64 | {rate:.1f} | " in text
-    for bad in ("48,47", "48,48", "a"):
-        assert benchmark.main([f"--sizes={bad}"]) == 2
-        assert capsys.readouterr().err.startswith(f"error: --sizes={bad}: give distinct input sides")
+    for bad, why in (("48,47", "is out of range: it must be >= 48"), ("48,48", ": give distinct input sides"),
+                     ("a", "is not a valid")):
+        assert benchmark.run.main([f"--sizes={bad}"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --sizes=") and why in err and err.count("\n") == 1, err

@@ -16,8 +16,8 @@ from papers.resnet import train
 from papers.resnet.config import PRESETS, ResNetConfig
 from papers.resnet.data import prepare_data
 from papers.resnet.model import DEPTHS, build_model, compile_model, lr_schedule, zero_pad_shortcut
-from tests.conftest import InterruptAfterFirstEpoch
-from tests.recipe import crop_offsets, planned_training
+from tests.conftest import smoke_config, straight_and_resumed
+from tests.recipe import crop_offsets, planned_training, recipe_plan
 
 # Table 6 of He et al. 2016: parameters of the CIFAR-10 ResNets (option A shortcuts).
 TABLE6_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
@@ -99,10 +99,7 @@ def test_config_rejects_bad_depth_and_presets_are_valid():
 
 
 def _smoke(cifar_root, tmp_path, name, **overrides):
-    return make_config(ResNetConfig, PRESETS, "smoke", data_dir=str(cifar_root), verify_data=False, download=False,
-                       results_dir=str(tmp_path / name / "results"), runs_dir=str(tmp_path / name / "runs"),
-                       **overrides)
-
+    return smoke_config(ResNetConfig, PRESETS, cifar_root, tmp_path / name, **overrides)
 
 
 def _final_result(config):
@@ -146,14 +143,7 @@ def test_smoke_run_writes_results_and_a_classifier_any_process_loads(cifar_root,
 
 
 def test_interrupted_run_resumes_to_the_same_result(cifar_root, tmp_path):
-    straight = _smoke(cifar_root, tmp_path, "straight")
-    assert train.train(straight, "smoke") == 0
-    resumed = _smoke(cifar_root, tmp_path, "resumed")
-    with pytest.raises(KeyboardInterrupt):
-        train.train(resumed, "smoke", extra_callbacks=[InterruptAfterFirstEpoch()])
-    assert not results.load_all(resumed.results_dir, "resnet")  # nothing written for the interrupted run
-    assert train.train(resumed, "smoke") == 0
-    a, b = _final_result(straight), _final_result(resumed)
+    a, b = straight_and_resumed(train, lambda name: _smoke(cifar_root, tmp_path, name), "resnet")
     assert [h["epoch"] for h in b["history"]] == [1, 2]
     assert [(s["first_epoch"], s["last_epoch"]) for s in b["sessions"]] == [(1, 1), (2, 2)]
     assert b["started"] == b["sessions"][0]["started"] <= b["sessions"][1]["started"]
@@ -270,9 +260,7 @@ def test_a_data_error_during_the_run_is_one_line_and_exit_2(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def paper_plan(cifar_root, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        return planned_training(mp, train, ResNetConfig, PRESETS, tmp_path_factory.mktemp("resnet_recipe"),
-                                data_dir=str(cifar_root))
+    return recipe_plan(tmp_path_factory, train, ResNetConfig, PRESETS, cifar_root)
 
 
 def _inputs_of(model) -> dict[str, list[str]]:

@@ -450,7 +450,7 @@ def test_step_benchmark_times_each_dataset_and_projects_the_recipe(tmp_path, cap
     (CIFAR-10's step costs most of this test's 20 s; MNIST alone would leave its projection untested.)"""
     from papers.semi_supervised_gan import benchmark
 
-    assert benchmark.main(["--batch_size=4", "--steps=1", "--warmup_steps=1", "--repeats=1",
+    assert benchmark.run.main(["--batch_size=4", "--steps=1", "--warmup_steps=1", "--repeats=1",
                            f"--results_dir={tmp_path}"]) == 0
     (record,) = results.load_all(tmp_path, "semi_supervised_gan")
     final = record["final"]
@@ -460,5 +460,7 @@ def test_step_benchmark_times_each_dataset_and_projects_the_recipe(tmp_path, cap
     step = final["step_s"]["cifar10"]
     assert final["paper_recipe_hours_projected"]["cifar10"] == pytest.approx(1200 * 12_500 * step / 3600)
     assert f"| cifar10 | {1000 * step:.0f} | " in report.report_for(str(tmp_path), "semi_supervised_gan")
-    assert benchmark.main(["--datasets=mnist,svhn"]) == 2
-    assert capsys.readouterr().err.startswith("error: --datasets=mnist,svhn: give distinct datasets of mnist, cifar10")
+    assert benchmark.run.main(["--datasets=mnist,svhn"]) == 2
+    assert capsys.readouterr().err == "error: --datasets=mnist,svhn: each must be one of mnist, cifar10\n"
+    assert benchmark.run.main(["--datasets=mnist,mnist"]) == 2
+    assert capsys.readouterr().err.startswith("error: --datasets=mnist,mnist: give distinct datasets")

@@ -7,7 +7,7 @@ import pytest
 from common import report
 from papers.unet import augment, weights
 from papers.unet.model import build_unet, check_tile, mirror_pad, output_size, predict_tiled, valid_tiles
-from tests.recipe import planned_training
+from tests.recipe import recipe_plan
 
 
 def test_output_size_arithmetic_of_the_paper():
@@ -212,9 +212,7 @@ def paper_plan(isbi_root, tmp_path_factory):
     from papers.unet import train
     from papers.unet.config import PRESETS, UNetConfig
 
-    with pytest.MonkeyPatch.context() as mp:
-        return planned_training(mp, train, UNetConfig, PRESETS, tmp_path_factory.mktemp("unet_recipe"),
-                                data_dir=str(isbi_root))
+    return recipe_plan(tmp_path_factory, train, UNetConfig, PRESETS, isbi_root)
 
 
 def test_recipe_figure_1_layer_by_layer(paper_plan):

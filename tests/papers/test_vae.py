@@ -18,7 +18,7 @@ from papers.vae.model import (
     gaussian_log_density,
     marginal_log_likelihood,
 )
-from tests.conftest import InterruptAfterFirstEpoch
+from tests.conftest import smoke_config, straight_and_resumed
 from tests.recipe import planned_training
 
 DATA_DIM = {"mnist": 784, "frey_face": 560}
@@ -192,8 +192,7 @@ def test_config_variants_labels_and_errors():
 
 
 def _smoke(root, tmp_path, name, **kw):
-    return make_config(VAEConfig, PRESETS, "smoke", data_dir=str(root), verify_data=False, download=False,
-                       results_dir=str(tmp_path / name / "results"), runs_dir=str(tmp_path / name / "runs"), **kw)
+    return smoke_config(VAEConfig, PRESETS, root, tmp_path / name, **kw)
 
 
 @pytest.mark.jax
@@ -237,14 +236,7 @@ def test_step_size_choice_is_kept_for_a_resumed_run(mnist_root, tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_same_result(mnist_root, tmp_path):
-    straight = _smoke(mnist_root, tmp_path, "straight")
-    assert train.train(straight, "smoke") == 0
-    resumed = _smoke(mnist_root, tmp_path, "resumed")
-    with pytest.raises(KeyboardInterrupt):
-        train.train(resumed, "smoke", extra_callbacks=[InterruptAfterFirstEpoch()])
-    assert not results.load_all(resumed.results_dir, "vae")
-    assert train.train(resumed, "smoke") == 0
-    (a,), (b,) = results.load_all(straight.results_dir, "vae"), results.load_all(resumed.results_dir, "vae")
+    a, b = straight_and_resumed(train, lambda name: _smoke(mnist_root, tmp_path, name), "vae")
     assert len(b["sessions"]) == 2 and [h["epoch"] for h in b["history"]] == [1, 2]
     assert b["final"]["learning_rate"] == a["final"]["learning_rate"]
     for key in ("elbo", "val_elbo", "train_elbo"):
@@ -259,13 +251,7 @@ class _KilledAfterTraining(keras.callbacks.Callback):
 
 
 def test_a_run_resumed_after_its_last_epoch_evaluates_as_an_uninterrupted_one(mnist_root, tmp_path):
-    straight = _smoke(mnist_root, tmp_path, "straight")
-    assert train.train(straight, "smoke") == 0
-    resumed = _smoke(mnist_root, tmp_path, "resumed")
-    with pytest.raises(KeyboardInterrupt):
-        train.train(resumed, "smoke", extra_callbacks=[_KilledAfterTraining()])
-    assert train.train(resumed, "smoke") == 0
-    (a,), (b,) = results.load_all(straight.results_dir, "vae"), results.load_all(resumed.results_dir, "vae")
+    a, b = straight_and_resumed(train, lambda name: _smoke(mnist_root, tmp_path, name), "vae", _KilledAfterTraining())
     for key in ("test_elbo", "train_elbo", "test_ll"):
         assert a["final"][key] == pytest.approx(b["final"][key], rel=1e-6), key
     assert b["final"]["train_samples_per_s"] is not None  # the throughput of the epochs run in the first session

@@ -19,8 +19,8 @@ from papers.wgan.model import (
     per_example_norm,
     train_steps_for,
 )
-from tests.conftest import toy_classifier
-from tests.recipe import planned_training
+from tests.conftest import smoke_config, toy_score_network
+from tests.recipe import recipe_plan
 
 
 def _np(x):
@@ -262,10 +262,7 @@ def test_config_variant_defaults_and_errors():
 
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
-    toy_classifier(tmp_path / "clf.keras", (32, 32, 3))
-    config = make_config(WGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), verify_data=False, download=False,
-                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
-                         feature_network=str(tmp_path / "clf.keras"), feature_network_name="toy classifier")
+    config = smoke_config(WGANConfig, PRESETS, cifar_root, tmp_path, **toy_score_network(tmp_path, (32, 32, 3)))
     assert train.train(config, "smoke") == 0
     (record,) = results.load_all(config.results_dir, "wgan")
     final = record["final"]
@@ -310,9 +307,7 @@ def test_step_cost_benchmark_writes_a_record_and_judges_only_clipping(tmp_path, 
 # Algorithm 1; Gulrajani et al. 2017, Algorithm 1 and their released CIFAR-10 scripts).
 
 def _paper_plan(cifar_root, tmp_path_factory, **overrides):
-    with pytest.MonkeyPatch.context() as mp:
-        return planned_training(mp, train, WGANConfig, PRESETS, tmp_path_factory.mktemp("wgan_recipe"),
-                                data_dir=str(cifar_root), **overrides)
+    return recipe_plan(tmp_path_factory, train, WGANConfig, PRESETS, cifar_root, **overrides)
 
 
 @pytest.fixture(scope="module")
