@@ -14,7 +14,7 @@ log, lock or retired file. A run is packed only while no process holds it (its l
 kill at that moment would leave, which a resume already continues bit for bit (tests/test_kill_and_resume.py).
 
 Packing stamps each of the run's sessions that does not yet name its machine with this one's (CPU and
-cores; sessions recorded by code older than `training.Timer`'s `machine` field), so that a run whose
+cores; sessions recorded by code older than `training.RunClock`'s `machine` field), so that a run whose
 sessions span machines says so in its record and report.
 
 The project keeps each unfinished paper-recipe run of at most `GIT_LIMIT_MIB` under results/relay/ between

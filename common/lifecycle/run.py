@@ -17,7 +17,7 @@ What the run object owns, so that a paper does not:
   command run again resumes from the last finished epoch. A lock (`fcntl.flock`, released by the
   operating system when the process ends, so a killed run never leaves a stale one) stops a second
   process from using the directory at the same time.
-- **The standard callbacks**, as attributes: `timer` (`training.Timer`: wall time, sessions and
+- **The standard callbacks**, as attributes: `clock` (`training.RunClock`: wall time, sessions and
   images/s across resumes), `nan` (`training.StopOnNaN`), `backup` (`training.Checkpoint`), `csv`
   (`CSVLogger`), `progress` (a line a minute when the output is not a terminal) and `tensorboard`
   (when `config.tensorboard`). `fit` runs them after the paper's own callbacks (which may add keys
@@ -85,8 +85,8 @@ class Run:
         self._lock = self._claim(self.dir / "lock")
         if self.placement.chief and not (self.dir / "command.json").exists():
             self._write_command(presets)
-        self.timer = training.Timer(self.dir / "state.json")
-        self.timer.session.update(devices=self.placement.replicas, hosts=self.placement.hosts)
+        self.clock = training.RunClock(self.dir / "state.json")
+        self.clock.session.update(devices=self.placement.replicas, hosts=self.placement.hosts)
         self.nan = training.StopOnNaN()
         self.backup = training.Checkpoint(self.dir / "backup")
         if training.repair_history(self.dir / "history.csv"):
@@ -146,7 +146,7 @@ class Run:
             recipe = "not the paper's recipe: " + ", ".join(f"{k}={v}" for k, v in self.changes.items())
         else:
             recipe = row.get("recipe") or ("the paper's recipe" if base == PAPER_PRESET else "not the paper's recipe")
-        done = [s.get("last_epoch") or 0 for s in self.timer.previous_sessions if isinstance(s, dict)]
+        done = [s.get("last_epoch") or 0 for s in self.clock.previous_sessions if isinstance(s, dict)]
         state = (f"resuming after epoch {max(done)} (session {len(done) + 1})" if done and max(done)
                  else "a fresh run")
         took = (f"; a run of this preset took {row['wall']} on {row['hardware'].split(' / ')[0]} (mean of "
@@ -169,7 +169,7 @@ class Run:
     @property
     def started(self) -> str:
         """When the run's first session started (UTC, ISO 8601)."""
-        return self.timer.sessions[0].get("started") or self.timer.session["started"]
+        return self.clock.sessions[0].get("started") or self.clock.session["started"]
 
     def describe_data(self, **facts) -> None:
         """What the run trained and was tested on, for the record: its source, the checksums its loader
@@ -187,7 +187,7 @@ class Run:
                                f"use common.lifecycle.distribute.clear_session)")
         distribute.check_batch(getattr(data, "batch_size", None) or images_per_step)
         distribute.prepare_model(model, self.config.sync_batchnorm)
-        self.timer.images_per_step = images_per_step
+        self.clock.images_per_step = images_per_step
         if self.progress is not None:
             self.progress.images_per_step = images_per_step
         before = [training.EpochSync(data)] if hasattr(data, "set_epoch") else []
@@ -195,7 +195,7 @@ class Run:
             before.append(training.ReseedEachEpoch(reseed, self.config.seed))
         # the history row before the checkpoint: a run stopped between the two redoes the epoch and its row
         # (the last row of an epoch wins), where the other order would leave a checkpoint without its row
-        standard = [cb for cb in (self.timer, self.nan, self.csv, self.progress, self.tensorboard, self.backup) if cb]
+        standard = [cb for cb in (self.clock, self.nan, self.csv, self.progress, self.tensorboard, self.backup) if cb]
         after = [training.StopAtIteration(max_steps, len(data))] if max_steps else []
         return training.fit(model, distribute.shard_for_process(data), self.dir, epochs=epochs,
                             callbacks=[training.StepClock(), *before, *callbacks, *standard, *after,
@@ -213,7 +213,7 @@ class Run:
             if k < len(results):
                 continue
             results.append(work(k, item))
-            self.timer.mark(k)  # first, as at an epoch's end: a session stopped after the unit's work is recorded
+            self.clock.mark(k)  # first, as at an epoch's end: a session stopped after the unit's work is recorded
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(results))
             os.replace(tmp, path)
@@ -229,13 +229,13 @@ class Run:
     def history(self) -> list[dict]:
         """The per-epoch logs of every session (`history.csv`), epochs counted from 1, each with the seconds
         the process was stopped in it (`stopped_s`; None for an epoch trained before that was measured)."""
-        stopped = self.timer.epoch_stopped_s
+        stopped = self.clock.epoch_stopped_s
         return [{**row, "stopped_s": stopped.get(row["epoch"])} for row in training.read_history(self.dir)]
 
     @property
     def throughput(self) -> float | None:
         """Median images/s of the run's epochs over all its sessions, compilation excluded."""
-        return self.timer.steady_throughput()
+        return self.clock.steady_throughput()
 
     def figure_path(self, name: str) -> Path:
         """Where the run's figure `name` goes: results/<paper>/figures/<run>_<start>_<name>.png. The
@@ -270,18 +270,18 @@ class Run:
         if self.model is not None:
             final.setdefault("iterations", int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
         final.setdefault(self.throughput_key, self.throughput)  # a paper may measure its own
-        if self.timer.steady_update_over_step() is not None:
-            final.setdefault("update_over_step", self.timer.steady_update_over_step())
+        if self.clock.steady_update_over_step() is not None:
+            final.setdefault("update_over_step", self.clock.steady_update_over_step())
         if failed:
             final["failure"] = failed
             summary = training.failure_text(failed)
-        sessions = self.timer.close()
+        sessions = self.clock.close()
         commits = [s["commit"] for s in sessions if s.get("commit")]
         figures = {name: Path(os.path.relpath(path, Path(self.config.results_dir) / self.paper)).as_posix()
                    for name, path in self.figures.items() if path.exists()}
         self.record = results.make_record(
             paper=self.paper, variant=self.variant, preset=self.preset, config=self.config, started=self.started,
-            wall_time_s=self.timer.wall_time_s, history=self.history(), final=final,
+            wall_time_s=self.clock.wall_time_s, history=self.history(), final=final,
             status="failed" if failed else "completed", recipe_changes=self.changes,
             extra={"chosen_automatically": list(self.config.chosen_automatically), "data": self.data,
                    "figures": figures, "sessions": sessions, "repeat_of": self.repeat_of or None,

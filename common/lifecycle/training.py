@@ -190,7 +190,7 @@ class StopOnNaN(keras.callbacks.Callback):
         self._check(logs)
 
 
-class StopWatch:
+class PauseWatch:
     """Seconds this process did not run, in stretches of at least `gap_s`: stopped (SIGSTOP, as when a
     machine's background runs are paused for a benchmark) or its machine suspended. A daemon thread wakes
     every `tick_s`; a wake-up later than `gap_s` after the one before counts the time past `tick_s`. A
@@ -200,10 +200,10 @@ class StopWatch:
 
     def __init__(self, tick_s: float = 0.5, gap_s: float = 10.0):
         self.tick_s, self.gap_s, self.stopped_s = tick_s, gap_s, 0.0
-        threading.Thread(target=self._watch, name="stopwatch", daemon=True).start()
+        threading.Thread(target=self._watch, name="pausewatch", daemon=True).start()
 
     @classmethod
-    def of_process(cls) -> StopWatch:
+    def of_process(cls) -> PauseWatch:
         """The process's one watch, started on first use."""
         if cls._process is None:
             cls._process = cls()
@@ -220,12 +220,12 @@ class StopWatch:
 
 
 class RunningTime:
-    """Wall seconds since it was made, less the seconds the process was stopped meanwhile (`StopWatch`):
-    how long a piece of work outside `fit` took (a cross-validation fold, an evaluation), not inflated
-    when the machine's background runs are paused."""
+    """Wall seconds since it was made, less the seconds the process was paused meanwhile (`PauseWatch`):
+    how long a piece of work took (an epoch, a session, a cross-validation fold, an evaluation), not
+    inflated when the machine's background runs are paused."""
 
     def __init__(self):
-        self.watch = StopWatch.of_process()
+        self.watch = PauseWatch.of_process()
         self.start, self.stopped_at_start = time.perf_counter(), self.watch.stopped_s
 
     @property
@@ -233,8 +233,12 @@ class RunningTime:
         return self.watch.stopped_s - self.stopped_at_start
 
     @property
+    def wall_s(self) -> float:
+        return time.perf_counter() - self.start
+
+    @property
     def seconds(self) -> float:
-        return time.perf_counter() - self.start - self.stopped_s
+        return self.wall_s - self.stopped_s
 
 
 class StepClock(keras.callbacks.Callback):
@@ -242,7 +246,7 @@ class StepClock(keras.callbacks.Callback):
     `on_train_batch_end`, which `Run.fit` makes the first callback of every run, so that the time is the
     compiled train function (the batch's data included, as Keras fetches it inside) and what the other
     callbacks do before the step; their work after it, Python between updates and the epoch's end are
-    left to the update. Each epoch's sum goes into its logs as `step_time_s`, which the `Timer` turns into
+    left to the update. Each epoch's sum goes into its logs as `step_time_s`, which the `RunClock` turns into
     `update_over_step`: the epoch's training time over its time in the step (1.0 when every update costs
     what its step costs). `begins`/`ends` hold the current epoch's stamps (`perf_counter`), read by
     `python -m common.update_cost`; `StepClock.current` is the one in the `fit` now running."""
@@ -284,7 +288,7 @@ class HistoryCSV(keras.callbacks.CSVLogger):
             self.keys = next(csv.reader([header]))[1:]  # after "epoch"
 
 
-class Timer(keras.callbacks.Callback):
+class RunClock(keras.callbacks.Callback):
     """The run's clock across sessions, kept in `state.json` of its run directory.
 
     A session is one process working on the run. Each has an entry (commit and dirty flag of the code it
@@ -294,9 +298,10 @@ class Timer(keras.callbacks.Callback):
     checkpoint of an interrupted session is not counted, since that work is redone. Each epoch's
     images/s goes into its logs (`train_images_per_s`, `epoch_time_s`) and into the state, so that the
     run's throughput is taken over all its sessions. `images_per_step` is set by `Run.fit`.
-    Time the process was stopped (`StopWatch`) is left out of the images/s and kept per epoch in the state
-    (`epoch_stopped_s`, merged into the history as `stopped_s` by `Run.history`) and per session, so that a
-    time axis can leave it out; `epoch_time_s` and the wall times stay the clock's."""
+    Each epoch and the session are timed by a `RunningTime`: the time the process was paused (`PauseWatch`)
+    is left out of the images/s and kept per epoch in the state (`epoch_stopped_s`, merged into the history
+    as `stopped_s` by `Run.history`) and per session, so that a time axis can leave it out; `epoch_time_s`
+    and the wall times stay the clock's."""
 
     def __init__(self, path: Path, images_per_step: int | None = None):
         super().__init__()
@@ -310,26 +315,21 @@ class Timer(keras.callbacks.Callback):
         self.epoch_rates: dict[int, list] = {int(e): v for e, *v in state.get("epoch_rates", [])}
         self.epoch_stopped_s: dict[int, float] = {int(e): v for e, v in state.get("epoch_stopped_s", [])}
         self.epoch_update_over_step: dict[int, list] = {int(e): v for e, *v in state.get("epoch_update_over_step", [])}
-        self.watch = StopWatch.of_process()
-        self.session_start, self.stopped_before_session = time.perf_counter(), self.watch.stopped_s
+        self.session_time = RunningTime()
         self.session = {**repro.git_state(), "started": results.utc_now(), "ended": None, "first_epoch": None,
                         "last_epoch": None, "steps": 0, "wall_time_s": 0.0, "stopped_s": 0.0,
                         "environment": repro.thread_environment(), "machine": repro.device_info()["name"]}
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start, self.stopped_at_start = time.perf_counter(), self.watch.stopped_s
-        self.last_batch_end, self.stopped_at_last_batch, self.batches = self.epoch_start, self.stopped_at_start, 0
+        self.epoch_time, self.train_s, self.batches = RunningTime(), 0.0, 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.last_batch_end, self.stopped_at_last_batch = time.perf_counter(), self.watch.stopped_s
-        self.batches += 1
+        self.train_s, self.batches = self.epoch_time.seconds, self.batches + 1  # training time up to this batch
 
     def on_epoch_end(self, epoch, logs=None):
-        now = time.perf_counter()
-        train_s = max(self.last_batch_end - self.epoch_start - (self.stopped_at_last_batch - self.stopped_at_start),
-                      1e-9)
-        self.epoch_stopped_s[epoch + 1] = round(self.watch.stopped_s - self.stopped_at_start, 1)
-        logs["epoch_time_s"] = now - self.epoch_start
+        train_s = max(self.train_s, 1e-9)
+        self.epoch_stopped_s[epoch + 1] = round(self.epoch_time.stopped_s, 1)
+        logs["epoch_time_s"] = self.epoch_time.wall_s
         logs["train_images_per_s"] = self.batches * self.images_per_step / train_s
         first_in_session = self.session["first_epoch"] is None
         self.epoch_rates[epoch + 1] = [logs["train_images_per_s"], first_in_session]
@@ -350,8 +350,8 @@ class Timer(keras.callbacks.Callback):
         self._save()
 
     def _save(self) -> None:
-        self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1),
-                            stopped_s=round(self.watch.stopped_s - self.stopped_before_session, 1))
+        self.session.update(ended=results.utc_now(), wall_time_s=round(self.session_time.wall_s, 1),
+                            stopped_s=round(self.session_time.stopped_s, 1))
         state = {"wall_time_s": self.wall_time_s, "sessions": self.sessions,
                  "epoch_rates": [[e, *v] for e, v in sorted(self.epoch_rates.items())],
                  "epoch_stopped_s": sorted(self.epoch_stopped_s.items()),
@@ -367,13 +367,13 @@ class Timer(keras.callbacks.Callback):
 
     def close(self) -> list[dict]:
         """End this session now (the run is finishing); returns every session."""
-        self.session.update(ended=results.utc_now(), wall_time_s=round(time.perf_counter() - self.session_start, 1),
-                            stopped_s=round(self.watch.stopped_s - self.stopped_before_session, 1))
+        self.session.update(ended=results.utc_now(), wall_time_s=round(self.session_time.wall_s, 1),
+                            stopped_s=round(self.session_time.stopped_s, 1))
         return self.sessions
 
     @property
     def wall_time_s(self) -> float:
-        return self.previous_s + time.perf_counter() - self.session_start
+        return self.previous_s + self.session_time.wall_s
 
     def steady_throughput(self) -> float | None:
         """Median images/s over the run's epochs in every session, leaving out each session's first

@@ -97,7 +97,7 @@ def test_a_finished_run_retires_its_checkpoint_and_state_files(tmp_path):
     # A repeat of the finished configuration is a new run in the same directory, not a resume of it.
     again = Run("toy", make_config(ToyConfig, PRESETS, "smoke", results_dir=config.results_dir,
                                    runs_dir=config.runs_dir, repeat=True), "smoke", PRESETS)
-    assert len(again.timer.sessions) == 1
+    assert len(again.clock.sessions) == 1
 
 
 def test_a_finished_configuration_is_refused_unless_repeated(tmp_path):
@@ -156,7 +156,7 @@ def test_throughput_is_taken_over_every_session(tmp_path, monkeypatch):
     monkeypatch.setattr(training.time, "perf_counter", clock)
 
     def session(seconds_per_epoch, first_epoch):
-        timer = training.Timer(tmp_path / "state.json", images_per_step=10)
+        timer = training.RunClock(tmp_path / "state.json", images_per_step=10)
         for i, seconds in enumerate(seconds_per_epoch):
             timer.on_epoch_begin(first_epoch + i)
             clock.now += seconds
@@ -195,7 +195,7 @@ def test_changed_files_between_commits(tmp_path):
 
 def test_state_json_of_an_older_run_is_still_resumable(tmp_path):
     (tmp_path / "state.json").write_text(json.dumps({"wall_time_s": 12.5, "sessions": 2}))
-    timer = training.Timer(tmp_path / "state.json", images_per_step=1)
+    timer = training.RunClock(tmp_path / "state.json", images_per_step=1)
     assert len(timer.sessions) == 3 and timer.wall_time_s >= 12.5
 
 
@@ -285,8 +285,8 @@ def test_the_stopwatch_counts_the_time_a_process_was_stopped_and_not_time_it_sha
     script = textwrap.dedent("""
         import sys, time
         sys.path.insert(0, %r)
-        from common.lifecycle.training import StopWatch
-        watch = StopWatch(tick_s=0.05, gap_s=0.5)
+        from common.lifecycle.training import PauseWatch
+        watch = PauseWatch(tick_s=0.05, gap_s=0.5)
         print("ready", flush=True)
         sys.stdin.readline()  # the parent stops this process for 2 s, then resumes it and writes a line
         time.sleep(0.3)
@@ -311,7 +311,7 @@ def test_the_stopwatch_counts_the_time_a_process_was_stopped_and_not_time_it_sha
 
 
 def test_running_time_leaves_out_the_time_the_process_was_stopped(monkeypatch):
-    watch = training.StopWatch.of_process()
+    watch = training.PauseWatch.of_process()
     monkeypatch.setattr(watch, "stopped_s", 3.0)  # stopped before the clock started: not counted
     ticks = [100.0, 130.0]
     monkeypatch.setattr(training.time, "perf_counter", lambda: ticks.pop(0) if len(ticks) > 1 else ticks[0])
@@ -321,20 +321,20 @@ def test_running_time_leaves_out_the_time_the_process_was_stopped(monkeypatch):
 
 
 def test_an_epoch_s_stopped_time_is_kept_in_the_history_and_left_out_of_its_throughput(tmp_path, monkeypatch):
-    watch = training.StopWatch.of_process()
+    watch = training.PauseWatch.of_process()
     monkeypatch.setattr(watch, "stopped_s", 3.0)  # stopped before this run's session began: not its time
     run = Run("toy", _config(tmp_path), "smoke", PRESETS)
     ticks = [0.0, 5.0, 10.0, 12.0]
     monkeypatch.setattr(training.time, "perf_counter", lambda: ticks.pop(0) if len(ticks) > 1 else ticks[0])
-    run.timer.images_per_step = 100
+    run.clock.images_per_step = 100
     logs = {}
-    run.timer.on_epoch_begin(0)  # t = 0
-    run.timer.on_train_batch_end(0)  # t = 5
+    run.clock.on_epoch_begin(0)  # t = 0
+    run.clock.on_train_batch_end(0)  # t = 5
     watch.stopped_s = 7.0  # stopped for 4 s during the second batch
-    run.timer.on_train_batch_end(1)  # t = 10
-    run.timer.on_epoch_end(0, logs)  # t = 12
+    run.clock.on_train_batch_end(1)  # t = 10
+    run.clock.on_epoch_end(0, logs)  # t = 12
     assert logs["epoch_time_s"] == 12.0 and logs["train_images_per_s"] == pytest.approx(200 / 6)
-    assert run.timer.epoch_stopped_s == {1: 4.0} and run.timer.session["stopped_s"] == 4.0
+    assert run.clock.epoch_stopped_s == {1: 4.0} and run.clock.session["stopped_s"] == 4.0
     (run.dir / "history.csv").write_text("epoch,loss\n0,1.0\n1,0.5\n")
     assert [(row["epoch"], row["stopped_s"]) for row in run.history()] == [(1, 4.0), (2, None)]
 
@@ -394,7 +394,7 @@ class _SlowAfterEachStep(keras.callbacks.Callback):
 
 def test_update_over_step_counts_the_work_between_steps_and_not_in_the_step(tmp_path):
     """The StepClock times the train function only: 50 ms of callback work after each of an epoch's 4 steps
-    is outside its step time and inside the epoch's training time (3 of the 4 sleeps: the Timer stamps the
+    is outside its step time and inside the epoch's training time (3 of the 4 sleeps: the RunClock stamps the
     last batch's end before the paper's callbacks run), so the update costs more than its step."""
     assert _train(_config(tmp_path), callbacks=[_SlowAfterEachStep()]) == 0
     record = json.loads(next((tmp_path / "results" / "toy").glob("*.json")).read_text())
