@@ -19,7 +19,9 @@ or a Git LFS pointer is named instead of half-read.
 
 The repository's budget for network files is `FILE_LIMIT_MIB` a file and `TOTAL_LIMIT_MIB` in all; a network
 above it gets a card with `file: null` that says how to produce it with one command (`produce`) and, when a
-hosted copy exists, its address and SHA-256 for `keras.utils.get_file(..., file_hash=...)`.
+hosted copy exists, its address and SHA-256 for `keras.utils.get_file(..., file_hash=...)`. So does a network
+whose file was not kept (trained before networks were published, on a machine gone since): its card keeps
+its run's record and metric, and `produce` trains a new one.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def load(name: str, results: Path = RESULTS):
     card = card_of(name, results)
     path = path_of(name, results)
     if card.get("file") is None and not path.exists():
-        raise NetworkError(f"{name} is not committed (over the size budget): {card.get('produce')}")
+        raise NetworkError(f"{name} is not committed ({card.get('why_not_committed')}); produce one with: "
+                           f"{card.get('produce')}")
     if not path.exists():
         raise NetworkError(f"{path} is missing; its card is there: restore the file from git")
     digest = file_digest(path)
@@ -159,11 +162,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.action == "list":
         for card in available():
+            metric = card.get("metric")
             if card.get("file") is None:
-                print(f"{card['name']}: {card['model']}, not committed ({card['why_not_committed']}); "
-                      f"produce it with: {card['produce']}")
+                reached = f", its run: {metric['name']} {metric['value']:.4f}" if metric else ""
+                print(f"{card['name']}: {card['model']}{reached}; not committed ({card['why_not_committed']}); "
+                      f"produce one with: {card['produce']}")
                 continue
-            metric = card["metric"]
             print(f"{card['name']}: {card['model']} ({card['preset']}, seed {card['seed']}), {metric['name']} "
                   f"{metric['value']} on {metric['on']}; input {card['input']['shape']} {card['input']['range']}")
     else:
