@@ -64,20 +64,30 @@ def _in_range(value, bounds: dict) -> bool:
             and (high is None or value <= high) and (below is None or value < below))
 
 
+# Fields that decide where files go, not what is computed; left out of the config hash so that a
+# run resumes (or is compared) whatever directory it was pointed at.
+# The placement fields too: a run may resume on another number of devices (its sessions record each placement);
+# and tf.data's autotuning, which changes when batches are made, not what they hold.
+_LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data",
+                    "distribute", "coordinator", "num_processes", "process_id", "tf_data_autotune"}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Fields every paper's config shares: where things go and how a run is made reproducible."""
 
     # Overriding these does not change the recipe (see run_label); a paper adds its variant fields.
     RECIPE_NEUTRAL: typing.ClassVar[frozenset] = frozenset(
-        {"seed", "data_dir", "download", "results_dir", "runs_dir", "tensorboard", "jit_compile", "repeat",
-         "verify_data", "distribute", "coordinator", "num_processes", "process_id", "fused_batchnorm",
-         "tf_data_autotune"})
+        _LOCATION_FIELDS | {"seed", "jit_compile", "fused_batchnorm"})
     # Why this paper trains on one device whatever the backend, or "" (see common.lifecycle.distribute).
     ONE_DEVICE_ONLY: typing.ClassVar[str] = ""
     # Fields added after runs were recorded, with their defaults: hashed only when they leave them, so that those
     # runs keep their hash (config_hash); a paper adds its own.
     HASHED_UNLESS_DEFAULT: typing.ClassVar[dict] = {"sync_batchnorm": True, "fused_batchnorm": True}
+    # Fields renamed after runs were recorded, {old name: new name}: the old name still works on the command line
+    # and in presets (a relayed run's command), and the hash is taken under the old name, so those runs keep
+    # their hash (config_hash); a paper adds its own.
+    RENAMED: typing.ClassVar[dict] = {}
 
     seed: int = param(0, "seed for Python, NumPy and Keras (one call, common.lifecycle.repro.seed_everything)")
     data_dir: str = param("", "data directory; empty: $KPB_DATA_DIR, else ~/.keras/datasets")
@@ -183,11 +193,16 @@ def _check_keys(cls, keys, where: str) -> None:
         raise ConfigError(f"unknown {where} {', '.join(unknown)}; valid keys are: {', '.join(valid)}")
 
 
+def _current_names(cls, values: dict) -> dict:
+    """`values` with each field's old name (the config's `RENAMED`) replaced by its current one."""
+    return {cls.RENAMED.get(k, k): v for k, v in values.items()}
+
+
 def make_config(cls, presets: dict[str, dict], preset: str = PAPER_PRESET, **overrides):
     """The config for `preset` with `overrides` applied; raises ConfigError on unknown names."""
     if preset != PAPER_PRESET and preset not in presets:
         raise ConfigError(f"unknown preset {preset!r}; choose from: {', '.join([PAPER_PRESET, *presets])}")
-    values = dict(presets.get(preset, {}))
+    values, overrides = _current_names(cls, presets.get(preset, {})), _current_names(cls, overrides)
     _check_keys(cls, values, f"key in preset {preset!r}:")
     _check_keys(cls, overrides, "config key(s)")
     values.update(overrides)
@@ -217,6 +232,7 @@ def parse_args(cls, presets: dict[str, dict], argv: list[str] | None = None, des
             preset = value
         else:
             raw[key] = value
+    raw = _current_names(cls, raw)
     _check_keys(cls, raw, "config key(s)")
     types = _field_types(cls)
     overrides = {k: _convert(k, v, types[k]) for k, v in raw.items()}
@@ -249,7 +265,7 @@ def command_line(config, presets: dict[str, dict], preset: str) -> list[str]:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if f.name not in config.chosen_automatically and value != getattr(reference, f.name):
-            args.append(f"--{f.name}={str(value).lower() if isinstance(value, bool) else _fmt(value)}")
+            args.append(f"--{f.name}={str(value).lower() if isinstance(value, bool) else _show(value)}")
     return args
 
 
@@ -264,9 +280,7 @@ def recipe_changes(config, presets: dict[str, dict], preset: str) -> dict:
 
 
 # Fields every run has that say where files go and how it runs, not what it computes: --help lists them last.
-PLUMBING_FIELDS = ("data_dir", "download", "results_dir", "runs_dir", "tensorboard", "verify_data", "repeat",
-                   "jit_compile", "distribute", "sync_batchnorm", "fused_batchnorm", "tf_data_autotune",
-                   "coordinator", "num_processes", "process_id")
+PLUMBING_FIELDS = _LOCATION_FIELDS | {"jit_compile", "sync_batchnorm", "fused_batchnorm"}
 
 
 def _paper_of(cls) -> str | None:
@@ -300,7 +314,7 @@ def _preset_lines(cls, presets: dict[str, dict], width: int) -> list[str]:
                        f"({row['hardware'].split(' / ')[0]})")
         lines.append(f"  {name + (' (default)' if name == PAPER_PRESET else ''):<{width}} {label}; {reached}")
         if name in presets:
-            lines.append(" " * (width + 3) + " ".join(f"--{k}={_fmt(v)}" for k, v in presets[name].items()))
+            lines.append(" " * (width + 3) + " ".join(f"--{k}={_show(v)}" for k, v in presets[name].items()))
     return lines
 
 
@@ -319,7 +333,9 @@ def help_text(cls, presets: dict[str, dict], description: str = "") -> str:
         typ = getattr(types[f.name], "__name__", str(types[f.name]))
         choices = f.metadata.get("choices")
         typ += f": {' | '.join(map(str, choices))}" if choices else ""
-        return f"  --{f.name}={_fmt(f.default)}  [{typ}]  {f.metadata.get('help', '')}"
+        was = [old for old, new in cls.RENAMED.items() if new == f.name]
+        formerly = f" (formerly --{', --'.join(was)})" if was else ""
+        return f"  --{f.name}={_show(f.default)}  [{typ}]  {f.metadata.get('help', '')}{formerly}"
 
     lines += ["", "the paper's fields (default; comment):", *(show(f) for f in fields if f.name not in PLUMBING_FIELDS),
               "", "where files go and how it runs:", *(show(f) for f in fields if f.name in PLUMBING_FIELDS)]
@@ -327,13 +343,8 @@ def help_text(cls, presets: dict[str, dict], description: str = "") -> str:
 
 
 def _show(value) -> str:
+    """A value as the command line writes it (a tuple comma-separated)."""
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
 
 
 def to_dict(config) -> dict:
@@ -343,18 +354,14 @@ def to_dict(config) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
-# Fields that decide where files go, not what is computed; left out of the config hash so that a
-# run resumes (or is compared) whatever directory it was pointed at.
-# The placement fields too: a run may resume on another number of devices (its sessions record each placement);
-# and tf.data's autotuning, which changes when batches are made, not what they hold.
-_LOCATION_FIELDS = {"data_dir", "download", "results_dir", "runs_dir", "tensorboard", "repeat", "verify_data",
-                    "distribute", "coordinator", "num_processes", "process_id", "tf_data_autotune"}
 def config_hash(config) -> str:
     """A short stable hash of the fields that change the computation (not a field of the config's
-    `HASHED_UNLESS_DEFAULT` at its default). Of a config object: a stored record's config (a dict) does not
-    say its class, so its hash is the record's `config_hash`, not this."""
+    `HASHED_UNLESS_DEFAULT` at its default; a field of its `RENAMED` under its old name). Of a config
+    object: a stored record's config (a dict) does not say its class, so its hash is the record's
+    `config_hash`, not this."""
     later = getattr(config, "HASHED_UNLESS_DEFAULT", {})
-    relevant = {k: v for k, v in to_dict(config).items() if k not in _LOCATION_FIELDS
+    old_name = {new: old for old, new in getattr(config, "RENAMED", {}).items()}
+    relevant = {old_name.get(k, k): v for k, v in to_dict(config).items() if k not in _LOCATION_FIELDS
                 and not (k in later and v == later[k])}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 

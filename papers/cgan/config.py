@@ -38,8 +38,10 @@ LR_DECAY = {"cgan": 1.00004, "goodfellow2014": 1.000004}
 
 @dataclass(frozen=True)
 class CGANConfig(SampleScoreConfig):
-    RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"conditional", "networks", "eval_block", "nn_samples"}
+    RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"conditional", "networks", "eval_batch_size", "nn_samples"}
     HASHED_UNLESS_DEFAULT = {**SampleScoreConfig.HASHED_UNLESS_DEFAULT, "networks": "cgan"}
+    # Renamed after runs were recorded (one name for the evaluation's batch in every paper): RunConfig.RENAMED.
+    RENAMED = {**SampleScoreConfig.RENAMED, "eval_block": "eval_batch_size"}
 
     conditional: bool = param(True, "condition G and D on the one-hot label (CGAN); false: the same networks "
                                     "without y, the unconditional GAN of the paper's Table 1 comparison")
@@ -76,7 +78,7 @@ class CGANConfig(SampleScoreConfig):
     train_subset: int = param(0, "use only the first N of the 50,000 training images (0: all); for smoke tests")
     validation_subset: int = param(0, "use only the first N of the 10,000 validation images (0: all)")
     test_subset: int = param(0, "use only the first N test images (0: all 10,000)")
-    eval_block: int = param(250, "test points per block of the Parzen computation (memory only)", low=1)
+    eval_batch_size: int = param(250, "test points per block of the Parzen computation (memory only)", low=1)
     nn_samples: int = param(1000, "samples whose nearest test image is measured at the end", low=1)
 
     def automatic(self) -> dict:
@@ -91,9 +93,9 @@ class CGANConfig(SampleScoreConfig):
             raise ConfigError("--networks=goodfellow2014 is the GAN paper's unconditional model: add "
                               "--conditional=false")
         if min(self.latent_dim, self.batch_size, self.epochs, self.patience, self.parzen_samples_per_class,
-               self.sigma_validation_images, self.eval_block) < 1:
+               self.sigma_validation_images, self.eval_batch_size) < 1:
             raise ConfigError("latent_dim, batch_size, epochs, patience, parzen_samples_per_class, "
-                              "sigma_validation_images and eval_block must be positive")
+                              "sigma_validation_images and eval_batch_size must be positive")
         if not (self.learning_rate > 0 and self.min_learning_rate > 0 and self.lr_decay >= 1):
             raise ConfigError("learning_rate and min_learning_rate must be positive and lr_decay at least 1")
         if not (0 <= self.dropout < 1 and 0 <= self.d_input_dropout < 1):

@@ -24,11 +24,11 @@ def parzen_score(samples: np.ndarray, validation: np.ndarray, points: np.ndarray
     `points` (mean and standard error over them)."""
     if points is validation:  # every epoch's score: sigma chosen on the first of the same images, in one pass
         sigma, by_sigma, ll = parzen.choose_sigma_and_log_likelihood(
-            samples, points, config.sigma_validation_images, config.sigma_grid, config.eval_block)
+            samples, points, config.sigma_validation_images, config.sigma_grid, config.eval_batch_size)
     else:
         sigma, by_sigma = parzen.choose_sigma(samples, validation[:config.sigma_validation_images],
-                                              config.sigma_grid, config.eval_block)
-        ll = parzen.log_likelihood(points, samples, sigma, config.eval_block)
+                                              config.sigma_grid, config.eval_batch_size)
+        ll = parzen.log_likelihood(points, samples, sigma, config.eval_batch_size)
     mean, sem = parzen.mean_and_standard_error(ll)
     return {"ll": mean, "sem": sem, "sigma": sigma, "by_sigma": by_sigma}
 

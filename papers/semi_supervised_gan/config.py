@@ -50,6 +50,8 @@ class SemiSupervisedGANConfig(RunConfig):
                                                  "eval_every", "sample_every"}
     HASHED_UNLESS_DEFAULT = {**RunConfig.HASHED_UNLESS_DEFAULT, "minibatch_discrimination": False,
                              "label_smoothing": 0.0, "historical_averaging": 0.0}
+    # Renamed after runs were recorded (spelt as labelled_only beside it): RunConfig.RENAMED.
+    RENAMED = {**RunConfig.RENAMED, "unlabeled_weight": "unlabelled_weight"}
 
     dataset: str = param("mnist", "mnist, cifar10 or svhn (its .mat files are not available offline here)",
                          choices=DATASETS)
@@ -77,7 +79,7 @@ class SemiSupervisedGANConfig(RunConfig):
                                      "authors' share (the last third: CIFAR-10 400 of 1,200, SVHN 300 of 900; "
                                      "MNIST none)", low=-1)
     beta_1: float = param(0.5, "Adam's beta_1 for both players (authors: mom1 = 0.5)", below=1)
-    unlabeled_weight: float = param(1.0, "weight of the unsupervised loss in D's loss (authors' default 1)")
+    unlabelled_weight: float = param(1.0, "weight of the unsupervised loss in D's loss (authors' default 1)")
     average_rate: float = param(1e-4, "D's test-time weights: a moving average of its weights at this rate",
                                   above=0, high=1)
     init_examples: int = param(500, "images of the data-dependent initialisation (authors: 500)", low=1)
@@ -111,8 +113,8 @@ class SemiSupervisedGANConfig(RunConfig):
                               "positive")
         if self.learning_rate <= 0 or not 0 <= self.lr_decay_epochs <= self.epochs:
             raise ConfigError("learning_rate must be positive and lr_decay_epochs between 0 and epochs")
-        if not (0 <= self.beta_1 < 1 and 0 < self.average_rate <= 1 and self.unlabeled_weight >= 0):
-            raise ConfigError("beta_1 must be in [0, 1), average_rate in (0, 1], unlabeled_weight >= 0")
+        if not (0 <= self.beta_1 < 1 and 0 < self.average_rate <= 1 and self.unlabelled_weight >= 0):
+            raise ConfigError("beta_1 must be in [0, 1), average_rate in (0, 1], unlabelled_weight >= 0")
         if self.label_smoothing and self.labelled_only:
             raise ConfigError("--label_smoothing acts on D's real/generated loss; the --labelled_only baseline has "
                               "none: set one of them")

@@ -377,14 +377,14 @@ class SemiSupervisedGAN(AdversarialModel):
     GENERATOR_UPDATES = {False: 1, True: 3}  # per D update: feature matching; minibatch discrimination
 
     def __init__(self, generator, discriminator, feature_layer: str, latent_dim: int = 100,
-                 feature_distance: str = "squared", unlabeled_weight: float = 1.0, average_rate: float = 1e-4,
+                 feature_distance: str = "squared", unlabelled_weight: float = 1.0, average_rate: float = 1e-4,
                  labelled_only: bool = False, minibatch: bool = False, label_smoothing: float = 0.0,
                  historical_averaging: float = 0.0, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.features = keras.Model(discriminator.inputs, discriminator.get_layer(feature_layer).output)
         self.latent_dim, self.feature_distance = latent_dim, feature_distance
-        self.unlabeled_weight, self.average_rate, self.labelled_only = unlabeled_weight, average_rate, labelled_only
+        self.unlabelled_weight, self.average_rate, self.labelled_only = unlabelled_weight, average_rate, labelled_only
         self.minibatch, self.generator_updates = minibatch, self.GENERATOR_UPDATES[minibatch]
         self.label_smoothing, self.historical_averaging = label_smoothing, historical_averaging
         self.noise = keras.random.SeedGenerator(seed)
@@ -434,7 +434,7 @@ class SemiSupervisedGAN(AdversarialModel):
             logits_unl = self.discriminator(x_unl, training=True)
             logits_fake = self.discriminator(self.generator(self.sample_z(n), training=True), training=True)
             loss_unl = unsupervised_loss(logits_unl, logits_fake, self.label_smoothing)
-            return loss_lab + self.unlabeled_weight * loss_unl, (loss_lab, loss_unl, logits_lab)
+            return loss_lab + self.unlabelled_weight * loss_unl, (loss_lab, loss_unl, logits_lab)
 
         d_loss = self._with_history("discriminator", self.discriminator.trainable_weights, d_loss)
         _, (loss_lab, loss_unl, logits_lab) = self.minimize("discriminator", d_loss, has_aux=True)
@@ -507,7 +507,7 @@ def build_model(config: SemiSupervisedGANConfig, steps_per_epoch: int) -> SemiSu
         discriminator = build_cifar_discriminator(minibatch, widths)
         feature_layer, distance = "pool", "absolute"
     model = SemiSupervisedGAN(generator, discriminator, feature_layer, config.latent_dim, distance,
-                              config.unlabeled_weight, config.average_rate, config.labelled_only, minibatch,
+                              config.unlabelled_weight, config.average_rate, config.labelled_only, minibatch,
                               config.label_smoothing, config.historical_averaging, seed=config.seed,
                               name="semi_supervised_gan")
     lr = learning_rate(config, steps_per_epoch)

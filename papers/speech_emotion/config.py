@@ -29,6 +29,8 @@ FOLDS = {"ravdess": 12, "urdu": 5, "iemocap": 5}
 @dataclass(frozen=True)
 class SpeechEmotionConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"dataset", "feature_cache"}
+    # Renamed after runs were recorded (as the VAE's config names its hidden layer's units): RunConfig.RENAMED.
+    RENAMED = {**RunConfig.RENAMED, "hidden": "hidden_units"}
     ONE_DEVICE_ONLY = "a small network per fold, fit on arrays whose last batch need not split over devices"
 
     dataset: str = param("ravdess", "ravdess (24 actors), urdu (29 speakers; speaker and class confounded) or "
@@ -47,7 +49,7 @@ class SpeechEmotionConfig(RunConfig):
                                            "energetic (the same share as for training)")
     threshold: float = param(0.2, "an utterance feature is the share of segments with P(k) above this (§2.2)",
                                above=0, below=1)
-    hidden: tuple[int, ...] = param((256, 256, 256), "the DNN's hidden ReLU layers (§2.1: three of 256)", low=1)
+    hidden_units: tuple[int, ...] = param((256, 256, 256), "the DNN's hidden ReLU layers (§2.1: three of 256)", low=1)
     dnn_epochs: int = param(20, "passes over the training segments (not in the paper)", low=1)
     batch_size: int = param(128, "DNN minibatch (not in the paper)", low=1)
     learning_rate: float = param(1e-3, "Adam's learning rate for the DNN (not in the paper)", above=0)
@@ -76,9 +78,9 @@ class SpeechEmotionConfig(RunConfig):
         if not 0 < self.energy_fraction <= 1 or not 0 < self.threshold < 1:
             raise ConfigError("energy_fraction must be in (0, 1] and threshold in (0, 1)")
         if min(self.folds, self.context, self.dnn_epochs, self.batch_size, self.elm_hidden, self.inner_folds,
-               *self.hidden) < 1 or self.folds < 2:
+               *self.hidden_units) < 1 or self.folds < 2:
             raise ConfigError("folds (at least 2), context, dnn_epochs, batch_size, elm_hidden, inner_folds and "
-                              "hidden must be positive")
+                              "hidden_units must be positive")
         if self.learning_rate <= 0 or min(*self.elm_c, *self.kelm_c, *self.kelm_gamma, *self.svm_c,
                                           *self.svm_gamma) <= 0:
             raise ConfigError("learning_rate and every value of the hyper-parameter grids must be positive")

@@ -147,7 +147,7 @@ def run_fold(fold: int, test_speakers: list[str], corpus: Corpus, frames: dict, 
     x = np.concatenate([segs[u.path][energetic[u.path]] for u in train])
     y = np.concatenate([np.full(len(energetic[u.path]), classes.index(u.emotion)) for u in train])
     keras.utils.set_random_seed(config.seed * 1000 + fold)  # each fold alike whether or not the run resumed
-    dnn = build_dnn(x.shape[1], len(classes), config.hidden)
+    dnn = build_dnn(x.shape[1], len(classes), config.hidden_units)
     dnn.compile(keras.optimizers.Adam(config.learning_rate), loss="sparse_categorical_crossentropy")
     dnn.fit(x, y, batch_size=config.batch_size, epochs=config.dnn_epochs, verbose=0, shuffle=True)
     dnn_s = clock.seconds

@@ -5,7 +5,7 @@
 
 Run it as its own process: the peak resident memory it reports (the process's maximum RSS, read
 from the kernel) then covers the model, the slice and the tiles in flight, not a training run's
-leftovers. Inference keeps `eval_batch` tiles in memory at a time whatever the slice size; the
+leftovers. Inference keeps `eval_batch_size` tiles in memory at a time whatever the slice size; the
 memory is measured before and after predicting the slice so that its growth can be read off.
 """
 
@@ -31,7 +31,7 @@ DESCRIPTION = (
     "Overlap-tile inference of one 512×512 slice with untrained weights of the given size (the cost does not "
     "depend on the weights), and the training step on one tile, in a process of its own "
     "(`papers/unet/benchmark.py`). Peak memory is the process's maximum resident set size: model, slice and "
-    "`eval_batch` tiles at a time; growth is the increase over the memory before the slice was predicted.")
+    "`eval_batch_size` tiles at a time; growth is the increase over the memory before the slice was predicted.")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def run(config: UNetBenchmarkConfig) -> tuple[dict, str]:
              "tiles_per_slice": tiles, "peak_rss_mb": peak, "rss_before_slice_mb": before,
              "train_step_s": step_s, "train_tiles_per_s": config.batch_size / step_s,
              "summary": {"tile → output": f"{config.tile} → {out}", "filters": str(config.filters),
-                         "tiles per slice": str(tiles), "eval batch": str(config.eval_batch),
+                         "tiles per slice": str(tiles), "eval batch": str(config.eval_batch_size),
                          "s per 512² slice": f"{best:.2f}", "inference tiles/s": f"{tiles / best:.2f}",
                          "train step (s)": f"{step_s:.2f}", "peak memory (MB)": f"{peak:.0f}",
                          "memory before the slice (MB)": f"{before:.0f}"}}

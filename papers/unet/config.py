@@ -29,8 +29,10 @@ N_SLICES, FOLDS = 30, 5
 
 @dataclass(frozen=True)
 class UNetConfig(RunConfig):
-    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"fold", "data_workers", "predict_test", "eval_batch",
+    RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"fold", "data_workers", "predict_test", "eval_batch_size",
                                                  "warping_error"}
+    # Renamed after runs were recorded (one name for the evaluation's batch in every paper): RunConfig.RENAMED.
+    RENAMED = {**RunConfig.RENAMED, "eval_batch": "eval_batch_size"}
 
     fold: int = param(0, "held-out fold of the 5-fold split of the 30 training slices (0-4)", high=4)
     tile: int = param(572, "input tile size; its output is tile - 184 for depth 4 (§2, Fig. 1: 572 -> 388)")
@@ -49,7 +51,7 @@ class UNetConfig(RunConfig):
     elastic_grid: int = param(3, "size of the coarse displacement grid (§3.1: 3 x 3)", low=1)
     augment: bool = param(True, "rotations, flips, shifts, elastic deformation and grey-value variation (§3.1)")
     val_every: int = param(10, "epochs between held-out evaluations (pixel error, V_rand at threshold 0.5)", low=1)
-    eval_batch: int = param(2, "tiles per inference call of the overlap-tile prediction", low=1)
+    eval_batch_size: int = param(2, "tiles per inference call of the overlap-tile prediction", low=1)
     warping_error: bool = param(True, "compute the warping error in the final evaluation (slow for a poor network)")
     predict_test: bool = param(True, "predict the 30 test slices and write the TIFF stack the challenge accepts")
     data_workers: int = param(2, "threads that augment tiles ahead of the train step", low=1)

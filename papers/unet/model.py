@@ -140,4 +140,4 @@ def cell_probability(model, image: np.ndarray, config: UNetConfig) -> np.ndarray
         e = np.exp(logits - logits.max(-1, keepdims=True))
         return (e / e.sum(-1, keepdims=True))[..., 1:2]
 
-    return predict_tiled(predict, image, config.tile, out, batch=config.eval_batch)[..., 0]
+    return predict_tiled(predict, image, config.tile, out, batch=config.eval_batch_size)[..., 0]

@@ -29,7 +29,7 @@ from common.data import isbi2012
 from common.lifecycle import config as cfg
 from common.lifecycle.run import Run
 from common.metrics import segmentation
-from papers.unet import augment, weights
+from papers.unet import augment, weight_maps
 from papers.unet.config import PRESETS, UNetConfig
 from papers.unet.data import TileBatches
 from papers.unet.model import build_unet, cell_probability, check_tile
@@ -121,12 +121,12 @@ def train(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
     run.describe_data(source=data.source, checksums=data.checksums, verified=data.verified,
                       training_slices=train_idx, held_out_slices=val_idx)
     t_w = time.perf_counter()
-    weight_maps = [weights.weight_map(labels[i], config.w0, config.sigma) for i in train_idx]
+    maps = [weight_maps.weight_map(labels[i], config.w0, config.sigma) for i in train_idx]
     print(f"weight maps of {len(train_idx)} training slices: {time.perf_counter() - t_w:.0f} s")
     model = build_unet(config.tile, filters=config.filters, dropout=config.dropout)
     model.compile(keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=config.jit)
-    train_ds = TileBatches(images[train_idx], labels[train_idx], weight_maps, config, workers=config.data_workers)
+    train_ds = TileBatches(images[train_idx], labels[train_idx], maps, config, workers=config.data_workers)
     epochs = -(-config.steps // config.steps_per_epoch)
     out = check_tile(config.tile)
     print(f"{config.variant}, preset {preset}, fold {config.fold} (held out slices {val_idx[0]}-{val_idx[-1]}): "
@@ -154,7 +154,7 @@ def train(config: UNetConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=()
              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
              "peak_rss_mb_before_inference": rss_before / 1024}
     k = val_idx[0]
-    wmap = weights.weight_map(labels[k], config.w0, config.sigma)
+    wmap = weight_maps.weight_map(labels[k], config.w0, config.sigma)
     figure3(run.figure_path("figure3"), images[k], labels[k], probs[0], wmap)
     deformation_figure(run.figure_path("elastic"), images[k], labels[k], config, config.seed)
     summary = (f"fold {config.fold}, held-out Rand error {final['rand_error']:.4f}, V_info {final['v_info']:.4f}, "

@@ -45,6 +45,9 @@ AUTOMATIC = ("learning_rate", "critic_norm", "generator_steps", "generator_batch
 class WGANConfig(SampleScoreConfig):
     RECIPE_NEUTRAL = SampleScoreConfig.RECIPE_NEUTRAL | {"loss", "dataset", "architecture", "data_workers",
                                                          "sample_every", "track_samples"}
+    # Renamed after runs were recorded (Adam's betas, named as DCGAN's and the semi-supervised GAN's configs name
+    # them): RunConfig.RENAMED.
+    RENAMED = {**SampleScoreConfig.RENAMED, "adam_beta_1": "beta_1", "adam_beta_2": "beta_2"}
 
     loss: str = param("gp", "clip: weight clipping (Arjovsky et al.); gp: gradient penalty (Gulrajani et al.)",
                       choices=LOSSES)
@@ -67,8 +70,8 @@ class WGANConfig(SampleScoreConfig):
                                above=0)
     gp_weight: float = param(10.0, "gp: penalty coefficient lambda (Gulrajani et al.: 10)")
     learning_rate: float = param(0.0, "0: the variant's (clip: RMSProp 5e-5; gp: Adam 1e-4)")
-    adam_beta_1: float = param(0.0, "gp: Adam beta_1 (Gulrajani et al., Algorithm 1: 0)", below=1)
-    adam_beta_2: float = param(0.9, "gp: Adam beta_2 (Gulrajani et al.: 0.9)", below=1)
+    beta_1: float = param(0.0, "gp: Adam beta_1 (Gulrajani et al., Algorithm 1: 0)", below=1)
+    beta_2: float = param(0.9, "gp: Adam beta_2 (Gulrajani et al.: 0.9)", below=1)
     rmsprop_rho: float = param(0.99, "clip: RMSProp decay of the squared-gradient average (PyTorch's 0.99, "
                                      "which the WGAN authors' code used)", below=1)
     critic_norm: str = param("auto", "auto: the variant's (clip: batch, as the WGAN code; gp: none, "

@@ -1,6 +1,6 @@
 """Wasserstein GANs on 32x32 images: weight clipping (Arjovsky, Chintala & Bottou 2017, Algorithm 1)
 and the gradient penalty (Gulrajani et al. 2017, Algorithm 1), with the DCGAN-style generator and
-critic below (both papers' CIFAR-10 baseline architecture) or Gulrajani et al.'s ResNet (`resnet.py`).
+critic below (both papers' CIFAR-10 baseline architecture) or Gulrajani et al.'s ResNet (`resnet_networks.py`).
 
 Both maximise, over the critic f, the estimate of the Wasserstein-1 distance
 
@@ -205,16 +205,16 @@ def optimizer(config, updates: int) -> keras.optimizers.Optimizer:
         lr = keras.optimizers.schedules.PolynomialDecay(lr, updates, end_learning_rate=0.0, power=1.0)
     if config.loss == "clip":
         return keras.optimizers.RMSprop(lr, rho=config.rmsprop_rho)
-    return keras.optimizers.Adam(lr, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
+    return keras.optimizers.Adam(lr, beta_1=config.beta_1, beta_2=config.beta_2)
 
 
 def build_model(config, image_shape) -> WGAN:
     """Generator, critic and the compiled WGAN of a `WGANConfig` (its automatic fields filled in)."""
-    from papers.wgan import resnet
+    from papers.wgan import resnet_networks
 
     if config.architecture == "resnet":
-        generator = resnet.resnet_generator(image_shape, config.latent_dim, config.ngf)
-        critic = resnet.resnet_critic(image_shape, config.ndf, norm=config.critic_norm)
+        generator = resnet_networks.resnet_generator(image_shape, config.latent_dim, config.ngf)
+        critic = resnet_networks.resnet_critic(image_shape, config.ndf, norm=config.critic_norm)
     else:
         generator = dcgan_generator(image_shape, config.latent_dim, config.ngf, config.init_std)
         critic = dcgan_critic(image_shape, config.ndf, config.init_std, norm=config.critic_norm)

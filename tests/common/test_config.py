@@ -1,4 +1,5 @@
 from dataclasses import FrozenInstanceError, dataclass
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from common.lifecycle.config import (
     parse_args,
     recipe_changes,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,42 @@ def test_a_field_with_choices_refuses_any_other_value_in_one_line_and_lists_them
     with pytest.raises(ConfigError, match="--jit_compile must be one of auto, true, false"):
         make_config(Chosen, {}, jit_compile="yes")
     assert "--mode=a  [str: a | b]  a mode" in help_text(Chosen, {})
+
+
+def test_renamed_fields_keep_the_hashes_of_runs_recorded_under_their_old_names_and_take_them_still():
+    """Each paper's RENAMED: a config's hash is taken under the old names (so that a recorded run's rerun is
+    found, and a relayed run resumes), and the old names still work on the command line and in `make_config`
+    (a relayed run's command.json replays the command it was started with)."""
+    import json
+
+    from common.lifecycle.config import _current_names
+    from papers.cgan.config import CGANConfig
+    from papers.semi_supervised_gan.config import PRESETS as SSGAN_PRESETS
+    from papers.semi_supervised_gan.config import SemiSupervisedGANConfig
+    from papers.speech_emotion.config import PRESETS as SPEECH_PRESETS
+    from papers.speech_emotion.config import SpeechEmotionConfig
+    from papers.unet.config import PRESETS as UNET_PRESETS
+    from papers.unet.config import UNetConfig
+    from papers.wgan.config import PRESETS as WGAN_PRESETS
+    from papers.wgan.config import WGANConfig
+
+    # Hashes of runs recorded before the renames (hidden -> hidden_units, unlabeled_weight -> unlabelled_weight).
+    assert config_hash(make_config(SpeechEmotionConfig, SPEECH_PRESETS, seed=0)) == "baa47c33"  # ravdess paper seed 0
+    assert config_hash(make_config(SemiSupervisedGANConfig, SSGAN_PRESETS, "quick")) == "7d9912c9"  # MNIST quick
+    # A CGAN record's stored config (eval_block) rebuilt under the new names has the record's hash.
+    record = json.loads((REPO / "results/cgan/cgan-mnist_paper_seed0_20261130T112420Z.json").read_text())
+    stored = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in _current_names(CGANConfig, record["config"]).items()}
+    assert "eval_block" in record["config"] and config_hash(CGANConfig(**stored)) == record["config_hash"]
+    # The paper presets' hashes before the renames (eval_batch -> eval_batch_size, adam_beta_* -> beta_*).
+    assert config_hash(make_config(UNetConfig, UNET_PRESETS)) == "158f2f92"
+    assert config_hash(make_config(WGANConfig, WGAN_PRESETS)) == "b9699a6d"
+
+    _, old = parse_args(WGANConfig, WGAN_PRESETS, ["--adam_beta_1=0.5", "--adam_beta_2", "0.99"])
+    assert (old.beta_1, old.beta_2) == (0.5, 0.99) and old == make_config(WGANConfig, WGAN_PRESETS, beta_1=0.5,
+                                                                           beta_2=0.99)
+    assert make_config(UNetConfig, UNET_PRESETS, eval_batch=4).eval_batch_size == 4
+    assert "(formerly --adam_beta_1)" in help_text(WGANConfig, WGAN_PRESETS)
 
 
 def test_fields_added_after_runs_were_recorded_keep_those_runs_hashes():

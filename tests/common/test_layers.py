@@ -131,11 +131,11 @@ def test_papers_normalise_through_common_layers():
     from papers.resnet.model import build_model
     from papers.semi_supervised_gan import model as ssgan
     from papers.wgan import model as wgan
-    from papers.wgan import resnet as wgan_resnet
+    from papers.wgan import resnet_networks
 
     networks = [build_model(20), build_generator(ngf=8), build_discriminator(ndf=8), ssgan.build_mnist_generator(),
                 ssgan.build_cifar_generator(), wgan.dcgan_generator(ngf=8), wgan.dcgan_critic(ndf=8),
-                wgan_resnet.resnet_generator(dim=8), wgan_resnet.resnet_critic(dim=8, norm="batch"),
+                resnet_networks.resnet_generator(dim=8), resnet_networks.resnet_critic(dim=8, norm="batch"),
                 efficientnet_lite0((32, 32, 3), include_top=False)]
     for net in networks:
         norms = [la for la in net._flatten_layers() if isinstance(la, keras.layers.BatchNormalization)]

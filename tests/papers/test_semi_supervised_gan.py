@@ -295,7 +295,7 @@ def test_recipe_the_built_model_follows_the_authors_script(request, dataset, lr,
     assert model.features.layers[-1].name == layer  # the authors' feature layer: the last hidden one (MNIST)
     assert model.feature_distance == distance and model.features.output.shape[-1] == (250 if dataset == "mnist"
                                                                                           else 192)
-    assert model.average_rate == 1e-4 and model.unlabeled_weight == 1.0
+    assert model.average_rate == 1e-4 and model.unlabelled_weight == 1.0
     for name in ("discriminator", "generator"):
         opt = model.optimizer.players[name]
         assert isinstance(opt, AuthorsAdam) and opt.beta_1 == 0.5 and opt.beta_2 == 0.999

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from common import report
-from papers.unet import augment, weights
+from papers.unet import augment, weight_maps
 from papers.unet.model import build_unet, check_tile, mirror_pad, output_size, predict_tiled, valid_tiles
 from tests.recipe import recipe_plan
 
@@ -75,8 +75,8 @@ def test_weight_map_peaks_between_touching_cells_and_is_w_c_far_from_borders():
     labels = np.zeros((60, 90), np.int64)
     labels[10:50, 5:30] = 1  # two cells separated by a 2-pixel membrane
     labels[10:50, 32:57] = 1
-    w = weights.weight_map(labels)
-    w_c = weights.class_balance(labels)
+    w = weight_maps.weight_map(labels)
+    w_c = weight_maps.class_balance(labels)
     gap = w[30, 30:32]
     # In the gap d1 + d2 = 1 + 2 pixels: w = w_c + 10 exp(-9 / 50), the highest weight of the image.
     np.testing.assert_allclose(gap, w_c[30, 30] + 10 * np.exp(-9 / 50), rtol=1e-5)
@@ -109,7 +109,7 @@ def test_elastic_deformation_identity_same_warp_and_binary_labels():
 def test_augment_keeps_shapes_ranges_and_label_values():
     rng = np.random.default_rng(0)
     image, labels = rng.uniform(size=(40, 40)).astype(np.float32), (rng.uniform(size=(40, 40)) > 0.3).astype(np.uint8)
-    img, lab, w = augment.augment(image, labels, weights.weight_map(labels), rng)
+    img, lab, w = augment.augment(image, labels, weight_maps.weight_map(labels), rng)
     assert img.shape == lab.shape == w.shape == (40, 40) and 0 <= img.min() and img.max() <= 1
     assert set(np.unique(lab).tolist()) <= {0, 1}
 
@@ -146,7 +146,7 @@ def test_training_tiles_are_a_function_of_seed_epoch_and_index(isbi_root):
     config = make_config(UNetConfig, PRESETS, "smoke")
     data = isbi2012.load(str(isbi_root), verify=False)
     images, labels = data.train_images[:3].astype(np.float32) / 255, data.train_labels[:3]
-    wmaps = [weights.weight_map(lab) for lab in labels]
+    wmaps = [weight_maps.weight_map(lab) for lab in labels]
     ds = TileBatches(images, labels, wmaps, config)
     x, y, w = ds[1]
     assert x.shape == (1, 380, 380, 1) and y.shape == w.shape == (1, 196, 196)
@@ -262,7 +262,7 @@ def test_recipe_initialisation_sgd_and_the_weighted_loss(paper_plan, isbi_root):
 
     labels = isbi2012.load(str(isbi_root), verify=False).train_labels
     first = paper_plan.config.training_slices[0]
-    np.testing.assert_allclose(data.weights[0], weights.weight_map(labels[first], 10.0, 5.0), rtol=1e-6)
+    np.testing.assert_allclose(data.weights[0], weight_maps.weight_map(labels[first], 10.0, 5.0), rtol=1e-6)
 
 
 def test_recipe_a_tile_its_labels_and_its_loss_weights_are_one_window(paper_plan, monkeypatch):

@@ -189,9 +189,10 @@ def _resnet_parameters(dim: int, channels: int, latent: int) -> tuple[int, int]:
 @pytest.mark.jax
 @pytest.mark.parametrize("channels", [1, 3])
 def test_resnet_generator_and_critic_shapes_and_parameter_counts(channels):
-    from papers.wgan import resnet
+    from papers.wgan import resnet_networks
 
-    g, d = resnet.resnet_generator((32, 32, channels), 16, 8), resnet.resnet_critic((32, 32, channels), 8)
+    g = resnet_networks.resnet_generator((32, 32, channels), 16, 8)
+    d = resnet_networks.resnet_critic((32, 32, channels), 8)
     assert g.output_shape == (None, 32, 32, channels) and d.output_shape == (None, 1)
     assert (g.count_params(), d.count_params()) == _resnet_parameters(8, channels, 16)
     assert _resnet_parameters(128, 3, 128) == (1_206_275, 1_053_825)  # DIM = 128, as in Table 3's model
@@ -199,7 +200,7 @@ def test_resnet_generator_and_critic_shapes_and_parameter_counts(channels):
     images = keras.ops.convert_to_numpy(g(np.random.default_rng(0).normal(size=(2, 16)).astype(np.float32)))
     assert np.abs(images).max() <= 1.0
     with pytest.raises(ValueError, match="critic norm"):
-        resnet.resnet_critic(norm="group")
+        resnet_networks.resnet_critic(norm="group")
 
 
 @pytest.mark.jax
