@@ -281,7 +281,7 @@ def test_tf_data_autotune_leaves_the_config_hash_alone(tmp_path):
     assert config_hash(_config(tmp_path, tf_data_autotune=True)) == config_hash(_config(tmp_path))
 
 
-def test_the_stopwatch_counts_the_time_a_process_was_stopped_and_not_time_it_shared_the_cpu():
+def test_the_pause_watch_counts_the_time_a_process_was_stopped_and_not_time_it_shared_the_cpu():
     script = textwrap.dedent("""
         import sys, time
         sys.path.insert(0, %r)
