@@ -81,7 +81,8 @@ PAPER_JSON = {
     "repeat_first": "its first value (default 0): `--missing` asks for repeats first, first + 1, first + 2",
     "time_to_accuracy": "{presets: [preset labels], curves: [[history key, label], ...] (each run draws the "
                         "first it logs), exclude: [history keys of seconds inside an epoch that are not "
-                        "training], ylim: [low, high]}: one figure per variant of error against training "
+                        "training], exclude_label: what those are, in words (the time axis's label), "
+                        "ylim: [low, high]}: one figure per variant of error against training "
                         "time, the listed presets' runs side by side",
 }
 # The preset slot of a time-to-accuracy figure in the figure lists (it holds several presets).
@@ -504,7 +505,14 @@ def time_to_accuracy_points(record: dict, spec: dict) -> tuple[str, list[float],
     return label, minutes, errors
 
 
-LINE_STYLES = ("-", "--", ":", "-.")
+PRESET_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "v"))  # (line, marker) of the 1st, 2nd, ... preset
+
+
+def time_style(preset_index: int, seed: int) -> dict:
+    """How a run's curve is drawn in a time-to-accuracy figure: its seed's colour (the same seed of two presets
+    shares it), its preset's line and marker."""
+    line, marker = PRESET_STYLES[preset_index % len(PRESET_STYLES)]
+    return {"color": f"C{seed % 10}", "ls": line, "marker": marker}
 
 
 def _time_file(variant: str) -> str:
@@ -512,8 +520,8 @@ def _time_file(variant: str) -> str:
 
 
 def plot_time_to_accuracy(records: list[dict], meta: dict, out: Path) -> list[tuple[str, str, Path]]:
-    """One PNG per variant: error after each epoch against training time, a colour per preset, a line
-    per run, the paper's number as a dashed line."""
+    """One PNG per variant: error after each epoch against training time, a colour per seed, a line and
+    marker per preset (`time_style`), the paper's number as a dashed line, the legend below the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -521,25 +529,25 @@ def plot_time_to_accuracy(records: list[dict], meta: dict, out: Path) -> list[tu
 
     spec, written = meta.get("time_to_accuracy"), []
     for variant, runs in _time_groups(records, meta).items():
-        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+        fig, ax = plt.subplots(figsize=(7, 5.6), dpi=100)
         for p_index, preset in enumerate(spec["presets"]):
             ordered = sorted((r for r in runs if _preset(r) == preset), key=lambda r: (r["seed"], r["_path"]))
-            for r_index, r in enumerate(ordered):
+            for r in ordered:
                 label, minutes, errors = time_to_accuracy_points(r, spec)
                 stopped = sum(s.get("stopped_s") or 0 for s in _sessions(r)) / 60
                 shared = f" (stopped {stopped:.0f} min: it shared its machine)" if stopped >= 1 else ""
-                ax.plot(minutes, errors, color=f"C{p_index}", lw=1, ls=LINE_STYLES[r_index % len(LINE_STYLES)],
-                        marker=".", ms=3, alpha=0.8, label=f"{preset}, seed {r['seed']}: {label}{shared}")
+                ax.plot(minutes, errors, lw=1, ms=3, alpha=0.8, **time_style(p_index, r["seed"]),
+                        label=f"{preset}, seed {r['seed']}: {label}{shared}")
         if variant in meta.get("paper_values", {}):
             ax.axhline(meta["paper_values"][variant], color="k", ls="--", lw=1,
                        label=f"paper: {meta['paper_values'][variant]:g} %")
         if spec.get("ylim"):
             ax.set_ylim(*spec["ylim"])
-        excluded = ", ".join(spec.get("exclude", [])) or "nothing"
-        ax.set(xlabel=f"training time (min), less: {excluded}", ylabel="error (%)",
+        left_out = spec.get("exclude_label") or ", ".join(spec.get("exclude", []))
+        ax.set(xlabel="training time (min)" + (f", {left_out} left out" if left_out else ""), ylabel="error (%)",
                title=f"{variant}: error against training time, {len(runs)} run{'s' if len(runs) != 1 else ''}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
         out.mkdir(parents=True, exist_ok=True)
         path = out / _time_file(variant)
         fig.tight_layout()

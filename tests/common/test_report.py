@@ -437,6 +437,15 @@ def test_time_to_accuracy_draws_each_run_against_training_time_less_evaluations(
     assert report.time_to_accuracy_points(validated, TIMED["time_to_accuracy"]) == ("val error", [0.5], [25.0])
 
 
+def test_time_to_accuracy_gives_each_seed_its_colour_and_each_preset_its_line():
+    """Five seeds of one preset are five colours (they were one colour in four line styles, seeds 0 and 4
+    drawn alike); a seed keeps its colour in another preset, which has its own line and marker."""
+    fast = [report.time_style(1, seed) for seed in range(5)]
+    assert len({s["color"] for s in fast}) == 5 and len({(s["ls"], s["marker"]) for s in fast}) == 1
+    paper = report.time_style(0, 2)
+    assert paper["color"] == fast[2]["color"] and (paper["ls"], paper["marker"]) != (fast[2]["ls"], fast[2]["marker"])
+
+
 def test_time_to_accuracy_figure_holds_the_listed_presets_runs_only(repo):
     _, res, papers, readme = repo
     (papers / "toy" / "paper.json").write_text(json.dumps(TIMED))
