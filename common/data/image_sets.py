@@ -10,7 +10,9 @@ import numpy as np
 
 from common.data import cifar10, mnist
 
-DATASETS = ("cifar10", "mnist")
+# The shape of each dataset's images as `load` gives them.
+SHAPES = {"cifar10": (32, 32, 3), "mnist": (32, 32, 1)}
+DATASETS = tuple(SHAPES)
 
 
 @dataclass(frozen=True)

@@ -328,12 +328,13 @@ def timing_fields(steps: int, warmup_steps: int, repeats: int):
 
 
 def benchmark(paper: str, config_class, presets: dict, **record):
-    """Makes a benchmark script's `run(config, preset="")` of `measure(config) -> (final, line)` or
-    `(final, line, more record fields)`: it seeds (deterministic kernels as the config asks, where it has the
-    field), applies the speed settings every run applies, times the whole, and writes the `kind: benchmark`
-    record (`write_benchmark`, with `record`'s fields, e.g. its description). `preset` is ignored: a
-    benchmark record is always labelled `benchmark`. `run.main(argv)` is the script's command line
-    (`config_class` with `presets`, the script's docstring as its help)."""
+    """Makes a benchmark script's `run(config, preset="")` of `measure(config) -> final` (its console line
+    is then `summary_line`'s), `(final, line)` or `(final, line, more record fields)`: it seeds
+    (deterministic kernels as the config asks, where it has the field), applies the speed settings every run
+    applies, times the whole, and writes the `kind: benchmark` record (`write_benchmark`, with `record`'s
+    fields, e.g. its description). `preset` is ignored: a benchmark record is always labelled `benchmark`.
+    `run.main(argv)` is the script's command line (`config_class` with `presets`, the script's docstring as
+    its help)."""
     import functools
     import time
 
@@ -343,7 +344,10 @@ def benchmark(paper: str, config_class, presets: dict, **record):
             started, t0 = results.utc_now(), time.perf_counter()
             repro.seed_everything(config.seed, getattr(config, "deterministic", True))
             training.speed_settings(config)
-            final, line, *more = measure(config)
+            measured = measure(config)
+            if not isinstance(measured, tuple):
+                measured = (measured, summary_line(config, measured))
+            final, line, *more = measured
             return write_benchmark(config, paper, started, time.perf_counter() - t0, final, line=line,
                                    **record, **(more[0] if more else {}))
 
@@ -352,6 +356,13 @@ def benchmark(paper: str, config_class, presets: dict, **record):
         run.main = main
         return run
     return wrap
+
+
+def summary_line(config, final: dict) -> str:
+    """A benchmark's console line: its variant and what its record's `summary` (or each of its `summary_rows`)
+    gives the report, column by column."""
+    rows = final.get("summary_rows") or [final["summary"]]
+    return f"{config.variant}: " + " | ".join(", ".join(f"{k} {v}" for k, v in row.items()) for row in rows)
 
 
 def write_benchmark(config, paper: str, started: str, wall_time_s: float, final: dict, line: str, **extra) -> int:

@@ -25,6 +25,7 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
+from common.data import image_sets
 from common.lifecycle import training
 from common.lifecycle.run import benchmark, timing_fields
 from papers.dcgan.config import PRESETS, DCGANConfig
@@ -59,8 +60,8 @@ def plain_models(model, config: DCGANConfig):
 
 
 @benchmark(PAPER, GANBenchmarkConfig, PRESETS, description=DESCRIPTION)
-def run(config: GANBenchmarkConfig) -> tuple[dict, str]:
-    shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
+def run(config: GANBenchmarkConfig) -> dict:
+    shape = image_sets.SHAPES[config.dataset]
     model = build_model(config, shape)
     d, stack = plain_models(model, config)
     rng = np.random.default_rng(config.seed)
@@ -83,10 +84,7 @@ def run(config: GANBenchmarkConfig) -> tuple[dict, str]:
                          "plain D + plain G→D (ms)": f"{1000 * best['plain_d']:.0f} + "
                                                      f"{1000 * best['plain_g_through_d']:.0f}",
                          "overhead": f"{100 * overhead:+.1f} %"}}
-    return final, (
-        f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}: GAN step "
-        f"{final['gan_step_ms']:.0f} ms vs plain {final['plain_d_ms']:.0f} + {final['plain_g_through_d_ms']:.0f} "
-        f"ms: overhead {100 * overhead:+.1f} % (bound +20 %)")
+    return final
 
 
 if __name__ == "__main__":

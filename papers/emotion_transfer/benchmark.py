@@ -50,7 +50,7 @@ class InputSizeBenchmarkConfig(timing_fields(5, 2, 2), EmotionTransferConfig):
 
 
 @benchmark(PAPER, InputSizeBenchmarkConfig, PRESETS, description=DESCRIPTION)
-def run(config: InputSizeBenchmarkConfig) -> tuple[dict, str]:
+def run(config: InputSizeBenchmarkConfig) -> dict:
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
     faces = rng.integers(0, 256, (b, 48, 48, 1)).astype(np.float32)
@@ -70,9 +70,7 @@ def run(config: InputSizeBenchmarkConfig) -> tuple[dict, str]:
              "summary_rows": [{"input": k, "images/s": f"{r:.1f}", f"cost vs {ours}": f"{rates[ours] / r:.1f}x",
                                f"FER stage, {config.fer_epochs} epoch(s) (projected)": f"{hours[k]:.1f} h",
                                "batch": str(b)} for k, r in rates.items()]}
-    line = f"{config.variant}, batch {b}: " + ", ".join(
-        f"{k} {r:.1f} images/s ({rates[ours] / r:.1f}x, FER stage {hours[k]:.1f} h)" for k, r in rates.items())
-    return final, line
+    return final
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ class StepBenchmarkConfig(timing_fields(10, 3, 2), SemiSupervisedGANConfig):
 
 
 @benchmark(PAPER, StepBenchmarkConfig, PRESETS, description=DESCRIPTION)
-def run(config: StepBenchmarkConfig) -> tuple[dict, str]:
+def run(config: StepBenchmarkConfig) -> dict:
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
     kinds, epochs = {}, {}
@@ -78,9 +78,7 @@ def run(config: StepBenchmarkConfig) -> tuple[dict, str]:
                                "authors' epochs x steps": f"{epochs[d]} x {steps_per_epoch[d]}",
                                "authors' recipe (projected)": f"{hours[d]:.1f} h", "batch": str(b)}
                               for d, s in best.items()]}
-    line = f"batch {b}: " + ", ".join(f"{d} {1000 * s:.0f} ms per step ({epochs[d]} epochs: {hours[d]:.1f} h)"
-                                      for d, s in best.items())
-    return final, line
+    return final
 
 
 if __name__ == "__main__":

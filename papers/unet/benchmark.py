@@ -49,7 +49,7 @@ def _rss_mb() -> float:
 
 
 @benchmark(PAPER, UNetBenchmarkConfig, PRESETS, description=DESCRIPTION)
-def run(config: UNetBenchmarkConfig) -> tuple[dict, str]:
+def run(config: UNetBenchmarkConfig) -> dict:
     out = check_tile(config.tile)
     model = build_unet(config.tile, filters=config.filters, dropout=config.dropout)
     image = np.random.default_rng(0).uniform(size=(512, 512)).astype(np.float32)
@@ -81,10 +81,7 @@ def run(config: UNetBenchmarkConfig) -> tuple[dict, str]:
                          "s per 512² slice": f"{best:.2f}", "inference tiles/s": f"{tiles / best:.2f}",
                          "train step (s)": f"{step_s:.2f}", "peak memory (MB)": f"{peak:.0f}",
                          "memory before the slice (MB)": f"{before:.0f}"}}
-    return final, (
-        f"U-Net {config.tile} -> {out}, {config.filters} filters: {best:.2f} s per "
-        f"512x512 slice ({tiles} tiles, {tiles / best:.2f} tiles/s), train step {step_s:.2f} s, peak memory "
-        f"{peak:.0f} MB ({before:.0f} MB before the slice)")
+    return final
 
 
 if __name__ == "__main__":

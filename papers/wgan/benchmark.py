@@ -34,6 +34,7 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
+from common.data import image_sets
 from common.lifecycle import training
 from common.lifecycle.run import benchmark, timing_fields
 from papers.wgan.config import PRESETS, WGANConfig
@@ -106,8 +107,8 @@ def textbook_gp_critic_step(model, config: WGANConfig):
 
 
 @benchmark(PAPER, WGANBenchmarkConfig, PRESETS, description=DESCRIPTION)
-def run(config: WGANBenchmarkConfig) -> tuple[dict, str]:
-    shape = (32, 32, 3) if config.dataset == "cifar10" else (32, 32, 1)
+def run(config: WGANBenchmarkConfig) -> dict:
+    shape = image_sets.SHAPES[config.dataset]
     model = build_model(config, shape)
     critic, stack = plain_models(model, config)
     rng = np.random.default_rng(config.seed)
@@ -156,13 +157,7 @@ def run(config: WGANBenchmarkConfig) -> tuple[dict, str]:
                              if extra else "–",
                          "overhead vs textbook GP": f"{100 * extra['overhead_vs_textbook_gp']:+.1f} %"
                              if extra else "–"}}
-    verdict = "bound +20 %" if judged else "the penalty's second-order pass included; no bound"
-    if extra:
-        verdict += f"; vs the textbook GP critic step {100 * extra['overhead_vs_textbook_gp']:+.1f} % (bound +20 %)"
-    return final, (
-        f"{config.variant}, batch {b}, ngf/ndf {config.ngf}/{config.ndf}: WGAN step {final['wgan_step_ms']:.0f} ms "
-        f"vs plain {k} x {final['plain_critic_ms']:.0f} + {final['plain_g_through_critic_ms']:.0f} ms: "
-        f"overhead {100 * overhead:+.1f} % ({verdict})")
+    return final
 
 
 if __name__ == "__main__":
