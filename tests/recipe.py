@@ -374,7 +374,8 @@ def _run_mutations(papers: list[str], only: str = "") -> int:
     survived = 0
     with tempfile.TemporaryDirectory() as tmp:
         for name in files:
-            if (repo / name).is_file() and not name.startswith("results/"):
+            # Records stay behind; the published networks come along (the GAN papers' default score networks).
+            if (repo / name).is_file() and (not name.startswith("results/") or "/networks/" in name):
                 (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(repo / name, Path(tmp) / name)
 
