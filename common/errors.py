@@ -12,6 +12,12 @@ class UserError(Exception):
     """A mistake the user can fix; the message is the whole story."""
 
 
+def check_choice(what: str, value, choices, error: type[Exception] = ValueError) -> None:
+    """Raise `error` naming `what`, the valid `choices` and the `value` given, unless `value` is one of them."""
+    if value not in choices:
+        raise error(f"{what} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
 def one_line(main):
     """A command's `main(argv) -> int` whose `UserError` ends in its one line on stderr and exit status 2."""
 

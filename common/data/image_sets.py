@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.data import cifar10, mnist
+from common.errors import check_choice
 
 # The shape of each dataset's images as `load` gives them.
 SHAPES = {"cifar10": (32, 32, 3), "mnist": (32, 32, 1)}
@@ -28,16 +29,15 @@ class ImageSet:
 
 def load(dataset: str, data_dir: str | None, download: bool, verify: bool = True) -> ImageSet:
     """Training and test images of `dataset` ("cifar10" or "mnist") as 32x32 uint8, with labels."""
+    check_choice("dataset", dataset, DATASETS)
     if dataset == "cifar10":
         data = cifar10.load(data_dir or None, download=download, verify=verify)
         return ImageSet(data.train.x, data.train.y, data.test.x, data.test.y, data.source, data.checksums,
                         data.verified)
-    if dataset == "mnist":
-        data = mnist.load(data_dir or None, download=download, verify=verify)
-        pad = ((0, 0), (2, 2), (2, 2), (0, 0))
-        return ImageSet(np.pad(data.x_train[..., None], pad), data.y_train, np.pad(data.x_test[..., None], pad),
-                        data.y_test, data.source, data.checksums, data.verified)
-    raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    data = mnist.load(data_dir or None, download=download, verify=verify)
+    pad = ((0, 0), (2, 2), (2, 2), (0, 0))
+    return ImageSet(np.pad(data.x_train[..., None], pad), data.y_train, np.pad(data.x_test[..., None], pad),
+                    data.y_test, data.source, data.checksums, data.verified)
 
 
 def to_tanh_range(x: np.ndarray) -> np.ndarray:

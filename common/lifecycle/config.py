@@ -22,7 +22,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 
-from common.errors import UserError, one_line
+from common.errors import UserError, check_choice, one_line
 
 PAPER_PRESET = "paper"
 # Presets that only check the plumbing: their runs never appear in the top-level README's table.
@@ -134,8 +134,8 @@ class RunConfig:
             choices, value = f.metadata.get("choices"), getattr(self, f.name)
             if choices is None:
                 continue
-            if not isinstance(value, tuple) and value not in choices:
-                raise ConfigError(f"--{f.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+            if not isinstance(value, tuple):
+                check_choice(f"--{f.name}", value, choices, ConfigError)
             if isinstance(value, tuple) and not set(value) <= set(choices):
                 raise ConfigError(f"--{f.name}={_show(value)}: each must be one of {', '.join(map(str, choices))}")
         for f in dataclasses.fields(self):

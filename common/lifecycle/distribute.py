@@ -45,7 +45,7 @@ import os
 
 import keras
 
-from common.errors import UserError
+from common.errors import UserError, check_choice
 from common.lifecycle.config import DISTRIBUTE_CHOICES as CHOICES
 
 ENV = {"coordinator": "KERAS_DISTRIBUTION_JOB_ADDRESSES", "num_processes": "KERAS_DISTRIBUTION_NUM_PROCESSES",
@@ -133,8 +133,7 @@ def setup(config) -> Placement:
     """Initialise the hosts (when several take part), choose the placement for `config.distribute` and
     install it process-wide; returns it. Call before any model, optimizer or random draw exists."""
     global _placement, _initialized, _strategy
-    if config.distribute not in CHOICES:
-        raise DistributeError(f"--distribute must be one of {', '.join(CHOICES)}, got {config.distribute!r}")
+    check_choice("--distribute", config.distribute, CHOICES, DistributeError)
     coordinator, processes, process_id = _cluster(config)
     backend = keras.backend.backend()
     if processes > 1:

@@ -15,6 +15,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from common.errors import check_choice
 from common.lifecycle import repro
 from common.lifecycle.config import config_hash, to_dict
 
@@ -36,8 +37,7 @@ def make_record(*, paper: str, variant: str, preset: str, config, started: str, 
                 extra: dict | None = None) -> dict:
     """A results record; `recipe_changes`: the recipe fields a `-custom` run changed
     (`common.lifecycle.config.recipe_changes`)."""
-    if status not in STATUSES:
-        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    check_choice("status", status, STATUSES)
     record = {
         "schema": SCHEMA_VERSION,
         "paper": paper,

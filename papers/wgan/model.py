@@ -22,6 +22,7 @@ import keras
 from keras import layers, ops
 
 from common.adversarial import AdversarialModel, input_gradient
+from common.errors import check_choice
 from common.layers import BatchNormalization
 from common.lifecycle import distribute
 
@@ -69,8 +70,7 @@ def dcgan_critic(image_shape=(32, 32, 3), ndf: int = 128, init_std: float = 0.02
     """DCGAN's discriminator as a critic: 32x32xC -> 5x5 stride-2 convolutions to 16x16x(ndf) (LeakyReLU
     0.2, never normalised), 8x8x(2 ndf), 4x4x(4 ndf) (`norm`, LeakyReLU 0.2) -> flatten -> one unbounded
     value. `norm`: batch (WGAN, as the authors' code), layer or none (WGAN-GP, Gulrajani et al. §4)."""
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    check_choice("norm", norm, NORMS)
     x = keras.Input(image_shape, name="image")
     h = layers.Conv2D(ndf, 5, strides=2, padding="same", kernel_initializer=_normal(init_std), name="conv1")(x)
     h = layers.LeakyReLU(0.2)(h)
@@ -123,10 +123,8 @@ class WGAN(AdversarialModel):
                  seed: int | None = None, g_batch_size: int | None = None, critic_schedule: str = "algorithm1",
                  **kwargs):
         super().__init__(**kwargs)
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-        if critic_schedule not in SCHEDULES:
-            raise ValueError(f"critic_schedule must be one of {', '.join(SCHEDULES)}, got {critic_schedule!r}")
+        check_choice("loss", loss, LOSSES)
+        check_choice("critic_schedule", critic_schedule, SCHEDULES)
         if critic_schedule == "authors" and AUTHORS_SCHEDULE["heavy_critic_updates"] % n_critic:
             raise ValueError(f"the authors' schedule needs n_critic to divide "
                              f"{AUTHORS_SCHEDULE['heavy_critic_updates']}, got {n_critic}")

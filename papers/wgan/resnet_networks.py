@@ -21,6 +21,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from common.errors import check_choice
 from common.layers import BatchNormalization
 
 CRITIC_NORMS = ("none", "layer", "batch")
@@ -73,8 +74,7 @@ def resnet_generator(image_shape=(32, 32, 3), latent_dim: int = 128, dim: int = 
 
 
 def resnet_critic(image_shape=(32, 32, 3), dim: int = 128, norm: str = "none", name: str = "critic"):
-    if norm not in CRITIC_NORMS:
-        raise ValueError(f"critic norm must be one of {', '.join(CRITIC_NORMS)}, got {norm!r}")
+    check_choice("critic norm", norm, CRITIC_NORMS)
     x = keras.Input(image_shape, name="image")
     h = _conv(dim, 3, name="d_block1_conv1")(x)
     h = layers.AveragePooling2D(2)(_conv(dim, 3, name="d_block1_conv2")(layers.ReLU()(h)))
