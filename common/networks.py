@@ -57,6 +57,10 @@ def path_of(name: str, results: Path = RESULTS) -> Path:
 
 def card_of(name: str, results: Path = RESULTS) -> dict:
     path = path_of(name, results).with_suffix(".json")
+    if not Path(results).is_dir():
+        raise NetworkError(f"published networks such as {name!r} come with a clone of the repository "
+                           f"(results/<paper>/networks/), which this installation ({Path(results).parent}) is not: "
+                           f"run from a clone, or name a network file (e.g. --feature_network=FILE)")
     if not path.exists():
         known = ", ".join(c["name"] for c in available(results)) or "none"
         raise NetworkError(f"no published network {name!r} (no {path}); published: {known}")

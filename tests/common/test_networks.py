@@ -67,6 +67,9 @@ def test_a_damaged_file_an_unknown_name_a_second_publication_and_an_oversized_fi
         networks.load("toy/other", results)
     with pytest.raises(networks.NetworkError, match="<paper>/<network>"):
         networks.load("net", results)
+    # An installed package (pip install . without the clone's results/): one line that says where they are.
+    with pytest.raises(networks.NetworkError, match="come with a clone of the repository"):
+        networks.load("cgan/mnist-score-classifier", tmp_path / "site-packages" / "results")
     monkeypatch.setattr(networks, "FILE_LIMIT_MIB", 1e-4)
     with pytest.raises(networks.NetworkError, match="over the budget"):
         networks.publish(path, "toy", "small", CARD, results)
