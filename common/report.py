@@ -399,6 +399,14 @@ def _runs_phrase(runs: list[dict], meta: dict) -> str:
     return phrase + (f", {repeats} repeated" if repeats > 0 else "")
 
 
+def curves_logged(runs: list[dict], meta: dict) -> list[int]:
+    """The indices of paper.json's `curves` that at least one of `runs` logs (against the figure's x axis):
+    the ones a figure's legend names."""
+    x_key = meta.get("curve_x", "epoch")
+    return [i for i, (key, _, _) in enumerate(meta["curves"])
+            if any(h.get(key) is not None and h.get(x_key) is not None for r in runs for h in r["history"])]
+
+
 def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[str, str, Path]]:
     """One PNG per curve group: the history keys in paper.json's `curves` against `curve_x` (default:
     epoch), each run a thin line; accuracies are drawn as error (%); losses (keys ending in 'loss') on their
@@ -455,8 +463,9 @@ def plot_curves(frame_records: list[dict], meta: dict, out: Path) -> list[tuple[
         else:  # one entry per curve (its line style) and one per seed or repeat (its colour)
             from matplotlib.lines import Line2D
 
-            handles = [Line2D([], [], color="0.3", ls=("-", "--", ":")[i % 3]) for i in range(len(meta["curves"]))]
-            labels = [label for _, label, _ in meta["curves"]]
+            logged = curves_logged(runs, meta)
+            handles = [Line2D([], [], color="0.3", ls=("-", "--", ":")[i % 3]) for i in logged]
+            labels = [meta["curves"][i][1] for i in logged]
             shown = sorted({str(r["config"].get(field)) for r in runs})
             handles += [Line2D([], [], color=f"C{i}") for i in range(len(shown))]
             labels += [f"{field.replace('_', ' ')} {value}" for value in shown]

@@ -513,6 +513,17 @@ def test_a_curve_figure_counts_what_it_shows_and_its_name_needs_no_quoting():
     assert report._curve_file("v1", "quick-custom (lr=0.1, steps=3)") == "v1_quick-custom_lr_0.1_steps_3.png"
 
 
+def test_a_curve_figure_s_legend_names_only_the_curves_its_runs_log():
+    """ResNet's fast runs hold out no validation images: their figure's legend said "val error" for a curve
+    that none of them draws."""
+    meta = {"curves": [["accuracy", "train error", True], ["val_accuracy", "val error", True],
+                       ["test_accuracy", "test error", True]]}
+    fast = [{"history": [{"epoch": 1, "accuracy": 0.5, "test_accuracy": 0.4, "val_accuracy": None}]}] * 2
+    assert report.curves_logged(fast, meta) == [0, 2]
+    paper = [{"history": [{"epoch": 1, "accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.6}]}]
+    assert report.curves_logged(paper, meta) == [0, 1]
+
+
 def test_the_readme_headline_has_one_row_per_model_at_its_most_comparable_preset(repo):
     _, res, papers, readme = repo
     for seed, err in ((0, 0.10), (1, 0.12)):
