@@ -207,12 +207,17 @@ def test_untrained_baseline_is_the_runs_initial_discriminator():
         np.testing.assert_array_equal(_np(a), _np(b))
 
 
-def test_step_cost_benchmark_writes_a_record_and_a_report_section(tmp_path):
+def test_step_cost_benchmark_writes_a_record_and_a_report_section(tmp_path, capsys):
     from papers.dcgan import benchmark
 
     config = make_config(benchmark.GANBenchmarkConfig, PRESETS, "smoke", steps=1, warmup_steps=1, repeats=1,
                          results_dir=str(tmp_path / "results"))
     assert benchmark.run(config) == 0
+    # Its line is its record's summary, column by column.
+    assert "dcgan-cifar10: batch 32, ngf/ndf 8/8, GAN step (ms) " in capsys.readouterr().out
+    # Zero timed steps is one line, not a division by zero (the timing fields' bounds: timing_fields).
+    assert benchmark.run.main(["--steps=0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --steps=0 is out of range")
     (record,) = results.load_all(config.results_dir, "dcgan")
     final = record["final"]
     assert record["kind"] == "benchmark" and final["gan_step_ms"] > 0 and final["plain_d_ms"] > 0
