@@ -35,7 +35,16 @@ from pathlib import Path
 from common.data.files import file_digest
 from common.errors import UserError, one_line
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+def _results_folder() -> Path:
+    """The clone's results/: beside this package when it runs from the clone (or an editable install), else
+    that of the clone the process runs in (`pip install .` from a clone, then `python papers/<name>/train.py`
+    from its root, as the README runs it)."""
+    beside = Path(__file__).resolve().parent.parent / "results"
+    return beside if beside.is_dir() else Path.cwd() / "results"
+
+
+RESULTS = _results_folder()
 FILE_LIMIT_MIB, TOTAL_LIMIT_MIB = 4, 40
 LICENCE = "MIT (this repository's licence); the training data keep their own terms (docs/data.md)"
 CARD_KEYS = ("name", "paper", "model", "preset", "seed", "record", "commit", "metric", "check", "input", "output",
@@ -59,8 +68,8 @@ def card_of(name: str, results: Path = RESULTS) -> dict:
     path = path_of(name, results).with_suffix(".json")
     if not Path(results).is_dir():
         raise NetworkError(f"published networks such as {name!r} come with a clone of the repository "
-                           f"(results/<paper>/networks/), which this installation ({Path(results).parent}) is not: "
-                           f"run from a clone, or name a network file (e.g. --feature_network=FILE)")
+                           f"(results/<paper>/networks/), and there is none at {results}: run from the root of a "
+                           f"clone, or name a network file (e.g. --feature_network=FILE)")
     if not path.exists():
         known = ", ".join(c["name"] for c in available(results)) or "none"
         raise NetworkError(f"no published network {name!r} (no {path}); published: {known}")

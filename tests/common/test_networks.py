@@ -70,6 +70,10 @@ def test_a_damaged_file_an_unknown_name_a_second_publication_and_an_oversized_fi
     # An installed package (pip install . without the clone's results/): one line that says where they are.
     with pytest.raises(networks.NetworkError, match="come with a clone of the repository"):
         networks.load("cgan/mnist-score-classifier", tmp_path / "site-packages" / "results")
+    # ... and run from the root of a clone, it finds the clone's.
+    monkeypatch.setattr(networks, "__file__", str(tmp_path / "site-packages" / "common" / "networks.py"))
+    monkeypatch.chdir(tmp_path)
+    assert networks._results_folder() == tmp_path / "results"
     monkeypatch.setattr(networks, "FILE_LIMIT_MIB", 1e-4)
     with pytest.raises(networks.NetworkError, match="over the budget"):
         networks.publish(path, "toy", "small", CARD, results)
