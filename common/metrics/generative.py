@@ -208,8 +208,6 @@ class SampleScoreConfig(RunConfig):
         if self.feature_network and not self.feature_network_name:
             raise ConfigError("--feature_network needs --feature_network_name (e.g. 'CIFAR-10 classifier'), "
                               "so that its scores are not mistaken for the Inception Score")
-        if self.score_samples < 10:
-            raise ConfigError(f"score_samples must be at least 10 (10 splits), got {self.score_samples}")
 
     def score_network(self) -> FeatureNetwork | None:
         """The network the config names (Inception-v3 first), or None when it names none."""

@@ -92,16 +92,10 @@ class CGANConfig(SampleScoreConfig):
         if self.networks == "goodfellow2014" and self.conditional:
             raise ConfigError("--networks=goodfellow2014 is the GAN paper's unconditional model: add "
                               "--conditional=false")
-        if min(self.latent_dim, self.batch_size, self.epochs, self.patience, self.parzen_samples_per_class,
-               self.sigma_validation_images, self.eval_batch_size) < 1:
-            raise ConfigError("latent_dim, batch_size, epochs, patience, parzen_samples_per_class, "
-                              "sigma_validation_images and eval_batch_size must be positive")
-        if not (self.learning_rate > 0 and self.min_learning_rate > 0 and self.lr_decay >= 1):
-            raise ConfigError("learning_rate and min_learning_rate must be positive and lr_decay at least 1")
-        if not (0 <= self.dropout < 1 and 0 <= self.d_input_dropout < 1):
-            raise ConfigError("dropout and d_input_dropout must be in [0, 1)")
-        if not self.sigma_grid or min(self.sigma_grid) <= 0:
-            raise ConfigError("sigma_grid must hold positive values")
+        if self.lr_decay < 1:  # after automatic(): 0 stands for the networks' value
+            raise ConfigError(f"--lr_decay must be at least 1 (or 0: the networks'), got {self.lr_decay:g}")
+        if not self.sigma_grid:
+            raise ConfigError("--sigma_grid needs at least one value")
         if self.momentum_saturate_epoch < self.momentum_start_epoch:
             raise ConfigError("momentum_saturate_epoch must not come before momentum_start_epoch")
         self.validate_scores()

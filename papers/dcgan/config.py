@@ -53,10 +53,8 @@ class DCGANConfig(SampleScoreConfig):
 
     def validate(self) -> None:
         super().validate()
-        if min(self.latent_dim, self.ngf, self.ndf, self.batch_size, self.epochs) < 1:
-            raise ConfigError("latent_dim, ngf, ndf, batch_size and epochs must be positive")
-        if self.svm_eval and (not self.svm_alphas or min(self.svm_alphas) <= 0 or self.svm_epochs < 1):
-            raise ConfigError("svm_alphas must be positive and svm_epochs at least 1")
+        if self.svm_eval and not self.svm_alphas:
+            raise ConfigError("--svm_alphas needs at least one value when --svm_eval=true")
         self.validate_scores()
 
     @property

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.lifecycle.config import ConfigError, RunConfig, param
+from common.lifecycle.config import RunConfig, param
 
 SCHEMES = ("fer", "a", "b", "c", "d", "e")
 BN_STATISTICS = ("auto", "moving", "population")
@@ -75,15 +75,6 @@ class EmotionTransferConfig(RunConfig):
         if not self.imagenet_weights and self.backbone in DEFAULT_WEIGHTS:
             chosen["imagenet_weights"] = str(Path(self.runs_dir) / DEFAULT_WEIGHTS[self.backbone])
         return chosen
-
-    def validate(self) -> None:
-        super().validate()
-        if self.input_size < 48 or min(self.fer_epochs, self.target_epochs, self.batch_size, self.folds) < 1:
-            raise ConfigError("input_size must be at least 48; fer_epochs, target_epochs, batch_size, folds positive")
-        if self.folds < 2 or self.fer_learning_rate <= 0 or self.target_learning_rate <= 0:
-            raise ConfigError("folds must be at least 2 and the learning rates positive")
-        if not (0 <= self.momentum < 1 and 0 <= self.dropout < 1):
-            raise ConfigError("momentum and dropout must be in [0, 1)")
 
     @property
     def variant(self) -> str:

@@ -98,7 +98,7 @@ class SemiSupervisedGANConfig(RunConfig):
             chosen["learning_rate"] = MINIBATCH_LEARNING_RATE
         if self.epochs == -1:
             chosen["epochs"] = defaults["quick_epochs"]
-        if self.lr_decay_epochs < 0:
+        if self.lr_decay_epochs == -1:
             chosen["lr_decay_epochs"] = round(chosen.get("epochs", self.epochs) * defaults["decay_share"])
         return chosen
 
@@ -107,14 +107,8 @@ class SemiSupervisedGANConfig(RunConfig):
         if self.labels < 10 or self.labels % 10:
             raise ConfigError(f"--labels must be a positive multiple of 10 (the same number per class), "
                               f"got {self.labels}")
-        if min(self.batch_size, self.epochs, self.init_examples, self.latent_dim, self.eval_every,
-               self.sample_every) < 1:
-            raise ConfigError("batch_size, epochs, init_examples, latent_dim, eval_every and sample_every must be "
-                              "positive")
-        if self.learning_rate <= 0 or not 0 <= self.lr_decay_epochs <= self.epochs:
-            raise ConfigError("learning_rate must be positive and lr_decay_epochs between 0 and epochs")
-        if not (0 <= self.beta_1 < 1 and 0 < self.average_rate <= 1 and self.unlabelled_weight >= 0):
-            raise ConfigError("beta_1 must be in [0, 1), average_rate in (0, 1], unlabelled_weight >= 0")
+        if self.lr_decay_epochs > self.epochs:
+            raise ConfigError(f"--lr_decay_epochs={self.lr_decay_epochs} is more than --epochs={self.epochs}")
         if self.label_smoothing and self.labelled_only:
             raise ConfigError("--label_smoothing acts on D's real/generated loss; the --labelled_only baseline has "
                               "none: set one of them")

@@ -36,7 +36,7 @@ class SpeechEmotionConfig(RunConfig):
     dataset: str = param("ravdess", "ravdess (24 actors), urdu (29 speakers; speaker and class confounded) or "
                                     "iemocap (licence-gated)", choices=DATASETS)
     emotions: tuple[str, ...] = param(("neutral", "happy", "sad", "angry"), "the classes, in this order")
-    ravdess_intensity: str = param("normal", "RAVDESS: normal or strong intensity")
+    ravdess_intensity: str = param("normal", "RAVDESS: normal or strong intensity", choices=("normal", "strong"))
     iemocap_improvised_only: bool = param(True, "IEMOCAP: only the improvised sessions' utterances")
     folds: int = param(0, "speaker-independent folds; 0: the corpus' (RAVDESS 12 actor pairs, URDU 5, IEMOCAP "
                           "5 sessions)")
@@ -46,7 +46,7 @@ class SpeechEmotionConfig(RunConfig):
     energy_fraction: float = param(0.1, "the DNN trains on this share of each training utterance's segments, "
                                         "those of highest energy (§2.1: the most energetic segments)", above=0, high=1)
     utterance_segments: str = param("all", "segments whose probabilities make the utterance statistics: all or "
-                                           "energetic (the same share as for training)")
+                                           "energetic (the same share as for training)", choices=("all", "energetic"))
     threshold: float = param(0.2, "an utterance feature is the share of segments with P(k) above this (§2.2)",
                                above=0, below=1)
     hidden_units: tuple[int, ...] = param((256, 256, 256), "the DNN's hidden ReLU layers (§2.1: three of 256)", low=1)
@@ -71,19 +71,11 @@ class SpeechEmotionConfig(RunConfig):
         super().validate()
         if len(self.emotions) < 2 or len(set(self.emotions)) != len(self.emotions):
             raise ConfigError(f"--emotions needs at least two distinct classes, got {self.emotions}")
-        if self.ravdess_intensity not in ("normal", "strong"):
-            raise ConfigError(f"--ravdess_intensity must be normal or strong, got {self.ravdess_intensity!r}")
-        if self.utterance_segments not in ("all", "energetic"):
-            raise ConfigError(f"--utterance_segments must be all or energetic, got {self.utterance_segments!r}")
-        if not 0 < self.energy_fraction <= 1 or not 0 < self.threshold < 1:
-            raise ConfigError("energy_fraction must be in (0, 1] and threshold in (0, 1)")
-        if min(self.folds, self.context, self.dnn_epochs, self.batch_size, self.elm_hidden, self.inner_folds,
-               *self.hidden_units) < 1 or self.folds < 2:
-            raise ConfigError("folds (at least 2), context, dnn_epochs, batch_size, elm_hidden, inner_folds and "
-                              "hidden_units must be positive")
-        if self.learning_rate <= 0 or min(*self.elm_c, *self.kelm_c, *self.kelm_gamma, *self.svm_c,
-                                          *self.svm_gamma) <= 0:
-            raise ConfigError("learning_rate and every value of the hyper-parameter grids must be positive")
+        if self.folds < 2:  # after automatic(): 0 stands for the corpus' folds
+            raise ConfigError(f"--folds must be at least 2 (or 0: the corpus'), got {self.folds}")
+        for name in ("elm_c", "kelm_c", "kelm_gamma", "svm_c", "svm_gamma"):
+            if not getattr(self, name):
+                raise ConfigError(f"--{name}: the grid search needs at least one value")
 
     @property
     def variant(self) -> str:

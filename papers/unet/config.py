@@ -34,7 +34,7 @@ class UNetConfig(RunConfig):
     # Renamed after runs were recorded (one name for the evaluation's batch in every paper): RunConfig.RENAMED.
     RENAMED = {**RunConfig.RENAMED, "eval_batch": "eval_batch_size"}
 
-    fold: int = param(0, "held-out fold of the 5-fold split of the 30 training slices (0-4)", high=4)
+    fold: int = param(0, "held-out fold of the 5-fold split of the 30 training slices (0-4)", high=FOLDS - 1)
     tile: int = param(572, "input tile size; its output is tile - 184 for depth 4 (§2, Fig. 1: 572 -> 388)")
     filters: int = param(64, "filters of the first level, doubling at each of the 4 poolings (Fig. 1: 64)", low=1)
     dropout: float = param(0.5, "drop-out at the end of the contracting path (§3.1)", below=1)
@@ -58,8 +58,6 @@ class UNetConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not 0 <= self.fold < FOLDS:
-            raise ConfigError(f"--fold must be 0-{FOLDS - 1}, got {self.fold}")
         if output_size(self.tile) is None:
             from papers.unet.model import check_tile
 
@@ -67,10 +65,6 @@ class UNetConfig(RunConfig):
                 check_tile(self.tile)
             except ValueError as e:
                 raise ConfigError(f"--tile: {e}") from None
-        if min(self.filters, self.batch_size, self.steps, self.steps_per_epoch, self.elastic_grid) < 1:
-            raise ConfigError("filters, batch_size, steps, steps_per_epoch and elastic_grid must be positive")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def variant(self) -> str:

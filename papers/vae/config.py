@@ -83,12 +83,8 @@ class VAEConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if min(self.latent_dim, self.batch_size, self.ll_samples, self.ll_chunk) < 1:
-            raise ConfigError("latent_dim, batch_size, ll_samples and ll_chunk must be positive")
-        if min(self.hidden_units, self.max_samples, self.passes_per_epoch) < 1:
-            raise ConfigError("hidden_units, max_samples and passes_per_epoch must be positive (or 0: the paper's)")
-        if self.learning_rate < 0 or (self.learning_rate == 0 and not self.lr_candidates):
-            raise ConfigError("learning_rate must be positive, or 0 with at least one lr_candidates")
+        if self.learning_rate == 0 and not self.lr_candidates:
+            raise ConfigError("--learning_rate=0 picks from --lr_candidates: give at least one, or a learning rate")
 
     @property
     def variant(self) -> str:

@@ -75,14 +75,15 @@ class WGANConfig(SampleScoreConfig):
     rmsprop_rho: float = param(0.99, "clip: RMSProp decay of the squared-gradient average (PyTorch's 0.99, "
                                      "which the WGAN authors' code used)", below=1)
     critic_norm: str = param("auto", "auto: the variant's (clip: batch, as the WGAN code; gp: none, "
-                                     "Gulrajani et al. §4); or batch, layer, none")
+                                     "Gulrajani et al. §4); or batch, layer, none", choices=("auto", *NORMS))
     init_std: float = param(0.02, "weights from N(0, 0.02) (DCGAN §4)", above=0)
     generator_steps: int = param(0, "generator updates; 0: the architecture's (Gulrajani et al.'s CIFAR-10 scripts: "
                                     "DCGAN 200,000, ResNet 100,000)")
     generator_batch: int = param(0, "G's minibatch per generator update; 0: the architecture's (DCGAN: batch_size; "
                                     "ResNet: 2 x batch_size, as their ResNet script)")
     lr_decay: str = param("auto", "decay both learning rates linearly to 0 over the run: true, false, or auto: the "
-                                  "architecture's (ResNet: true, as their ResNet script; DCGAN: false)")
+                                  "architecture's (ResNet: true, as their ResNet script; DCGAN: false)",
+                            choices=("auto", "true", "false"))
     train_subset: int = param(0, "use only the first N training images (0: all); for smoke tests")
     sample_every: int = param(1, "write the fixed-noise sample grid every N epochs (run directory)", low=1)
     track_every: int = param(1, "every N epochs: critic estimate on held-out images and sample quality", low=1)
@@ -101,22 +102,12 @@ class WGANConfig(SampleScoreConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.lr_decay not in ("true", "false"):
-            raise ConfigError(f"--lr_decay must be auto, true or false, got {self.lr_decay!r}")
-        if self.generator_steps < 1 or self.generator_batch < 1:
-            raise ConfigError("generator_steps and generator_batch must be positive (or 0: the architecture's)")
         heavy = AUTHORS_SCHEDULE["heavy_critic_updates"]
         if self.critic_schedule == "authors" and heavy % self.n_critic:
             raise ConfigError(f"--critic_schedule=authors needs n_critic to divide {heavy}, got {self.n_critic}")
-        if self.critic_norm not in NORMS:
-            raise ConfigError(f"--critic_norm must be auto or one of {', '.join(NORMS)}, got {self.critic_norm!r}")
         if self.critic_norm == "batch" and self.loss == "gp":
             raise ConfigError("the gradient penalty is per example; batch normalisation in the critic couples "
                               "the examples (Gulrajani et al. §4): use --critic_norm=layer or none")
-        if min(self.latent_dim, self.ngf, self.ndf, self.batch_size, self.n_critic) < 1:
-            raise ConfigError("latent_dim, ngf, ndf, batch_size and n_critic must be positive")
-        if self.learning_rate <= 0 or self.clip_value <= 0 or self.gp_weight < 0:
-            raise ConfigError("learning_rate must be > 0 (or 0: the variant's), clip_value > 0, gp_weight >= 0")
         self.validate_scores()
 
     @property

@@ -236,7 +236,8 @@ def test_config_architecture_defaults():
     assert parse_args(WGANConfig, PRESETS, ["--architecture=resnet"])[0] == "paper"
     explicit = make_config(WGANConfig, PRESETS, generator_steps=7)
     assert explicit.generator_steps == 7 and "generator_steps" not in explicit.chosen_automatically
-    for bad, match in (({"architecture": "vgg"}, "dcgan, resnet"), ({"lr_decay": "yes"}, "auto, true or false"),
+    for bad, match in (({"architecture": "vgg"}, "dcgan, resnet"),
+                       ({"lr_decay": "yes"}, "--lr_decay must be one of auto, true, false"),
                        ({"generator_steps": -1}, "--generator_steps=-1 is out of range: it must be >= 0")):
         with pytest.raises(ConfigError, match=match):
             make_config(WGANConfig, PRESETS, **bad)
