@@ -1,8 +1,9 @@
 """Plumbing shared by the GAN papers: generating in batches, fixed-noise sample grids written during
-training, latent-space interpolations, and a simple, checkable sample-quality signal (nearest-neighbour
-distance to real images). The networks and adversarial losses live in each paper's folder; the
-alternating updates in `common.adversarial`; Inception-style scores in `common.metrics.generative`; the
-32x32 image sets in `common.data.image_sets`."""
+training, latent-space interpolations, a simple, checkable sample-quality signal (nearest-neighbour
+distance to real images), and the plain Keras models a step benchmark compares a GAN step with. The
+networks and adversarial losses live in each paper's folder; the alternating updates in
+`common.adversarial`; Inception-style scores in `common.metrics.generative`; the 32x32 image sets in
+`common.data.image_sets`."""
 
 from __future__ import annotations
 
@@ -40,6 +41,22 @@ class SampleGrid(keras.callbacks.Callback):
         if self.image_shape is not None:  # a generator of flat vectors
             x = x.reshape(-1, *self.image_shape)
         return images.save_grid(path, x, self.rows, cols, value_range=self.value_range)
+
+
+def plain_references(generator, discriminator, latent_dim: int, optimizers, loss):
+    """The reference a GAN step benchmark times its step against: ordinary compiled Keras models doing the
+    same forward and backward work as the two updates. `(plain D, plain G->D)`: a copy of the discriminator
+    (or critic), and the stack z -> D(G(z)) with D's copy frozen, so that only G's gradients are applied, as
+    in the generator update. `optimizers`: a function of the player ("discriminator" or "generator") giving
+    that player's optimizer; `loss`: the loss both are compiled with."""
+    plain_d = keras.models.clone_model(discriminator)
+    plain_d.compile(optimizers("discriminator"), loss=loss)
+    frozen = keras.models.clone_model(discriminator)
+    frozen.trainable = False
+    z = keras.Input((latent_dim,))
+    stack = keras.Model(z, frozen(generator(z)))
+    stack.compile(optimizers("generator"), loss=loss)
+    return plain_d, stack
 
 
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int) -> np.ndarray:

@@ -25,6 +25,7 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
+from common import gan
 from common.data import image_sets
 from common.lifecycle import training
 from common.lifecycle.run import benchmark, timing_fields
@@ -46,17 +47,10 @@ class GANBenchmarkConfig(timing_fields(10, 3, 3), DCGANConfig):
 
 
 def plain_models(model, config: DCGANConfig):
-    """Ordinary compiled Keras models doing the same forward/backward work as the two GAN updates."""
-    d = keras.models.clone_model(model.discriminator)
-    d.compile(keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
-              loss=keras.losses.BinaryCrossentropy(from_logits=True))
-    frozen = keras.models.clone_model(model.discriminator)
-    frozen.trainable = False
-    z = keras.Input((config.latent_dim,))
-    stack = keras.Model(z, frozen(model.generator(z)))
-    stack.compile(keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
-                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
-    return d, stack
+    """Plain D and plain G->D: both players' Adam, sigmoid cross-entropy (`gan.plain_references`)."""
+    return gan.plain_references(model.generator, model.discriminator, config.latent_dim,
+                                lambda player: keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
+                                keras.losses.BinaryCrossentropy(from_logits=True))
 
 
 @benchmark(PAPER, GANBenchmarkConfig, PRESETS, description=DESCRIPTION)

@@ -34,6 +34,7 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
+from common import gan
 from common.data import image_sets
 from common.lifecycle import training
 from common.lifecycle.run import benchmark, timing_fields
@@ -63,16 +64,11 @@ def wasserstein(y_true, y_pred):
 
 
 def plain_models(model, config: WGANConfig):
-    """Ordinary compiled Keras models doing the same forward/backward work as the two WGAN updates."""
-    steps = config.generator_steps
-    critic = keras.models.clone_model(model.critic)
-    critic.compile(optimizer(config, config.n_critic * steps), loss=wasserstein)
-    frozen = keras.models.clone_model(model.critic)
-    frozen.trainable = False
-    z = keras.Input((config.latent_dim,))
-    stack = keras.Model(z, frozen(model.generator(z)))
-    stack.compile(optimizer(config, steps), loss=wasserstein)
-    return critic, stack
+    """Plain critic and plain G->critic: each player's optimizer for its number of updates (the decay), the
+    Wasserstein loss (`gan.plain_references`)."""
+    updates = {"discriminator": config.n_critic * config.generator_steps, "generator": config.generator_steps}
+    return gan.plain_references(model.generator, model.critic, config.latent_dim,
+                                lambda player: optimizer(config, updates[player]), wasserstein)
 
 
 def textbook_gp_critic_step(model, config: WGANConfig):

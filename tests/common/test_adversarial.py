@@ -164,3 +164,32 @@ def test_minimize_if_updates_only_where_the_condition_holds():
     assert not np.array_equal(seen[1][2], seen[0][2]) and np.array_equal(seen[2][2], seen[1][2])
     assert int(ops.convert_to_numpy(model.optimizer.players["a"].iterations)) == 4
     assert int(ops.convert_to_numpy(model.optimizer.players["b"].iterations)) == 2
+
+
+@pytest.mark.jax
+def test_plain_references_train_copies_and_the_stack_updates_only_the_generator():
+    """The step benchmarks' reference (DCGAN, WGAN): plain D is a copy trained on its own; the stack
+    z -> D(G(z)) changes G's weights, not its frozen copy of D, and each player gets its own optimizer."""
+    from common import gan
+
+    keras.utils.set_random_seed(0)
+    g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    d = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    asked = []
+
+    def optimizers(player):
+        asked.append(player)
+        return keras.optimizers.SGD(0.1)
+
+    plain_d, stack = gan.plain_references(g, d, 2, optimizers, "mse")
+    assert asked == ["discriminator", "generator"]
+    before = {"g": [w.copy() for w in g.get_weights()], "d": [w.copy() for w in d.get_weights()],
+              "frozen": [w.copy() for w in stack.layers[-1].get_weights()]}
+    assert not stack.layers[-1].trainable and plain_d is not d
+    plain_d.train_on_batch(np.ones((4, 3), np.float32), np.zeros((4, 1), np.float32))
+    stack.train_on_batch(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32))
+    assert any(not np.allclose(a, b) for a, b in zip(g.get_weights(), before["g"]))  # G learnt
+    for a, b in zip(stack.layers[-1].get_weights(), before["frozen"]):
+        np.testing.assert_array_equal(a, b)  # the frozen copy did not
+    for a, b in zip(d.get_weights(), before["d"]):
+        np.testing.assert_array_equal(a, b)  # nor the GAN's own D (plain D is a copy)
