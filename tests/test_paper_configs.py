@@ -82,9 +82,15 @@ def test_a_field_of_a_few_words_lists_them_in_help_and_refuses_others_in_the_com
 
 @pytest.mark.parametrize("grid", ["elm_c", "kelm_c", "kelm_gamma", "svm_c", "svm_gamma"])
 def test_speech_emotion_refuses_an_empty_search_grid_when_the_config_is_made(grid):
+    """An empty grid got as far as the first fold's grid search (old: only when every grid was empty)."""
     cls, presets = _config("speech_emotion")
-    with pytest.raises(ConfigError, match=f"--{grid}: the grid search needs at least one value"):
+    with pytest.raises(ConfigError, match=f"^--{grid}=: give at least 1 value, none repeated$"):
         make_config(cls, presets, **{grid: ()})
+    with pytest.raises(ConfigError, match=f"^--{grid}=1.0,1.0: give at least 1 value, none repeated$"):
+        make_config(cls, presets, **{grid: (1.0, 1.0)})
+    assert make_config(cls, presets, **{grid: (1.0,)})
+    with pytest.raises(ConfigError, match="^--emotions=happy: give at least 2 values, none repeated$"):
+        make_config(cls, presets, emotions=("happy",))
 
 
 def test_semi_supervised_gan_lr_decay_epochs_takes_only_its_declared_sentinel():

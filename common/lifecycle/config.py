@@ -31,17 +31,18 @@ JIT_CHOICES = {"auto": "auto", "true": True, "false": False}
 DISTRIBUTE_CHOICES = ("none", "data_parallel", "auto")
 
 
-def param(default, help: str, *, low=0, above=None, high=None, below=None, choices: tuple | None = None):
+def param(default, help: str, *, low=0, above=None, high=None, below=None, choices: tuple | None = None,
+          distinct: int | None = None):
     """A config field with its one-line comment (shown by `--help`) and, for numbers (and tuples of them),
     the range of valid values: at least `low` (0 unless given; None for no bound), greater than `above`,
     at most `high`, less than `below`; or, for any value, the `choices` it (each item of a tuple) must be one
-    of. A value outside
-    them is refused when the config is made (parse time: one line and exit status 2), from
+    of; for a tuple, `distinct=n`: at least n items, none repeated (a list to choose from or to go through).
+    A value outside them is refused when the config is made (parse time: one line and exit status 2), from
     `RunConfig.validate`."""
     if isinstance(default, (list, dict, set)):
         raise TypeError("config defaults must be immutable; use a tuple")
     bounds = {"low": low, "above": above, "high": high, "below": below}
-    return field(default=default, metadata={"help": help, "bounds": bounds,
+    return field(default=default, metadata={"help": help, "bounds": bounds, "distinct": distinct,
                                             "choices": tuple(choices) if choices is not None else None})
 
 
@@ -138,6 +139,11 @@ class RunConfig:
                 check_choice(f"--{f.name}", value, choices, ConfigError)
             if isinstance(value, tuple) and not set(value) <= set(choices):
                 raise ConfigError(f"--{f.name}={_show(value)}: each must be one of {', '.join(map(str, choices))}")
+        for f in dataclasses.fields(self):
+            least, value = f.metadata.get("distinct"), getattr(self, f.name)
+            if least is not None and (len(value) < least or len(set(value)) != len(value)):
+                raise ConfigError(f"--{f.name}={_show(value)}: give at least {least} value{'s' * (least > 1)}, "
+                                  f"none repeated")
         for f in dataclasses.fields(self):
             bounds, value = f.metadata.get("bounds"), getattr(self, f.name)
             numbers = value if isinstance(value, tuple) else (value,)
@@ -333,6 +339,8 @@ def help_text(cls, presets: dict[str, dict], description: str = "") -> str:
         typ = getattr(types[f.name], "__name__", str(types[f.name]))
         choices = f.metadata.get("choices")
         typ += f": {' | '.join(map(str, choices))}" if choices else ""
+        least = f.metadata.get("distinct")
+        typ += f", {least}+ distinct" if least else ""
         was = [old for old, new in cls.RENAMED.items() if new == f.name]
         formerly = f" (formerly --{', --'.join(was)})" if was else ""
         return f"  --{f.name}={_show(f.default)}  [{typ}]  {f.metadata.get('help', '')}{formerly}"

@@ -21,7 +21,6 @@ import common.tf_env  # noqa: F401
 
 import numpy as np
 
-from common.lifecycle import config as cfg
 from common.lifecycle import training
 from common.lifecycle.config import param
 from common.lifecycle.run import benchmark, timing_fields
@@ -41,12 +40,8 @@ DESCRIPTION = (
 @dataclass(frozen=True)
 class InputSizeBenchmarkConfig(timing_fields(5, 2, 2), EmotionTransferConfig):
     scheme: str = param("fer", "the stage timed: fer (stage one), whose step every scheme's resembles")
-    sizes: tuple[int, ...] = param((48, 224), "input sides to time (48: ours; 224: the paper's networks')", low=48)
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.sizes or len(set(self.sizes)) != len(self.sizes):
-            raise cfg.ConfigError(f"--sizes={','.join(map(str, self.sizes))}: give distinct input sides, e.g. 48,224")
+    sizes: tuple[int, ...] = param((48, 224), "input sides to time (48: ours; 224: the paper's networks')", low=48,
+                                   distinct=1)
 
 
 @benchmark(PAPER, InputSizeBenchmarkConfig, PRESETS, description=DESCRIPTION)

@@ -21,7 +21,6 @@ import common.tf_env  # noqa: F401
 
 import numpy as np
 
-from common.lifecycle import config as cfg
 from common.lifecycle import training
 from common.lifecycle.config import param
 from common.lifecycle.run import benchmark, timing_fields
@@ -41,16 +40,12 @@ DESCRIPTION = (
 
 @dataclass(frozen=True)
 class StepBenchmarkConfig(timing_fields(10, 3, 2), SemiSupervisedGANConfig):
-    datasets: tuple[str, ...] = param(("mnist", "cifar10"), "datasets whose step to time", choices=TRAIN_IMAGES)
+    datasets: tuple[str, ...] = param(("mnist", "cifar10"), "datasets whose step to time", choices=TRAIN_IMAGES,
+                                      distinct=1)
 
     @property
     def variant(self) -> str:
         return "+".join(self.datasets)
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.datasets or len(set(self.datasets)) != len(self.datasets):
-            raise cfg.ConfigError(f"--datasets={','.join(self.datasets)}: give distinct datasets, e.g. mnist,cifar10")
 
 
 @benchmark(PAPER, StepBenchmarkConfig, PRESETS, description=DESCRIPTION)

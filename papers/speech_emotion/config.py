@@ -35,7 +35,7 @@ class SpeechEmotionConfig(RunConfig):
 
     dataset: str = param("ravdess", "ravdess (24 actors), urdu (29 speakers; speaker and class confounded) or "
                                     "iemocap (licence-gated)", choices=DATASETS)
-    emotions: tuple[str, ...] = param(("neutral", "happy", "sad", "angry"), "the classes, in this order")
+    emotions: tuple[str, ...] = param(("neutral", "happy", "sad", "angry"), "the classes, in this order", distinct=2)
     ravdess_intensity: str = param("normal", "RAVDESS: normal or strong intensity", choices=("normal", "strong"))
     iemocap_improvised_only: bool = param(True, "IEMOCAP: only the improvised sessions' utterances")
     folds: int = param(0, "speaker-independent folds; 0: the corpus' (RAVDESS 12 actor pairs, URDU 5, IEMOCAP "
@@ -55,11 +55,16 @@ class SpeechEmotionConfig(RunConfig):
     learning_rate: float = param(1e-3, "Adam's learning rate for the DNN (not in the paper)", above=0)
     elm_hidden: int = param(120, "hidden units of the basic ELM (not verified: the public re-implementation's 120)",
                                 low=1)
-    elm_c: tuple[float, ...] = param((0.01, 0.1, 1.0, 10.0, 100.0), "ELM ridge parameters C to choose from", above=0)
-    kelm_c: tuple[float, ...] = param((0.01, 0.1, 1.0, 10.0, 100.0), "kernel ELM ridge parameters C", above=0)
-    kelm_gamma: tuple[float, ...] = param((0.001, 0.01, 0.1, 1.0), "kernel ELM RBF widths gamma", above=0)
-    svm_c: tuple[float, ...] = param((0.1, 1.0, 10.0, 100.0), "SVM C values (the baselines)", above=0)
-    svm_gamma: tuple[float, ...] = param((0.001, 0.01, 0.1), "SVM RBF widths gamma (the baselines)", above=0)
+    # The grids the searches choose from: each value once.
+    elm_c: tuple[float, ...] = param((0.01, 0.1, 1.0, 10.0, 100.0), "ELM ridge parameters C to choose from",
+                                     above=0, distinct=1)
+    kelm_c: tuple[float, ...] = param((0.01, 0.1, 1.0, 10.0, 100.0), "kernel ELM ridge parameters C",
+                                      above=0, distinct=1)
+    kelm_gamma: tuple[float, ...] = param((0.001, 0.01, 0.1, 1.0), "kernel ELM RBF widths gamma", above=0,
+                                          distinct=1)
+    svm_c: tuple[float, ...] = param((0.1, 1.0, 10.0, 100.0), "SVM C values (the baselines)", above=0, distinct=1)
+    svm_gamma: tuple[float, ...] = param((0.001, 0.01, 0.1), "SVM RBF widths gamma (the baselines)", above=0,
+                                         distinct=1)
     inner_folds: int = param(3, "speaker-grouped folds of the grid search inside each training fold", low=2)
     feature_cache: str = param("", "where frame features are cached, keyed by audio checksum and settings "
                                    "(empty: <runs_dir>/speech_emotion/features)")
@@ -69,13 +74,8 @@ class SpeechEmotionConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if len(self.emotions) < 2 or len(set(self.emotions)) != len(self.emotions):
-            raise ConfigError(f"--emotions needs at least two distinct classes, got {self.emotions}")
         if self.folds < 2:  # after automatic(): 0 stands for the corpus' folds
             raise ConfigError(f"--folds must be at least 2 (or 0: the corpus'), got {self.folds}")
-        for name in ("elm_c", "kelm_c", "kelm_gamma", "svm_c", "svm_gamma"):
-            if not getattr(self, name):
-                raise ConfigError(f"--{name}: the grid search needs at least one value")
 
     @property
     def variant(self) -> str:

@@ -188,8 +188,8 @@ def test_plain_references_train_copies_and_the_stack_updates_only_the_generator(
     assert not stack.layers[-1].trainable and plain_d is not d
     plain_d.train_on_batch(np.ones((4, 3), np.float32), np.zeros((4, 1), np.float32))
     stack.train_on_batch(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32))
-    assert any(not np.allclose(a, b) for a, b in zip(g.get_weights(), before["g"]))  # G learnt
-    for a, b in zip(stack.layers[-1].get_weights(), before["frozen"]):
+    assert any(not np.allclose(a, b) for a, b in zip(g.get_weights(), before["g"], strict=True))  # G learnt
+    for a, b in zip(stack.layers[-1].get_weights(), before["frozen"], strict=True):
         np.testing.assert_array_equal(a, b)  # the frozen copy did not
-    for a, b in zip(d.get_weights(), before["d"]):
+    for a, b in zip(d.get_weights(), before["d"], strict=True):
         np.testing.assert_array_equal(a, b)  # nor the GAN's own D (plain D is a copy)

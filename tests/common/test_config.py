@@ -162,6 +162,21 @@ def test_a_field_with_choices_refuses_any_other_value_in_one_line_and_lists_them
     assert "--mode=a  [str: a | b]  a mode" in help_text(Chosen, {})
 
 
+def test_a_tuple_field_declared_distinct_needs_that_many_items_none_repeated():
+    @dataclass(frozen=True)
+    class Listed(RunConfig):
+        sizes: tuple[int, ...] = param((48, 224), "sides to time", low=1, distinct=1)
+        classes: tuple[str, ...] = param(("a", "b"), "classes", distinct=2)
+
+    assert make_config(Listed, {}, sizes=(48,), classes=("b", "a")).sizes == (48,)
+    for bad, message in (({"sizes": ()}, "--sizes=: give at least 1 value, none repeated"),
+                         ({"sizes": (48, 48)}, "--sizes=48,48: give at least 1 value, none repeated"),
+                         ({"classes": ("a",)}, "--classes=a: give at least 2 values, none repeated")):
+        with pytest.raises(ConfigError, match=f"^{message}$"):
+            make_config(Listed, {}, **bad)
+    assert "--classes=a,b  [tuple, 2+ distinct]  classes" in help_text(Listed, {})
+
+
 def test_renamed_fields_keep_the_hashes_of_runs_recorded_under_their_old_names_and_take_them_still():
     """Each paper's RENAMED: a config's hash is taken under the old names (so that a recorded run's rerun is
     found, and a relayed run resumes), and the old names still work on the command line and in `make_config`
