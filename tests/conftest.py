@@ -170,6 +170,17 @@ def smoke_config(config_cls, presets, data_root: Path, folder: Path, **overrides
                        results_dir=str(folder / "results"), runs_dir=str(folder / "runs"), **overrides)
 
 
+def smoke_record(train, config) -> dict:
+    """Train `config` (a smoke config) with the paper's `train.train`; the run's one results record, which
+    must say it completed."""
+    from common.lifecycle import results
+
+    assert train.train(config, "smoke") == 0
+    (record,) = results.load_all(config.results_dir, type(config).__module__.split(".")[1])
+    assert record["status"] == "completed"
+    return record
+
+
 def toy_score_network(folder: Path, shape: tuple[int, ...]) -> dict:
     """The config fields that score a GAN's samples with a `toy_classifier` saved in `folder`."""
     return {"feature_network": str(toy_classifier(folder / "clf.keras", shape)),

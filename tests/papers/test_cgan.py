@@ -26,7 +26,7 @@ from papers.cgan.model import (
     build_model,
     marginal_logits,
 )
-from tests.conftest import smoke_config, toy_score_network
+from tests.conftest import smoke_config, smoke_record, toy_score_network
 from tests.recipe import recipe_plan
 
 
@@ -358,8 +358,7 @@ def test_config_labels_and_errors(capsys):
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_scores(mnist_root, tmp_path):
     config = smoke_config(CGANConfig, PRESETS, mnist_root, tmp_path, **toy_score_network(tmp_path, (32, 32, 1)))
-    assert train.train(config, "smoke") == 0
-    (record,) = results.load_all(config.results_dir, "cgan")
+    record = smoke_record(train, config)
     final = record["final"]
     assert record["status"] == "completed" and record["variant"] == "cgan-mnist"
     assert [h["updates"] for h in record["history"]] == [3, 6]

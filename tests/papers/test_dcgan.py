@@ -21,7 +21,7 @@ from papers.dcgan.model import (
     feature_layers,
     sigmoid_cross_entropy,
 )
-from tests.conftest import toy_classifier
+from tests.conftest import smoke_config, smoke_record, toy_classifier
 from tests.recipe import recipe_plan
 
 SHAPES = {"cifar10": (32, 32, 3), "mnist": (32, 32, 1)}
@@ -106,10 +106,8 @@ def test_config_labels_and_errors():
 
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
-    config = make_config(DCGANConfig, PRESETS, "smoke", data_dir=str(cifar_root), verify_data=False, download=False,
-                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
-    assert train.train(config, "smoke") == 0
-    (record,) = results.load_all(config.results_dir, "dcgan")
+    config = smoke_config(DCGANConfig, PRESETS, cifar_root, tmp_path)
+    record = smoke_record(train, config)
     final = record["final"]
     assert record["status"] == "completed" and record["variant"] == "dcgan-cifar10"
     assert final["iterations"] == 8 and [h["epoch"] for h in record["history"]] == [1, 2]

@@ -352,8 +352,8 @@ def test_input_size_benchmark_times_each_size_and_reports_a_row_per_size(tmp_pat
     assert final["fer_stage_hours_projected"]["64x64"] == pytest.approx(5 * 28_709 / rate / 3600)
     text = report.report_for(str(tmp_path), "emotion_transfer")
     assert "## Cost of the input size" in text and f"| 64x64 | {rate:.1f} | " in text
-    for bad, why in (("48,47", "is out of range: it must be >= 48"), ("48,48", ": give at least 1 value, none repeated"),
-                     ("a", "is not a valid")):
+    for bad, why in (("48,47", "is out of range: it must be >= 48"),
+                     ("48,48", ": give at least 1 value, none repeated"), ("a", "is not a valid")):
         assert benchmark.run.main([f"--sizes={bad}"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: --sizes=") and why in err and err.count("\n") == 1, err

@@ -30,6 +30,7 @@ from papers.semi_supervised_gan.model import (
     supervised_loss,
     unsupervised_loss,
 )
+from tests.conftest import smoke_config, smoke_record
 from tests.recipe import planned_training
 
 
@@ -428,12 +429,9 @@ def test_svhn_loader_reads_the_mat_layout_and_checks_it(tmp_path):
 @pytest.mark.jax
 @pytest.mark.parametrize(("labelled_only", "minibatch"), [(False, False), (True, False), (False, True)])
 def test_smoke_run_writes_results_and_samples(mnist_root, tmp_path, labelled_only, minibatch):
-    config = make_config(SemiSupervisedGANConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False,
-                         download=False,
-                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"),
-                         labelled_only=labelled_only, minibatch_discrimination=minibatch)
-    assert train.train(config, "smoke") == 0
-    (record,) = results.load_all(config.results_dir, "semi_supervised_gan")
+    config = smoke_config(SemiSupervisedGANConfig, PRESETS, mnist_root, tmp_path, labelled_only=labelled_only,
+                          minibatch_discrimination=minibatch)
+    record = smoke_record(train, config)
     final = record["final"]
     assert record["status"] == "completed" and final["test_images"] == 200 and record["data"]["labelled"] == 100
     # the final count is the last epoch's (the same averaged weights), a whole number of test images

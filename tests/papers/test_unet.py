@@ -7,6 +7,7 @@ import pytest
 from common import report
 from papers.unet import augment, weight_maps
 from papers.unet.model import build_unet, check_tile, mirror_pad, output_size, predict_tiled, valid_tiles
+from tests.conftest import smoke_config, smoke_record
 from tests.recipe import recipe_plan
 
 
@@ -115,15 +116,11 @@ def test_augment_keeps_shapes_ranges_and_label_values():
 
 
 def test_smoke_run_writes_results_figures_and_report(isbi_root, tmp_path):
-    from common.lifecycle import results
-    from common.lifecycle.config import make_config
     from papers.unet import train
     from papers.unet.config import PRESETS, UNetConfig
 
-    config = make_config(UNetConfig, PRESETS, "smoke", data_dir=str(isbi_root), verify_data=False, fold=4,
-                         results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"))
-    assert train.train(config, "smoke") == 0
-    (record,) = results.load_all(config.results_dir, "unet")
+    config = smoke_config(UNetConfig, PRESETS, isbi_root, tmp_path, fold=4)
+    record = smoke_record(train, config)
     final = record["final"]
     assert record["status"] == "completed"
     assert record["data"]["held_out_slices"] == [24, 25, 26, 27, 28, 29] and final["iterations"] == 2

@@ -7,7 +7,6 @@ import pytest
 from keras import ops
 
 from common import report
-from common.lifecycle import results
 from common.lifecycle.config import ConfigError, make_config, parse_args
 from papers.vae import train
 from papers.vae.config import PAPER_HIDDEN, PAPER_LATENT, PRESETS, VAEConfig
@@ -18,7 +17,7 @@ from papers.vae.model import (
     gaussian_log_density,
     marginal_log_likelihood,
 )
-from tests.conftest import smoke_config, straight_and_resumed
+from tests.conftest import smoke_config, smoke_record, straight_and_resumed
 from tests.recipe import planned_training
 
 DATA_DIM = {"mnist": 784, "frey_face": 560}
@@ -198,8 +197,7 @@ def _smoke(root, tmp_path, name, **kw):
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_report(mnist_root, tmp_path):
     config = _smoke(mnist_root, tmp_path, "mnist")
-    assert train.train(config, "smoke") == 0
-    (record,) = results.load_all(config.results_dir, "vae")
+    record = smoke_record(train, config)
     final = record["final"]
     assert record["status"] == "completed" and record["variant"] == "mnist-z20"
     assert final["samples_seen"] == 400 and len(record["history"]) == 2
@@ -218,8 +216,7 @@ def test_smoke_run_writes_results_figures_and_report(mnist_root, tmp_path):
 def test_frey_face_smoke_run_with_two_latents_draws_the_manifold(frey_root, tmp_path):
     config = _smoke(frey_root, tmp_path, "frey", dataset="frey_face", latent_dim=2, learning_rate=0.02,
                     max_samples=300)
-    assert train.train(config, "smoke") == 0
-    (record,) = results.load_all(config.results_dir, "vae")
+    record = smoke_record(train, config)
     assert record["variant"] == "frey_face-z2" and record["lr_search"] is None
     assert record["data"]["train"] == 200 and record["data"]["binarization"] == "none"
     assert "manifold" in record["figures"] and math.isfinite(record["final"]["test_ll"])

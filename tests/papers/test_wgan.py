@@ -19,7 +19,7 @@ from papers.wgan.model import (
     per_example_norm,
     train_steps_for,
 )
-from tests.conftest import smoke_config, toy_score_network
+from tests.conftest import smoke_config, smoke_record, toy_score_network
 from tests.recipe import recipe_plan
 
 
@@ -265,8 +265,7 @@ def test_config_variant_defaults_and_errors():
 @pytest.mark.jax
 def test_smoke_run_writes_results_figures_and_report(cifar_root, tmp_path):
     config = smoke_config(WGANConfig, PRESETS, cifar_root, tmp_path, **toy_score_network(tmp_path, (32, 32, 3)))
-    assert train.train(config, "smoke") == 0
-    (record,) = results.load_all(config.results_dir, "wgan")
+    record = smoke_record(train, config)
     final = record["final"]
     assert final["score_network"] == "toy classifier" and len(final["score_network_sha256"]) == 64
     assert 1.0 <= final["sample_score"] <= 10.0
