@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.data.files import DataError, data_dir, tree_sha256
+from common.data.files import DataError, class_folder_files, corpus_folder, tree_sha256
 
 FOLDER = "CK+48"
 CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
@@ -35,18 +35,10 @@ class CKPlus:
 def load(data_dir_: str | None = None, verify: bool = True) -> CKPlus:
     from PIL import Image, UnidentifiedImageError
 
-    folder = data_dir(data_dir_) / FOLDER
-    if not folder.is_dir():
-        raise DataError(f"{folder} not found: put the CK+48 folders ({', '.join(CLASSES)}) there, or point "
-                        f"--data_dir at the folder that holds {FOLDER}/")
-    files = sorted(folder.glob("*/*.png"))
+    folder = corpus_folder(data_dir_, FOLDER, f"put the CK+48 folders ({', '.join(CLASSES)}) there")
+    found = class_folder_files(folder, CLASSES, "CK+48", NAME, "S<subject>_<sequence>_<frame>.png", "*.png")
     x, labels, subjects, sequences, names = [], [], [], [], []
-    for path in files:
-        if path.parent.name not in CLASSES:
-            raise DataError(f"{path}: unknown class folder {path.parent.name!r} (CK+48 has {', '.join(CLASSES)})")
-        match = NAME.match(path.name)
-        if match is None:
-            raise DataError(f"{path}: not a CK+48 file name (S<subject>_<sequence>_<frame>.png)")
+    for path, match in found:
         try:
             image = np.asarray(Image.open(path).convert("L"))
         except (OSError, UnidentifiedImageError) as e:
@@ -61,7 +53,7 @@ def load(data_dir_: str | None = None, verify: bool = True) -> CKPlus:
     missing = [c for c in CLASSES if c not in labels]
     if missing:
         raise DataError(f"{folder} has no image of {', '.join(missing)}")
-    digest = tree_sha256(folder, files)
+    digest = tree_sha256(folder, [path for path, _ in found])
     if verify and digest != TREE_SHA256:
         raise DataError(f"{folder}: its files are not the redistribution's 981 (tree SHA-256 {digest}, expected "
                         f"{TREE_SHA256})")

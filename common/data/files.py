@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,3 +113,27 @@ def tree_sha256(folder: Path, files: list[Path]) -> str:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         lines.append(f"{digest}  {path.relative_to(folder.parent).as_posix()}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def corpus_folder(data_dir_: str | os.PathLike | None, name: str, how: str) -> Path:
+    """The folder `name` in the data directory, or one line saying it is missing and `how` to get it."""
+    folder = data_dir(data_dir_) / name
+    if not folder.is_dir():
+        raise DataError(f"{folder} not found: {how}, or point --data_dir at the folder that holds {name}/")
+    return folder
+
+
+def class_folder_files(folder: Path, classes, corpus: str, name: re.Pattern | None = None,
+                       name_form: str = "", glob: str = "*") -> list[tuple[Path, re.Match | None]]:
+    """The files `folder/<class>/<glob>` of a corpus laid out one folder per class, in sorted order, each with
+    its file name matched against `name` (None where no name is imposed). A folder that is not one of
+    `classes`, or a file name that does not match, is refused in one line naming the file."""
+    found = []
+    for path in sorted(folder.glob(f"*/{glob}")):
+        if path.parent.name not in classes:
+            raise DataError(f"{path}: unknown class folder {path.parent.name!r} ({corpus} has {', '.join(classes)})")
+        match = None if name is None else name.match(path.name)
+        if name is not None and match is None:
+            raise DataError(f"{path}: not a {corpus} file name ({name_form})")
+        found.append((path, match))
+    return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from common.data.audio import Corpus, Utterance, check_classes
-from common.data.files import DataError, data_dir, tree_sha256
+from common.data.files import DataError, corpus_folder, tree_sha256
 
 FOLDER = "IEMOCAP_full_release"
 URL = "https://sail.usc.edu/iemocap/"
@@ -25,10 +25,7 @@ def load(data_dir_: str | None = None, emotions: tuple[str, ...] = ("neutral", "
          improvised_only: bool = True) -> Corpus:
     """Labelled utterances of `emotions` (improvised sessions only, unless `improvised_only` is false);
     speaker = session and sex, e.g. `Ses01M`."""
-    folder = data_dir(data_dir_) / FOLDER
-    if not folder.is_dir():
-        raise DataError(f"{folder} not found: IEMOCAP is licence-gated ({URL}); put its release there or point "
-                        f"--data_dir at the folder that holds {FOLDER}")
+    folder = corpus_folder(data_dir_, FOLDER, f"IEMOCAP is licence-gated ({URL}); put its release there")
     unknown = [e for e in emotions if e not in CODES.values()]
     if unknown:
         raise DataError(f"IEMOCAP has no emotion {', '.join(unknown)}; it has {', '.join(CODES.values())}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from common.data.audio import Corpus, Utterance, check_classes
-from common.data.files import DataError, data_dir, tree_sha256
+from common.data.files import DataError, corpus_folder, tree_sha256
 
 FOLDER = "Audio_Speech_Actors_01-24"
 URL = "https://doi.org/10.5281/zenodo.1188976"
@@ -22,10 +22,8 @@ NAME = re.compile(r"^03-01-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav$")
 def load(data_dir_: str | None = None, emotions: tuple[str, ...] = ("neutral", "happy", "sad", "angry"),
          intensity: str = "normal") -> Corpus:
     """The speech utterances of `emotions` at `intensity`, one `Utterance` per file, speaker = actor."""
-    folder = data_dir(data_dir_) / FOLDER
-    if not folder.is_dir():
-        raise DataError(f"{folder} not found: unpack Audio_Speech_Actors_01-24.zip from {URL} there (its "
-                        f"Actor_NN/ folders), or point --data_dir at the folder that holds it")
+    folder = corpus_folder(data_dir_, FOLDER, f"unpack Audio_Speech_Actors_01-24.zip from {URL} there (its "
+                                              f"Actor_NN/ folders)")
     unknown = [e for e in emotions if e not in EMOTIONS.values()]
     if unknown or intensity not in INTENSITIES.values():
         raise DataError(f"RAVDESS has the emotions {', '.join(EMOTIONS.values())} and intensities normal, strong; "

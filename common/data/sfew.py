@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.data.files import DataError, data_dir, tree_sha256
+from common.data.files import DataError, class_folder_files, corpus_folder, tree_sha256
 
 FOLDER = "SFEW_2"
 CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")  # FER-2013's order
@@ -29,16 +29,12 @@ class SFEW:
 def load(data_dir_: str | None = None, size: int = 48) -> SFEW:
     from PIL import Image, UnidentifiedImageError
 
-    folder = data_dir(data_dir_) / FOLDER
-    if not folder.is_dir():
-        raise DataError(f"{folder} not found: SFEW 2.0 is licence-gated (EmotiW); put its Train/ and Val/ folders "
-                        f"there or point --data_dir at the folder that holds {FOLDER}/")
+    folder = corpus_folder(data_dir_, FOLDER,
+                           "SFEW 2.0 is licence-gated (EmotiW); put its Train/ and Val/ folders there")
     x, y, files = {}, {}, []
     for split in SPLITS:
         images, labels = [], []
-        for path in sorted((folder / split).glob("*/*")):
-            if path.parent.name not in CLASSES:
-                raise DataError(f"{path}: unknown emotion folder {path.parent.name!r} (SFEW has {', '.join(CLASSES)})")
+        for path, _ in class_folder_files(folder / split, CLASSES, "SFEW"):
             try:
                 image = Image.open(path).convert("L").resize((size, size), Image.BILINEAR)
             except (OSError, UnidentifiedImageError) as e:

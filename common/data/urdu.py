@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from common.data.audio import Corpus, Utterance, check_classes
-from common.data.files import DataError, data_dir, tree_sha256
+from common.data.files import DataError, class_folder_files, corpus_folder, tree_sha256
 
 FOLDER = "URDU-Dataset"
 URL = "https://github.com/siddiquelatif/URDU-Dataset"
@@ -24,25 +24,17 @@ TREE_SHA256 = "aaadbdc32de29e31babb3f4d91c1b2118f00c1b146b1af1658f4c13b99bad7da"
 
 def load(data_dir_: str | None = None, emotions: tuple[str, ...] = ("neutral", "happy", "sad", "angry"),
          verify: bool = True) -> Corpus:
-    folder = data_dir(data_dir_) / FOLDER
-    if not folder.is_dir():
-        raise DataError(f"{folder} not found: clone {URL} and put its four class folders there, or point "
-                        f"--data_dir at the folder that holds {FOLDER}")
-    files = sorted(folder.glob("*/*.wav"))
+    folder = corpus_folder(data_dir_, FOLDER, f"clone {URL} and put its four class folders there")
+    found = class_folder_files(folder, CLASSES, "URDU", NAME, "SGX_FXX_EYY.wav", "*.wav")
     utterances = []
-    for path in files:
-        if path.parent.name not in CLASSES:
-            raise DataError(f"{path}: unknown emotion folder {path.parent.name!r} (URDU has {', '.join(CLASSES)})")
-        match = NAME.match(path.name)
-        if match is None:
-            raise DataError(f"{path}: not a URDU file name (SGX_FXX_EYY.wav)")
+    for path, match in found:
         sex, speaker, letter = match.groups()
         if LETTERS[letter] != CLASSES[path.parent.name]:
             raise DataError(f"{path}: its name says {LETTERS[letter]} but it is in the {path.parent.name} folder")
         if CLASSES[path.parent.name] in emotions:
             utterances.append(Utterance(str(path), f"S{sex}{speaker}", CLASSES[path.parent.name], sex))
     check_classes(utterances, emotions, str(folder))
-    digest = tree_sha256(folder, files)
+    digest = tree_sha256(folder, [path for path, _ in found])
     if verify and digest != TREE_SHA256:
         raise DataError(f"{folder}: its files are not the repository's 400 (tree SHA-256 {digest}, expected "
                         f"{TREE_SHA256}); restore them from {URL}")

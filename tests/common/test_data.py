@@ -315,3 +315,33 @@ def test_an_unreadable_file_is_reported_as_such_not_as_corrupt(mnist_root, tmp_p
     path.chmod(0)
     with pytest.raises(DataError, match="permission denied"):
         mnist.load(str(tmp_path / "copy"), download=False, verify=False)
+
+
+# Corpora laid out one folder per class (CK+48, URDU, SFEW) ---------------------------------------------------
+
+def test_class_folder_files_sorted_with_their_name_matches_and_one_line_refusals(tmp_path):
+    import re
+
+    name = re.compile(r"^S(\d)_(\d)\.png$")
+    for path in ("b/S2_1.png", "a/S1_2.png", "a/S1_1.png", "a/notes.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"")
+    found = files.class_folder_files(tmp_path, ("a", "b"), "Toy", name, "S<s>_<n>.png", "*.png")
+    assert [p.relative_to(tmp_path).as_posix() for p, _ in found] == ["a/S1_1.png", "a/S1_2.png", "b/S2_1.png"]
+    assert [m.groups() for _, m in found] == [("1", "1"), ("1", "2"), ("2", "1")]
+    assert [m for _, m in files.class_folder_files(tmp_path, ("a", "b"), "Toy", glob="b*")] == []
+    with pytest.raises(DataError, match=r"a/notes.txt: not a Toy file name \(S<s>_<n>.png\)"):
+        files.class_folder_files(tmp_path, ("a", "b"), "Toy", name, "S<s>_<n>.png")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "S3_1.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"unknown class folder 'c' \(Toy has a, b\)"):
+        files.class_folder_files(tmp_path, ("a", "b"), "Toy", name, "S<s>_<n>.png", "*.png")
+
+
+def test_a_missing_corpus_folder_says_how_to_get_it_in_one_line(tmp_path):
+    (tmp_path / "Corpus").mkdir()
+    assert files.corpus_folder(str(tmp_path), "Corpus", "unpack it") == tmp_path / "Corpus"
+    with pytest.raises(DataError) as e:
+        files.corpus_folder(str(tmp_path), "Other", "unpack corpus.zip there")
+    assert str(e.value) == (f"{tmp_path / 'Other'} not found: unpack corpus.zip there, or point --data_dir at the "
+                            f"folder that holds Other/")

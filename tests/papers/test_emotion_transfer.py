@@ -148,7 +148,7 @@ def test_sfew_loader_reads_its_layout(tmp_path):
     assert data.x["train"].shape == (2, 48, 48) and sorted(data.y["val"].tolist()) == [3, 6]
     (tmp_path / sfew.FOLDER / "Val" / "Bored").mkdir()
     (tmp_path / sfew.FOLDER / "Val" / "Bored" / "b.png").write_bytes(b"")
-    with pytest.raises(DataError, match="unknown emotion folder 'Bored'"):
+    with pytest.raises(DataError, match="unknown class folder 'Bored'"):
         sfew.load(str(tmp_path))
 
 
