@@ -93,6 +93,16 @@ def test_speech_emotion_refuses_an_empty_search_grid_when_the_config_is_made(gri
         make_config(cls, presets, emotions=("happy",))
 
 
+def test_cgan_sigma_grid_is_a_grid_of_distinct_sigmas():
+    """A repeated sigma was searched twice without a word; the empty grid had a hand-written line of its own."""
+    cls, presets = _config("cgan")
+    assert "--sigma_grid=" in help_text(cls, presets) and "1+ distinct" in help_text(cls, presets)
+    for grid, shown in (((0.2, 0.2), "0.2,0.2"), ((), "")):
+        with pytest.raises(ConfigError, match=f"^--sigma_grid={shown}: give at least 1 value, none repeated$"):
+            make_config(cls, presets, sigma_grid=grid)
+    assert make_config(cls, presets, sigma_grid=(0.2,)).sigma_grid == (0.2,)
+
+
 def test_semi_supervised_gan_lr_decay_epochs_takes_only_its_declared_sentinel():
     """-1 is "the dataset's share of the epochs"; -3 was taken as -1 without a word."""
     cls, presets = _config("semi_supervised_gan")

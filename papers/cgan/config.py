@@ -74,7 +74,8 @@ class CGANConfig(SampleScoreConfig):
     sigma_validation_images: int = param(1000, "validation images on which sigma is chosen (the authors' "
                                                "parzen_ll.py: the first 1,000)", low=1)
     sigma_grid: tuple[float, ...] = param(tuple(round(s, 4) for s in parzen.SIGMA_GRID),
-                                          "sigmas tried (parzen_ll.py: 10 values log-spaced in [0.1, 1])", above=0)
+                                          "sigmas tried (parzen_ll.py: 10 values log-spaced in [0.1, 1])", above=0,
+                                          distinct=1)
     train_subset: int = param(0, "use only the first N of the 50,000 training images (0: all); for smoke tests")
     validation_subset: int = param(0, "use only the first N of the 10,000 validation images (0: all)")
     test_subset: int = param(0, "use only the first N test images (0: all 10,000)")
@@ -94,8 +95,6 @@ class CGANConfig(SampleScoreConfig):
                               "--conditional=false")
         if self.lr_decay < 1:  # after automatic(): 0 stands for the networks' value
             raise ConfigError(f"--lr_decay must be at least 1 (or 0: the networks'), got {self.lr_decay:g}")
-        if not self.sigma_grid:
-            raise ConfigError("--sigma_grid needs at least one value")
         if self.momentum_saturate_epoch < self.momentum_start_epoch:
             raise ConfigError("momentum_saturate_epoch must not come before momentum_start_epoch")
         self.validate_scores()
