@@ -154,7 +154,7 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             # a run whose work is not Keras epochs (a cross-validation's folds) has no history: no epoch count
             "iterations": r["final"].get("iterations"), "epochs": len(r["history"]) or None,
             "device": _device(r), "backend": _backend(r),
-            "wall_min": r["wall_time_s"] / 60,
+            "wall_min": r["wall_time_s"] / 60, "sessions": _session_count(r),
             "images_per_s": throughput(r, meta.get("throughput_key", "train_images_per_s")),
             "update_over_step": r["final"].get("update_over_step"),
             "commit": _commits(r) + (f", re-evaluated at {_commit(r['revision']['git'])}"
@@ -168,10 +168,17 @@ def _runs_frame(records: list[dict], meta: dict) -> pd.DataFrame:
             "file": Path(r["_path"]).name,
         })
     columns = ["variant", "preset", "seed", "status", "value", "iterations", "epochs", "device", "backend",
-               "wall_min", "images_per_s", "update_over_step", "commit", "modified", "config_hash", "commits",
-               "score_network_file", "order", "file",
+               "wall_min", "sessions", "images_per_s", "update_over_step", "commit", "modified", "config_hash",
+               "commits", "score_network_file", "order", "file",
                *(e[0] for e in extras)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _session_count(record: dict) -> int:
+    """How many processes the run took to finish: 1, or one more for every resume (a relayed run's sessions
+    span developer sessions and machines). Records written before sessions were itemised give a count."""
+    sessions = record.get("sessions")
+    return len(sessions) if isinstance(sessions, list) else int(sessions or 1)
 
 
 def _commit(git: dict) -> str:
@@ -630,7 +637,10 @@ def paper_report(paper: str, records: list[dict], meta: dict, figures: list[tupl
                                    if frame["update_over_step"].notna().any() else {}),
                                 **({"score_network_file": "score network (SHA-256)"}
                                    if meta.get("score_network_metrics") else {}),
-                                "wall_min": "wall (min)", "commit": "commit", "file": "results file"})]
+                                "wall_min": "wall (min)",
+                                # how many processes a run took (resumes, relays), once any run took more than one
+                                **({"sessions": "sessions"} if (frame["sessions"] > 1).any() else {}),
+                                "commit": "commit", "file": "results file"})]
     bench = [r for r in records if r.get("kind") == "benchmark" and "pipeline_images_per_s" in r["final"]]
     if bench:
         rows, extra = [], {}

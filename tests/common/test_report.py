@@ -230,6 +230,21 @@ def test_the_hardware_names_thread_pools_set_by_environment_variable_in_each_ses
     assert " / tensorflow + oneDNN |" in text and "threads" not in text
 
 
+def test_every_run_says_how_many_sessions_it_took_once_one_was_resumed(repo):
+    _, res, papers, readme = repo
+    _write(res, 1, 0.2)
+    path = _write(res, 0, 0.1)
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| sessions |" not in text  # every run finished in the process that started it
+    body = json.loads(path.read_text())
+    body["sessions"] = [{"commit": "a" * 40, "dirty": False, "started": f"s{i}"} for i in range(6)]
+    path.write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| wall (min) | sessions | commit |" in text
+    rows = {line.split(" | ")[2]: line.split(" | ") for line in text.splitlines() if line.startswith("| v1 | paper |")}
+    assert rows["0"][-3] == "6" and rows["1"][-3] == "1"
+
+
 def test_a_repeated_seed_counts_once_and_a_bad_file_is_named_not_fatal(repo):
     _, res, papers, readme = repo
     for seed, err in ((0, 0.10), (0, 0.30), (1, 0.14)):  # seed 0 twice: a repeat
