@@ -12,6 +12,7 @@ key a paper.json may have and what it means; an unknown key is an error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import sys
@@ -23,7 +24,7 @@ import pandas as pd
 from common import relay
 from common.lifecycle import repro
 from common.lifecycle import results as results_lib
-from common.lifecycle.config import PLUMBING_PRESETS
+from common.lifecycle.config import PLUMBING_PRESETS, RunConfig, parse_args, run_dir_name
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -1162,16 +1163,44 @@ def _cost(group: pd.DataFrame, others: pd.DataFrame) -> str:
     return "not measured on any machine yet"
 
 
-def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "papers") -> list[str]:
+def _run_dir_name(paper: str, args: list[str]) -> str | None:
+    """The working folder `papers/<paper>/train.py ARGS` trains in (`config.run_dir_name`), or None for a paper
+    without a config module (`papers/<paper>/config.py`: one `RunConfig` class and its `PRESETS`)."""
+    try:
+        module = importlib.import_module(f"papers.{paper}.config")
+    except ModuleNotFoundError as e:
+        if e.name not in (f"papers.{paper}", f"papers.{paper}.config"):
+            raise
+        return None
+    (cls,) = [v for v in vars(module).values()
+              if isinstance(v, type) and issubclass(v, RunConfig) and v.__module__ == module.__name__]
+    preset, config = parse_args(cls, module.PRESETS, args)
+    return run_dir_name(config, preset)
+
+
+def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], str]:
+    """(paper, run folder) -> where that unfinished run stands: a pack under results/relay/ (common.relay) and
+    a working folder under `runs_dir`; the later epoch of the two."""
+    found = {}
+    for path in relay.packs(results_dir / "relay"):
+        manifest = relay.read_manifest(path)
+        found[(manifest["paper"], manifest["run"])] = (manifest["epoch"],
+                                                       f"packed in {path.relative_to(results_dir.parent)}")
+    for run in relay.in_flight(runs_dir):
+        key = (run["paper"], run["run"])
+        if run["epoch"] >= found.get(key, (-1,))[0]:
+            found[key] = (run["epoch"], f"in {run['dir']}" + (", running now" if run["running"] else ""))
+    return {key: f"; in flight: epoch {epoch} {where}" for key, (epoch, where) in found.items()}
+
+
+def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "papers",
+            runs_dir: Path = REPO / "runs") -> list[str]:
     """One shell line per run that a table row lacks: every paper-recipe or named-preset row (not a custom or
     plumbing one, not one whose data is out of reach) with fewer than `WANTED_REPEATS` finished runs gets the
     commands of its next repeats (paper.json's `repeat_field`), each followed by `# cost` from the records,
-    and by where the run stands when it is in flight (a pack under results/relay/: common.relay)."""
-    packed = {}
-    for path in relay.packs(results_dir / "relay"):
-        manifest = relay.read_manifest(path)
-        packed[(manifest["paper"], manifest["run"].rsplit("-", 1)[0])] = (
-            f"; in flight: epoch {manifest['epoch']} in {path.relative_to(results_dir.parent)}")
+    and by where the run stands when it is in flight: its pack under results/relay/ (common.relay) or its
+    working folder under `runs_dir`, matched by the folder name the command trains in."""
+    flying = _in_flight(results_dir, runs_dir)
     lines = []
     for paper in papers(papers_dir):
         meta = paper_meta(paper, papers_dir)
@@ -1201,9 +1230,10 @@ def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "pap
                     *(_arg(f, v) for f, v in chosen.items())]
             cost = _cost(group, of_variant[of_variant["preset"] != preset])
             repeats = [v for v in range(first, first + 100) if v not in done][:WANTED_REPEATS - len(done)]
-            lines += [" ".join([*head, _arg(field, v)]) + f"  # {paper} {variant} {preset}: {cost}"
-                      + (packed.get((paper, f"{variant}-{preset}-seed{v}"), "") if field == "seed" else "")
-                      for v in repeats]
+            for v in repeats:
+                args = [*head[1:], _arg(field, v)]
+                where = flying.get((paper, _run_dir_name(paper, args)), "") if flying else ""
+                lines.append(" ".join([head[0], *args]) + f"  # {paper} {variant} {preset}: {cost}{where}")
     return lines
 
 
@@ -1214,9 +1244,11 @@ def main(argv=None) -> int:
                     f"the paper's recipe or a named preset with fewer than {WANTED_REPEATS} runs), one per line, "
                     "with its cost from the records")
     ap.add_argument("--results_dir", type=Path, default=REPO / "results")
+    ap.add_argument("--runs_dir", type=Path, default=REPO / "runs",
+                    help="with --missing: where this machine's unfinished runs work (train.py's --runs_dir)")
     args = ap.parse_args(argv)
     if args.missing:
-        print("\n".join(missing(args.results_dir)))
+        print("\n".join(missing(args.results_dir, runs_dir=args.runs_dir)))
         return 0
     if args.check:
         stale = check(args.results_dir)

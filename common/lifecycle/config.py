@@ -374,6 +374,13 @@ def config_hash(config) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def run_dir_name(config, preset: str) -> str:
+    """The name of a run's working folder under `<runs_dir>/<paper>/` (checkpoints, history, clock; what
+    `common.relay` packs): variant, preset label, seed and `config_hash`, so that the same command finds it
+    again and a different computation never does."""
+    return f"{config.variant}-{preset}-seed{config.seed}-{config_hash(config)}"
+
+
 @one_line
 def cli_main(cls, presets, train, argv=None, description: str = "") -> int:
     """Entry point for a paper's train.py: parse, then `train(config, preset=...)`. A user's mistake

@@ -78,7 +78,7 @@ class Run:
         self.placement = distribute.setup(config)  # before any variable or random draw exists
         repro.seed_everything(config.seed, deterministic)
         training.speed_settings(config)
-        self.dir = Path(config.runs_dir) / paper / f"{self.variant}-{preset}-seed{config.seed}-{config_hash(config)}"
+        self.dir = Path(config.runs_dir) / paper / cfg.run_dir_name(config, preset)
         if not self.placement.chief:  # each host keeps its own checkpoints (the same weights), lock and clock
             self.dir = self.dir / f"process-{self.placement.process_id}"
         self.dir.mkdir(parents=True, exist_ok=True)

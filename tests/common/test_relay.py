@@ -4,6 +4,7 @@ in tests/test_kill_and_resume.py (the run killed just after a checkpoint)."""
 
 import io
 import json
+import shutil
 import tarfile
 
 import pytest
@@ -15,7 +16,7 @@ from common.lifecycle.run import Run
 from papers.resnet.config import PRESETS as RESNET_PRESETS
 from papers.resnet.config import ResNetConfig
 from tests.common.test_run import PRESETS, _config, _train
-from tests.conftest import InterruptAfterFirstEpoch
+from tests.conftest import REPO, InterruptAfterFirstEpoch
 
 
 def _stopped_run(tmp_path):
@@ -153,3 +154,39 @@ def test_a_campaign_keeps_the_finished_records_and_says_what_it_could_not_pack(t
     stopped = campaign.run("smoke", 0.4, tmp_path / "out2", tmp_path / "work2", [*args, "--epochs=500"])
     assert [r["ended"] for r in stopped["runs"]] == ["stopped at the deadline"] * 2 and not stopped["records"]
     assert len(stopped["packs"]) + len(stopped["not_packed"]) == 2
+
+
+def test_missing_says_where_each_run_in_flight_stands_whichever_field_repeats_it(tmp_path):
+    """`report --missing` matched only packs, and by seed: the semi-supervised GAN repeats over --data_seed, so its
+    MNIST draw running on this machine was listed as not started. A run is now found by the folder its command
+    trains in (two real folder names, pinned: a config's hash changing would lose them), here or packed."""
+    runs, results_dir = tmp_path / "runs", tmp_path / "results"
+
+    def folder(paper, name, epoch):
+        run_dir = runs / paper / name
+        (run_dir / "backup" / f"epoch-{epoch:04d}").mkdir(parents=True)
+        (run_dir / "backup" / f"epoch-{epoch:04d}" / "epoch.json").write_text("{}")
+        (run_dir / "state.json").write_text(json.dumps({"sessions": []}))
+        return run_dir
+
+    ssgan = folder("semi_supervised_gan", "mnist-100labels-paper-seed0-41abc4b9", 49)  # --data_seed=1, its default
+    folder("semi_supervised_gan", "mnist-100labels-paper-seed0-0badc0de", 7)  # another computation's folder
+    resnet = folder("resnet", "resnet20-paper-seed2-2d460cc7", 80)
+    pack = relay.pack(resnet, results_dir / "relay")
+    (resnet / "backup" / "epoch-0080").rename(resnet / "backup" / "epoch-0086")  # it ran on here after the pack
+    (results_dir / "semi_supervised_gan").mkdir()  # a record of the row, which its command is made from
+    shutil.copy(REPO / "results" / "semi_supervised_gan" / "mnist-100labels_quick_seed0_20261201T074235Z.json",
+                results_dir / "semi_supervised_gan")
+
+    def flying():
+        return {line.split("  # ")[0]: line.split("; in flight: ")[1]
+                for line in report.missing(results_dir, runs_dir=runs) if "; in flight: " in line}
+
+    draw_1 = ("python papers/semi_supervised_gan/train.py --dataset=mnist --labels=100 --labelled_only=false "
+              "--minibatch_discrimination=false --data_seed=1")
+    assert flying() == {"python papers/resnet/train.py --depth=20 --seed=2": f"epoch 86 in {resnet}",
+                        draw_1: f"epoch 49 in {ssgan}"}
+    shutil.rmtree(resnet)  # a new machine: only the pack is left
+    assert flying() == {"python papers/resnet/train.py --depth=20 --seed=2": f"epoch 80 packed in "
+                                                                             f"{pack.relative_to(tmp_path)}",
+                        draw_1: f"epoch 49 in {ssgan}"}
