@@ -1150,17 +1150,24 @@ def _arg(field: str, value) -> str:
     return f"--{field}={shown}"
 
 
-def _cost(group: pd.DataFrame, others: pd.DataFrame) -> str:
-    """What one more run of a row costs, from records: the mean wall time of the row's own runs, else what the
-    same model took at another preset (for the reader to scale)."""
+def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame) -> str:
+    """What one more run of a row costs, from records: the mean wall time of the row's own runs; else what
+    another model of the paper on the same data took at this preset (the one with most runs: a VAE's other
+    latent sizes, a shallower ResNet) and what the same model took at another preset, for the reader to scale."""
     if len(group):
         return (f"{_duration(group['wall_min'].mean())} per run (mean of {len(group)} on "
                 f"{_join(group['device'])})")
+    known = []
+    if len(siblings):
+        nearest = siblings["variant"].value_counts(sort=True).index[0]
+        runs = siblings[siblings["variant"] == nearest]
+        known.append(f"at this preset {nearest} took {_duration(runs['wall_min'].mean())} per run (mean of "
+                     f"{len(runs)} on {_join(runs['device'])})")
     if len(others):
         o = others.sort_values("wall_min").iloc[-1]
-        return (f"not measured; at preset {o['preset']} it took {_duration(o['wall_min'])} for "
-                f"{_show_value(o['iterations'])} iterations on {o['device']}")
-    return "not measured on any machine yet"
+        known.append(f"at preset {o['preset']} it took {_duration(o['wall_min'])} for "
+                     f"{_show_value(o['iterations'])} iterations on {o['device']}")
+    return "not measured; " + "; ".join(known) if known else "not measured on any machine yet"
 
 
 def _run_dir_name(paper: str, args: list[str]) -> str | None:
@@ -1228,7 +1235,11 @@ def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "pap
                 continue
             head = [f"python papers/{paper}/train.py", *([] if preset == paper_preset else [f"--preset={preset}"]),
                     *(_arg(f, v) for f, v in chosen.items())]
-            cost = _cost(group, of_variant[of_variant["preset"] != preset])
+            data = chosen.get("dataset", config.get("dataset") if len(of_variant) else None)
+            siblings = frame[(frame["variant"] != variant) & (frame["preset"] == preset)
+                             & (frame["status"] == "completed")
+                             & np.array([configs[f].get("dataset") == data for f in frame["file"]], bool)]
+            cost = _cost(group, of_variant[of_variant["preset"] != preset], siblings)
             repeats = [v for v in range(first, first + 100) if v not in done][:WANTED_REPEATS - len(done)]
             for v in repeats:
                 args = [*head[1:], _arg(field, v)]
