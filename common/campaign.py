@@ -108,7 +108,8 @@ def run(plan: str, minutes: float, out: Path, work: Path, extra: list[str] = (),
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m common.campaign", description=__doc__.strip().splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m common.campaign", description="\n\n".join(__doc__.split("\n\n")[:2]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plan", choices=sorted(PLANS), required=True)
     ap.add_argument("--minutes", type=float, required=True, help="stop what still runs after this long")
     ap.add_argument("--out", type=Path, required=True, help="what comes back: records, packs, campaign.json")

@@ -164,7 +164,8 @@ def publish(model_file: Path, paper: str, name: str, card: dict, results: Path =
 
 @one_line
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m common.networks", description=__doc__.strip().splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m common.networks", description="\n\n".join(__doc__.split("\n\n")[:2]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="every published network with its metric and input")
     p = sub.add_parser("publish", help="publish a trained network with its card")

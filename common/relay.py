@@ -241,7 +241,8 @@ def stale_packs(results_dir: Path, relay_dir: Path) -> list[str]:
 
 @one_line
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m common.relay", description=__doc__.strip().splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m common.relay", description="\n\n".join(__doc__.split("\n\n")[:2]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="action", required=True)
     p = sub.add_parser("pack", help="pack unfinished runs (stopped ones) into one file each")
     p.add_argument("run_dirs", nargs="*", type=Path, help="run directories (runs/<paper>/<run>)")

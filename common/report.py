@@ -1170,9 +1170,9 @@ def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame) -> 
     return "not measured; " + "; ".join(known) if known else "not measured on any machine yet"
 
 
-def _run_dir_name(paper: str, args: list[str]) -> str | None:
-    """The working folder `papers/<paper>/train.py ARGS` trains in (`config.run_dir_name`), or None for a paper
-    without a config module (`papers/<paper>/config.py`: one `RunConfig` class and its `PRESETS`)."""
+def command_config(paper: str, args: list[str]):
+    """(preset label, config) that `papers/<paper>/train.py ARGS` runs, from its config module
+    (`papers/<paper>/config.py`: one `RunConfig` class and its `PRESETS`); None for a paper without one."""
     try:
         module = importlib.import_module(f"papers.{paper}.config")
     except ModuleNotFoundError as e:
@@ -1181,8 +1181,13 @@ def _run_dir_name(paper: str, args: list[str]) -> str | None:
         return None
     (cls,) = [v for v in vars(module).values()
               if isinstance(v, type) and issubclass(v, RunConfig) and v.__module__ == module.__name__]
-    preset, config = parse_args(cls, module.PRESETS, args)
-    return run_dir_name(config, preset)
+    return parse_args(cls, module.PRESETS, args)
+
+
+def _run_dir_name(paper: str, args: list[str]) -> str | None:
+    """The working folder `papers/<paper>/train.py ARGS` trains in (`config.run_dir_name`)."""
+    made = command_config(paper, args)
+    return run_dir_name(made[1], made[0]) if made else None
 
 
 def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], str]:
@@ -1249,7 +1254,8 @@ def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "pap
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m common.report", description="\n\n".join(__doc__.split("\n\n")[:2]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale")
     ap.add_argument("--missing", action="store_true", help="print the command of every run a row lacks (a row of "
                     f"the paper's recipe or a named preset with fewer than {WANTED_REPEATS} runs), one per line, "

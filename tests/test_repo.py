@@ -74,22 +74,33 @@ def test_each_command_report_missing_writes_makes_its_rows_variant():
     """`python -m common.report --missing` makes a row's command from paper.json (`variants`, or the
     `variant_fields` of a record of that variant, its repeat field last): run through the paper's own
     command-line parser, each must make the row's variant and preset, not a custom one."""
-    import importlib
     import shlex
 
     from common import report
-    from common.lifecycle.config import RunConfig, parse_args
 
     lines = [line for line in report.missing() if not line.startswith("#")]
     assert lines, "no row lacks a run: the test has nothing to check"
     for line in lines:
         command, comment = line.split("  # ", 1)
         paper, variant, preset = comment.split(":", 1)[0].split(" ")
-        module = importlib.import_module(f"papers.{paper}.config")
-        cls = next(v for v in vars(module).values()
-                   if isinstance(v, type) and issubclass(v, RunConfig) and v.__module__ == module.__name__)
-        label, config = parse_args(cls, module.PRESETS, shlex.split(command)[2:])
+        label, config = report.command_config(paper, shlex.split(command)[2:])
         assert (config.variant, label) == (variant, preset), line
+
+
+def test_each_tool_s_help_gives_its_whole_summary_and_examples(capsys):
+    """`python -m common.relay --help` cut its summary at the docstring's first line ("... unpack it there,
+    and"), as did the campaign's."""
+    import importlib
+
+    import pytest
+
+    for name in ("relay", "campaign", "networks", "report"):
+        tool = importlib.import_module(f"common.{name}")
+        with pytest.raises(SystemExit):
+            tool.main(["--help"])
+        out = capsys.readouterr().out
+        summary, examples = tool.__doc__.split("\n\n")[:2]
+        assert out.startswith(f"usage: python -m common.{name}") and summary in out and examples in out, name
 
 
 def test_a_run_prints_nothing_of_tensorflows_start_up_unless_asked():
