@@ -183,7 +183,7 @@ def main(argv=None) -> int:
                       f"produce one with: {card['produce']}")
                 continue
             print(f"{card['name']}: {card['model']} ({card['preset']}, seed {card['seed']}), {metric['name']} "
-                  f"{metric['value']} on {metric['on']}; input {card['input']['shape']} {card['input']['range']}")
+                  f"{metric['value']:.4f} on {metric['on']}; input {card['input']['shape']} {card['input']['range']}")
     else:
         print(publish(args.model_file, args.paper, args.name, json.loads(args.card.read_text())))
     return 0

@@ -140,3 +140,12 @@ def test_a_classifier_wrapping_a_compiled_network_is_published_without_its_compi
     copy = networks.inference_copy(keras.saving.load_model(path, compile=False))
     assert not any(getattr(layer, "compiled", False) for layer in copy.layers)
     np.testing.assert_allclose(copy.predict(np.ones((2, 4)), verbose=0), wrapped.predict(np.ones((2, 4)), verbose=0))
+
+
+def test_list_shows_each_metric_to_four_places(capsys):
+    """`networks list` printed a committed network's float32 metric as stored (0.914900004863739)."""
+    networks.main(["list"])
+    lines = {line.split(":", 1)[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "test accuracy (one prediction per image) 0.9149 on CIFAR-10's 10,000 test images" \
+        in lines["resnet/resnet20-paper-seed0"]
+    assert "test accuracy 0.9930 on MNIST's 10,000 test images" in lines["cgan/mnist-score-classifier"]
