@@ -12,6 +12,7 @@ key a paper.json may have and what it means; an unknown key is an error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import re
@@ -1152,14 +1153,14 @@ def _arg(field: str, value) -> str:
 
 def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame) -> str:
     """What one more run of a row costs, from records: the mean wall time of the row's own runs; else what
-    another model of the paper on the same data took at this preset (the one with most runs: a VAE's other
+    another size of the same model took at this preset (`siblings`, the one with most runs: a VAE's other
     latent sizes, a shallower ResNet) and what the same model took at another preset, for the reader to scale."""
     if len(group):
         return (f"{_duration(group['wall_min'].mean())} per run (mean of {len(group)} on "
                 f"{_join(group['device'])})")
     known = []
     if len(siblings):
-        nearest = siblings["variant"].value_counts(sort=True).index[0]
+        nearest = siblings["variant"].value_counts(sort=False).idxmax()  # ties: the first recorded
         runs = siblings[siblings["variant"] == nearest]
         known.append(f"at this preset {nearest} took {_duration(runs['wall_min'].mean())} per run (mean of "
                      f"{len(runs)} on {_join(runs['device'])})")
@@ -1240,10 +1241,16 @@ def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "pap
                 continue
             head = [f"python papers/{paper}/train.py", *([] if preset == paper_preset else [f"--preset={preset}"]),
                     *(_arg(f, v) for f, v in chosen.items())]
-            data = chosen.get("dataset", config.get("dataset") if len(of_variant) else None)
+            # Another model of the paper is a guide to this one's cost when it differs only in size (a number:
+            # depth, latent size, label count), not in data or kind (a string or a flag).
+            made = command_config(paper, head[1:])
+            full = dataclasses.asdict(made[1]) if made else chosen
+            kind = {f: full[f] for f in meta.get("variant_fields", []) if f in full
+                    and (isinstance(full[f], bool) or not isinstance(full[f], int | float))}
             siblings = frame[(frame["variant"] != variant) & (frame["preset"] == preset)
                              & (frame["status"] == "completed")
-                             & np.array([configs[f].get("dataset") == data for f in frame["file"]], bool)]
+                             & np.array([all(configs[f].get(k) == v for k, v in kind.items()) for f in frame["file"]],
+                                        bool)]
             cost = _cost(group, of_variant[of_variant["preset"] != preset], siblings)
             repeats = [v for v in range(first, first + 100) if v not in done][:WANTED_REPEATS - len(done)]
             for v in repeats:

@@ -499,8 +499,8 @@ def test_missing_gives_the_command_and_cost_of_every_run_a_row_lacks(repo):
           f"{results.load_all(res)[0]['device']['name']})" for s in (1, 2)],
         *[f"python papers/toy/train.py --width=8 --seed={s}  # toy v2 paper: not measured; at this preset v1 took "
           f"15 min per run (mean of 2 on {results.load_all(res)[0]['device']['name']})" for s in (0, 1, 2)]]
-    # Another model of the paper on other data tells nothing of this one's cost.
-    (papers / "toy" / "paper.json").write_text(json.dumps({**META, "variant_fields": ["width"],
+    # Another model of the paper on other data (a string, not a size) tells nothing of this one's cost.
+    (papers / "toy" / "paper.json").write_text(json.dumps({**META, "variant_fields": ["width", "dataset"],
                                                            "variants": {"v2": {"width": 8, "dataset": "other"}}}))
     assert report.missing(res, papers)[-1] == ("python papers/toy/train.py --width=8 --dataset=other --seed=2  "
                                                "# toy v2 paper: not measured on any machine yet")
