@@ -138,7 +138,11 @@ def publish(model_file: Path, paper: str, name: str, card: dict, results: Path =
     out = path_of(f"{paper}/{name}", results)
     if out.exists() or out.with_suffix(".json").exists():
         raise NetworkError(f"{out} is already published; a published network is never replaced: choose another name")
-    copy = inference_copy(keras.saving.load_model(model_file, compile=False))
+    try:
+        trained = keras.saving.load_model(model_file, compile=False)
+    except (OSError, ValueError) as e:  # Keras: ValueError for a missing file or one that is not a .keras zip
+        raise NetworkError(f"{model_file}: not a Keras model file this can read ({e})") from None
+    copy = inference_copy(trained)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp.keras")
     copy.save(tmp)
@@ -185,7 +189,11 @@ def main(argv=None) -> int:
             print(f"{card['name']}: {card['model']} ({card['preset']}, seed {card['seed']}), {metric['name']} "
                   f"{metric['value']:.4f} on {metric['on']}; input {card['input']['shape']} {card['input']['range']}")
     else:
-        print(publish(args.model_file, args.paper, args.name, json.loads(args.card.read_text())))
+        try:
+            card = json.loads(args.card.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise NetworkError(f"--card {args.card}: not a readable JSON file ({e})") from None
+        print(publish(args.model_file, args.paper, args.name, card))
     return 0
 
 

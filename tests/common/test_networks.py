@@ -80,6 +80,20 @@ def test_a_damaged_file_an_unknown_name_a_second_publication_and_an_oversized_fi
     assert not list((results / "toy" / "networks").glob("*small*"))
 
 
+def test_publishing_from_a_missing_model_or_card_file_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    """`networks publish` with a mistyped model or card path ended in a Keras or JSON traceback."""
+    _, path = _saved(tmp_path)
+    monkeypatch.setattr(networks.publish, "__defaults__", (tmp_path / "results",))  # never the repository's
+    (tmp_path / "card.json").write_text(json.dumps(CARD))
+    (tmp_path / "notes.txt").write_text("not JSON")
+    for model, card, says in [(tmp_path / "typo.keras", tmp_path / "card.json", "not a Keras model file"),
+                              (path, tmp_path / "typo.json", "not a readable JSON file"),
+                              (path, tmp_path / "notes.txt", "not a readable JSON file")]:
+        assert networks.main(["publish", str(model), "--paper=toy", "--name=net", f"--card={card}"]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("error: ") and says in line
+
+
 @pytest.mark.parametrize("card", [c for c in networks.available() if c.get("file")], ids=lambda c: c["name"])
 def test_every_committed_network_is_its_cards_and_scores_its_cards_check(card, real_data_dir):
     """The committed file's SHA-256 is its card's, and on the card's slice of the real test set it scores the
