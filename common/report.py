@@ -1271,6 +1271,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs_dir", type=Path, default=REPO / "runs",
                     help="with --missing: where this machine's unfinished runs work (train.py's --runs_dir)")
     args = ap.parse_args(argv)
+    if not any(Path(args.results_dir).glob("*/*.json")):  # a mistyped folder would empty every report
+        ap.error(f"--results_dir {args.results_dir} holds no results records (<paper>/*.json): nothing to report")
     if args.missing:
         print("\n".join(missing(args.results_dir, runs_dir=args.runs_dir)))
         return 0

@@ -583,3 +583,15 @@ def test_every_run_links_its_results_file_from_the_report(repo):
     path = _write(res, 0, 0.1)
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
     assert f"| [{path.name}](../../results/toy/{path.name}) |" in text
+
+
+def test_a_results_folder_with_no_records_is_refused_before_any_report_is_written(tmp_path, monkeypatch, capsys):
+    """`python -m common.report --results_dir=<a typo>` rewrote the README table and every REPORT.md as if
+    nothing had ever run."""
+    written = []
+    monkeypatch.setattr(report, "write_all", lambda *a, **k: written.append(a) or [])
+    for args in ([], ["--check"], ["--missing"]):
+        with pytest.raises(SystemExit) as stop:
+            report.main([f"--results_dir={tmp_path / 'reslts'}", *args])
+        assert stop.value.code == 2 and "holds no results records" in capsys.readouterr().err
+    assert written == []
