@@ -115,6 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="what comes back: records, packs, campaign.json")
     ap.add_argument("--work", type=Path, default=Path("/tmp/campaign-work"), help="checkpoints, logs, figures")
     args, extra = ap.parse_known_args(argv)  # the rest, --key=value, goes to every run (e.g. --data_dir=...)
+    if not args.minutes > 0:
+        ap.error(f"--minutes must be above 0, got {args.minutes}")
     summary = run(args.plan, args.minutes, args.out, args.work, extra)
     for r in summary["runs"]:
         print(f"{r['paper']} {' '.join(r['args'])}: {r['ended']}")

@@ -268,18 +268,24 @@ def main(argv=None) -> int:
                 print(f"{run['dir']}: no finished epoch yet, not packed")
         if not dirs and not args.all:
             raise RelayError("nothing to pack: name run directories, or --all for every one under --runs_dir")
+        if not dirs:
+            print(f"no stopped unfinished run with a finished epoch under {args.runs_dir}: nothing to pack")
         for run_dir in dirs:
             out = pack(run_dir, args.to, args.max_mib)
             manifest = read_manifest(out)
             print(f"{out}: epoch {manifest['epoch']}, {out.stat().st_size / 2**20:.2f} MiB")
     elif args.action == "unpack":
         chosen = list(args.packs) + (packs(args.relay_dir) if args.all else [])
-        if not chosen:
+        if not args.packs and not args.all:
             raise RelayError("nothing to unpack: name packs, or --all for every one under --relay_dir")
+        if not chosen:  # --all on a machine with no run to carry over: nothing to do, not a mistake
+            print(f"no packs under {args.relay_dir}: nothing to unpack")
         for path in chosen:
             target, done = unpack(path, args.runs_dir)
             print(f"{target}: {done}\n  resume: {resume_command(read_manifest(path)['command'], args.runs_dir)}")
     else:
+        if not in_flight(args.runs_dir) and not packs(args.relay_dir):
+            print(f"no unfinished run under {args.runs_dir}, no packs under {args.relay_dir}")
         for run in in_flight(args.runs_dir):
             print(f"{run['dir']}: epoch {run['epoch']}{' (running)' if run['running'] else ''}\n"
                   f"  resume: {resume_command(run['command'], args.runs_dir)}")

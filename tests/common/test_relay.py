@@ -190,3 +190,21 @@ def test_missing_says_where_each_run_in_flight_stands_whichever_field_repeats_it
     assert flying() == {"python papers/resnet/train.py --depth=20 --seed=2": f"epoch 80 packed in "
                                                                              f"{pack.relative_to(tmp_path)}",
                         draw_1: f"epoch 49 in {ssgan}"}
+
+
+def test_nothing_to_carry_is_said_not_refused_and_a_campaign_of_no_minutes_is_refused(tmp_path, capsys):
+    """A new machine's first step, `relay unpack --all`, ended with exit status 2 and "name packs, or --all"
+    when there was no pack; `campaign --minutes=-1` started its runs and ended in a traceback."""
+    from common import campaign
+
+    empty = [f"--relay_dir={tmp_path / 'relay'}", f"--runs_dir={tmp_path / 'runs'}"]
+    assert relay.main(["unpack", "--all", *empty]) == 0
+    assert capsys.readouterr().out == f"no packs under {tmp_path / 'relay'}: nothing to unpack\n"
+    assert relay.main(["list", *empty]) == 0
+    assert capsys.readouterr().out == (f"no unfinished run under {tmp_path / 'runs'}, no packs under "
+                                       f"{tmp_path / 'relay'}\n")
+    assert relay.main(["unpack", *empty]) == 2  # neither packs nor --all: the user's mistake
+    with pytest.raises(SystemExit) as stop:
+        campaign.main(["--plan=smoke", "--minutes=-1", f"--out={tmp_path / 'out'}", f"--work={tmp_path / 'work'}"])
+    assert stop.value.code == 2 and "--minutes must be above 0" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
