@@ -199,12 +199,15 @@ def unpack(path: Path, runs_dir: Path) -> tuple[Path, str]:
 
 def resume_command(command: dict | None, runs_dir: Path) -> str:
     """The command line that resumes the run: its own, with its runs directory pointed at `runs_dir` and the
-    other machine-specific locations (data, results) left to this machine's defaults."""
+    other machine-specific locations (data, results) left to this machine's defaults; a run started on
+    another backend than TensorFlow (Keras' default) is resumed on it (`Run` refuses any other)."""
     if not command:
         return f"(no command.json: run the command that started it, with --runs_dir={runs_dir})"
     drop = ("--runs_dir=", "--data_dir=", "--results_dir=")
     args = [a for a in command["argv"][1:] if not a.startswith(drop)]
-    return " ".join(["python", command["script"], *args, f"--runs_dir={runs_dir}"])
+    backend = command.get("backend", "tensorflow")
+    env = [] if backend == "tensorflow" else [f"KERAS_BACKEND={backend}"]
+    return " ".join([*env, "python", command["script"], *args, f"--runs_dir={runs_dir}"])
 
 
 def in_flight(runs_dir: Path) -> list[dict]:

@@ -62,6 +62,10 @@ class RunFinished(UserError):
     """The configuration already has a finished results record (and `repeat` was not asked for)."""
 
 
+class RunBackendChanged(UserError):
+    """The run's earlier sessions trained on another Keras backend than this process has."""
+
+
 class Run:
     """One training run of a paper; see the module docstring."""
 
@@ -86,6 +90,7 @@ class Run:
         if self.placement.chief and not (self.dir / "command.json").exists():
             self._write_command(presets)
         self.clock = training.RunClock(self.dir / "state.json")
+        self._same_backend()
         self.clock.session.update(devices=self.placement.replicas, hosts=self.placement.hosts)
         self.nan = training.StopOnNaN()
         self.backup = training.Checkpoint(self.dir / "backup")
@@ -113,6 +118,19 @@ class Run:
             raise RunFinished(f"this configuration already finished: {where}. Run it again as a repeat with "
                               f"--repeat=true (the report never averages a repeat as another seed) or change the seed.")
         return done
+
+    def _same_backend(self) -> None:
+        """Refuse to resume a run on another Keras backend than its earlier sessions trained on: its
+        checkpoint may load, but the run would no longer go on as the uninterrupted one (random streams,
+        kernels), and its record would name one backend for all its epochs. Sessions recorded before the
+        backend was (2026-12-06) name none and are taken as they come."""
+        before = [s["backend"] for s in self.clock.previous_sessions if isinstance(s, dict) and s.get("backend")]
+        now = keras.backend.backend()
+        if before and before[-1] != now:
+            self._lock.close()
+            raise RunBackendChanged(
+                f"{self.dir} trained on the {before[-1]} backend: resume it with KERAS_BACKEND={before[-1]} "
+                f"(this process has {now}), or start it afresh on {now} with another --runs_dir")
 
     @staticmethod
     def _claim(path: Path):
@@ -156,14 +174,16 @@ class Run:
 
     def _write_command(self, presets: dict) -> None:
         """`command.json`: the command line that makes this very configuration (its preset and every field
-        that departs from it), so that a run packed for another machine (common.relay) says how to resume it."""
+        that departs from it) and its Keras backend, so that a run packed for another machine (common.relay)
+        says how to resume it."""
         preset = self.preset.removesuffix("-custom")
         script = f"papers/{self.paper}/train.py"
         argv = [script, *([] if preset == PAPER_PRESET else [f"--preset={preset}"]),
                 *command_line(self.config, presets, preset)]
         tmp = self.dir / "command.tmp"
         tmp.write_text(json.dumps({"script": script, "argv": argv, "preset": self.preset,
-                                   "config_hash": config_hash(self.config)}, indent=1))
+                                   "config_hash": config_hash(self.config), "backend": keras.backend.backend()},
+                                  indent=1))
         os.replace(tmp, self.dir / "command.json")
 
     @property

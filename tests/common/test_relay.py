@@ -7,6 +7,7 @@ import json
 import shutil
 import tarfile
 
+import keras
 import pytest
 
 from common import relay, report
@@ -39,8 +40,13 @@ def test_a_pack_holds_the_newest_checkpoint_the_clock_and_the_command_and_resume
     assert manifest["epoch"] == 1 and manifest["command"]["argv"] == [
         "papers/toy/train.py", "--preset=smoke", f"--results_dir={config.results_dir}",
         f"--runs_dir={config.runs_dir}"]
-    assert relay.resume_command(manifest["command"], tmp_path / "elsewhere") == (
+    assert manifest["command"]["backend"] == keras.backend.backend()
+    on = {**manifest["command"], "backend": "tensorflow"}
+    assert relay.resume_command(on, tmp_path / "elsewhere") == (
         f"python papers/toy/train.py --preset=smoke --runs_dir={tmp_path / 'elsewhere'}")
+    on["backend"] = "jax"  # a run started on JAX resumes only there
+    assert relay.resume_command(on, tmp_path / "elsewhere") == (
+        f"KERAS_BACKEND=jax python papers/toy/train.py --preset=smoke --runs_dir={tmp_path / 'elsewhere'}")
     target, done = relay.unpack(out, tmp_path / "elsewhere")
     assert done.startswith("unpacked at epoch 1") and target.name == run_dir.name
     moved = make_config(type(config), PRESETS, "smoke", results_dir=config.results_dir,

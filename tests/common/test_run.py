@@ -16,7 +16,7 @@ import pytest
 
 from common.lifecycle import repro, results, training
 from common.lifecycle.config import RunConfig, make_config, param
-from common.lifecycle.run import Run, RunFinished, RunInUse
+from common.lifecycle.run import Run, RunBackendChanged, RunFinished, RunInUse
 from tests.conftest import InterruptAfterFirstEpoch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,12 +78,31 @@ def test_record_of_a_resumed_run_lists_every_session(tmp_path, monkeypatch):
     assert "TF_NUM_INTRAOP_THREADS" not in first["environment"]
     assert second["environment"]["TF_NUM_INTRAOP_THREADS"] == "1"
     assert record["device"]["environment"]["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert first["backend"] == second["backend"] == keras.backend.backend()
     assert record["wall_time_s"] == pytest.approx(first["wall_time_s"] + second["wall_time_s"], abs=0.2)
     assert record["code_changed_between_sessions"] == []
     assert record["chosen_automatically"] == ["width"] and record["config"]["width"] == 4
     assert record["data"] == {"source": "synthetic", "checksums": {"x": "sha256:00"}}
     assert list(record["figures"]) == ["drawn"] and record["figures"]["drawn"].startswith("figures/toy-smoke-seed0-")
     assert record["final"]["iterations"] == 8 and record["final"]["train_images_per_s"] > 0
+
+
+def test_a_run_is_resumed_only_on_the_backend_its_earlier_sessions_trained_on(tmp_path, capsys):
+    config = _config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, callbacks=[InterruptAfterFirstEpoch()])
+    (state,) = Path(config.runs_dir).glob("toy/*/state.json")
+    saved = json.loads(state.read_text())
+    other = "jax" if keras.backend.backend() != "jax" else "tensorflow"
+    saved["sessions"][0]["backend"] = other  # as if the first session had run under KERAS_BACKEND=other
+    state.write_text(json.dumps(saved))
+    with pytest.raises(RunBackendChanged, match=f"trained on the {other} backend: resume it with "
+                                                f"KERAS_BACKEND={other} \\(this process has "):
+        _train(config)
+    assert json.loads(state.read_text()) == saved  # nothing trained, nothing rewritten
+    del saved["sessions"][0]["backend"]  # a session recorded before backends were: taken as it comes
+    state.write_text(json.dumps(saved))
+    assert _train(config) == 0  # in the same directory: the refusal let its lock go
 
 
 def test_a_finished_run_retires_its_checkpoint_and_state_files(tmp_path):
