@@ -205,9 +205,14 @@ def resume_command(command: dict | None, runs_dir: Path) -> str:
         return f"(no command.json: run the command that started it, with --runs_dir={runs_dir})"
     drop = ("--runs_dir=", "--data_dir=", "--results_dir=")
     args = [a for a in command["argv"][1:] if not a.startswith(drop)]
-    backend = command.get("backend", "tensorflow")
-    env = [] if backend == "tensorflow" else [f"KERAS_BACKEND={backend}"]
-    return " ".join([*env, "python", command["script"], *args, f"--runs_dir={runs_dir}"])
+    return backend_env(command) + " ".join(["python", command["script"], *args, f"--runs_dir={runs_dir}"])
+
+
+def backend_env(command: dict | None) -> str:
+    """`KERAS_BACKEND=... ` for a run whose `command.json` names another backend than TensorFlow (Keras'
+    default; runs recorded before command.json named one all ran on it), else nothing."""
+    backend = (command or {}).get("backend", "tensorflow")
+    return "" if backend == "tensorflow" else f"KERAS_BACKEND={backend} "
 
 
 def in_flight(runs_dir: Path) -> list[dict]:

@@ -1191,19 +1191,23 @@ def _run_dir_name(paper: str, args: list[str]) -> str | None:
     return run_dir_name(made[1], made[0]) if made else None
 
 
-def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], str]:
-    """(paper, run folder) -> where that unfinished run stands: a pack under results/relay/ (common.relay) and
-    a working folder under `runs_dir`; the later epoch of the two."""
+def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """(paper, run folder) -> where that unfinished run stands (a pack under results/relay/, common.relay, or a
+    working folder under `runs_dir`: the later epoch of the two) and the environment its command needs: the
+    run's backend where it is not TensorFlow (a run resumes only on its own)."""
     found = {}
     for path in relay.packs(results_dir / "relay"):
         manifest = relay.read_manifest(path)
         found[(manifest["paper"], manifest["run"])] = (manifest["epoch"],
-                                                       f"packed in {path.relative_to(results_dir.parent)}")
+                                                       f"packed in {path.relative_to(results_dir.parent)}",
+                                                       manifest["command"])
     for run in relay.in_flight(runs_dir):
         key = (run["paper"], run["run"])
         if run["epoch"] >= found.get(key, (-1,))[0]:
-            found[key] = (run["epoch"], f"in {run['dir']}" + (", running now" if run["running"] else ""))
-    return {key: f"; in flight: epoch {epoch} {where}" for key, (epoch, where) in found.items()}
+            found[key] = (run["epoch"], f"in {run['dir']}" + (", running now" if run["running"] else ""),
+                          run["command"])
+    return {key: (f"; in flight: epoch {epoch} {where}", relay.backend_env(command))
+            for key, (epoch, where, command) in found.items()}
 
 
 def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "papers",
@@ -1255,8 +1259,8 @@ def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "pap
             repeats = [v for v in range(first, first + 100) if v not in done][:WANTED_REPEATS - len(done)]
             for v in repeats:
                 args = [*head[1:], _arg(field, v)]
-                where = flying.get((paper, _run_dir_name(paper, args)), "") if flying else ""
-                lines.append(" ".join([head[0], *args]) + f"  # {paper} {variant} {preset}: {cost}{where}")
+                where, env = flying.get((paper, _run_dir_name(paper, args)), ("", "")) if flying else ("", "")
+                lines.append(env + " ".join([head[0], *args]) + f"  # {paper} {variant} {preset}: {cost}{where}")
     return lines
 
 

@@ -196,6 +196,9 @@ def test_missing_says_where_each_run_in_flight_stands_whichever_field_repeats_it
     assert flying() == {"python papers/resnet/train.py --depth=20 --seed=2": f"epoch 80 packed in "
                                                                              f"{pack.relative_to(tmp_path)}",
                         draw_1: f"epoch 49 in {ssgan}"}
+    (ssgan / "command.json").write_text(json.dumps({"script": "papers/semi_supervised_gan/train.py", "argv": [],
+                                                    "backend": "jax"}))
+    assert flying()[f"KERAS_BACKEND=jax {draw_1}"] == f"epoch 49 in {ssgan}"  # it resumes only on JAX
 
 
 def test_nothing_to_carry_is_said_not_refused_and_a_campaign_of_no_minutes_is_refused(tmp_path, capsys):
