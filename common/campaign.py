@@ -10,7 +10,8 @@ under OUT, started together (one GPU takes several small MNIST runs at once) and
 the deadline, as a kill would stop it, so that it resumes from its last checkpoint. Then OUT holds, at most two
 folders down and one file per run at most besides one summary (the device returns 8 files): `results/<paper>/
 *.json` of the runs that finished, `relay/<paper>/<run>.tar.gz` of those that did not (each resumes with
-`python -m common.relay unpack` and the same command, on any machine), and `campaign.json`: what ran, for how
+`python -m common.relay unpack` and the command it prints, on any machine with the run's backend: JAX, as it
+started), and `campaign.json`: what ran, for how
 long, how each ended and the end of its log. Checkpoints, logs and figures stay in --work.
 
 Back here: copy `results/<paper>/*.json` into results/ and regenerate the reports; unpack the packs into runs/
