@@ -210,7 +210,7 @@ def resume_command(command: dict | None, runs_dir: Path) -> str:
 
 def backend_env(command: dict | None) -> str:
     """`KERAS_BACKEND=... ` for a run whose `command.json` names another backend than TensorFlow (Keras'
-    default; runs recorded before command.json named one all ran on it), else nothing."""
+    default), else nothing: a command.json written before it named the backend is taken as TensorFlow's."""
     backend = (command or {}).get("backend", "tensorflow")
     return "" if backend == "tensorflow" else f"KERAS_BACKEND={backend} "
 
