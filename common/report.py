@@ -271,10 +271,12 @@ THREAD_POOLS = (("TF_NUM_INTRAOP_THREADS", "intra-op"), ("TF_NUM_INTEROP_THREADS
 
 
 def _threads(record: dict) -> str:
-    """The thread pool sizes set by environment variable, over the sessions in order ("intra-op threads
-    default/1" for a run resumed with TF_NUM_INTRAOP_THREADS=1); empty when none was set or the record is
-    older than `repro.thread_environment`."""
-    environments = [s["environment"] for s in _sessions(record) if "environment" in s]
+    """The thread pool sizes set by environment variable, XLA's flags and the cores a session was pinned to,
+    over the sessions in order ("intra-op threads default/1" for a run resumed with TF_NUM_INTRAOP_THREADS=1,
+    "cores all/1 of 2" for one resumed under `taskset -c 0`); empty when none was set or the record is older
+    than `repro.thread_environment` (and, for the cores, `repro.usable_cores`)."""
+    sessions = _sessions(record)
+    environments = [s["environment"] for s in sessions if "environment" in s]
     if not environments and "environment" in record["device"]:
         environments = [record["device"]["environment"]]
     shown = []
@@ -282,6 +284,14 @@ def _threads(record: dict) -> str:
         values = [e.get(variable) for e in environments]
         if any(values):
             shown.append(f"{pool} threads " + "/".join(dict.fromkeys(v or "default" for v in values)))
+    flags = [e.get("XLA_FLAGS") for e in environments]
+    if any(flags):
+        shown.append("XLA_FLAGS " + "/".join(dict.fromkeys(v or "none" for v in flags)))
+    cores = [s.get("cores") for s in sessions]
+    if any(c and c["usable"] < c["machine"] for c in cores):
+        shown.append("cores " + "/".join(dict.fromkeys(str(c["usable"]) if c and c["usable"] < c["machine"] else "all"
+                                                       for c in cores))
+                     + f" of {max(c['machine'] for c in cores if c)}")
     return ", ".join(shown)
 
 

@@ -50,14 +50,24 @@ LIBRARIES = ("numpy", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", 
 
 
 # Environment variables that set how the backend computes on the CPU, read when it starts: TensorFlow's two thread
-# pools, its oneDNN kernels (common.tf_env turns them on) and OpenMP's threads. Speed depends on them, so a
-# record names those that were set.
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS")
+# pools, its oneDNN kernels (common.tf_env turns them on), OpenMP's threads and XLA's flags (JAX's CPU threads:
+# --xla_cpu_multi_thread_eigen=false). Speed depends on them, so a record names those that were set.
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS",
+                    "XLA_FLAGS")
 
 
 def thread_environment() -> dict:
     """The variables of `THREAD_VARIABLES` set in this process, with their values."""
     return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: fewer than the machine's when it was pinned (`taskset -c 0 ...`),
+    which sets its speed as a thread pool's size does."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def library_versions() -> dict:

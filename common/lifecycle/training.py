@@ -293,11 +293,12 @@ class RunClock(keras.callbacks.Callback):
 
     A session is one process working on the run. Each has an entry (commit and dirty flag of the code it
     ran, start, end, the epochs and steps it trained, its wall time, the thread settings it ran under:
-    `repro.thread_environment`, the machine: `repro.device_info`'s name, and the Keras backend), updated at
-    every epoch end, so that a record of a resumed run tells which code on which machine trained which
-    epochs. Time after the last checkpoint of an interrupted session is not counted, since that work is
-    redone. Each epoch's images/s goes into its logs (`train_images_per_s`, `epoch_time_s`) and into the
-    state, so that the run's throughput is taken over all its sessions. `images_per_step` is set by `Run.fit`.
+    `repro.thread_environment` and the cores it could use, the machine: `repro.device_info`'s name, and the
+    Keras backend), updated at every epoch end, so that a record of a resumed run tells which code on which
+    machine trained which epochs. Time after the last checkpoint of an interrupted session is not counted,
+    since that work is redone. Each epoch's images/s goes into its logs (`train_images_per_s`, `epoch_time_s`)
+    and into the state, so that the run's throughput is taken over all its sessions. `images_per_step` is set
+    by `Run.fit`.
     Each epoch and the session are timed by a `RunningTime`: the time the process was paused (`PauseWatch`)
     is left out of the images/s and kept per epoch in the state (`epoch_stopped_s`, merged into the history
     as `stopped_s` by `Run.history`) and per session, so that a time axis can leave it out; `epoch_time_s`
@@ -319,6 +320,7 @@ class RunClock(keras.callbacks.Callback):
         self.session = {**repro.git_state(), "started": results.utc_now(), "ended": None, "first_epoch": None,
                         "last_epoch": None, "steps": 0, "wall_time_s": 0.0, "stopped_s": 0.0,
                         "environment": repro.thread_environment(), "machine": repro.device_info()["name"],
+                        "cores": {"usable": repro.usable_cores(), "machine": os.cpu_count()},
                         "backend": keras.backend.backend()}
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -595,3 +595,22 @@ def test_a_results_folder_with_no_records_is_refused_before_any_report_is_writte
             report.main([f"--results_dir={tmp_path / 'reslts'}", *args])
         assert stop.value.code == 2 and "holds no results records" in capsys.readouterr().err
     assert written == []
+
+
+def test_the_hardware_names_xla_flags_and_the_cores_a_session_was_pinned_to(repo):
+    _, res, papers, readme = repo
+    path = _write(res, 0, 0.1)
+    body = json.loads(path.read_text())
+    body["device"]["backend"] = "jax"
+    single = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
+    body["sessions"] = [{"commit": "a" * 40, "dirty": False, "environment": single,
+                         "cores": {"usable": 2, "machine": 2}},
+                        {"commit": "a" * 40, "dirty": False, "environment": single,
+                         "cores": {"usable": 1, "machine": 2}}]  # resumed under taskset -c 0
+    path.write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert " / jax (XLA_FLAGS --xla_cpu_multi_thread_eigen=false, cores all/1 of 2) |" in text
+    body["sessions"][0]["cores"]["usable"] = 1
+    path.write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert " / jax (XLA_FLAGS --xla_cpu_multi_thread_eigen=false, cores 1 of 2) |" in text

@@ -68,6 +68,8 @@ def test_record_of_a_resumed_run_lists_every_session(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _train(config, callbacks=[InterruptAfterFirstEpoch()])
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")  # read by the record, not by this process's TensorFlow
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # as under taskset -c 0
     assert _train(config) == 0
     (record,) = results.load_all(config.results_dir, "toy")
     first, second = record["sessions"]
@@ -78,6 +80,8 @@ def test_record_of_a_resumed_run_lists_every_session(tmp_path, monkeypatch):
     assert "TF_NUM_INTRAOP_THREADS" not in first["environment"]
     assert second["environment"]["TF_NUM_INTRAOP_THREADS"] == "1"
     assert record["device"]["environment"]["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert second["environment"]["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false"
+    assert second["cores"] == {"usable": 1, "machine": os.cpu_count()}
     assert first["backend"] == second["backend"] == keras.backend.backend()
     assert record["wall_time_s"] == pytest.approx(first["wall_time_s"] + second["wall_time_s"], abs=0.2)
     assert record["code_changed_between_sessions"] == []
