@@ -273,8 +273,8 @@ THREAD_POOLS = (("TF_NUM_INTRAOP_THREADS", "intra-op"), ("TF_NUM_INTEROP_THREADS
 def _threads(record: dict) -> str:
     """The thread pool sizes set by environment variable, XLA's flags and the cores a session was pinned to,
     over the sessions in order ("intra-op threads default/1" for a run resumed with TF_NUM_INTRAOP_THREADS=1,
-    "cores all/1 of 2" for one resumed under `taskset -c 0`); empty when none was set or the record is older
-    than `repro.thread_environment` (and, for the cores, `repro.usable_cores`)."""
+    "cores all/1 of 2" for one resumed under `taskset -c 0`, "?" for a session from before the cores were
+    recorded); empty when none was set or the record is older than `repro.thread_environment`."""
     sessions = _sessions(record)
     environments = [s["environment"] for s in sessions if "environment" in s]
     if not environments and "environment" in record["device"]:
@@ -287,11 +287,10 @@ def _threads(record: dict) -> str:
     flags = [e.get("XLA_FLAGS") for e in environments]
     if any(flags):
         shown.append("XLA_FLAGS " + "/".join(dict.fromkeys(v or "none" for v in flags)))
-    cores = [s.get("cores") for s in sessions]
+    cores = [s.get("cores") for s in sessions]  # None: a session from before they were recorded
     if any(c and c["usable"] < c["machine"] for c in cores):
-        shown.append("cores " + "/".join(dict.fromkeys(str(c["usable"]) if c and c["usable"] < c["machine"] else "all"
-                                                       for c in cores))
-                     + f" of {max(c['machine'] for c in cores if c)}")
+        used = ("?" if not c else str(c["usable"]) if c["usable"] < c["machine"] else "all" for c in cores)
+        shown.append("cores " + "/".join(dict.fromkeys(used)) + f" of {max(c['machine'] for c in cores if c)}")
     return ", ".join(shown)
 
 

@@ -614,3 +614,7 @@ def test_the_hardware_names_xla_flags_and_the_cores_a_session_was_pinned_to(repo
     path.write_text(json.dumps(body))
     text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
     assert " / jax (XLA_FLAGS --xla_cpu_multi_thread_eigen=false, cores 1 of 2) |" in text
+    del body["sessions"][0]["cores"]  # a session from before the cores were recorded
+    path.write_text(json.dumps(body))
+    text = report.render(res, papers, readme, res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert " / jax (XLA_FLAGS --xla_cpu_multi_thread_eigen=false, cores ?/1 of 2) |" in text
