@@ -128,7 +128,6 @@ def pack(run_dir: Path, relay_dir: Path = RELAY_DIR, max_mib: float = GIT_LIMIT_
                 "command": json.loads(command.read_text()) if command.exists() else None,
                 "files": {name: _sha256(data) for name, data in files.items()}}
     out = pack_path(run_dir, relay_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, data in [(MANIFEST, json.dumps(manifest, indent=1).encode()), *files.items()]:
@@ -139,6 +138,7 @@ def pack(run_dir: Path, relay_dir: Path = RELAY_DIR, max_mib: float = GIT_LIMIT_
     if max_mib and size_mib > max_mib:
         raise RelayError(f"{run_dir.name}: the pack would be {size_mib:.1f} MiB, over the {max_mib:g} MiB limit "
                          f"(results/relay/ is committed to git); write it elsewhere with --to DIR --max_mib 0")
+    out.parent.mkdir(parents=True, exist_ok=True)  # not before: a refused pack leaves no empty folder behind
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_bytes(buffer.getvalue())
     os.replace(tmp, out)
