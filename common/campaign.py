@@ -76,6 +76,7 @@ def run(plan: str, minutes: float, out: Path, work: Path, extra: list[str] = (),
     content."""
     out, work = Path(out), Path(work)
     (work / "logs").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # campaign.json goes there even when no record or pack does
     env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     started, t0 = utc_now(), time.monotonic()
     runs = []
