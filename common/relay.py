@@ -25,6 +25,7 @@ sessions (docs/running.md); `Run.finish` deletes a run's pack when its record is
 from __future__ import annotations
 
 import argparse
+import csv
 import fcntl
 import hashlib
 import io
@@ -32,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import sys
 import tarfile
 import time
@@ -125,7 +127,7 @@ def pack(run_dir: Path, relay_dir: Path = RELAY_DIR, max_mib: float = GIT_LIMIT_
     files = {rel.as_posix(): (run_dir / rel).read_bytes() for rel in _members(run_dir, epoch_dir)}
     manifest = {"paper": run_dir.parent.name, "run": run_dir.name, "epoch": epoch, "machine": repro.cpu_name(),
                 "packed": results.utc_now(), "git": repro.git_state(),
-                "command": json.loads(command.read_text()) if command.exists() else None,
+                "command": json.loads(command.read_text()) if command.exists() else None, "pace": pace(run_dir),
                 "files": {name: _sha256(data) for name, data in files.items()}}
     out = pack_path(run_dir, relay_dir)
     buffer = io.BytesIO()
@@ -215,9 +217,46 @@ def backend_env(command: dict | None) -> str:
     return "" if backend == "tensorflow" else f"KERAS_BACKEND={backend} "
 
 
+PACE_EPOCHS = 10  # the epochs an unfinished run's recent pace is the median of
+
+
+def pace(run_dir: Path) -> dict:
+    """How far an unfinished run goes and how fast it went lately: `epochs`, the epochs its `fit` was asked
+    for (from its state; None for a state written before `training.RunClock` kept them), `epoch_s`, the
+    median wall seconds of its last `PACE_EPOCHS` epochs in history.csv (None before its first), `of`, how
+    many epochs that median is over, and `machine`, the machine of its latest session."""
+    run_dir = Path(run_dir)
+    state = json.loads((run_dir / "state.json").read_text())
+    sessions = state.get("sessions")
+    machine = sessions[-1].get("machine") if isinstance(sessions, list) and sessions else None
+    times = []
+    if (run_dir / "history.csv").exists():
+        with (run_dir / "history.csv").open(newline="") as f:
+            times = [float(row["epoch_time_s"]) for row in csv.DictReader(f)
+                     if row.get("epoch_time_s") not in (None, "", "NA")]
+    recent = times[-PACE_EPOCHS:]
+    return {"epochs": state.get("epochs"), "epoch_s": round(statistics.median(recent), 1) if recent else None,
+            "of": len(recent), "machine": machine}
+
+
+def standing(epoch: int, pace: dict | None, where: str = "") -> str:
+    """`epoch 121 of 300`, then `where` (the run's place), then where the pace is known `; about 2.5 h left at
+    50 s an epoch (the median of its last 10, on CPU: ...)`: the time left assumes that the rest runs as fast
+    on the same machine."""
+    pace = pace or {}
+    total, seconds = pace.get("epochs"), pace.get("epoch_s")
+    said = f"epoch {epoch}" + (f" of {total}" if total else "") + where
+    if not seconds:
+        return said
+    left = (total - epoch) * seconds / 3600 if total else None
+    return said + ("; " + (f"about {left:.1f} h left at " if left is not None else "")
+                   + f"{seconds:.0f} s an epoch (the median of its last {pace['of']}"
+                   + (f", on {pace['machine']}" if pace.get("machine") else "") + ")")
+
+
 def in_flight(runs_dir: Path) -> list[dict]:
     """Every unfinished run under `runs_dir` (a `state.json` beside a checkpoint): paper, run, newest epoch,
-    whether a process holds it, and its command."""
+    whether a process holds it, its command and its `pace`."""
     found = []
     for state in sorted(Path(runs_dir).glob("*/*/state.json")):
         run_dir = state.parent
@@ -225,7 +264,8 @@ def in_flight(runs_dir: Path) -> list[dict]:
         command = run_dir / "command.json"
         found.append({"paper": run_dir.parent.name, "run": run_dir.name, "dir": run_dir,
                       "epoch": newest[0] if newest else 0, "running": _held(run_dir),
-                      "command": json.loads(command.read_text()) if command.exists() else None})
+                      "command": json.loads(command.read_text()) if command.exists() else None,
+                      "pace": pace(run_dir)})
     return found
 
 
@@ -295,11 +335,12 @@ def main(argv=None) -> int:
         if not in_flight(args.runs_dir) and not packs(args.relay_dir):
             print(f"no unfinished run under {args.runs_dir}, no packs under {args.relay_dir}")
         for run in in_flight(args.runs_dir):
-            print(f"{run['dir']}: epoch {run['epoch']}{' (running)' if run['running'] else ''}\n"
+            print(f"{run['dir']}: {standing(run['epoch'], run['pace'], ' (running)' if run['running'] else '')}\n"
                   f"  resume: {resume_command(run['command'], args.runs_dir)}")
         for path in packs(args.relay_dir):
             manifest = read_manifest(path)
-            print(f"{path}: epoch {manifest['epoch']}, packed on {manifest['machine']} at {manifest['packed']}")
+            print(f"{path}: " + standing(manifest["epoch"], manifest.get("pace"),
+                                         f", packed on {manifest['machine']} at {manifest['packed']}"))
     return 0
 
 

@@ -1209,14 +1209,14 @@ def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], tuple
         manifest = relay.read_manifest(path)
         found[(manifest["paper"], manifest["run"])] = (manifest["epoch"],
                                                        f"packed in {path.relative_to(results_dir.parent)}",
-                                                       manifest["command"])
+                                                       manifest["command"], manifest.get("pace"))
     for run in relay.in_flight(runs_dir):
         key = (run["paper"], run["run"])
         if run["epoch"] >= found.get(key, (-1,))[0]:
             found[key] = (run["epoch"], f"in {run['dir']}" + (", running now" if run["running"] else ""),
-                          run["command"])
-    return {key: (f"; in flight: epoch {epoch} {where}", relay.backend_env(command))
-            for key, (epoch, where, command) in found.items()}
+                          run["command"], run["pace"])
+    return {key: ("; in flight: " + relay.standing(epoch, pace, f" {where}"), relay.backend_env(command))
+            for key, (epoch, where, command, pace) in found.items()}
 
 
 def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "papers",

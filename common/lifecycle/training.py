@@ -302,7 +302,8 @@ class RunClock(keras.callbacks.Callback):
     Each epoch and the session are timed by a `RunningTime`: the time the process was paused (`PauseWatch`)
     is left out of the images/s and kept per epoch in the state (`epoch_stopped_s`, merged into the history
     as `stopped_s` by `Run.history`) and per session, so that a time axis can leave it out; `epoch_time_s`
-    and the wall times stay the clock's."""
+    and the wall times stay the clock's. The state also keeps the epochs `fit` was asked for (`epochs`), so
+    that `common.relay` can say how far an unfinished run has to go."""
 
     def __init__(self, path: Path, images_per_step: int | None = None):
         super().__init__()
@@ -356,6 +357,7 @@ class RunClock(keras.callbacks.Callback):
         self.session.update(ended=results.utc_now(), wall_time_s=round(self.session_time.wall_s, 1),
                             stopped_s=round(self.session_time.stopped_s, 1))
         state = {"wall_time_s": self.wall_time_s, "sessions": self.sessions,
+                 **({"epochs": self.params["epochs"]} if self.params else {}),  # how far `fit` goes: common.relay
                  "epoch_rates": [[e, *v] for e, v in sorted(self.epoch_rates.items())],
                  "epoch_stopped_s": sorted(self.epoch_stopped_s.items()),
                  "epoch_update_over_step": [[e, *v] for e, v in sorted(self.epoch_update_over_step.items())]}

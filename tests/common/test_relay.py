@@ -57,6 +57,32 @@ def test_a_pack_holds_the_newest_checkpoint_the_clock_and_the_command_and_resume
     assert all(s["machine"].startswith("CPU: ") for s in record["sessions"])
 
 
+def test_an_unfinished_run_says_how_far_it_goes_and_how_long_is_left_at_its_pace(tmp_path, capsys):
+    """`relay list` and `report --missing` gave an unfinished run's epoch alone: not how many it goes to, nor how
+    long the rest takes. The clock now keeps the epochs `fit` was asked for, and the pace is the median epoch
+    time of the last ten in history.csv, on the machine of the latest session."""
+    config, run_dir = _stopped_run(tmp_path)
+    assert json.loads((run_dir / "state.json").read_text())["epochs"] == 2
+    times = [500.0, *[60.0 + i for i in range(11)], "NA"]  # the first is the slow start; NA: an unlogged epoch
+    history = "epoch,epoch_time_s\n" + "".join(f"{e},{t}\n" for e, t in enumerate(times))
+    (run_dir / "history.csv").write_text(history)
+    state = json.loads((run_dir / "state.json").read_text())
+    (run_dir / "state.json").write_text(json.dumps({**state, "epochs": 300}))
+    machine = state["sessions"][-1]["machine"]
+    (flying,) = relay.in_flight(tmp_path / "runs")
+    assert flying["pace"] == {"epochs": 300, "epoch_s": 65.5, "of": 10, "machine": machine}
+    said = f"epoch 1 of 300; about 5.4 h left at 66 s an epoch (the median of its last 10, on {machine})"
+    assert relay.standing(1, flying["pace"]) == said
+    capsys.readouterr()  # the run's own output
+    assert relay.main(["list", f"--runs_dir={tmp_path / 'runs'}", f"--relay_dir={tmp_path / 'relay'}"]) == 0
+    assert capsys.readouterr().out.startswith(f"{run_dir}: {said}\n")
+    assert relay.read_manifest(relay.pack(run_dir, tmp_path / "relay"))["pace"] == flying["pace"]
+    del state["epochs"]  # a state written before the clock kept them: the pace alone
+    (run_dir / "state.json").write_text(json.dumps(state))
+    (run_dir / "history.csv").write_text("epoch,epoch_time_s\n0,NA\n")  # and before a timed epoch: the epoch
+    assert relay.standing(4, relay.pace(run_dir)) == "epoch 4"
+
+
 def test_a_run_in_use_an_unfinished_epoch_and_an_oversized_pack_are_refused_in_one_line(tmp_path):
     config, run_dir = _stopped_run(tmp_path)
     holder = Run("toy", config, "smoke", PRESETS)  # holds the run directory's lock, as a live process would
