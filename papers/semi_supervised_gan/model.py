@@ -24,6 +24,8 @@ D update). One-sided label smoothing (§3.4, `unsupervised_loss`) and historical
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -468,18 +470,23 @@ class SemiSupervisedGAN(AdversarialModel):
         """Misclassified test images, with D's averaged weights (the authors' test-time weights) or its
         current ones; no noise or dropout. With minibatch discrimination an image's logits depend on the
         rest of its batch: `batch_size` is then the authors' test batch, the training batch."""
-        current = [keras.ops.convert_to_numpy(w) for w in self.discriminator.trainable_weights]
-        if averaged:
-            for w, a in zip(self.discriminator.trainable_weights, self.averages, strict=True):
-                w.assign(a)
-        try:
-            logits = [keras.ops.convert_to_numpy(self.discriminator(x[i:i + batch_size], training=False))
+        with self.averaged_weights() if averaged else contextlib.nullcontext(self.discriminator) as classifier:
+            logits = [keras.ops.convert_to_numpy(classifier(x[i:i + batch_size], training=False))
                       for i in range(0, len(x), batch_size)]
-            predictions = np.argmax(np.concatenate(logits), axis=-1)
+        return int((np.argmax(np.concatenate(logits), axis=-1) != y).sum())
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """D with the moving averages in place of its trainable weights while the block runs (the authors'
+        test-time weights), its own weights back after it."""
+        current = [keras.ops.convert_to_numpy(w) for w in self.discriminator.trainable_weights]
+        for w, a in zip(self.discriminator.trainable_weights, self.averages, strict=True):
+            w.assign(a)
+        try:
+            yield self.discriminator
         finally:
             for w, value in zip(self.discriminator.trainable_weights, current, strict=True):
                 w.assign(value)
-        return int((predictions != y).sum())
 
 
 def learning_rate(config: SemiSupervisedGANConfig, steps_per_epoch: int):

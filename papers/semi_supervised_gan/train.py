@@ -96,6 +96,8 @@ def train(config: SemiSupervisedGANConfig, preset: str = cfg.PAPER_PRESET, extra
     current = model.test_errors(x_test, y_test, averaged=False, batch_size=eval_batch(config))
     final.update(test_errors=errors, test_error=errors / len(x_test), test_errors_current_weights=current,
                  test_images=len(x_test))
+    with model.averaged_weights() as classifier:  # the network the test errors count: D, averaged weights
+        final["classifier_file"] = str(run.save_model(classifier, "classifier"))
     if not config.labelled_only:
         images.save_grid(run.figure_path("samples"), samples(model, fixed_z, config.dataset), 10, 10,
                          value_range=(0, 1) if config.dataset == "mnist" else (-1, 1))

@@ -440,6 +440,11 @@ def test_smoke_run_writes_results_and_samples(mnist_root, tmp_path, labelled_onl
     assert record["variant"] == ("mnist-100labels" + ("-labelled-only" if labelled_only else "")
                                  + ("-minibatch" if minibatch else ""))
     assert record["variant"] in report.report_for(config.results_dir, "semi_supervised_gan")
+    # the classifier it counted them with is kept: D with the averaged weights, loadable on its own
+    classifier = keras.saving.load_model(final["classifier_file"])
+    _, (x_test, y_test), _ = load_data(config)
+    logits = classifier.predict(x_test, batch_size=train.eval_batch(config), verbose=0)
+    assert logits.shape == (200, 10) and int((logits.argmax(-1) != y_test).sum()) == final["test_errors"]
 
 
 def test_step_benchmark_times_each_dataset_and_projects_the_recipe(tmp_path, capsys):
