@@ -240,9 +240,9 @@ def pace(run_dir: Path) -> dict:
 
 
 def standing(epoch: int, pace: dict | None, where: str = "") -> str:
-    """`epoch 121 of 300`, then `where` (the run's place), then where the pace is known `; about 2.5 h left at
-    50 s an epoch (the median of its last 10, on CPU: ...)`: the time left assumes that the rest runs as fast
-    on the same machine."""
+    """`epoch E of N`, then `where` (the run's place), then where the pace is known `; about H h left at S s
+    an epoch (the median of its last K, on MACHINE)`: the time left assumes that the rest runs as fast on the
+    same machine."""
     pace = pace or {}
     total, seconds = pace.get("epochs"), pace.get("epoch_s")
     said = f"epoch {epoch}" + (f" of {total}" if total else "") + where
