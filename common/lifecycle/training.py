@@ -55,9 +55,15 @@ class ReseedEachEpoch(keras.callbacks.Callback):
 def reseed(generators, seed: int, epoch: int) -> None:
     """Set each `keras.random.SeedGenerator` to the state of (seed, epoch) (see ReseedEachEpoch); after
     training, with epoch = the number of epochs, it makes a final evaluation's noise the same whether or not
-    the run was resumed (a run resumed after its last epoch would otherwise draw from a fresh generator)."""
+    the run was resumed (a run resumed after its last epoch would otherwise draw from a fresh generator).
+    The counter is epoch * 2^24 where the state's integers hold it (TensorFlow's int64); JAX's are uint32, which
+    hold it up to epoch 255 only: from epoch 256 on, what is over 2^32 goes into the seed part, as a multiple of
+    a prime that no generator's seed offset (7919 i) reaches, so every (generator, epoch) still has a state of
+    its own and epochs 0-255 keep theirs."""
     for i, generator in enumerate(generators):
-        generator.state.assign(np.array([seed + 7919 * i, epoch * 2**24], dtype=generator.state.dtype))
+        dtype = np.dtype(generator.state.dtype)
+        overflow, counter = divmod(epoch * 2**24, int(np.iinfo(dtype).max) + 1)
+        generator.state.assign(np.array([seed + 7919 * i + 104_729 * overflow, counter], dtype=dtype))
 
 
 class CheckpointDamaged(UserError):
