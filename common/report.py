@@ -1160,14 +1160,19 @@ def _arg(field: str, value) -> str:
     return f"--{field}={shown}"
 
 
-def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame) -> str:
-    """What one more run of a row costs, from records: the mean wall time of the row's own runs; else what
+def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame, flight: dict | None = None) -> str:
+    """What one more run of a row costs, from records: the mean wall time of the row's own runs; else, where
+    one of its runs is in flight with a known pace (`flight`, `relay.pace`), its epochs at that pace; and what
     another size of the same model took at this preset (`siblings`, the one with most runs: a VAE's other
     latent sizes, a shallower ResNet) and what the same model took at another preset, for the reader to scale."""
     if len(group):
         return (f"{_duration(group['wall_min'].mean())} per run (mean of {len(group)} on "
                 f"{_join(group['device'])})")
     known = []
+    if flight and flight.get("epochs") and flight.get("epoch_s"):
+        known.append(f"at the pace of its run in flight about {flight['epochs'] * flight['epoch_s'] / 3600:.1f} h a "
+                     f"run ({flight['epochs']} epochs at {flight['epoch_s']:.0f} s"
+                     + (f", on {flight['machine']})" if flight.get("machine") else ")"))
     if len(siblings):
         nearest = siblings["variant"].value_counts(sort=False).idxmax()  # ties: the first recorded
         runs = siblings[siblings["variant"] == nearest]
@@ -1200,10 +1205,10 @@ def _run_dir_name(paper: str, args: list[str]) -> str | None:
     return run_dir_name(made[1], made[0]) if made else None
 
 
-def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], tuple[str, str]]:
+def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], tuple[str, str, dict | None]]:
     """(paper, run folder) -> where that unfinished run stands (a pack under results/relay/, common.relay, or a
-    working folder under `runs_dir`: the later epoch of the two) and the environment its command needs: the
-    run's backend where it is not TensorFlow (a run resumes only on its own)."""
+    working folder under `runs_dir`: the later epoch of the two), the environment its command needs (the
+    run's backend where it is not TensorFlow: a run resumes only on its own) and its pace (`relay.pace`)."""
     found = {}
     for path in relay.packs(results_dir / "relay"):
         manifest = relay.read_manifest(path)
@@ -1215,7 +1220,7 @@ def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], tuple
         if run["epoch"] >= found.get(key, (-1,))[0]:
             found[key] = (run["epoch"], f"in {run['dir']}" + (", running now" if run["running"] else ""),
                           run["command"], run["pace"])
-    return {key: ("; in flight: " + relay.standing(epoch, pace, f" {where}"), relay.backend_env(command))
+    return {key: ("; in flight: " + relay.standing(epoch, pace, f" {where}"), relay.backend_env(command), pace)
             for key, (epoch, where, command, pace) in found.items()}
 
 
@@ -1264,11 +1269,13 @@ def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "pap
                              & (frame["status"] == "completed")
                              & np.array([all(configs[f].get(k) == v for k, v in kind.items()) for f in frame["file"]],
                                         bool)]
-            cost = _cost(group, of_variant[of_variant["preset"] != preset], siblings)
             repeats = [v for v in range(first, first + 100) if v not in done][:WANTED_REPEATS - len(done)]
-            for v in repeats:
-                args = [*head[1:], _arg(field, v)]
-                where, env = flying.get((paper, _run_dir_name(paper, args)), ("", "")) if flying else ("", "")
+            commands = [[*head[1:], _arg(field, v)] for v in repeats]
+            stands = [flying.get((paper, _run_dir_name(paper, args)), ("", "", None)) if flying else ("", "", None)
+                      for args in commands]
+            paces = [pace for _, _, pace in stands if pace and pace.get("epochs") and pace.get("epoch_s")]
+            cost = _cost(group, of_variant[of_variant["preset"] != preset], siblings, paces[0] if paces else None)
+            for args, (where, env, _) in zip(commands, stands, strict=True):
                 lines.append(env + " ".join([head[0], *args]) + f"  # {paper} {variant} {preset}: {cost}{where}")
     return lines
 

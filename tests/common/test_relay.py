@@ -227,6 +227,23 @@ def test_missing_says_where_each_run_in_flight_stands_whichever_field_repeats_it
     assert flying()[f"KERAS_BACKEND=jax {draw_1}"] == f"epoch 49 in {ssgan}"  # it resumes only on JAX
 
 
+def test_a_row_with_no_finished_run_is_costed_at_the_pace_of_its_run_in_flight(tmp_path):
+    """ResNet-32's seeds were costed only by ResNet-20's wall time while a ResNet-32 run in flight had measured
+    its own: every repeat of a row with no finished run now says what a whole run takes at that pace."""
+    run_dir = tmp_path / "runs" / "resnet" / "resnet32-paper-seed0-3c688f36"  # a real folder name, pinned
+    (run_dir / "backup" / "epoch-0004").mkdir(parents=True)
+    (run_dir / "backup" / "epoch-0004" / "epoch.json").write_text("{}")
+    (run_dir / "state.json").write_text(json.dumps({"epochs": 183, "sessions": [{"machine": "CPU: Some CPU"}]}))
+    (run_dir / "history.csv").write_text("epoch,epoch_time_s\n0,900\n1,200\n2,210\n3,220\n")
+    (tmp_path / "results").mkdir()
+    lines = dict(line.split("  # ", 1) for line in report.missing(tmp_path / "results", runs_dir=tmp_path / "runs")
+                 if "  # " in line)
+    pace = "at the pace of its run in flight about 10.9 h a run (183 epochs at 215 s, on CPU: Some CPU)"
+    for seed in range(3):
+        assert pace in lines[f"python papers/resnet/train.py --depth=32 --seed={seed}"]
+    assert "in flight" not in lines["python papers/resnet/train.py --depth=56 --seed=0"]
+
+
 def test_nothing_to_carry_is_said_not_refused_and_a_campaign_of_no_minutes_is_refused(tmp_path, capsys):
     """A new machine's first step, `relay unpack --all`, ended with exit status 2 and "name packs, or --all"
     when there was no pack; `campaign --minutes=-1` started its runs and ended in a traceback."""
