@@ -12,7 +12,8 @@ folders down and one file per run at most besides one summary (the device return
 *.json` of the runs that finished, `relay/<paper>/<run>.tar.gz` of those that did not (each resumes with
 `python -m common.relay unpack` and the command it prints, on any machine with the run's backend: JAX, as it
 started), and `campaign.json`: what ran, for how
-long, how each ended and the end of its log. Checkpoints, logs and figures stay in --work.
+long, how each ended and the end of its log, and which of the plan's runs it passed over because results/
+already holds their finished record. Checkpoints, logs and figures stay in --work.
 
 Back here: copy `results/<paper>/*.json` into results/ and regenerate the reports; unpack the packs into runs/
 (or commit them under results/relay/) and resume them. A semi-supervised GAN MNIST run's state is 45 MiB (its
@@ -49,18 +50,40 @@ import time
 from pathlib import Path
 
 from common import relay
+from common.lifecycle import results
+from common.lifecycle.config import command_run_dir
 from common.lifecycle.results import utc_now
 
 REPO = Path(__file__).resolve().parent.parent
 RETURN_MIB = 16  # the largest file the device returns from $OUT (64 MiB in all)
 
-# The plans: the paper runs each one starts together. ssgan-mnist: the semi-supervised GAN's MNIST headline,
-# three draws of the 100 labels at the paper's recipe (Table 1: 93 ± 6.5 test errors), the runs #47 ranks first
-# after ResNet-20, and small enough for one GPU to take three at once.
+# The plans: how many runs each starts together, and the runs it takes them from in order, passing over those
+# that already have a finished record in the repository's results/ (a GPU's minutes are not spent on a run the
+# CPUs finished). ssgan-mnist: the semi-supervised GAN's MNIST headline, label draws of the 100 labels at the
+# paper's recipe (Table 1: 93 ± 6.5 test errors over 10 draws), the runs #47 ranks first after ResNet-20, three
+# at once being what one GPU takes.
 PLANS = {
-    "ssgan-mnist": [["semi_supervised_gan", "--dataset=mnist", "--labels=100", f"--data_seed={d}"] for d in (1, 2, 3)],
-    "smoke": [["semi_supervised_gan", "--preset=smoke", f"--data_seed={d}"] for d in (1, 2)],
+    "ssgan-mnist": (3, [["semi_supervised_gan", "--dataset=mnist", "--labels=100", f"--data_seed={d}"]
+                        for d in range(1, 11)]),
+    "smoke": (2, [["semi_supervised_gan", "--preset=smoke", f"--data_seed={d}"] for d in (1, 2, 3)]),
 }
+
+
+def choose(plan: str, extra: list[str] = (), results_dir: Path = REPO / "results") -> tuple[list, list]:
+    """The runs the plan starts (its first runs with no finished record under `results_dir`, as many as it
+    starts together) and those it passed over, each as [paper, *args], with `extra` added to every command."""
+    count, candidates = PLANS[plan]
+    finished = {}
+    chosen, passed = [], []
+    for paper, *args in candidates:
+        if len(chosen) == count:
+            break
+        if paper not in finished:
+            finished[paper] = {results.run_name(r) for r in results.load_all(results_dir, paper)
+                               if r["status"] == "completed"}
+        run = [paper, *args, *extra]
+        (passed if command_run_dir(paper, run[1:]) in finished[paper] else chosen).append(run)
+    return chosen, passed
 
 
 def launch(paper: str, args: list[str], out: Path, work: Path, env: dict, log: Path) -> subprocess.Popen:
@@ -71,19 +94,21 @@ def launch(paper: str, args: list[str], out: Path, work: Path, env: dict, log: P
                             start_new_session=True)
 
 
-def run(plan: str, minutes: float, out: Path, work: Path, extra: list[str] = (), env: dict | None = None) -> dict:
-    """Start the plan's runs, stop those still running after `minutes`, pack them; returns campaign.json's
-    content."""
+def run(plan: str, minutes: float, out: Path, work: Path, extra: list[str] = (), env: dict | None = None,
+        results_dir: Path = REPO / "results") -> dict:
+    """Start the plan's runs (`choose`), stop those still running after `minutes`, pack them; returns
+    campaign.json's content."""
     out, work = Path(out), Path(work)
     (work / "logs").mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)  # campaign.json goes there even when no record or pack does
     env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     started, t0 = utc_now(), time.monotonic()
+    chosen, passed = choose(plan, extra, results_dir)
     runs = []
-    for i, (paper, *args) in enumerate(PLANS[plan]):
+    for i, (paper, *args) in enumerate(chosen):
         log = work / "logs" / f"{i}-{paper}.log"
-        runs.append({"paper": paper, "args": [*args, *extra], "log": log,
-                     "process": launch(paper, [*args, *extra], out, work, env, log)})
+        runs.append({"paper": paper, "args": args, "log": log,
+                     "process": launch(paper, args, out, work, env, log)})
     deadline = t0 + 60 * minutes
     while time.monotonic() < deadline and any(r["process"].poll() is None for r in runs):
         time.sleep(1)
@@ -102,6 +127,8 @@ def run(plan: str, minutes: float, out: Path, work: Path, extra: list[str] = (),
         except relay.RelayError as e:  # no finished epoch, or too large to come back: say so
             lost.append(str(e))
     summary = {"plan": plan, "started": started, "minutes": round((time.monotonic() - t0) / 60, 2),
+               "passed_over": [{"paper": paper, "args": args, "why": "a finished record in results/"}
+                               for paper, *args in passed],
                "runs": [{k: v for k, v in r.items() if k != "process"} for r in runs],
                "records": sorted(str(p.relative_to(out)) for p in (out / "results").glob("*/*.json")),
                "packs": packed, "not_packed": lost}
@@ -120,6 +147,8 @@ def main(argv=None) -> int:
     if not args.minutes > 0:
         ap.error(f"--minutes must be above 0, got {args.minutes}")
     summary = run(args.plan, args.minutes, args.out, args.work, extra)
+    for r in summary["passed_over"]:
+        print(f"{r['paper']} {' '.join(r['args'])}: passed over ({r['why']})")
     for r in summary["runs"]:
         print(f"{r['paper']} {' '.join(r['args'])}: {r['ended']}")
     print(f"records: {len(summary['records'])}; packs: {', '.join(summary['packs']) or 'none'}")

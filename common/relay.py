@@ -280,8 +280,7 @@ def stale_packs(results_dir: Path, relay_dir: Path) -> list[str]:
     for path in packs(relay_dir):
         manifest = read_manifest(path)
         for record in results.load_all(results_dir, manifest["paper"], superseded=True):
-            name = f"{record['variant']}-{record['preset']}-seed{record['seed']}-{record.get('config_hash')}"
-            if name == manifest["run"] and record["status"] == "completed" \
+            if results.run_name(record) == manifest["run"] and record["status"] == "completed" \
                     and record.get("finished", "") >= manifest["packed"]:
                 stale.append(f"{path}: its run finished ({Path(record['_path']).name}); delete the pack")
     return stale

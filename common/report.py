@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import re
 import sys
@@ -25,7 +24,7 @@ import pandas as pd
 from common import relay
 from common.lifecycle import repro
 from common.lifecycle import results as results_lib
-from common.lifecycle.config import PLUMBING_PRESETS, RunConfig, parse_args, run_dir_name
+from common.lifecycle.config import PLUMBING_PRESETS, command_config, command_run_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -1185,26 +1184,6 @@ def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame, fli
     return "not measured; " + "; ".join(known) if known else "not measured on any machine yet"
 
 
-def command_config(paper: str, args: list[str]):
-    """(preset label, config) that `papers/<paper>/train.py ARGS` runs, from its config module
-    (`papers/<paper>/config.py`: one `RunConfig` class and its `PRESETS`); None for a paper without one."""
-    try:
-        module = importlib.import_module(f"papers.{paper}.config")
-    except ModuleNotFoundError as e:
-        if e.name not in (f"papers.{paper}", f"papers.{paper}.config"):
-            raise
-        return None
-    (cls,) = [v for v in vars(module).values()
-              if isinstance(v, type) and issubclass(v, RunConfig) and v.__module__ == module.__name__]
-    return parse_args(cls, module.PRESETS, args)
-
-
-def _run_dir_name(paper: str, args: list[str]) -> str | None:
-    """The working folder `papers/<paper>/train.py ARGS` trains in (`config.run_dir_name`)."""
-    made = command_config(paper, args)
-    return run_dir_name(made[1], made[0]) if made else None
-
-
 def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], tuple[str, str, dict | None]]:
     """(paper, run folder) -> where that unfinished run stands (a pack under results/relay/, common.relay, or a
     working folder under `runs_dir`: the later epoch of the two), the environment its command needs (the
@@ -1271,7 +1250,7 @@ def missing(results_dir: Path = REPO / "results", papers_dir: Path = REPO / "pap
                                         bool)]
             repeats = [v for v in range(first, first + 100) if v not in done][:WANTED_REPEATS - len(done)]
             commands = [[*head[1:], _arg(field, v)] for v in repeats]
-            stands = [flying.get((paper, _run_dir_name(paper, args)), ("", "", None)) if flying else ("", "", None)
+            stands = [flying.get((paper, command_run_dir(paper, args)), ("", "", None)) if flying else ("", "", None)
                       for args in commands]
             paces = [pace for _, _, pace in stands if pace and pace.get("epochs") and pace.get("epoch_s")]
             cost = _cost(group, of_variant[of_variant["preset"] != preset], siblings, paces[0] if paces else None)

@@ -77,13 +77,14 @@ def test_each_command_report_missing_writes_makes_its_rows_variant():
     import shlex
 
     from common import report
+    from common.lifecycle.config import command_config
 
     lines = [line for line in report.missing() if not line.startswith("#")]
     assert lines, "no row lacks a run: the test has nothing to check"
     for line in lines:
         command, comment = line.split("  # ", 1)
         paper, variant, preset = comment.split(":", 1)[0].split(" ")
-        label, config = report.command_config(paper, shlex.split(command)[2:])
+        label, config = command_config(paper, shlex.split(command)[2:])
         assert (config.variant, label) == (variant, preset), line
 
 

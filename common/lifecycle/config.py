@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 import sys
@@ -379,6 +380,26 @@ def run_dir_name(config, preset: str) -> str:
     `common.relay` packs): variant, preset label, seed and `config_hash`, so that the same command finds it
     again and a different computation never does."""
     return f"{config.variant}-{preset}-seed{config.seed}-{config_hash(config)}"
+
+
+def command_config(paper: str, args: list[str]):
+    """(preset label, config) that `papers/<paper>/train.py ARGS` runs, from its config module
+    (`papers/<paper>/config.py`: one `RunConfig` class and its `PRESETS`); None for a paper without one."""
+    try:
+        module = importlib.import_module(f"papers.{paper}.config")
+    except ModuleNotFoundError as e:
+        if e.name not in (f"papers.{paper}", f"papers.{paper}.config"):
+            raise
+        return None
+    (cls,) = [v for v in vars(module).values()
+              if isinstance(v, type) and issubclass(v, RunConfig) and v.__module__ == module.__name__]
+    return parse_args(cls, module.PRESETS, args)
+
+
+def command_run_dir(paper: str, args: list[str]) -> str | None:
+    """The working folder `papers/<paper>/train.py ARGS` trains in (`run_dir_name`)."""
+    made = command_config(paper, args)
+    return run_dir_name(made[1], made[0]) if made else None
 
 
 @one_line

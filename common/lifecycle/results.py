@@ -176,6 +176,12 @@ def write_revision(original: dict, results_dir: str | os.PathLike, *, config, fi
     return path
 
 
+def run_name(record: dict) -> str:
+    """The working folder the record's run trained in (`config.run_dir_name`): variant, preset label, seed and
+    config hash."""
+    return f"{record['variant']}-{record['preset']}-seed{record['seed']}-{record.get('config_hash')}"
+
+
 def load_all(results_dir: str | os.PathLike, paper: str | None = None, superseded: bool = False,
              problems: list[str] | None = None) -> list[dict]:
     """Every results record under results_dir (optionally one paper's), with its path; without

@@ -180,12 +180,32 @@ def test_a_campaign_keeps_the_finished_records_and_says_what_it_could_not_pack(t
 
     data = write_mnist_folder(tmp_path / "data").parent
     args = [f"--data_dir={data}", "--verify_data=false", "--download=false"]
-    done = campaign.run("smoke", 5, tmp_path / "out", tmp_path / "work", args)
+    done = campaign.run("smoke", 5, tmp_path / "out", tmp_path / "work", args, results_dir=tmp_path / "no-records")
     assert [r["ended"] for r in done["runs"]] == ["exit status 0"] * 2 and len(done["records"]) == 2
     assert json.loads((tmp_path / "out" / "campaign.json").read_text())["records"] == done["records"]
-    stopped = campaign.run("smoke", 0.4, tmp_path / "out2", tmp_path / "work2", [*args, "--epochs=500"])
+    stopped = campaign.run("smoke", 0.4, tmp_path / "out2", tmp_path / "work2", [*args, "--epochs=500"],
+                           results_dir=tmp_path / "no-records")
     assert [r["ended"] for r in stopped["runs"]] == ["stopped at the deadline"] * 2 and not stopped["records"]
     assert len(stopped["packs"]) + len(stopped["not_packed"]) == 2
+
+
+def test_a_gpu_campaign_passes_over_the_draws_that_have_a_finished_record(tmp_path):
+    """The ssgan-mnist plan started data seeds 1-3 whatever results/ held: with draw 1 finished on the CPUs a lent
+    GPU's minutes would have gone on it again. It now takes the first three draws with no finished record."""
+    from common import campaign
+
+    def seeds(chosen):
+        return [args[-2] for _, *args in chosen]
+
+    extra = ["--data_dir=/nowhere"]  # a field outside the config hash: the same runs
+    chosen, passed = campaign.choose("ssgan-mnist", extra, tmp_path)
+    assert seeds(chosen) == ["--data_seed=1", "--data_seed=2", "--data_seed=3"] and not passed
+    (tmp_path / "semi_supervised_gan").mkdir()
+    shutil.copy(REPO / "results" / "semi_supervised_gan" / "mnist-100labels_paper_seed0_20261207T065825Z.json",
+                tmp_path / "semi_supervised_gan")  # data seed 1's paper draw (97 test errors)
+    chosen, passed = campaign.choose("ssgan-mnist", extra, tmp_path)
+    assert seeds(chosen) == ["--data_seed=2", "--data_seed=3", "--data_seed=4"]
+    assert passed == [["semi_supervised_gan", "--dataset=mnist", "--labels=100", "--data_seed=1", *extra]]
 
 
 def test_missing_says_where_each_run_in_flight_stands_whichever_field_repeats_it(tmp_path):
