@@ -1160,13 +1160,14 @@ def _arg(field: str, value) -> str:
 
 
 def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame, flight: dict | None = None) -> str:
-    """What one more run of a row costs, from records: the mean wall time of the row's own runs; else, where
+    """What one more run of a row costs, from records (each time with its machine and backend: a run's speed
+    depends on both): the mean wall time of the row's own runs; else, where
     one of its runs is in flight with a known pace (`flight`, `relay.pace`), its epochs at that pace; and what
     another size of the same model took at this preset (`siblings`, the one with most runs: a VAE's other
     latent sizes, a shallower ResNet) and what the same model took at another preset, for the reader to scale."""
     if len(group):
         return (f"{_duration(group['wall_min'].mean())} per run (mean of {len(group)} on "
-                f"{_join(group['device'])})")
+                f"{_join(group['device'] + ' / ' + group['backend'])})")
     known = []
     if flight and flight.get("epochs") and flight.get("epoch_s"):
         known.append(f"at the pace of its run in flight about {flight['epochs'] * flight['epoch_s'] / 3600:.1f} h a "
@@ -1176,11 +1177,11 @@ def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame, fli
         nearest = siblings["variant"].value_counts(sort=False).idxmax()  # ties: the first recorded
         runs = siblings[siblings["variant"] == nearest]
         known.append(f"at this preset {nearest} took {_duration(runs['wall_min'].mean())} per run (mean of "
-                     f"{len(runs)} on {_join(runs['device'])})")
+                     f"{len(runs)} on {_join(runs['device'] + ' / ' + runs['backend'])})")
     if len(others):
         o = others.sort_values("wall_min").iloc[-1]
         known.append(f"at preset {o['preset']} it took {_duration(o['wall_min'])} for "
-                     f"{_show_value(o['iterations'])} iterations on {o['device']}")
+                     f"{_show_value(o['iterations'])} iterations on {o['device']} / {o['backend']}")
     return "not measured; " + "; ".join(known) if known else "not measured on any machine yet"
 
 

@@ -492,13 +492,14 @@ def test_missing_gives_the_command_and_cost_of_every_run_a_row_lacks(repo):
     _write(res, 1, 0.30, preset="quick-custom", changes={"lr": 1}, wall=60)
     _write(res, 0, 0.30, preset="smoke", wall=1)
     lines = report.missing(res, papers)
+    first = results.load_all(res)[0]
+    machine = f"{first['device']['name']} / {report._backend(first)}"  # machine and backend: both set a speed
     assert lines == [
-        "python papers/toy/train.py --seed=2  # toy v1 paper: 15 min per run (mean of 2 on "
-        f"{results.load_all(res)[0]['device']['name']})",
+        f"python papers/toy/train.py --seed=2  # toy v1 paper: 15 min per run (mean of 2 on {machine})",
         *[f"python papers/toy/train.py --preset=quick --seed={s}  # toy v1 quick: 1 min per run (mean of 1 on "
-          f"{results.load_all(res)[0]['device']['name']})" for s in (1, 2)],
+          f"{machine})" for s in (1, 2)],
         *[f"python papers/toy/train.py --width=8 --seed={s}  # toy v2 paper: not measured; at this preset v1 took "
-          f"15 min per run (mean of 2 on {results.load_all(res)[0]['device']['name']})" for s in (0, 1, 2)]]
+          f"15 min per run (mean of 2 on {machine})" for s in (0, 1, 2)]]
     # Another model of the paper on other data (a string, not a size) tells nothing of this one's cost.
     (papers / "toy" / "paper.json").write_text(json.dumps({**META, "variant_fields": ["width", "dataset"],
                                                            "variants": {"v2": {"width": 8, "dataset": "other"}}}))
