@@ -70,6 +70,20 @@ def newest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
     return max(found) if found else None
 
 
+def progress(run_dir: Path) -> tuple[int, Path | None] | None:
+    """How far an unfinished run got, as (count, checkpoint folder): its newest complete checkpoint's epoch and
+    folder; for a run that is not one `fit` (a cross-validation's folds: `Run.units`, which names its state file
+    and count in state.json's `units`), the units it finished and no folder; None before either."""
+    newest = newest_checkpoint(run_dir)
+    if newest is not None:
+        return newest
+    state = Path(run_dir) / "state.json"
+    units = json.loads(state.read_text()).get("units") if state.exists() else None
+    done = Path(run_dir) / units["file"] if units else None
+    finished = len(json.loads(done.read_text())) if done is not None and done.exists() else 0
+    return (finished, None) if finished else None
+
+
 def _held(run_dir: Path) -> bool:
     lock = run_dir / "lock"
     if not lock.exists():
@@ -83,9 +97,9 @@ def _held(run_dir: Path) -> bool:
     return False
 
 
-def _members(run_dir: Path, epoch_dir: Path) -> list[Path]:
+def _members(run_dir: Path, epoch_dir: Path | None) -> list[Path]:
     """The files a resume reads, relative to the run directory."""
-    files = [p for p in epoch_dir.rglob("*") if p.is_file()]
+    files = [p for p in epoch_dir.rglob("*") if p.is_file()] if epoch_dir else []
     for path in run_dir.iterdir():
         if path.name == "backup" or LEFT_OUT.match(path.name):
             continue
@@ -115,9 +129,10 @@ def pack(run_dir: Path, relay_dir: Path = RELAY_DIR, max_mib: float = GIT_LIMIT_
     if _held(run_dir):
         raise RelayError(f"{run_dir} is in use by a running process: stop it first (it resumes from its last "
                          f"checkpoint), then pack")
-    newest = newest_checkpoint(run_dir)
+    newest = progress(run_dir)
     if newest is None:
-        raise RelayError(f"{run_dir} has no finished epoch yet (no checkpoint in backup/): nothing a resume could use")
+        raise RelayError(f"{run_dir} has no finished epoch yet (no checkpoint in backup/, no finished unit): nothing "
+                         f"a resume could use")
     epoch, epoch_dir = newest
     state = _stamp_sessions(json.loads((run_dir / "state.json").read_text()), repro.cpu_name())
     tmp = (run_dir / "state.json").with_suffix(".tmp")
@@ -181,7 +196,7 @@ def unpack(path: Path, runs_dir: Path) -> tuple[Path, str]:
     if target.exists():
         if _held(target):
             raise RelayError(f"{target} is in use by a running process: stop it before unpacking over it")
-        here = newest_checkpoint(target)
+        here = progress(target)
         if here is not None and here[0] >= manifest["epoch"]:
             return target, f"already here at epoch {here[0]} (the pack has epoch {manifest['epoch']}): left alone"
         kept = target.with_name(f"{target.name}.replaced-{int(time.time())}")
@@ -224,11 +239,15 @@ def pace(run_dir: Path) -> dict:
     """How far an unfinished run goes and how fast it went lately: `epochs`, the epochs its `fit` was asked
     for (from its state; None for a state written before `training.RunClock` kept them), `epoch_s`, the
     median wall seconds of its last `PACE_EPOCHS` epochs in history.csv (None before its first), `of`, how
-    many epochs that median is over, and `machine`, the machine of its latest session."""
+    many epochs that median is over, and `machine`, the machine of its latest session. A run of units
+    (`Run.units`: a cross-validation's folds) has its units' count and name (`unit`) instead, and no pace."""
     run_dir = Path(run_dir)
     state = json.loads((run_dir / "state.json").read_text())
     sessions = state.get("sessions")
     machine = sessions[-1].get("machine") if isinstance(sessions, list) and sessions else None
+    units = state.get("units")
+    if units:
+        return {"epochs": units["of"], "unit": units["name"], "epoch_s": None, "of": 0, "machine": machine}
     times = []
     if (run_dir / "history.csv").exists():
         with (run_dir / "history.csv").open(newline="") as f:
@@ -240,12 +259,12 @@ def pace(run_dir: Path) -> dict:
 
 
 def standing(epoch: int, pace: dict | None, where: str = "") -> str:
-    """`epoch E of N`, then `where` (the run's place), then where the pace is known `; about H h left at S s
-    an epoch (the median of its last K, on MACHINE)`: the time left assumes that the rest runs as fast on the
-    same machine."""
+    """`epoch E of N` (`fold E of N` for a run of folds), then `where` (the run's place), then where the pace
+    is known `; about H h left at S s an epoch (the median of its last K, on MACHINE)`: the time left assumes
+    that the rest runs as fast on the same machine."""
     pace = pace or {}
     total, seconds = pace.get("epochs"), pace.get("epoch_s")
-    said = f"epoch {epoch}" + (f" of {total}" if total else "") + where
+    said = f"{pace.get('unit', 'epoch')} {epoch}" + (f" of {total}" if total else "") + where
     if not seconds:
         return said
     left = (total - epoch) * seconds / 3600 if total else None
@@ -260,7 +279,7 @@ def in_flight(runs_dir: Path) -> list[dict]:
     found = []
     for state in sorted(Path(runs_dir).glob("*/*/state.json")):
         run_dir = state.parent
-        newest = newest_checkpoint(run_dir)
+        newest = progress(run_dir)
         command = run_dir / "command.json"
         found.append({"paper": run_dir.parent.name, "run": run_dir.name, "dir": run_dir,
                       "epoch": newest[0] if newest else 0, "running": _held(run_dir),

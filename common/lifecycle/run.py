@@ -221,13 +221,16 @@ class Run:
                             callbacks=[training.StepClock(), *before, *callbacks, *standard, *after,
                                        *self.extra_callbacks], **fit_kwargs)
 
-    def units(self, items, work, *, state: str = "units.json", done=None) -> list:
+    def units(self, items, work, *, state: str = "units.json", name: str = "unit", done=None) -> list:
         """Work that is not one `fit` (a cross-validation's folds), resumable a unit at a time: `work(k, item)`
         returns unit k's result (JSON-serialisable), which is kept in the run's state file `state` as soon as
         it exists, so that a resumed run skips the units finished before; the session record and the clock
-        advance as at an epoch's end. `done(k, result)` is called after each new unit (to print it).
-        Returns every unit's result, in order."""
+        advance as at an epoch's end, and the clock's state names the file, the units' count and `name` (what
+        a unit is, "fold"), so that `common.relay` can carry the run and say how far it got. `done(k, result)` is
+        called after each new unit (to print it). Returns every unit's result, in order."""
         path = self.state_file(state)
+        items = list(items)
+        self.clock.units = {"file": state, "of": len(items), "name": name}
         results = json.loads(path.read_text()) if path.exists() else []
         for k, item in enumerate(items):
             if k < len(results):

@@ -308,8 +308,9 @@ class RunClock(keras.callbacks.Callback):
     Each epoch and the session are timed by a `RunningTime`: the time the process was paused (`PauseWatch`)
     is left out of the images/s and kept per epoch in the state (`epoch_stopped_s`, merged into the history
     as `stopped_s` by `Run.history`) and per session, so that a time axis can leave it out; `epoch_time_s`
-    and the wall times stay the clock's. The state also keeps the epochs `fit` was asked for (`epochs`), so
-    that `common.relay` can say how far an unfinished run has to go."""
+    and the wall times stay the clock's. The state also keeps the epochs `fit` was asked for (`epochs`), or for
+    a run of units (`Run.units`: folds) their state file, count and name (`units`), so that `common.relay` can
+    carry an unfinished run and say how far it has to go."""
 
     def __init__(self, path: Path, images_per_step: int | None = None):
         super().__init__()
@@ -323,6 +324,7 @@ class RunClock(keras.callbacks.Callback):
         self.epoch_rates: dict[int, list] = {int(e): v for e, *v in state.get("epoch_rates", [])}
         self.epoch_stopped_s: dict[int, float] = {int(e): v for e, v in state.get("epoch_stopped_s", [])}
         self.epoch_update_over_step: dict[int, list] = {int(e): v for e, *v in state.get("epoch_update_over_step", [])}
+        self.units: dict | None = state.get("units")  # a run of units (`Run.units`): their file, count and name
         self.session_time = RunningTime()
         self.session = {**repro.git_state(), "started": results.utc_now(), "ended": None, "first_epoch": None,
                         "last_epoch": None, "steps": 0, "wall_time_s": 0.0, "stopped_s": 0.0,
@@ -364,6 +366,7 @@ class RunClock(keras.callbacks.Callback):
                             stopped_s=round(self.session_time.stopped_s, 1))
         state = {"wall_time_s": self.wall_time_s, "sessions": self.sessions,
                  **({"epochs": self.params["epochs"]} if self.params else {}),  # how far `fit` goes: common.relay
+                 **({"units": self.units} if self.units else {}),  # or how many units (folds) there are
                  "epoch_rates": [[e, *v] for e, v in sorted(self.epoch_rates.items())],
                  "epoch_stopped_s": sorted(self.epoch_stopped_s.items()),
                  "epoch_update_over_step": [[e, *v] for e, v in sorted(self.epoch_update_over_step.items())]}

@@ -218,7 +218,7 @@ def run_scheme(run: Run, config: EmotionTransferConfig) -> int:
               f"{r['train_s']:.0f} s", flush=True)
 
     results = run.units(folds, lambda fold, test: run_fold(fold, test, x, y, config, fer, stage_one),
-                        state="folds.json", done=show)
+                        state="folds.json", name="fold", done=show)
     accuracy = [r["accuracy"] for r in results]
     confusion = sum(confusion_matrix(r["y_true"], r["y_pred"], labels=TARGET_CLASSES) for r in results)
     confusion_figure(run.figure_path("confusion"), confusion,

@@ -288,7 +288,7 @@ def train(config: SpeechEmotionConfig, preset: str = cfg.PAPER_PRESET, extra_cal
               ", ".join(f"{m} {100 * a:.0f} %" for m, a in accuracy.items()) + f"; {r['fold_s']:.0f} s", flush=True)
 
     results = run.units(folds, lambda fold, speakers: run_fold(fold, speakers, corpus, frames, config),
-                        state="folds.json", done=show)
+                        state="folds.json", name="fold", done=show)
     final, confusions = summarise(results, classes)
     final.update(folds=len(results), audio_hours=round(audio_h, 4),
                  feature_s_per_audio_hour=timing["feature_s_per_audio_hour"],

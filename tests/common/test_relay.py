@@ -57,6 +57,49 @@ def test_a_pack_holds_the_newest_checkpoint_the_clock_and_the_command_and_resume
     assert all(s["machine"].startswith("CPU: ") for s in record["sessions"])
 
 
+def _folds(config, stop_at: int | None = None) -> int:
+    """A toy run of three folds (`Run.units`, as the emotion-transfer and speech-emotion cross-validations),
+    stopped as a kill would stop it when fold `stop_at` (from 0) begins."""
+    run = Run("toy", config, "smoke", PRESETS)
+    run.describe_data(source="synthetic", checksums={"x": "sha256:00"})
+
+    def fold(k, item):
+        if k == stop_at:
+            raise KeyboardInterrupt
+        return {"fold": k, "value": 2 * item}
+
+    done = run.units([1, 2, 3], fold, state="folds.json", name="fold")
+    return run.finish({"loss": float(sum(r["value"] for r in done))}, summary="done")
+
+
+def test_a_run_of_folds_is_packed_with_its_finished_folds_and_resumes_from_them_elsewhere(tmp_path, capsys):
+    """A cross-validation has no checkpoint in backup/, so `relay pack --all` said "no finished epoch yet, not
+    packed" of an emotion-transfer or speech-emotion run with finished folds, and a new machine started it
+    again (the slow kill-and-resume test of emotion transfer's scheme a failed on its session count)."""
+    config = _config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        _folds(config, stop_at=1)
+    (run_dir,) = (tmp_path / "runs" / "toy").iterdir()
+    assert relay.main(["pack", "--all", f"--runs_dir={tmp_path / 'runs'}", f"--to={tmp_path / 'relay'}"]) == 0
+    (out,) = relay.packs(tmp_path / "relay")
+    with tarfile.open(out) as tar:
+        names = sorted(m.name.split("/", 1)[1] for m in tar.getmembers())
+    assert names == ["command.json", "folds.json", "relay.json", "state.json"]
+    assert relay.read_manifest(out)["epoch"] == 1
+    capsys.readouterr()
+    assert relay.main(["list", f"--runs_dir={tmp_path / 'runs'}", f"--relay_dir={tmp_path / 'relay'}"]) == 0
+    assert f"{run_dir}: fold 1 of 3" in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "runs")
+    relay.unpack(out, tmp_path / "elsewhere")
+    assert relay.unpack(out, tmp_path / "elsewhere")[1].startswith("already here at epoch 1")
+    moved = make_config(type(config), PRESETS, "smoke", results_dir=config.results_dir,
+                        runs_dir=str(tmp_path / "elsewhere"))
+    assert _folds(moved) == 0
+    (record,) = results.load_all(config.results_dir, "toy")
+    assert record["final"]["loss"] == 12.0
+    assert [(s["first_epoch"], s["last_epoch"]) for s in record["sessions"]] == [(1, 1), (2, 3)]
+
+
 def test_an_unfinished_run_says_how_far_it_goes_and_how_long_is_left_at_its_pace(tmp_path, capsys):
     """`relay list` and `report --missing` gave an unfinished run's epoch alone: not how many it goes to, nor how
     long the rest takes. The clock now keeps the epochs `fit` was asked for, and the pace is the median epoch
