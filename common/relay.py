@@ -192,13 +192,14 @@ def unpack(path: Path, runs_dir: Path) -> tuple[Path, str]:
         raise RelayError(f"{path}: {', '.join(bad)} do not match the manifest's SHA-256; the pack is damaged")
     if any(Path(name).is_absolute() or ".." in Path(name).parts for name in data):
         raise RelayError(f"{path}: a file name leaves the run directory; not unpacked")
+    unit = (manifest.get("pace") or {}).get("unit", "epoch")
     kept = None
     if target.exists():
         if _held(target):
             raise RelayError(f"{target} is in use by a running process: stop it before unpacking over it")
         here = progress(target)
         if here is not None and here[0] >= manifest["epoch"]:
-            return target, f"already here at epoch {here[0]} (the pack has epoch {manifest['epoch']}): left alone"
+            return target, f"already here at {unit} {here[0]} (the pack has {unit} {manifest['epoch']}): left alone"
         kept = target.with_name(f"{target.name}.replaced-{int(time.time())}")
         os.replace(target, kept)
     staging = target.with_name(f".{target.name}.unpacking")
@@ -208,9 +209,9 @@ def unpack(path: Path, runs_dir: Path) -> tuple[Path, str]:
         (staging / name).write_bytes(blob)
     staging.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, target)
-    done = f"unpacked at epoch {manifest['epoch']}, packed on {manifest['machine']} at {manifest['packed']}"
+    done = f"unpacked at {unit} {manifest['epoch']}, packed on {manifest['machine']} at {manifest['packed']}"
     if kept:
-        done += f"; the copy that was here (epoch {here[0] if here else 0}) is kept as {kept.name}"
+        done += f"; the copy that was here ({unit} {here[0] if here else 0}) is kept as {kept.name}"
     return target, done
 
 

@@ -90,8 +90,8 @@ def test_a_run_of_folds_is_packed_with_its_finished_folds_and_resumes_from_them_
     assert relay.main(["list", f"--runs_dir={tmp_path / 'runs'}", f"--relay_dir={tmp_path / 'relay'}"]) == 0
     assert f"{run_dir}: fold 1 of 3" in capsys.readouterr().out
     shutil.rmtree(tmp_path / "runs")
-    relay.unpack(out, tmp_path / "elsewhere")
-    assert relay.unpack(out, tmp_path / "elsewhere")[1].startswith("already here at epoch 1")
+    assert relay.unpack(out, tmp_path / "elsewhere")[1].startswith("unpacked at fold 1, packed on")
+    assert relay.unpack(out, tmp_path / "elsewhere")[1].startswith("already here at fold 1 (the pack has fold 1)")
     moved = make_config(type(config), PRESETS, "smoke", results_dir=config.results_dir,
                         runs_dir=str(tmp_path / "elsewhere"))
     assert _folds(moved) == 0
