@@ -236,7 +236,9 @@ def test_peer_benchmark_times_each_kind_in_turn_and_records_the_ratio(tmp_path, 
             final["images_per_s"][bf16] / final["images_per_s"][peer_bf16])
         assert record["kinds"][peer_bf16]["threads"] == 1 and record["kinds"]["torch"]["threads"] > 1
     assert [record["kinds"][k]["config"]["precision"] for k in kinds.split(",")[:2]] == ["float32", "mixed_bfloat16"]
-    assert record["kinds"][bf16]["environment"] == {"TF_NUM_INTEROP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "1"}
+    inherited = {name: os.environ[name] for name in ("XLA_FLAGS",) if name in os.environ}  # tests/conftest.py's
+    assert record["kinds"][bf16]["environment"] == {"TF_NUM_INTEROP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "1",
+                                                    **inherited}
     assert "TF_NUM_INTEROP_THREADS" not in record["kinds"]["tensorflow"]["environment"]
     assert peer_benchmark.main(["--kinds=tensorflow/depth=9", "--steps=1", "--warmup_steps=1", "--repeats=1",
                                 f"--results_dir={tmp_path / 'results'}"]) == 2  # a setting train.py refuses
