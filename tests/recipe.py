@@ -323,7 +323,7 @@ MUTATIONS = {
         ("papers/emotion_transfer/model.py", "CosineDecay(learning_rate, decay_steps=max(steps, 1))",
          "CosineDecay(learning_rate, decay_steps=max(2 * steps, 1))", "decay length"),
         ("papers/emotion_transfer/train.py", "augment=pad_crop_flip(4) if", "augment=pad_crop_flip(2) if", "shifts"),
-        ("papers/emotion_transfer/train.py", 'return data.labels != "contempt"', "return data.labels != None",
+        ("papers/emotion_transfer/train.py", 'keep = data.labels != "contempt"', "keep = data.labels != None",
          "contempt"),
         ("papers/emotion_transfer/model.py", 'layers.Rescaling(1 / 128, offset=-127 / 128,',
          'layers.Rescaling(1 / 255, offset=0.0,', "input scaling"),

@@ -21,6 +21,7 @@ SPLITS = ("Train", "Val")
 class SFEW:
     x: dict  # split -> uint8 (n, 48, 48)
     y: dict  # split -> int32 labels in FER-2013's numbering
+    names: dict  # split -> str, the file of each image, e.g. "Train/Happy/a.png"
     source: str
     checksums: dict
     verified: bool
@@ -31,9 +32,9 @@ def load(data_dir_: str | None = None, size: int = 48) -> SFEW:
 
     folder = corpus_folder(data_dir_, FOLDER,
                            "SFEW 2.0 is licence-gated (EmotiW); put its Train/ and Val/ folders there")
-    x, y, files = {}, {}, []
+    x, y, names, files = {}, {}, {}, []
     for split in SPLITS:
-        images, labels = [], []
+        images, labels, named = [], [], []
         for path, _ in class_folder_files(folder / split, CLASSES, "SFEW"):
             try:
                 image = Image.open(path).convert("L").resize((size, size), Image.BILINEAR)
@@ -41,8 +42,10 @@ def load(data_dir_: str | None = None, size: int = 48) -> SFEW:
                 raise DataError(f"{path} cannot be read as an image ({e})") from e
             images.append(np.asarray(image))
             labels.append(CLASSES.index(path.parent.name))
+            named.append(path.relative_to(folder).as_posix())
             files.append(path)
         if not images:
             raise DataError(f"{folder / split} holds no images in emotion folders")
         x[split.lower()], y[split.lower()] = np.stack(images), np.asarray(labels, np.int32)
-    return SFEW(x, y, str(folder), {f"{FOLDER} (tree)": f"sha256:{tree_sha256(folder, files)}"}, verified=False)
+        names[split.lower()] = np.array(named)
+    return SFEW(x, y, names, str(folder), {f"{FOLDER} (tree)": f"sha256:{tree_sha256(folder, files)}"}, verified=False)

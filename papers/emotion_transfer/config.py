@@ -1,8 +1,9 @@
 """Configuration of cascaded fine-tuning for facial expressions on a small target set (Ng, Nguyen, Vonikakis
 & Winkler, ICMI 2015), with EfficientNet-Lite0 (ported ImageNet weights) standing in for the paper's
-ImageNet CNNs, FER-2013 as the auxiliary set and CK+48 standing in for SFEW 2.0 (README).
+ImageNet CNNs, FER-2013 as the auxiliary set and CK+48 standing in for SFEW 2.0 (README); `--target=sfew` runs
+the schemes on a licensed copy of SFEW 2.0 itself (trained on its Train split, tested on Val).
 
-Schemes (`--scheme`), each on the same 10 subject-wise folds of CK+48:
+Schemes (`--scheme`), each on the same 10 subject-wise folds of CK+48 (or SFEW 2.0's Train/Val split):
   fer  ImageNet -> FER-2013 (stage one): trained once per seed, its FER-2013 validation and test accuracy
        recorded, the network saved for the schemes below (run it first)
   a    ImageNet -> target                      b  ImageNet -> FER-2013 -> target (the paper's cascade)
@@ -26,6 +27,7 @@ from pathlib import Path
 from common.lifecycle.config import RunConfig, param
 
 SCHEMES = ("fer", "a", "b", "c", "d", "e")
+TARGETS = ("ckplus", "sfew")
 BN_STATISTICS = ("auto", "moving", "population")
 BACKBONES = ("efficientnet_lite0", "vgg16")
 DEFAULT_WEIGHTS = {"efficientnet_lite0": "imagenet/efficientnet_lite0_imagenet.weights.h5",  # under runs_dir
@@ -38,11 +40,14 @@ STAGE_ONE = ("backbone", "imagenet_weights", "input_size", "augment", "fer_epoch
 @dataclass(frozen=True)
 class EmotionTransferConfig(RunConfig):
     RECIPE_NEUTRAL = RunConfig.RECIPE_NEUTRAL | {"scheme", "backbone", "imagenet_weights"}
-    HASHED_UNLESS_DEFAULT = {**RunConfig.HASHED_UNLESS_DEFAULT, "bn_statistics": "moving"}
+    HASHED_UNLESS_DEFAULT = {**RunConfig.HASHED_UNLESS_DEFAULT, "bn_statistics": "moving", "target": "ckplus"}
     ONE_DEVICE_ONLY = "every epoch keeps every image, so its last batch need not split over devices"
 
     scheme: str = param("b", "fer (stage one), a, b (the paper's cascade), c, d or e; see the module docstring",
                         choices=SCHEMES)
+    target: str = param("ckplus", "the target set of schemes a-e: ckplus (CK+48's subject-wise folds; ours, README "
+                                  "Deviation 1) or sfew (SFEW 2.0, the paper's: train on Train, test on Val; "
+                                  "licence-gated, common/data/sfew.py reads its release layout)", choices=TARGETS)
     backbone: str = param("efficientnet_lite0", "efficientnet_lite0 (ImageNet weights ported by port_weights.py) or "
                                                 "vgg16 (keras.applications, given its ImageNet weights file)",
                           choices=BACKBONES)
@@ -64,7 +69,7 @@ class EmotionTransferConfig(RunConfig):
                                        "Szegedy 2015, Alg. 2; ours); auto: population for scheme d, whose averages "
                                        "start from a random network's and lag (README, Deviations), else moving",
                                choices=BN_STATISTICS)
-    folds: int = param(10, "subject-wise folds of CK+48", low=2)
+    folds: int = param(10, "subject-wise folds of CK+48 (SFEW 2.0 has one split: Train/Val)", low=2)
     max_folds: int = param(0, "run only the first N folds (0: all); for short runs")
     fer_subset: int = param(0, "use only the first N FER-2013 images of each split (0: all); for smoke runs")
 
@@ -78,7 +83,7 @@ class EmotionTransferConfig(RunConfig):
 
     @property
     def variant(self) -> str:
-        return f"{self.backbone}-{'fer2013' if self.scheme == 'fer' else 'ckplus-scheme-' + self.scheme}"
+        return f"{self.backbone}-{'fer2013' if self.scheme == 'fer' else f'{self.target}-scheme-{self.scheme}'}"
 
 
 PRESETS = {

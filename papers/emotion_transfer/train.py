@@ -1,17 +1,18 @@
 """Cascaded fine-tuning for facial expressions (Ng et al., ICMI 2015): stage one on FER-2013, the schemes on
-CK+48's subject-wise folds, and their results JSON and figures.
+CK+48's subject-wise folds (or SFEW 2.0's Train/Val split: `--target=sfew`), and their results JSON and figures.
 
     python papers/emotion_transfer/port_weights.py                       # once: the ImageNet weights
     python papers/emotion_transfer/train.py --scheme=fer --seed=0        # stage one (FER-2013)
     python papers/emotion_transfer/train.py --scheme=b --seed=0          # the cascade on CK+48
     python papers/emotion_transfer/train.py --scheme=a --seed=0          # ... and a, c, d, e
+    python papers/emotion_transfer/train.py --scheme=b --target=sfew     # the cascade on SFEW 2.0 (licensed copy)
     python papers/emotion_transfer/train.py --help
 
 CK+48's classes are mapped to FER-2013's (anger -> angry, disgust, fear, happy, sadness -> sad, surprise);
 contempt, which FER-2013 has no class for, is left out, and predictions are the most likely of the six
-classes CK+48 has (so that scheme e, never trained on CK+48, is judged like the others). Every network
-ends in FER-2013's seven logits. An interrupted run resumes from its last finished epoch (stage one) or
-fold (the schemes).
+classes CK+48 has (so that scheme e, never trained on CK+48, is judged like the others); SFEW 2.0 has
+FER-2013's seven classes. Every network ends in FER-2013's seven logits. An interrupted run resumes from its
+last finished epoch (stage one) or fold (the schemes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import common.tf_env  # noqa: F401
@@ -27,7 +29,7 @@ import common.tf_env  # noqa: F401
 import keras
 import numpy as np
 
-from common.data import ckplus, fer2013
+from common.data import ckplus, fer2013, sfew
 from common.data.files import DataError, file_digest
 from common.data.pipeline import ArrayBatches, pad_crop_flip
 from common.lifecycle import config as cfg
@@ -39,7 +41,22 @@ from papers.emotion_transfer.model import build_classifier, compile_model, set_p
 PAPER = "emotion_transfer"
 # CK+48 class -> FER-2013 label (fer2013.CLASSES: angry, disgust, fear, happy, sad, surprise, neutral).
 CK_TO_FER = {"anger": 0, "disgust": 1, "fear": 2, "happy": 3, "sadness": 4, "surprise": 5}
-TARGET_CLASSES = sorted(CK_TO_FER.values())
+
+
+@dataclass(frozen=True)
+class TargetSet:
+    """A target set as the schemes see it: grey images (n, 48, 48, 1) with labels in FER-2013's numbering, the test
+    indices of each fold (the other images train), the file of each image, the FER-2013 classes it has (the ones
+    a prediction chooses among), the subject of each image where folds go by subject, and what the record says
+    of its data."""
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    folds: list
+    names: np.ndarray
+    classes: list
+    subjects: np.ndarray | None
+    facts: dict
 
 
 def batches(x, y, config: EmotionTransferConfig, seed: int) -> ArrayBatches:
@@ -47,10 +64,10 @@ def batches(x, y, config: EmotionTransferConfig, seed: int) -> ArrayBatches:
                         augment=pad_crop_flip(4) if config.augment else None, drop_remainder=False)
 
 
-def predict_target(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    """The most likely of the target's six classes (FER-2013 labels)."""
+def predict_target(model: keras.Model, x: np.ndarray, classes: list) -> np.ndarray:
+    """The most likely of the target's classes (FER-2013 labels)."""
     logits = model.predict(x, batch_size=256, verbose=0)
-    return np.asarray(TARGET_CLASSES)[np.argmax(logits[:, TARGET_CLASSES], axis=1)]
+    return np.asarray(classes)[np.argmax(logits[:, classes], axis=1)]
 
 
 def stage_one_path(config: EmotionTransferConfig) -> Path:
@@ -70,31 +87,37 @@ def fer_arrays(config: EmotionTransferConfig):
     return {k: (v[:n, ..., None], data.y[k][:n]) for k, v in data.x.items()}, data
 
 
-def kept(data: ckplus.CKPlus) -> np.ndarray:
-    """Which CK+48 images the schemes use: all but contempt's."""
-    return data.labels != "contempt"
-
-
-def target_arrays(config: EmotionTransferConfig):
-    """CK+48 without contempt, labels in FER-2013's numbering, and its subject-wise folds."""
+def target_set(config: EmotionTransferConfig) -> TargetSet:
+    """CK+48 without contempt and its subject-wise folds, or SFEW 2.0 (`--target=sfew`): Train trains, Val tests,
+    the split the paper reports on (Test's labels are not public)."""
+    if config.target == "sfew":
+        data = sfew.load(config.data_dir or None)
+        x = np.concatenate([data.x["train"], data.x["val"]])[..., None]
+        y = np.concatenate([data.y["train"], data.y["val"]])
+        facts = {"source": data.source, "checksums": data.checksums, "verified": data.verified, "images": len(y),
+                 "train": len(data.y["train"]), "val": len(data.y["val"]), "folds": 1}
+        return TargetSet("SFEW 2.0", x, y, [np.arange(len(data.y["train"]), len(y))],
+                         np.concatenate([data.names["train"], data.names["val"]]), list(range(len(fer2013.CLASSES))),
+                         None, facts)
     from sklearn.model_selection import GroupKFold
 
     data = ckplus.load(config.data_dir or None, verify=config.verify_data)
-    keep = kept(data)
+    keep = data.labels != "contempt"
     x, y = data.x[keep][..., None], np.array([CK_TO_FER[c] for c in data.labels[keep]], np.int32)
     subjects = data.subjects[keep]
     folds = [test for _, test in GroupKFold(config.folds).split(x, y, groups=subjects)]
-    return x, y, subjects, folds, data
+    facts = {"source": data.source, "checksums": data.checksums, "verified": data.verified, "images": len(y),
+             "subjects": len(set(subjects)), "folds": len(folds)}
+    return TargetSet("CK+48", x, y, folds, data.names[keep], sorted(CK_TO_FER.values()), subjects, facts)
 
 
-def confusion_figure(path: Path, confusion: np.ndarray, title: str) -> None:
+def confusion_figure(path: Path, confusion: np.ndarray, classes: list, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [fer2013.CLASSES[c] for c in TARGET_CLASSES] if len(confusion) == len(TARGET_CLASSES) else \
-        list(fer2013.CLASSES)
+    names = [fer2013.CLASSES[c] for c in classes]
     rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(5, 4.4))
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
@@ -132,7 +155,8 @@ def run_stage_one(run: Run, config: EmotionTransferConfig) -> int:
     predictions = np.argmax(model.predict(x_test, batch_size=256, verbose=0), axis=1)
     test_accuracy = float(np.mean(predictions == y_test))
     confusion = confusion_matrix(y_test, predictions, labels=range(len(fer2013.CLASSES)))
-    confusion_figure(run.figure_path("confusion"), confusion, f"FER-2013 test, {100 * test_accuracy:.1f} %")
+    confusion_figure(run.figure_path("confusion"), confusion, list(range(len(fer2013.CLASSES))),
+                     f"FER-2013 test, {100 * test_accuracy:.1f} %")
     path = stage_one_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     mine = run.state_file("stage_one.json")  # the digest of the file this run saved, should it be stopped later
@@ -150,10 +174,11 @@ def run_stage_one(run: Run, config: EmotionTransferConfig) -> int:
                       extra={"confusion": {"classes": list(fer2013.CLASSES), "counts": confusion.tolist()}})
 
 
-def run_fold(fold: int, test: np.ndarray, x, y, config: EmotionTransferConfig, fer=None, stage_one: Path | None = None
-             ) -> dict:
-    """One CK+48 fold of a scheme (a, b, c, d, e): train as the scheme says, predict the held-out subjects."""
+def run_fold(fold: int, test: np.ndarray, target: TargetSet, config: EmotionTransferConfig, fer=None,
+             stage_one: Path | None = None) -> dict:
+    """One fold of a scheme (a, b, c, d, e): train as the scheme says, predict the held-out images."""
     keras.utils.set_random_seed(config.seed * 1000 + fold)  # each fold alike whether or not the run resumed
+    x, y = target.x, target.y
     train_idx = np.setdiff1d(np.arange(len(y)), test)
     x_train, y_train = x[train_idx], y[train_idx]
     clock, images = training.RunningTime(), 0
@@ -176,12 +201,12 @@ def run_fold(fold: int, test: np.ndarray, x, y, config: EmotionTransferConfig, f
         curves = {k: [round(float(v), 4) for v in values] for k, values in fitted.history.items()}
         images = epochs * len(x_train)
     train_s = clock.seconds  # less any time the process was stopped (background runs paused)
-    predictions = predict_target(model, x[test])
+    predictions = predict_target(model, x[test], target.classes)
     tested = {}
     if config.bn_statistics == "population" and config.scheme != "e":
         tested["accuracy_moving_bn"] = float(np.mean(predictions == y[test]))
         set_population_statistics(model, x[train_idx] if config.scheme != "c" else x_train)
-        predictions = predict_target(model, x[test])
+        predictions = predict_target(model, x[test], target.classes)
     majority = np.bincount(y[train_idx]).argmax()  # the most frequent class of the target training fold
     return {"fold": fold, "test_images": len(test), "train_images": len(x_train),
             "accuracy": float(np.mean(predictions == y[test])), **tested,
@@ -194,10 +219,9 @@ def run_fold(fold: int, test: np.ndarray, x, y, config: EmotionTransferConfig, f
 def run_scheme(run: Run, config: EmotionTransferConfig) -> int:
     from sklearn.metrics import confusion_matrix
 
-    x, y, subjects, folds, data = target_arrays(config)
-    folds = folds[:config.max_folds or None]
-    facts = {"source": data.source, "checksums": data.checksums, "verified": data.verified, "images": len(y),
-             "subjects": len(set(subjects)), "folds": len(folds)}
+    target = target_set(config)
+    folds = target.folds[:config.max_folds or None]
+    facts = {**target.facts, "folds": len(folds)}
     fer, stage_one = None, None
     if config.scheme == "c":
         arrays, fer_data = fer_arrays(config)
@@ -211,30 +235,35 @@ def run_scheme(run: Run, config: EmotionTransferConfig) -> int:
                             f"(seed {config.seed}) first")
         facts["stage_one"] = {"file": str(stage_one), "sha256": file_digest(stage_one)}
     run.describe_data(**facts)
-    print(f"{config.variant}: {len(y)} CK+48 images of {len(set(subjects))} subjects from {data.source}, "
-          f"{len(folds)} subject-wise folds; working files in {run.dir}")
+    print(f"{config.variant}: {len(target.y)} {target.name} images from {target.facts['source']}, "
+          + (f"{target.facts['subjects']} subjects in {len(folds)} subject-wise folds" if target.subjects is not None
+             else f"trained on {target.facts['train']}, tested on {target.facts['val']}")
+          + f"; working files in {run.dir}")
     def show(fold, r):
         print(f"  fold {fold + 1}/{len(folds)}: {100 * r['accuracy']:.1f} % of {r['test_images']} images; "
               f"{r['train_s']:.0f} s", flush=True)
 
-    results = run.units(folds, lambda fold, test: run_fold(fold, test, x, y, config, fer, stage_one),
+    results = run.units(folds, lambda fold, test: run_fold(fold, test, target, config, fer, stage_one),
                         state="folds.json", name="fold", done=show)
     accuracy = [r["accuracy"] for r in results]
-    confusion = sum(confusion_matrix(r["y_true"], r["y_pred"], labels=TARGET_CLASSES) for r in results)
-    confusion_figure(run.figure_path("confusion"), confusion,
-                     f"CK+48, scheme {config.scheme}, {len(results)} folds: {100 * np.mean(accuracy):.1f} %")
+    confusion = sum(confusion_matrix(r["y_true"], r["y_pred"], labels=target.classes) for r in results)
+    confusion_figure(run.figure_path("confusion"), confusion, target.classes,
+                     f"{target.name}, scheme {config.scheme}, {len(results)} folds: {100 * np.mean(accuracy):.1f} %")
     rates = [r["train_images_per_s"] for r in results if r["train_images_per_s"]]
-    names = data.names[kept(data)]
-    final = {"accuracy": float(np.mean(accuracy)), "accuracy_fold_std": float(np.std(accuracy, ddof=1)),
+    names = target.names
+    final = {"accuracy": float(np.mean(accuracy)),
+             "accuracy_fold_std": float(np.std(accuracy, ddof=1)) if len(accuracy) > 1 else None,
              "fold_accuracies": accuracy, "folds": len(results),
              "majority_accuracy": float(np.mean([r["majority_accuracy"] for r in results])),
              **({"accuracy_moving_bn": float(np.mean([r["accuracy_moving_bn"] for r in results]))}
                 if "accuracy_moving_bn" in results[0] else {}),
              "train_s_per_fold": float(np.mean([r["train_s"] for r in results])),
              "train_images_per_s": float(np.median(rates)) if rates else None}
-    return run.finish(final, summary=f"CK+48 accuracy {100 * final['accuracy']:.1f} ± "
-                                     f"{100 * final['accuracy_fold_std']:.1f} % over {len(results)} folds",
-                      extra={"confusion": {"classes": [fer2013.CLASSES[c] for c in TARGET_CLASSES],
+    spread = (f" ± {100 * final['accuracy_fold_std']:.1f} % over {len(results)} folds"
+              if final["accuracy_fold_std"] is not None
+              else " % on " + ("Val" if target.subjects is None else "1 fold"))
+    return run.finish(final, summary=f"{target.name} accuracy {100 * final['accuracy']:.1f}{spread}",
+                      extra={"confusion": {"classes": [fer2013.CLASSES[c] for c in target.classes],
                                            "counts": confusion.tolist()},
                              "fold_predictions": [r["y_pred"] for r in results],
                              # every test image (its CK+48 file), true and predicted label, fold by fold

@@ -14,7 +14,7 @@ from PIL import Image
 from common.data import ckplus, fer2013, sfew
 from common.data.files import DataError
 from common.lifecycle import results
-from common.lifecycle.config import ConfigError, make_config
+from common.lifecycle.config import ConfigError, config_hash, make_config
 from papers.emotion_transfer import port_weights, train
 from papers.emotion_transfer.config import PRESETS, EmotionTransferConfig
 from papers.emotion_transfer.model import (
@@ -127,8 +127,10 @@ def _ck_tree(root: Path, subjects=12):
 def test_ck_folds_never_share_a_subject_and_the_class_map_is_total(tmp_path):
     _ck_tree(tmp_path)
     config = make_config(EmotionTransferConfig, PRESETS, data_dir=str(tmp_path), verify_data=False)
-    x, y, subjects, folds, data = train.target_arrays(config)
-    assert len(folds) == 10 and sorted(np.concatenate(folds).tolist()) == list(range(len(y)))
+    target = train.target_set(config)
+    y, subjects, folds = target.y, target.subjects, target.folds
+    data = ckplus.load(str(tmp_path), verify=False)
+    assert target.name == "CK+48" and len(folds) == 10 and sorted(np.concatenate(folds).tolist()) == list(range(len(y)))
     for test in folds:
         assert not set(subjects[test]) & set(np.delete(subjects, test))
     # Every CK+48 class is mapped to FER-2013's, except contempt, which FER-2013 has no class for.
@@ -136,6 +138,17 @@ def test_ck_folds_never_share_a_subject_and_the_class_map_is_total(tmp_path):
     assert [fer2013.CLASSES[v] for v in train.CK_TO_FER.values()] == ["angry", "disgust", "fear", "happy", "sad",
                                                                         "surprise"]
     assert "contempt" in data.labels and len(y) == (data.labels != "contempt").sum()
+
+
+def _sfew_tree(root: Path, per_class=(3, 2)):
+    """SFEW 2.0's release layout: Train/ and Val/, a folder per emotion, colour images of any size."""
+    rng = np.random.default_rng(2)
+    for split, n in zip(("Train", "Val"), per_class, strict=True):
+        for name in sfew.CLASSES:
+            for i in range(n):
+                path = root / sfew.FOLDER / split / name / f"{name}_{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (60, 50, 3), dtype=np.uint8)).save(path)
 
 
 def test_sfew_loader_reads_its_layout(tmp_path):
@@ -146,6 +159,7 @@ def test_sfew_loader_reads_its_layout(tmp_path):
             Image.fromarray(np.full((60, 50, 3), 100, np.uint8)).save(path)
     data = sfew.load(str(tmp_path))
     assert data.x["train"].shape == (2, 48, 48) and sorted(data.y["val"].tolist()) == [3, 6]
+    assert sorted(data.names["val"].tolist()) == ["Val/Happy/a.png", "Val/Neutral/a.png"]
     (tmp_path / sfew.FOLDER / "Val" / "Bored").mkdir()
     (tmp_path / sfew.FOLDER / "Val" / "Bored" / "b.png").write_bytes(b"")
     with pytest.raises(DataError, match="unknown class folder 'Bored'"):
@@ -267,9 +281,10 @@ def test_recipe_target_schemes(tmp_path, monkeypatch, scheme):
     # 10 subject-wise CK+48 folds, contempt left out (Deviation 4): six classes in FER-2013's numbering
     assert plan.run.data["folds"] == 10
     y = plan.data.y
-    _, y_ck, _, folds, _ = train.target_arrays(plan.config)
+    target = train.target_set(plan.config)
+    y_ck, folds = target.y, target.folds
     fold_train = np.delete(y_ck, folds[0])
-    assert set(y_ck) == set(train.TARGET_CLASSES) == {0, 1, 2, 3, 4, 5}
+    assert set(y_ck) == set(target.classes) == {0, 1, 2, 3, 4, 5}
     if scheme == "c":  # Deviation 5: one stage on FER-2013 and the fold together, as long as stage one
         np.testing.assert_array_equal(y, np.concatenate([np.arange(14) % 7, fold_train]))
         steps, rates = _rates(model, (0, 1))
@@ -321,14 +336,15 @@ def test_scheme_d_is_tested_with_population_statistics_and_records_the_moving_on
     _ck_tree(tmp_path / "data")
     config = make_config(EmotionTransferConfig, PRESETS, "smoke", scheme="d", data_dir=str(tmp_path / "data"),
                          verify_data=False)
-    x, y, _, folds, _ = train.target_arrays(config)
-    fold = train.run_fold(0, folds[0], x, y, config)
+    target = train.target_set(config)
+    y, folds = target.y, target.folds
+    fold = train.run_fold(0, folds[0], target, config)
     assert set(fold) >= {"accuracy", "accuracy_moving_bn", "majority_accuracy", "curves", "test_index"}
     assert set(fold["curves"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert len(fold["curves"]["loss"]) == config.target_epochs
     majority = np.bincount(np.delete(y, folds[0])).argmax()
     assert fold["majority_accuracy"] == pytest.approx(np.mean(y[folds[0]] == majority))
-    moving = train.run_fold(0, folds[0], x, y, make_config(EmotionTransferConfig, PRESETS, "smoke", scheme="d",
+    moving = train.run_fold(0, folds[0], target, make_config(EmotionTransferConfig, PRESETS, "smoke", scheme="d",
                                                            data_dir=str(tmp_path / "data"), verify_data=False,
                                                            bn_statistics="moving"))
     assert "accuracy_moving_bn" not in moving and moving["accuracy"] == fold["accuracy_moving_bn"]
@@ -357,3 +373,30 @@ def test_input_size_benchmark_times_each_size_and_reports_a_row_per_size(tmp_pat
         assert benchmark.run.main([f"--sizes={bad}"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: --sizes=") and why in err and err.count("\n") == 1, err
+
+
+def test_the_schemes_run_on_sfew_2_the_paper_s_target_trained_on_train_and_tested_on_val(tmp_path):
+    """SFEW 2.0 is the paper's target set (its 48.5 % is SFEW validation accuracy); `--target=sfew` trains a
+    scheme on Train and tests it on Val, over FER-2013's seven classes. CK+48 runs keep their variant and hash."""
+    ck = make_config(EmotionTransferConfig, PRESETS, scheme="b")
+    assert ck.variant == "efficientnet_lite0-ckplus-scheme-b"
+    assert config_hash(ck) == config_hash(make_config(EmotionTransferConfig, PRESETS, scheme="b", target="ckplus"))
+    with pytest.raises(ConfigError, match="--target"):
+        make_config(EmotionTransferConfig, PRESETS, target="sfew2")
+    _sfew_tree(tmp_path / "data")
+    config = _config(tmp_path, "d", target="sfew")
+    assert config.variant == "efficientnet_lite0-sfew-scheme-d" and config_hash(config) != config_hash(
+        _config(tmp_path, "d"))
+    target = train.target_set(config)
+    assert target.name == "SFEW 2.0" and target.classes == list(range(7)) and len(target.folds) == 1
+    (val,) = target.folds
+    assert [n.split("/")[0] for n in target.names[val]] == ["Val"] * 14
+    assert all(n.startswith("Train/") for n in np.delete(target.names, val))
+    assert train.train(config, "smoke") == 0
+    (record,) = results.load_all(tmp_path / "results", "emotion_transfer")
+    assert record["variant"] == "efficientnet_lite0-sfew-scheme-d"
+    assert record["data"]["train"] == 21 and record["data"]["val"] == 14 and record["data"]["folds"] == 1
+    (tested,) = record["fold_tests"]
+    assert len(tested["images"]) == 14 and all(name.startswith("Val/") for name in tested["images"])
+    assert record["confusion"]["classes"] == list(fer2013.CLASSES) and record["final"]["accuracy_fold_std"] is None
+    assert set(tested["y_pred"]) <= set(range(7))
