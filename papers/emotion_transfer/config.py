@@ -24,10 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.lifecycle.config import RunConfig, param
+from common.lifecycle.config import ConfigError, RunConfig, param
 
 SCHEMES = ("fer", "a", "b", "c", "d", "e")
 TARGETS = ("ckplus", "sfew")
+CK_FOLDS = 10  # CK+48's subject-wise folds (the target set is ours: README, Deviation 1)
 BN_STATISTICS = ("auto", "moving", "population")
 BACKBONES = ("efficientnet_lite0", "vgg16")
 DEFAULT_WEIGHTS = {"efficientnet_lite0": "imagenet/efficientnet_lite0_imagenet.weights.h5",  # under runs_dir
@@ -69,7 +70,8 @@ class EmotionTransferConfig(RunConfig):
                                        "Szegedy 2015, Alg. 2; ours); auto: population for scheme d, whose averages "
                                        "start from a random network's and lag (README, Deviations), else moving",
                                choices=BN_STATISTICS)
-    folds: int = param(10, "subject-wise folds of CK+48 (SFEW 2.0 has one split: Train/Val)", low=2)
+    folds: int = param(CK_FOLDS, "subject-wise folds of CK+48 (not with --target=sfew: SFEW 2.0 has one split, "
+                                 "Train/Val)", low=2)
     max_folds: int = param(0, "run only the first N folds (0: all); for short runs")
     fer_subset: int = param(0, "use only the first N FER-2013 images of each split (0: all); for smoke runs")
 
@@ -80,6 +82,12 @@ class EmotionTransferConfig(RunConfig):
         if not self.imagenet_weights and self.backbone in DEFAULT_WEIGHTS:
             chosen["imagenet_weights"] = str(Path(self.runs_dir) / DEFAULT_WEIGHTS[self.backbone])
         return chosen
+
+    def validate(self) -> None:
+        super().validate()
+        if self.target == "sfew" and self.folds != CK_FOLDS:
+            raise ConfigError(f"--folds={self.folds} splits CK+48; SFEW 2.0 has one split (trained on Train, tested "
+                              "on Val): leave --folds out with --target=sfew")
 
     @property
     def variant(self) -> str:

@@ -383,6 +383,9 @@ def test_the_schemes_run_on_sfew_2_the_paper_s_target_trained_on_train_and_teste
     assert config_hash(ck) == config_hash(make_config(EmotionTransferConfig, PRESETS, scheme="b", target="ckplus"))
     with pytest.raises(ConfigError, match="--target"):
         make_config(EmotionTransferConfig, PRESETS, target="sfew2")
+    with pytest.raises(ConfigError, match="--folds=5 splits CK"):  # SFEW has one split: --folds would do nothing
+        make_config(EmotionTransferConfig, PRESETS, target="sfew", folds=5)
+    assert make_config(EmotionTransferConfig, PRESETS, preset="quick", target="sfew").max_folds == 3  # harmless
     _sfew_tree(tmp_path / "data")
     config = _config(tmp_path, "d", target="sfew")
     assert config.variant == "efficientnet_lite0-sfew-scheme-d" and config_hash(config) != config_hash(
