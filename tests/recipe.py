@@ -319,7 +319,7 @@ MUTATIONS = {
         ("papers/emotion_transfer/config.py", 'momentum: float = param(0.9,', 'momentum: float = param(0.0,',
          "momentum"),
         ("papers/emotion_transfer/config.py", 'dropout: float = param(0.2,', 'dropout: float = param(0.5,', "dropout"),
-        ("papers/emotion_transfer/config.py", 'folds: int = param(10,', 'folds: int = param(5,', "folds"),
+        ("papers/emotion_transfer/config.py", "CK_FOLDS = 10", "CK_FOLDS = 5", "folds"),
         ("papers/emotion_transfer/model.py", "CosineDecay(learning_rate, decay_steps=max(steps, 1))",
          "CosineDecay(learning_rate, decay_steps=max(2 * steps, 1))", "decay length"),
         ("papers/emotion_transfer/train.py", "augment=pad_crop_flip(4) if", "augment=pad_crop_flip(2) if", "shifts"),
