@@ -57,6 +57,15 @@ class PlayerOptimizers(keras.optimizers.Optimizer):
     def iterations(self):
         return self.players[self.count].iterations
 
+    # `variables` lists the players' state so that fit carries it (JAX); each player's optimizer, a
+    # tracked child, saves and loads that state itself, so saving it here too would store it twice.
+    # A checkpoint written before this (a second copy under optimizer/vars) still loads: the copy is ignored.
+    def save_own_variables(self, store):
+        pass
+
+    def load_own_variables(self, store):
+        pass
+
 
 class AdversarialModel(keras.Model):
     """Base class for models trained by alternating players; see the module docstring."""

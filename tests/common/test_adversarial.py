@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from common.adversarial import AdversarialModel, input_gradient
+from common.adversarial import AdversarialModel, PlayerOptimizers, input_gradient
 
 
 class Chase(AdversarialModel):
@@ -75,6 +75,36 @@ def test_inner_steps_and_optimizer_state_in_checkpoints(tmp_path):
     for x, y in zip(model.optimizer.variables, again.optimizer.variables, strict=True):
         np.testing.assert_array_equal(ops.convert_to_numpy(x), ops.convert_to_numpy(y))
     assert int(ops.convert_to_numpy(again.optimizer.players["b"].iterations)) == 8
+
+
+def _groups(path):
+    """Every group of a weights file that holds arrays -> how many."""
+    import h5py
+
+    found = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: found.__setitem__(name, len(obj)) if isinstance(obj, h5py.Group)
+                     and any(isinstance(v, h5py.Dataset) for v in obj.values()) else None)
+    return found
+
+
+@pytest.mark.jax
+def test_each_players_optimizer_state_is_saved_once_and_old_checkpoints_load(tmp_path, monkeypatch):
+    model, _ = _fit(n_a=3)
+    model.save_weights(tmp_path / "m.weights.h5")
+    saved = {name: n for name, n in _groups(tmp_path / "m.weights.h5").items() if name.startswith("optimizer")}
+    # SGD: its iteration count and learning rate; Adam: those and m, v of b. Nothing under optimizer/vars.
+    assert saved == {"optimizer/players/sgd/vars": 2, "optimizer/players/adam/vars": 4}
+    # A checkpoint of the earlier code, with the same state saved again under optimizer/vars, loads too.
+    monkeypatch.setattr(PlayerOptimizers, "save_own_variables", keras.optimizers.Optimizer.save_own_variables)
+    model.save_weights(tmp_path / "old.weights.h5")
+    monkeypatch.undo()
+    assert _groups(tmp_path / "old.weights.h5")["optimizer/vars"] == 6
+    again = Chase(n_a=3)
+    again.compile(players={"a": (keras.optimizers.SGD(0.1), [again.a]), "b": (keras.optimizers.Adam(0.1), [again.b])})
+    again.load_weights(tmp_path / "old.weights.h5")
+    for x, y in zip(model.optimizer.variables, again.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(ops.convert_to_numpy(x), ops.convert_to_numpy(y))
 
 
 @pytest.mark.jax
