@@ -16,7 +16,7 @@ long, how each ended and the end of its log, and which of the plan's runs it pas
 already holds their finished record. Checkpoints, logs and figures stay in --work.
 
 Back here: copy `results/<paper>/*.json` into results/ and regenerate the reports; unpack the packs into runs/
-(or commit them under results/relay/) and resume them. A semi-supervised GAN MNIST run's state is 45 MiB (its
+(or commit them under results/relay/) and resume them. A semi-supervised GAN MNIST run's pack is 29 MiB (its
 networks, their Adam moments and weight averages), more than a file the device returns: a draw that does not
 finish within the call is lost (campaign.json says so), so the plan's length must fit the call.
 
