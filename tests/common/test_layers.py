@@ -144,9 +144,13 @@ def test_papers_normalise_through_common_layers():
 
 
 @pytest.mark.skipif(not TF, reason="the fused kernel is TensorFlow's")
-def test_the_fused_kernel_is_as_close_to_float64_as_keras_ops():
+def test_the_fused_kernel_stays_near_float64_where_a_one_pass_variance_would_cancel():
     """On activations whose mean is large against their spread (where a one-pass variance would cancel), the
-    fused kernel's output and input gradient are as close to a float64 computation as Keras' composed ops."""
+    fused kernel's output and input gradient are near a float64 computation: within 4 times Keras' composed ops'
+    error, where a one-pass variance (E x^2 - (E x)^2, computed here as the control) is about 180 times off.
+    The fused kernel's own error depends on TensorFlow's intra-op threads (its reductions split by thread):
+    1.2 and 1.5 times Keras' (output, gradient) with two threads, 2.6 and 2.7 times with one (AMD EPYC), so
+    the bound must hold for a run with TF_NUM_INTRAOP_THREADS=1 as for one with both cores."""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -159,9 +163,11 @@ def test_the_fused_kernel_is_as_close_to_float64_as_keras_ops():
         xt = tf.constant(x, dtype)
         with tf.GradientTape() as tape:
             tape.watch(xt)
-            if layer is None:  # the definition, in float64
+            if layer in (None, "one-pass"):  # the definition (in float64), or the cancelling variance
                 mean = tf.reduce_mean(xt, [0, 1, 2])
-                y = (xt - mean) / tf.sqrt(tf.reduce_mean((xt - mean) ** 2, [0, 1, 2]) + eps) * gamma + beta
+                variance = (tf.reduce_mean((xt - mean) ** 2, [0, 1, 2]) if layer is None
+                            else tf.reduce_mean(xt ** 2, [0, 1, 2]) - mean ** 2)
+                y = (xt - mean) / tf.sqrt(variance + eps) * tf.constant(gamma, dtype) + tf.constant(beta, dtype)
             else:
                 y = layer(xt, training=True)
             loss = tf.reduce_sum(tf.constant(w, dtype) * y ** 2)
@@ -169,12 +175,14 @@ def test_the_fused_kernel_is_as_close_to_float64_as_keras_ops():
 
     y64, dx64 = run(None, tf.float64)
     errors = []
-    for layer in (keras.layers.BatchNormalization(epsilon=eps), layers.BatchNormalization(epsilon=eps)):
-        layer.build(shape)
-        layer.set_weights([gamma.astype("float32"), beta.astype("float32"), np.zeros(8, "float32"),
-                           np.ones(8, "float32")])
+    for layer in (keras.layers.BatchNormalization(epsilon=eps), layers.BatchNormalization(epsilon=eps), "one-pass"):
+        if layer != "one-pass":
+            layer.build(shape)
+            layer.set_weights([gamma.astype("float32"), beta.astype("float32"), np.zeros(8, "float32"),
+                               np.ones(8, "float32")])
         y, dx = run(layer, tf.float32)
         errors.append((np.abs(y - y64).max(), np.abs(dx - dx64).max() / np.abs(dx64).max()))
-    (keras_y, keras_dx), (fused_y, fused_dx) = errors
-    assert fused_y < 2 * keras_y and fused_dx < 2 * keras_dx, errors
+    (keras_y, keras_dx), (fused_y, fused_dx), (one_pass_y, one_pass_dx) = errors
+    assert one_pass_y > 4 * keras_y and one_pass_dx > 4 * keras_dx, errors  # the bound tells cancellation apart
+    assert fused_y < 4 * keras_y and fused_dx < 4 * keras_dx, errors
     assert fused_dx < 1e-4, errors
