@@ -2,6 +2,7 @@
 run the same `train.py` command to resume it, exactly as if it had never moved.
 
     python -m common.relay list                              # runs in flight under runs/, and the packs
+    python -m common.relay stop --all --wait                 # every running run stops after its epoch
     python -m common.relay pack runs/resnet/resnet20-paper-seed0-e7b3f4ef
     python -m common.relay unpack results/relay/resnet/resnet20-paper-seed0-e7b3f4ef.tar.gz
     python -m common.relay unpack --all                      # every pack under results/relay/ (a new machine)
@@ -48,8 +49,10 @@ SUFFIX = ".tar.gz"
 MANIFEST = "relay.json"
 GIT_LIMIT_MIB = 4  # results/relay/ files are committed: the project's limit for a binary file in git
 CHECKPOINT = re.compile(r"^epoch-(\d+)$")
-# What a resume never reads: the lock (held by a live process), TensorBoard logs, files of earlier finished runs.
-LEFT_OUT = re.compile(r"^(lock|tensorboard|.*\.done-\d+|.*\.tmp(\.keras)?|.*\.repair)$")
+STOP_REQUEST = "stop"  # a file of this name in a run directory asks its process to stop (`request_stop`)
+# What a resume never reads: the lock (held by a live process), a stop request, TensorBoard logs, files of earlier
+# finished runs.
+LEFT_OUT = re.compile(r"^(lock|stop|tensorboard|.*\.done-\d+|.*\.tmp(\.keras)?|.*\.repair)$")
 
 
 class RelayError(UserError):
@@ -289,6 +292,37 @@ def in_flight(runs_dir: Path) -> list[dict]:
     return found
 
 
+def request_stop(run_dir: Path) -> str:
+    """Ask the process training `run_dir` to stop after the epoch (or fold) it is in, once that epoch's
+    checkpoint is written (`training.StopWhenAsked`: it takes the request away and exits with status 75).
+    Refused in one line for a run no process holds and for one trained on several hosts."""
+    run_dir = Path(run_dir)
+    if not _held(run_dir):
+        raise RelayError(f"{run_dir}: no process is training it, so there is nothing to stop")
+    state = run_dir / "state.json"
+    sessions = json.loads(state.read_text()).get("sessions", []) if state.exists() else []
+    if sessions and isinstance(sessions[-1], dict) and (sessions[-1].get("hosts") or 1) > 1:
+        raise RelayError(f"{run_dir}: it trains on several hosts, which a request cannot stop at one epoch; "
+                         f"stop every host with Ctrl-C (kill -INT): each resumes from its last checkpoint")
+    (run_dir / STOP_REQUEST).write_text(f"asked at {results.utc_now()}\n")
+    newest = progress(run_dir)
+    return (f"{run_dir}: asked to stop when epoch (or fold) {newest[0] + 1 if newest else 1} ends "
+            f"(a run past its last epoch finishes instead)")
+
+
+def wait_until_stopped(run_dirs: list[Path], poll_s: float = 2.0, say=print) -> None:
+    """Return when no process holds any of `run_dirs`, saying where each stopped."""
+    waiting = [Path(d) for d in run_dirs]
+    while waiting:
+        for run_dir in [d for d in waiting if not _held(d)]:
+            newest = progress(run_dir)
+            say(f"{run_dir}: stopped after epoch (or fold) {newest[0]}" if newest
+                else f"{run_dir}: no longer running (finished, or stopped before its first epoch)")
+            waiting.remove(run_dir)
+        if waiting:
+            time.sleep(poll_s)
+
+
 def packs(relay_dir: Path = RELAY_DIR) -> list[Path]:
     return sorted(Path(relay_dir).glob(f"*/*{SUFFIX}"))
 
@@ -322,6 +356,11 @@ def main(argv=None) -> int:
     u.add_argument("--all", action="store_true", help="every pack under --relay_dir")
     u.add_argument("--relay_dir", type=Path, default=RELAY_DIR)
     u.add_argument("--runs_dir", type=Path, default=Path("runs"))
+    t = sub.add_parser("stop", help="ask running runs to stop after the epoch (or fold) they are in")
+    t.add_argument("run_dirs", nargs="*", type=Path, help="run directories (runs/<paper>/<run>)")
+    t.add_argument("--all", action="store_true", help="every run under --runs_dir that a process is training")
+    t.add_argument("--runs_dir", type=Path, default=Path("runs"))
+    t.add_argument("--wait", action="store_true", help="return only when each has stopped")
     s = sub.add_parser("list", help="the unfinished runs under --runs_dir and the packs under --relay_dir")
     s.add_argument("--runs_dir", type=Path, default=Path("runs"))
     s.add_argument("--relay_dir", type=Path, default=RELAY_DIR)
@@ -341,6 +380,16 @@ def main(argv=None) -> int:
             out = pack(run_dir, args.to, args.max_mib)
             manifest = read_manifest(out)
             print(f"{out}: epoch {manifest['epoch']}, {out.stat().st_size / 2**20:.2f} MiB")
+    elif args.action == "stop":
+        dirs = list(args.run_dirs) + [run["dir"] for run in in_flight(args.runs_dir) if args.all and run["running"]]
+        if not args.run_dirs and not args.all:
+            raise RelayError("nothing to stop: name run directories, or --all for every running one under --runs_dir")
+        if not dirs:
+            print(f"no process is training a run under {args.runs_dir}: nothing to stop")
+        for run_dir in dirs:
+            print(request_stop(run_dir), flush=True)
+        if args.wait:
+            wait_until_stopped(dirs)
     elif args.action == "unpack":
         chosen = list(args.packs) + (packs(args.relay_dir) if args.all else [])
         if not args.packs and not args.all:

@@ -22,7 +22,9 @@ What the run object owns, so that a paper does not:
   (`CSVLogger`), `progress` (a line a minute when the output is not a terminal) and `tensorboard`
   (when `config.tensorboard`). `fit` runs them after the paper's own callbacks (which may add keys
   to the epoch's logs) and adds `EpochSync` (the pipeline's epoch), `ReseedEachEpoch` for the
-  `reseed` generators and `StopAtIteration` for `max_steps`.
+  `reseed` generators, `StopAtIteration` for `max_steps` and, last, `StopWhenAsked`: a file `stop` in the
+  run directory (`python -m common.relay stop`) ends the run after the epoch (or unit) it is in, with its
+  checkpoint written, exit status 75 (`common.errors.STOPPED`); the same command goes on from there.
 - **The record** (`common.lifecycle.results`): `finish` writes one JSON per finished run, atomically and never
   over another, with the config, the fields chosen automatically, how the run departs from its preset,
   every session (commit, dirty flag, start, end, steps, wall time) and whether they span a change of
@@ -38,12 +40,13 @@ import fcntl
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
 
 from common import relay
-from common.errors import UserError
+from common.errors import StopRequested, UserError
 from common.lifecycle import config as cfg
 from common.lifecycle import distribute, repro, results, training
 from common.lifecycle.config import PAPER_PRESET, PLUMBING_PRESETS, command_line, config_hash, recipe_changes
@@ -87,6 +90,9 @@ class Run:
             self.dir = self.dir / f"process-{self.placement.process_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = self._claim(self.dir / "lock")
+        if (self.dir / relay.STOP_REQUEST).exists():  # asked of a session that ended before it could stop
+            (self.dir / relay.STOP_REQUEST).unlink()
+            print(f"{self.dir / relay.STOP_REQUEST}: a stop request no session took was removed; this one runs on")
         if self.placement.chief and not (self.dir / "command.json").exists():
             self._write_command(presets)
         self.clock = training.RunClock(self.dir / "state.json")
@@ -217,9 +223,12 @@ class Run:
         # (the last row of an epoch wins), where the other order would leave a checkpoint without its row
         standard = [cb for cb in (self.clock, self.nan, self.csv, self.progress, self.tensorboard, self.backup) if cb]
         after = [training.StopAtIteration(max_steps, len(data))] if max_steps else []
-        return training.fit(model, distribute.shard_for_process(data), self.dir, epochs=epochs,
-                            callbacks=[training.StepClock(), *before, *callbacks, *standard, *after,
-                                       *self.extra_callbacks], **fit_kwargs)
+        if self.placement.hosts == 1:  # several hosts would have to stop at the same epoch: not offered
+            after.append(training.StopWhenAsked(self.dir))
+        with self._freed_when_stopped():
+            return training.fit(model, distribute.shard_for_process(data), self.dir, epochs=epochs,
+                                callbacks=[training.StepClock(), *before, *callbacks, *standard, *after,
+                                           *self.extra_callbacks], **fit_kwargs)
 
     def units(self, items, work, *, state: str = "units.json", name: str = "unit", done=None) -> list:
         """Work that is not one `fit` (a cross-validation's folds), resumable a unit at a time: `work(k, item)`
@@ -242,7 +251,19 @@ class Run:
             os.replace(tmp, path)
             if done is not None:
                 done(k, results[-1])
+            if self.placement.hosts == 1:
+                with self._freed_when_stopped():
+                    training.stop_if_asked(self.dir, f"{name} {k + 1} of {len(items)}")
         return results
+
+    @contextmanager
+    def _freed_when_stopped(self):
+        """A stop request (`training.StopWhenAsked`) leaves the run where a resume starts: let go of it at once."""
+        try:
+            yield
+        except StopRequested:
+            self._lock.close()
+            raise
 
     @property
     def failed(self) -> dict | None:

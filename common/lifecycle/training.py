@@ -1,5 +1,5 @@
 """The Keras callbacks and helpers a run is made of (`common.lifecycle.run.Run` puts them together): keeping a
-resumed run identical to an uninterrupted one, stopping at an iteration count or a NaN, the clock
+resumed run identical to an uninterrupted one, stopping at an iteration count, a NaN or a request, the clock
 across sessions, progress lines, reading the CSV history, saving networks, timing alternatives."""
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from common.errors import UserError
+from common.errors import StopRequested, UserError
 from common.lifecycle import repro, results
+from common.relay import STOP_REQUEST
 
 
 class EpochSync(keras.callbacks.Callback):
@@ -194,6 +195,43 @@ class StopOnNaN(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._check(logs)
+
+
+def stop_if_asked(run_dir: Path, where: str) -> None:
+    """Raise `StopRequested` when `run_dir` holds a stop request; `where`: what the run has just finished, for
+    the message ("fold 3 of 10")."""
+    if (Path(run_dir) / STOP_REQUEST).exists():
+        raise stopped(run_dir, where)
+
+
+def stopped(run_dir: Path, where: str) -> StopRequested:
+    """The `StopRequested` of a run stopped after `where` on request; takes the request away (the resumed run
+    goes on)."""
+    request = Path(run_dir) / STOP_REQUEST
+    request.unlink(missing_ok=True)
+    return StopRequested(f"Stopped after {where}, as asked ({request}). Run the same command again to go on "
+                         f"from there.")
+
+
+class StopWhenAsked(keras.callbacks.Callback):
+    """Stops the run at the end of the epoch in which a stop request (a file `STOP_REQUEST` in its directory,
+    `python -m common.relay stop`) appears, after that epoch's history row, clock and checkpoint are written
+    (run it after those callbacks): where a kill at that moment would leave it, which the same command
+    resumes bit for bit. Keras ends the epoch (its progress line too) and `fit`; then `StopRequested` is
+    raised, so that nothing after `fit` takes the run for finished."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.run_dir, self.stopped_after = Path(run_dir), None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (self.run_dir / STOP_REQUEST).exists():
+            self.stopped_after = epoch + 1
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_after is not None:
+            raise stopped(self.run_dir, f"epoch {self.stopped_after}")
 
 
 class PauseWatch:

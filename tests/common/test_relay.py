@@ -6,13 +6,16 @@ import io
 import json
 import shutil
 import tarfile
+import threading
+from pathlib import Path
 
 import keras
 import pytest
 
 from common import relay, report
+from common.errors import STOPPED, one_line
 from common.lifecycle import results
-from common.lifecycle.config import make_config, parse_args
+from common.lifecycle.config import make_config, parse_args, run_dir_name
 from common.lifecycle.run import Run
 from papers.resnet.config import PRESETS as RESNET_PRESETS
 from papers.resnet.config import ResNetConfig
@@ -57,15 +60,18 @@ def test_a_pack_holds_the_newest_checkpoint_the_clock_and_the_command_and_resume
     assert all(s["machine"].startswith("CPU: ") for s in record["sessions"])
 
 
-def _folds(config, stop_at: int | None = None) -> int:
+def _folds(config, stop_at: int | None = None, ask_to_stop_in: int | None = None) -> int:
     """A toy run of three folds (`Run.units`, as the emotion-transfer and speech-emotion cross-validations),
-    stopped as a kill would stop it when fold `stop_at` (from 0) begins."""
+    stopped as a kill would stop it when fold `stop_at` (from 0) begins, or asked to stop (`relay stop`)
+    while fold `ask_to_stop_in` runs."""
     run = Run("toy", config, "smoke", PRESETS)
     run.describe_data(source="synthetic", checksums={"x": "sha256:00"})
 
     def fold(k, item):
         if k == stop_at:
             raise KeyboardInterrupt
+        if k == ask_to_stop_in:
+            (run.dir / relay.STOP_REQUEST).write_text("")
         return {"fold": k, "value": 2 * item}
 
     done = run.units([1, 2, 3], fold, state="folds.json", name="fold")
@@ -141,6 +147,78 @@ def test_a_run_in_use_an_unfinished_epoch_and_an_oversized_pack_are_refused_in_o
     (fresh_dir / "state.json").write_text(json.dumps({"sessions": []}))
     with pytest.raises(relay.RelayError, match="no finished epoch yet"):
         relay.pack(fresh_dir, tmp_path / "relay")
+
+
+class _AskToStop(keras.callbacks.Callback):
+    """Writes a stop request into `run_dir` while epoch `epoch` (from 0) trains, as `relay stop` does from
+    another process."""
+
+    def __init__(self, run_dir: Path, epoch: int):
+        super().__init__()
+        self.run_dir, self.epoch = run_dir, epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            (self.run_dir / relay.STOP_REQUEST).write_text("")
+
+
+@pytest.mark.jax
+def test_a_stop_request_ends_the_run_when_its_epoch_ends_and_the_same_command_goes_on_to_the_same_numbers(
+        tmp_path, capsys):
+    whole = _config(tmp_path / "whole")
+    assert _train(whole) == 0
+    config = _config(tmp_path / "stopped")
+    run_dir = Path(config.runs_dir) / "toy" / run_dir_name(config, "smoke")
+    assert one_line(_train)(config, callbacks=[_AskToStop(run_dir, epoch=0)]) == STOPPED
+    assert f"Stopped after epoch 1, as asked ({run_dir / relay.STOP_REQUEST})" in capsys.readouterr().out
+    assert not (run_dir / relay.STOP_REQUEST).exists() and relay.progress(run_dir)[0] == 1
+    assert _train(config) == 0  # the same command; in this process too: the stopped run let go of its lock
+    (expected,), (record,) = results.load_all(whole.results_dir, "toy"), results.load_all(config.results_dir, "toy")
+    assert [(s["first_epoch"], s["last_epoch"]) for s in record["sessions"]] == [(1, 1), (2, 2)]
+    assert [r["loss"] for r in record["history"]] == [r["loss"] for r in expected["history"]]
+    assert record["final"]["loss"] == expected["final"]["loss"]
+
+
+def test_a_stop_request_ends_a_run_of_folds_when_its_fold_ends(tmp_path, capsys):
+    config = _config(tmp_path)
+    assert one_line(_folds)(config, ask_to_stop_in=0) == STOPPED
+    assert "Stopped after fold 1 of 3, as asked" in capsys.readouterr().out
+    assert _folds(config) == 0
+    (record,) = results.load_all(config.results_dir, "toy")
+    assert record["final"]["loss"] == 12.0
+    assert [(s["first_epoch"], s["last_epoch"]) for s in record["sessions"]] == [(1, 1), (2, 3)]
+
+
+def test_stop_asks_only_a_running_run_waits_until_it_stops_and_a_request_no_session_took_is_dropped(
+        tmp_path, capsys):
+    config, run_dir = _stopped_run(tmp_path)
+    runs = f"--runs_dir={tmp_path / 'runs'}"
+    assert relay.main(["stop", str(run_dir)]) == 2
+    assert capsys.readouterr().err == f"error: {run_dir}: no process is training it, so there is nothing to stop\n"
+    assert relay.main(["stop", "--all", runs]) == 0
+    assert "nothing to stop" in capsys.readouterr().out and not (run_dir / relay.STOP_REQUEST).exists()
+    holder = Run("toy", config, "smoke", PRESETS)  # holds the run directory's lock, as a live process would
+    threading.Timer(0.5, holder._lock.close).start()  # and stops half a second later
+    assert relay.main(["stop", "--all", "--wait", runs]) == 0
+    said = capsys.readouterr().out
+    assert f"{run_dir}: asked to stop when epoch (or fold) 2 ends" in said
+    assert f"{run_dir}: stopped after epoch (or fold) 1" in said
+    relay.pack(run_dir, tmp_path / "relay")  # the holder never trained, so nothing took the request
+    with tarfile.open(relay.pack_path(run_dir, tmp_path / "relay")) as tar:
+        assert relay.STOP_REQUEST not in {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
+    assert _train(config) == 0  # and it does not stop the next session
+    assert "a stop request no session took was removed" in capsys.readouterr().out
+    several = _config(tmp_path / "hosts")
+    with pytest.raises(KeyboardInterrupt):
+        _train(several, callbacks=[InterruptAfterFirstEpoch()])
+    (state,) = (tmp_path / "hosts" / "runs" / "toy").glob("*/state.json")
+    saved = json.loads(state.read_text())
+    saved["sessions"][-1]["hosts"] = 2
+    state.write_text(json.dumps(saved))
+    holder = Run("toy", several, "smoke", PRESETS)
+    with pytest.raises(relay.RelayError, match="several hosts"):
+        relay.request_stop(state.parent)
+    holder._lock.close()
 
 
 def test_a_damaged_pack_is_refused_before_anything_is_written(tmp_path):
