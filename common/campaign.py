@@ -121,10 +121,13 @@ def run(plan: str, minutes: float, out: Path, work: Path, extra: list[str] = (),
             r["ended"] = f"exit status {r['process'].returncode}"
         r["log_tail"] = r.pop("log").read_text(errors="replace").splitlines()[-15:]
     packed, lost = [], []
-    for flight in relay.in_flight(work / "runs"):
+    for r in runs:  # each run stopped at the deadline, and any that ended early with a checkpoint to carry
+        run_dir = work / "runs" / r["paper"] / command_run_dir(r["paper"], r["args"])
+        if r["ended"] != "stopped at the deadline" and not (run_dir / "state.json").exists():
+            continue
         try:
-            packed.append(str(relay.pack(flight["dir"], out / "relay", max_mib=RETURN_MIB).relative_to(out)))
-        except relay.RelayError as e:  # no finished epoch, or too large to come back: say so
+            packed.append(str(relay.pack(run_dir, out / "relay", max_mib=RETURN_MIB).relative_to(out)))
+        except relay.RelayError as e:  # stopped before its first epoch's end, or too large to come back: say so
             lost.append(str(e))
     summary = {"plan": plan, "started": started, "minutes": round((time.monotonic() - t0) / 60, 2),
                "passed_over": [{"paper": paper, "args": args, "why": "a finished record in results/"}

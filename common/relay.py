@@ -128,7 +128,8 @@ def pack(run_dir: Path, relay_dir: Path = RELAY_DIR, max_mib: float = GIT_LIMIT_
     (0: no limit). Returns the pack's path."""
     run_dir = Path(run_dir)
     if not (run_dir / "state.json").exists():
-        raise RelayError(f"{run_dir} is not an unfinished run directory (no state.json): nothing to pack")
+        raise RelayError(f"{run_dir} has no state.json (no epoch of it ended, or it is not a run directory): "
+                         f"nothing to pack")
     if _held(run_dir):
         raise RelayError(f"{run_dir} is in use by a running process: stop it first (it resumes from its last "
                          f"checkpoint), then pack")

@@ -5,6 +5,7 @@ in tests/test_kill_and_resume.py (the run killed just after a checkpoint)."""
 import io
 import json
 import shutil
+import subprocess
 import tarfile
 import threading
 from pathlib import Path
@@ -308,6 +309,22 @@ def test_a_campaign_keeps_the_finished_records_and_says_what_it_could_not_pack(t
                            results_dir=tmp_path / "no-records")
     assert [r["ended"] for r in stopped["runs"]] == ["stopped at the deadline"] * 2 and not stopped["records"]
     assert len(stopped["packs"]) + len(stopped["not_packed"]) == 2
+
+
+def test_a_campaign_names_a_run_stopped_at_the_deadline_before_its_first_epoch_ended(tmp_path, monkeypatch):
+    """campaign.json's packs and not_packed came from the runs with a state.json, so a run that the deadline
+    stopped before its first epoch's end (a slow start on a busy machine) was in neither."""
+    from common import campaign
+
+    def launch(paper, args, out, work, env, log):  # a run that never gets to its first epoch's end
+        log.write_text("starting\n")
+        return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+    monkeypatch.setattr(campaign, "launch", launch)
+    stopped = campaign.run("smoke", 0.02, tmp_path / "out", tmp_path / "work", results_dir=tmp_path / "no-records")
+    assert [r["ended"] for r in stopped["runs"]] == ["stopped at the deadline"] * 2 and not stopped["packs"]
+    assert len(stopped["not_packed"]) == 2
+    assert all("no epoch of it ended" in line for line in stopped["not_packed"])
 
 
 def test_a_gpu_campaign_passes_over_the_draws_that_have_a_finished_record(tmp_path):
