@@ -404,7 +404,9 @@ def main(argv=None) -> int:
         if not in_flight(args.runs_dir) and not packs(args.relay_dir):
             print(f"no unfinished run under {args.runs_dir}, no packs under {args.relay_dir}")
         for run in in_flight(args.runs_dir):
-            print(f"{run['dir']}: {standing(run['epoch'], run['pace'], ' (running)' if run['running'] else '')}\n"
+            now = (" (running, asked to stop)" if (run["dir"] / STOP_REQUEST).exists() else " (running)") \
+                if run["running"] else ""
+            print(f"{run['dir']}: {standing(run['epoch'], run['pace'], now)}\n"
                   f"  resume: {resume_command(run['command'], args.runs_dir)}")
         for path in packs(args.relay_dir):
             manifest = read_manifest(path)

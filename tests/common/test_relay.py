@@ -199,10 +199,13 @@ def test_stop_asks_only_a_running_run_waits_until_it_stops_and_a_request_no_sess
     assert relay.main(["stop", "--all", runs]) == 0
     assert "nothing to stop" in capsys.readouterr().out and not (run_dir / relay.STOP_REQUEST).exists()
     holder = Run("toy", config, "smoke", PRESETS)  # holds the run directory's lock, as a live process would
+    assert relay.main(["stop", "--all", runs]) == 0
+    assert f"{run_dir}: asked to stop when epoch (or fold) 2 ends" in capsys.readouterr().out
+    assert relay.main(["list", runs, f"--relay_dir={tmp_path / 'relay'}"]) == 0
+    assert f"{run_dir}: epoch 1 of 2 (running, asked to stop)" in capsys.readouterr().out
     threading.Timer(0.5, holder._lock.close).start()  # and stops half a second later
     assert relay.main(["stop", "--all", "--wait", runs]) == 0
     said = capsys.readouterr().out
-    assert f"{run_dir}: asked to stop when epoch (or fold) 2 ends" in said
     assert f"{run_dir}: stopped after epoch (or fold) 1" in said
     relay.pack(run_dir, tmp_path / "relay")  # the holder never trained, so nothing took the request
     with tarfile.open(relay.pack_path(run_dir, tmp_path / "relay")) as tar:
