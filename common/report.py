@@ -347,7 +347,9 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
                "iterations": _join(done["iterations"].astype("Int64")) if len(done) else "–",
                "epochs": _join(done["epochs"]) if len(done) else "–",
                "hardware": _join(done["device"] + " / " + done["backend"]) if len(done) else "–",
-               "wall": _duration(done["wall_min"].mean()) if len(done) else "–"}
+               "wall": _duration(done["wall_min"].mean()) if len(done) else "–",
+               "took": [(device, _duration(g["wall_min"].mean()), len(g))
+                        for device, g in done.groupby("device", sort=True)] if len(done) else []}
         rows.append(row)
     return rows
 
@@ -1166,8 +1168,7 @@ def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame, fli
     another size of the same model took at this preset (`siblings`, the one with most runs: a VAE's other
     latent sizes, a shallower ResNet) and what the same model took at another preset, for the reader to scale."""
     if len(group):
-        return (f"{_duration(group['wall_min'].mean())} per run (mean of {len(group)} on "
-                f"{_join(group['device'] + ' / ' + group['backend'])})")
+        return _took(group)
     known = []
     if flight and flight.get("epochs") and flight.get("epoch_s"):
         known.append(f"at the pace of its run in flight about {flight['epochs'] * flight['epoch_s'] / 3600:.1f} h a "
@@ -1176,13 +1177,19 @@ def _cost(group: pd.DataFrame, others: pd.DataFrame, siblings: pd.DataFrame, fli
     if len(siblings):
         nearest = siblings["variant"].value_counts(sort=False).idxmax()  # ties: the first recorded
         runs = siblings[siblings["variant"] == nearest]
-        known.append(f"at this preset {nearest} took {_duration(runs['wall_min'].mean())} per run (mean of "
-                     f"{len(runs)} on {_join(runs['device'] + ' / ' + runs['backend'])})")
+        known.append(f"at this preset {nearest} took {_took(runs)}")
     if len(others):
         o = others.sort_values("wall_min").iloc[-1]
         known.append(f"at preset {o['preset']} it took {_duration(o['wall_min'])} for "
                      f"{_show_value(o['iterations'])} iterations on {o['device']} / {o['backend']}")
     return "not measured; " + "; ".join(known) if known else "not measured on any machine yet"
+
+
+def _took(runs: pd.DataFrame) -> str:
+    """What a run took on each machine it ran on (device and backend: both set its speed), one mean per
+    machine: a mean over machines that differ up to 2x would be a time that no machine takes."""
+    return ", ".join(f"{_duration(g['wall_min'].mean())} per run (mean of {len(g)} on {machine})"
+                     for machine, g in runs.groupby(runs["device"] + " / " + runs["backend"], sort=True))
 
 
 def _in_flight(results_dir: Path, runs_dir: Path) -> dict[tuple[str, str], tuple[str, str, dict | None]]:

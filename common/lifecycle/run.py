@@ -173,8 +173,10 @@ class Run:
         done = [s.get("last_epoch") or 0 for s in self.clock.previous_sessions if isinstance(s, dict)]
         state = (f"resuming after epoch {max(done)} (session {len(done) + 1})" if done and max(done)
                  else "a fresh run")
-        took = (f"; a run of this preset took {row['wall']} on {row['hardware'].split(' / ')[0]} (mean of "
-                f"{row['n'].split(' ')[0]}, REPORT.md)" if row.get("wall", "–") != "–" and not self.changes else "")
+        # One time per machine (they differ up to 2x): "15 min on A (mean of 2), 40 min on B (mean of 1, REPORT.md)".
+        took = ("; a run of this preset took " + "), ".join(f"{wall} on {device} (mean of {n}"
+                                                           for device, wall, n in row["took"]) + ", REPORT.md)"
+                if row.get("took") and not self.changes else "")
         return (f"== {self.paper}: {self.variant}, preset {self.preset} ({recipe}), seed {self.config.seed}; {state}; "
                 f"files in {self.dir}{took}")
 

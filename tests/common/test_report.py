@@ -23,9 +23,11 @@ def repo(tmp_path):
     return tmp_path, tmp_path / "results", papers, readme
 
 
-def _write(results_dir, seed, error, preset="paper", status="completed", changes=None, wall=None):
+def _write(results_dir, seed, error, preset="paper", status="completed", changes=None, wall=None, device=None):
     r = record(preset=preset, final={"error": error}, status=status,
                history=[{"epoch": 1, "accuracy": 0.5}, {"epoch": 2, "accuracy": 0.7}])
+    if device is not None:
+        r["device"] = {**r["device"], "name": device}
     if wall is not None:
         r["wall_time_s"] = wall
     r["recipe_changes"] = changes or {}
@@ -505,6 +507,24 @@ def test_missing_gives_the_command_and_cost_of_every_run_a_row_lacks(repo):
                                                            "variants": {"v2": {"width": 8, "dataset": "other"}}}))
     assert report.missing(res, papers)[-1] == ("python papers/toy/train.py --width=8 --dataset=other --seed=2  "
                                                "# toy v2 paper: not measured on any machine yet")
+
+
+def test_missing_gives_each_machine_its_own_time_never_a_mean_over_machines(repo):
+    """Two runs on one machine and one on another twice as slow: a cost of 27 min 'on A, B' is a time that
+    neither machine takes (the semi-supervised GAN's CIFAR-10 quick runs: 114 min on an AMD EPYC, 53 and
+    55 on an Intel Xeon, were quoted as 74)."""
+    _, res, papers, _ = repo
+    (papers / "toy" / "paper.json").write_text(json.dumps({**META, "variant_fields": ["width"],
+                                                           "variants": {"v2": {"width": 8}}}))
+    _write(res, 0, 0.10, wall=600, device="CPU: A (2 cores)")
+    _write(res, 1, 0.12, wall=1200, device="CPU: A (2 cores)")
+    first = results.load_all(res)[0]
+    backend = report._backend(first)
+    _write(res, 2, 0.14, wall=3000, device="CPU: B (2 cores)")
+    lines = [line for line in report.missing(res, papers) if "toy v2 paper" in line]
+    assert lines[0].endswith(f"# toy v2 paper: not measured; at this preset v1 took 15 min per run (mean of 2 on "
+                             f"CPU: A (2 cores) / {backend}), 50 min per run (mean of 1 on CPU: B (2 cores) / "
+                             f"{backend})")
 
 
 def test_summary_csv_has_a_row_per_model_preset_and_metric_with_its_records(repo):

@@ -379,16 +379,26 @@ def test_a_run_starts_with_one_banner_saying_what_it_is_and_where_it_stands(tmp_
     assert "; resuming after epoch 1 (session 2); " in again.banner()
     again._lock.close()
     from common import report
+
+    # Three records of ResNet-20's paper preset, two on one machine and one on another twice as slow.
+    from common.lifecycle import results as results_lib
     from papers.resnet.config import PRESETS as RESNET_PRESETS
     from papers.resnet.config import ResNetConfig
 
-    quick = make_config(ResNetConfig, RESNET_PRESETS, "quick", seed=99, runs_dir=str(tmp_path / "runs"),
-                        results_dir=str(REPO / "results"))
-    row = report.preset_rows("resnet")[("resnet20", "quick")]
-    banner = Run("resnet", quick, "quick", RESNET_PRESETS).banner()
-    assert banner.startswith("== resnet: resnet20, preset quick (not the paper's recipe), seed 99; a fresh run; ")
-    assert banner.endswith(f"; a run of this preset took {row['wall']} on {row['hardware'].split(' / ')[0]} "
-                           f"(mean of {row['n'].split(' ')[0]}, REPORT.md)")
+    source = json.loads(sorted((REPO / "results" / "resnet").glob("resnet20_paper_seed*.json"))[0].read_text())
+    for seed, (cpu, wall) in enumerate((("CPU: A (2 cores)", 600), ("CPU: A (2 cores)", 1200),
+                                        ("CPU: B (2 cores)", 3000))):
+        results_lib.write({**source, "seed": seed, "config": {**source["config"], "seed": seed},
+                           "config_hash": f"h{seed}", "wall_time_s": wall, "device": {**source["device"], "name": cpu},
+                           "finished": f"2026-01-0{seed + 1}T00:00:00+00:00"}, tmp_path / "results")
+    paper = make_config(ResNetConfig, RESNET_PRESETS, "paper", seed=99, runs_dir=str(tmp_path / "runs"),
+                        results_dir=str(tmp_path / "results"))
+    assert report.preset_rows("resnet", tmp_path / "results")[("resnet20", "paper")]["n"] == "3"
+    banner = Run("resnet", paper, "paper", RESNET_PRESETS).banner()
+    assert banner.startswith("== resnet: resnet20, preset paper (paper's recipe), seed 99; a fresh run; ")
+    # Each machine its own time: not "27 min on CPU: A (2 cores) (mean of 3)", a time neither machine takes.
+    assert banner.endswith("; a run of this preset took 15 min on CPU: A (2 cores) (mean of 2), "
+                           "50 min on CPU: B (2 cores) (mean of 1, REPORT.md)")
 
 
 def test_the_tf_data_autotune_patch_is_applied_only_on_the_keras_it_was_checked_on(monkeypatch):
