@@ -347,9 +347,11 @@ def summary_rows(frame: pd.DataFrame, meta: dict) -> list[dict]:
                "iterations": _join(done["iterations"].astype("Int64")) if len(done) else "–",
                "epochs": _join(done["epochs"]) if len(done) else "–",
                "hardware": _join(done["device"] + " / " + done["backend"]) if len(done) else "–",
-               "wall": _duration(done["wall_min"].mean()) if len(done) else "–",
-               "took": [(device, _duration(g["wall_min"].mean()), len(g))
-                        for device, g in done.groupby("device", sort=True)] if len(done) else []}
+               "took": (took := [(device, _duration(g["wall_min"].mean()), len(g))
+                                 for device, g in done.groupby("device", sort=True)]),
+               # one mean per machine where the runs ran on several (they differ up to 2x)
+               "wall": ("–" if not took else took[0][1] if len(took) == 1
+                        else ", ".join(f"{wall} on {device}" for device, wall, _ in took))}
         rows.append(row)
     return rows
 

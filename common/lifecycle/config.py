@@ -317,8 +317,8 @@ def _preset_lines(cls, presets: dict[str, dict], width: int) -> list[str]:
             reached = "not run yet"
         else:
             runs = "run" if row["n"] == "1" else "runs"
-            reached = (f"{variant}: {row['metric']} {row['ours']} over {row['n']} {runs}, {row['wall']} a run "
-                       f"({row['hardware'].split(' / ')[0]})")
+            reached = (f"{variant}: {row['metric']} {row['ours']} over {row['n']} {runs}, "
+                       + ", ".join(f"{wall} a run ({device})" for device, wall, _ in row["took"]))
         lines.append(f"  {name + (' (default)' if name == PAPER_PRESET else ''):<{width}} {label}; {reached}")
         if name in presets:
             lines.append(" " * (width + 3) + " ".join(f"--{k}={_show(v)}" for k, v in presets[name].items()))

@@ -116,6 +116,10 @@ def test_help_names_the_program_says_what_each_preset_reached_and_lists_the_pape
     fast = next(r for r in rows if r["variant"] == "resnet20" and r["preset"].startswith("fast "))
     assert f"  fast             not the paper's recipe; resnet20: test error (%) {fast['ours']} over {fast['n']} runs" \
            in text
+    # Its five runs ran on two machines: a time for each, not their mean beside the first machine's name.
+    fast_line = next(line for line in text.splitlines() if line.startswith("  fast "))
+    assert " min a run (CPU: AMD EPYC (2 cores)), " in fast_line
+    assert fast_line.endswith(" min a run (CPU: Intel(R) Xeon(R) Processor (2 cores))")
     assert "  paper (default)  paper's recipe; " in text
     assert "  smoke            not the paper's recipe; checks " in text
     assert text.index("--depth=20") < text.index("where files go and how it runs:") < text.index("--data_dir=")

@@ -525,6 +525,9 @@ def test_missing_gives_each_machine_its_own_time_never_a_mean_over_machines(repo
     assert lines[0].endswith(f"# toy v2 paper: not measured; at this preset v1 took 15 min per run (mean of 2 on "
                              f"CPU: A (2 cores) / {backend}), 50 min per run (mean of 1 on CPU: B (2 cores) / "
                              f"{backend})")
+    # The report's wall-time column: the same, one mean per machine.
+    text = report.render(res, papers, res.parent / "README.md", res, draw=False)[papers / "toy" / "REPORT.md"]
+    assert "| 3 | 15 min on CPU: A (2 cores), 50 min on CPU: B (2 cores) |" in text
 
 
 def test_summary_csv_has_a_row_per_model_preset_and_metric_with_its_records(repo):
