@@ -156,6 +156,45 @@ class VAE(keras.Model):
                 "l2": self.l2}
 
 
+def inference_networks(vae: VAE) -> tuple[keras.Model, keras.Model]:
+    """The trained encoder and decoder as plain Keras models (Dense layers with the trained weights; no noise,
+    loss or weight prior), the files a run saves and the repository publishes:
+
+        encoder: x (data_dim,) in [0, 1] -> [mean, log-variance] of q(z|x), each (latent_dim,)
+        decoder: z (latent_dim,) -> Bernoulli logits (sigmoid gives E[x|z]), or for the Gaussian decoder
+                 [mean in (0, 1), log-variance] of p(x|z), each (data_dim,)"""
+
+    def copy(layer, activation, inputs):
+        dense = keras.layers.Dense(layer.units, activation=activation, name=layer.name)
+        out = dense(inputs)
+        dense.set_weights(layer.get_weights())
+        return out
+
+    x = keras.Input((vae.data_dim,), name="x")
+    h = copy(vae.encoder_hidden, "tanh", x)
+    encoder = keras.Model(x, [copy(vae.encoder_mean, None, h), copy(vae.encoder_logvar, None, h)], name="encoder")
+    z = keras.Input((vae.latent_dim,), name="z")
+    h = copy(vae.decoder_hidden, "tanh", z)
+    if vae.likelihood == "bernoulli":
+        outputs = copy(vae.decoder_out, None, h)
+    else:
+        outputs = [copy(vae.decoder_out, "sigmoid", h), copy(vae.decoder_logvar, None, h)]
+    return encoder, keras.Model(z, outputs, name="decoder")
+
+
+def bound_of_networks(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The lower bound per datapoint (Eq. 10, one sample z = mu + sigma * eps) of the networks that
+    `inference_networks` gives, with eps from NumPy's generator seeded by `seed`: the check a published
+    VAE's card gives and the tests repeat on the files as published."""
+    x = np.asarray(x, np.float32).reshape(len(x), -1)
+    mean, logvar = encoder.predict(x, batch_size=500, verbose=0)
+    eps = np.random.default_rng(seed).standard_normal(mean.shape, dtype=np.float32)
+    decoded = decoder.predict(mean + np.exp(0.5 * logvar) * eps, batch_size=500, verbose=0)
+    log_px_z = (bernoulli_log_likelihood(x, decoded) if isinstance(decoded, np.ndarray)
+                else gaussian_log_density(x, *decoded))
+    return keras.ops.convert_to_numpy(log_px_z - gaussian_kl(mean, logvar))
+
+
 class _ImportanceWeights(keras.Model):
     """`vae.log_importance_weights` as a model, so that `predict_on_batch` compiles it on every backend."""
 

@@ -6,8 +6,9 @@
 
 Measured after training: the lower bound per datapoint on the test set and on training images, the
 importance-sampled log p(x) (k = ll_samples) on the test set, a grid of samples, reconstructions,
-and for N_z = 2 the learned manifold (Fig. 4). An interrupted run resumes from its last finished
-epoch when the same command is run again.
+and for N_z = 2 the learned manifold (Fig. 4). The trained encoder and decoder are saved in the run's
+directory as plain Keras models (`encoder.keras`, `decoder.keras`; model.py, `inference_networks`). An
+interrupted run resumes from its last finished epoch when the same command is run again.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from common.lifecycle import distribute, training
 from common.lifecycle.repro import seed_everything
 from common.lifecycle.run import Run
 from papers.vae.config import PRESETS, VAEConfig
-from papers.vae.model import VAE, marginal_log_likelihood
+from papers.vae.model import VAE, inference_networks, marginal_log_likelihood
 
 PAPER = "vae"
 # Seeds of the binary samples drawn once (the test set, the train-bound subset, "fixed" training data),
@@ -220,6 +221,9 @@ def train(config: VAEConfig, preset: str = cfg.PAPER_PRESET, extra_callbacks=())
     final.update(test_ll=float(ll.mean()), test_ll_sem=float(ll.std(ddof=1) / math.sqrt(len(ll))),
                  ll_k=config.ll_samples, ll_test_points=len(points), ll_time_s=round(clock.seconds, 1))
     write_figures(model, config, data, run)
+    encoder, decoder = inference_networks(model)  # plain Keras: what `python -m common.networks publish` takes
+    final.update(encoder_file=str(run.save_model(encoder, "encoder")),
+                 decoder_file=str(run.save_model(decoder, "decoder")))
     summary = (f"test bound {final['test_elbo']:.2f}, train bound {final['train_elbo']:.2f}, "
                f"log p(x) {final['test_ll']:.2f} ± {final['test_ll_sem']:.2f} nats (k = {config.ll_samples})")
     return run.finish(final, summary=summary, extra={"lr_search": lr_search})

@@ -13,8 +13,10 @@ from papers.vae.config import PAPER_HIDDEN, PAPER_LATENT, PRESETS, VAEConfig
 from papers.vae.model import (
     VAE,
     bernoulli_log_likelihood,
+    bound_of_networks,
     gaussian_kl,
     gaussian_log_density,
+    inference_networks,
     marginal_log_likelihood,
 )
 from tests.conftest import smoke_config, smoke_record, straight_and_resumed
@@ -61,6 +63,33 @@ def test_save_and_reload_give_identical_outputs(dataset, tmp_path):
     for a, b in zip(model.encode(x), again.encode(x), strict=True):
         np.testing.assert_array_equal(_np(a), _np(b))
     np.testing.assert_array_equal(_np(model.mean_image(z)), _np(again.mean_image(z)))
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("dataset", list(PAPER_LATENT))
+def test_inference_networks_compute_what_the_vae_does_and_load_with_plain_keras(dataset, tmp_path):
+    """The encoder and decoder a run saves (and the repository publishes) are plain Keras models that give the
+    trained VAE's q(z|x) and p(x|z), and their one-sample bound is the VAE's for the same noise."""
+    model = _model(dataset, 3, hidden=16)
+    for layer in model.layers:  # weights far from the initial 0.01 scale, so that a swapped layer shows
+        layer.set_weights([w + np.random.default_rng(1).normal(0, 0.3, w.shape) for w in layer.get_weights()])
+    encoder, decoder = inference_networks(model)
+    encoder.save(tmp_path / "encoder.keras")
+    decoder.save(tmp_path / "decoder.keras")
+    encoder, decoder = (keras.saving.load_model(tmp_path / f"{n}.keras") for n in ("encoder", "decoder"))
+    assert {type(layer).__module__.split(".")[0] for m in (encoder, decoder) for layer in m.layers} == {"keras"}
+    x = (np.random.default_rng(0).random((5, DATA_DIM[dataset])) < 0.4).astype(np.float32)
+    mean, logvar = encoder.predict(x, verbose=0)
+    for got, want in zip((mean, logvar), model.encode(x), strict=True):
+        np.testing.assert_allclose(got, _np(want), rtol=1e-5, atol=1e-6)
+    z = np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32)
+    got, want = decoder.predict(z, verbose=0), model.decode(z)
+    for a, b in zip(*((got, want) if dataset == "frey_face" else ([got], [want])), strict=True):
+        np.testing.assert_allclose(a, _np(b), rtol=1e-5, atol=1e-5)
+    eps = np.random.default_rng(7).standard_normal(mean.shape, dtype=np.float32)
+    m, lv = model.encode(x)
+    bound = model.log_likelihood(x, model.decode(m + ops.exp(0.5 * lv) * eps)) - gaussian_kl(m, lv)
+    np.testing.assert_allclose(bound_of_networks(encoder, decoder, x, seed=7), _np(bound), rtol=1e-4)
 
 
 def _train_step_lowers_loss(dataset):
@@ -205,6 +234,8 @@ def test_smoke_run_writes_results_figures_and_report(mnist_root, tmp_path):
     assert record["history"][-1]["samples_seen"] == 400 and "train_elbo" in record["history"][-1]
     assert final["ll_k"] == 20 and final["ll_test_points"] == 100 and final["test_ll"] < 0
     assert final["learning_rate"] in (0.01, 0.02, 0.1) and set(record["lr_search"]["bounds"]) == {"0.01", "0.02", "0.1"}
+    for name in ("encoder", "decoder"):  # the trained networks, as plain Keras files
+        assert keras.saving.load_model(final[f"{name}_file"]).name == name
     folder = tmp_path / "mnist" / "results" / "vae"
     assert set(record["figures"]) == {"samples", "reconstructions"}
     assert all((folder / rel).exists() for rel in record["figures"].values())
