@@ -8,7 +8,7 @@ from keras import ops
 
 from common import report
 from common.lifecycle.config import ConfigError, make_config, parse_args
-from papers.vae import train
+from papers.vae import data, train
 from papers.vae.config import PAPER_HIDDEN, PAPER_LATENT, PRESETS, VAEConfig
 from papers.vae.model import (
     VAE,
@@ -192,15 +192,15 @@ def test_importance_sampling_does_not_depend_on_the_chunking(poor_posterior_mode
 
 def test_binarisation_samples_grey_values_and_the_test_set_is_fixed(mnist_root):
     x = np.full((2000, 10), 64, np.uint8)
-    sample = train.binarize(x, np.random.default_rng(0))
+    sample = data.binarize(x, np.random.default_rng(0))
     assert set(np.unique(sample)) == {0.0, 1.0} and sample.mean() == pytest.approx(64 / 255, abs=0.01)
     config = make_config(VAEConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False, download=False)
-    a, b = train.prepare_data(config), train.prepare_data(config)
+    a, b = data.prepare_data(config), data.prepare_data(config)
     np.testing.assert_array_equal(a["test"], b["test"])
     assert a["train"].dtype == np.uint8 and a["binarization"] == "dynamic"
     batch = a["transform"](a["train"][:20], np.random.default_rng(0))
     assert set(np.unique(batch)) <= {0.0, 1.0}
-    grey = train.prepare_data(make_config(VAEConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False,
+    grey = data.prepare_data(make_config(VAEConfig, PRESETS, "smoke", data_dir=str(mnist_root), verify_data=False,
                                           download=False, binarization="none"))
     assert grey["test"].max() <= 1.0 and len(np.unique(grey["test"])) > 2
 
@@ -244,6 +244,35 @@ def test_smoke_run_writes_results_figures_and_report(mnist_root, tmp_path):
     assert "figures/mnist_smoke.png" in text and "_samples.png" in text
 
 
+def test_a_finished_runs_encoder_and_decoder_are_published_with_cards_whose_check_the_files_repeat(
+        mnist_root, tmp_path, monkeypatch, capsys):
+    from common import networks
+    from papers.vae import publish
+
+    config = _smoke(mnist_root, tmp_path, "publish")
+    record = smoke_record(train, config)
+    (path,) = (tmp_path / "publish" / "results" / "vae").glob("*.json")
+    results = tmp_path / "published"
+    monkeypatch.setattr(networks.publish, "__defaults__", (results,))  # never the repository's
+    assert publish.main([str(path)]) == 0
+    encoder, decoder = (json.loads((results / "vae" / "networks" / f"mnist-z20-smoke-seed0-{n}.json").read_text())
+                        for n in ("encoder", "decoder"))
+    assert encoder["check"] == decoder["check"] and encoder["check"]["kind"] == "vae_bound"
+    assert encoder["metric"]["value"] == record["final"]["test_ll"] and decoder["input"]["shape"] == [20]
+    assert decoder["produce"].startswith("python papers/vae/train.py --dataset=mnist --latent_dim=20 --seed=0 "
+                                         "--preset=smoke")
+    pair = [networks.load(encoder["check"][n], results) for n in ("encoder", "decoder")]
+    bound = encoder["check"]["bound"]
+    assert publish.check_bound(*pair, str(mnist_root), verify=False) == pytest.approx(bound, abs=1e-3)
+    # The check is the networks' own: the first 1,000 test images (here all 100) under another decoder differ.
+    other = keras.models.clone_model(pair[1])
+    assert publish.check_bound(pair[0], other, str(mnist_root), verify=False) != pytest.approx(bound, abs=1)
+    capsys.readouterr()
+    assert publish.main([str(path)]) == 2  # published once; a second publication is refused in one line
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "already published" in line
+
+
 def test_frey_face_smoke_run_with_two_latents_draws_the_manifold(frey_root, tmp_path):
     config = _smoke(frey_root, tmp_path, "frey", dataset="frey_face", latent_dim=2, learning_rate=0.02,
                     max_samples=300)
@@ -259,7 +288,7 @@ def test_step_size_choice_is_kept_for_a_resumed_run(mnist_root, tmp_path):
     run_path = tmp_path / "lr" / "runs" / "vae" / "kept"
     run_path.mkdir(parents=True)
     (run_path / "lr_search.json").write_text(json.dumps({"chosen": 0.1, "bounds": {}, "samples": 0}))
-    assert train.choose_learning_rate(config, train.prepare_data(config), run_path / "lr_search.json")[0] == 0.1
+    assert train.choose_learning_rate(config, data.prepare_data(config), run_path / "lr_search.json")[0] == 0.1
 
 
 
