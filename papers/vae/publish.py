@@ -11,6 +11,7 @@ recomputes it from the committed files.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -77,21 +78,23 @@ def cards(record: dict, record_path: str, bound: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import keras
 
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    record = json.loads(Path(argv[0]).read_text())
+    ap = argparse.ArgumentParser(prog="python papers/vae/publish.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("record", type=Path, help="the run's results JSON, results/vae/<run>.json")
+    path = ap.parse_args(argv).record
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not a readable results JSON ({e})") from None
     if (record.get("paper") != "vae" or record.get("status") != "completed" or record["config"]["dataset"] != "mnist"
             or record["data"]["binarization"] not in ("dynamic", "fixed")):
-        raise UserError(f"{argv[0]} is not a completed MNIST VAE run measured on the sampled binary test set")
+        raise UserError(f"{path} is not a completed MNIST VAE run measured on the sampled binary test set")
     files = {name: record["final"].get(f"{name}_file") for name in ("encoder", "decoder")}
     if not all(files.values()) or not all(Path(f).exists() for f in files.values()):
         raise UserError(f"its networks {list(files.values())} are not on this machine (runs finished before "
                         "train.py saved them have none)")
     bound = check_bound(*(keras.saving.load_model(files[n]) for n in ("encoder", "decoder")),
                         record["config"]["data_dir"] or None, record["config"]["verify_data"])
-    for name, card in cards(record, Path(argv[0]).as_posix(), bound).items():
+    for name, card in cards(record, path.as_posix(), bound).items():
         print(networks.publish(Path(files[name]), "vae", card["check"][name].removeprefix("vae/"), card))
     print(f"check: one-sample bound {bound} nats on the first {CHECK_POINTS} binarized test images")
     return 0

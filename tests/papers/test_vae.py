@@ -271,6 +271,9 @@ def test_a_finished_runs_encoder_and_decoder_are_published_with_cards_whose_chec
     assert publish.main([str(path)]) == 2  # published once; a second publication is refused in one line
     (line,) = capsys.readouterr().err.splitlines()
     assert "already published" in line
+    assert publish.main([str(tmp_path / "typo.json")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "not a readable results JSON" in line
 
 
 def test_frey_face_smoke_run_with_two_latents_draws_the_manifold(frey_root, tmp_path):
